@@ -1,0 +1,343 @@
+package transforms
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Reason is why a row filter removed a row. A row removed by several filters
+// is counted once, under the first filter that removed it; the pipeline runs
+// the filters in the order of the reasons below.
+type Reason int
+
+// Reasons for removing a row.
+const (
+	// ReasonNullTime: the retention rule's time column is NULL and the rule
+	// says on_null: remove.
+	ReasonNullTime Reason = iota
+	// ReasonRetention: the row is older than the retention period.
+	ReasonRetention
+	// ReasonErasure: the row's subject is on an erasure list.
+	ReasonErasure
+	// ReasonConsent: the subject withdrew consent for the destination's
+	// purpose. Counted per destination.
+	ReasonConsent
+	// ReasonChild: the subject was a child at the event and the destination
+	// excludes children. Counted per destination.
+	ReasonChild
+	numReasons
+)
+
+// Reasons lists the reasons that remove a row from every destination, in
+// counting order.
+func Reasons() []Reason { return []Reason{ReasonNullTime, ReasonRetention, ReasonErasure} }
+
+// DestinationReasons lists the reasons that remove a row from some
+// destinations only, in counting order.
+func DestinationReasons() []Reason { return []Reason{ReasonConsent, ReasonChild} }
+
+// CopyFrom makes s a copy of o: the destination-level filters then start
+// from the rows every destination keeps, with fresh counts.
+func (s *Selection) CopyFrom(o *Selection) {
+	s.keep = append(s.keep[:0], o.keep...)
+	s.kept = o.kept
+	s.removed = [numReasons]int64{}
+}
+
+// String returns the reason's name as reports show it.
+func (r Reason) String() string {
+	switch r {
+	case ReasonNullTime:
+		return "null_time"
+	case ReasonRetention:
+		return "retention"
+	case ReasonErasure:
+		return "erasure"
+	case ReasonConsent:
+		return "consent"
+	case ReasonChild:
+		return "child"
+	}
+	return fmt.Sprintf("Reason(%d)", int(r))
+}
+
+// Selection records which rows of one batch survive the row filters and how
+// many each reason removed. The zero value is not usable; call Reset.
+type Selection struct {
+	keep    []bool
+	kept    int
+	removed [numReasons]int64
+}
+
+// Reset prepares the selection for a batch of n rows, all kept.
+func (s *Selection) Reset(n int) {
+	if cap(s.keep) < n {
+		s.keep = make([]bool, n)
+	}
+	s.keep = s.keep[:n]
+	for i := range s.keep {
+		s.keep[i] = true
+	}
+	s.kept = n
+	s.removed = [numReasons]int64{}
+}
+
+// Len returns the number of rows in the batch.
+func (s *Selection) Len() int { return len(s.keep) }
+
+// Kept returns the number of surviving rows.
+func (s *Selection) Kept() int { return s.kept }
+
+// Keeps reports whether row i survives.
+func (s *Selection) Keeps(i int) bool { return s.keep[i] }
+
+// Removed returns how many rows reason r removed.
+func (s *Selection) Removed(r Reason) int64 { return s.removed[r] }
+
+// remove drops row i for reason r unless an earlier filter already did.
+func (s *Selection) remove(i int, r Reason) {
+	if s.keep[i] {
+		s.keep[i] = false
+		s.kept--
+		s.removed[r]++
+	}
+}
+
+// Filter returns the surviving rows of a, which must have the selection's length.
+func (s *Selection) Filter(mem memory.Allocator, a arrow.Array) (arrow.Array, error) {
+	if a.Len() != len(s.keep) {
+		return nil, fmt.Errorf("filter: array of %d rows, selection of %d", a.Len(), len(s.keep))
+	}
+	if s.kept == len(s.keep) {
+		a.Retain()
+		return a, nil
+	}
+	if s.kept == 0 {
+		return array.NewSlice(a, 0, 0), nil
+	}
+	mask := s.mask(mem)
+	defer mask.Release()
+	ctx := compute.WithAllocator(context.Background(), mem)
+	return compute.FilterArray(ctx, a, mask, *compute.DefaultFilterOptions())
+}
+
+func (s *Selection) mask(mem memory.Allocator) arrow.Array {
+	b := array.NewBooleanBuilder(mem)
+	defer b.Release()
+	b.AppendValues(s.keep, nil)
+	return b.NewArray()
+}
+
+// Retention removes rows whose time is before Cutoff. A row exactly at the
+// cutoff is kept. NULL times are kept or removed as OnNullRemove says.
+type Retention struct {
+	// Cutoff is the oldest instant that is kept.
+	Cutoff time.Time
+	// OnNullRemove removes rows whose time is NULL (counted as
+	// ReasonNullTime); otherwise they are kept.
+	OnNullRemove bool
+}
+
+// Apply marks the rows of the time column col that the rule removes.
+// col must be a timestamp array with a time zone (instants).
+func (r Retention) Apply(col arrow.Array, sel *Selection) error {
+	ts, ok := col.(*array.Timestamp)
+	if !ok {
+		return fmt.Errorf("retention: time column is %s, want a timestamp", col.DataType())
+	}
+	tt := ts.DataType().(*arrow.TimestampType)
+	if tt.TimeZone == "" {
+		return fmt.Errorf("retention: %w: timestamp without time zone (declare the dataset's time_zone)", ErrUnsupportedType)
+	}
+	cut := CeilTicks(r.Cutoff, tt.Unit)
+	vals := ts.TimestampValues()
+	nulls := ts.NullN() > 0
+	for i, v := range vals {
+		if nulls && ts.IsNull(i) {
+			if r.OnNullRemove {
+				sel.remove(i, ReasonNullTime)
+			}
+			continue
+		}
+		if int64(v) < cut {
+			sel.remove(i, ReasonRetention)
+		}
+	}
+	return nil
+}
+
+// CeilTicks returns the smallest tick count of unit u whose instant is at or
+// after t, so that "v >= CeilTicks(t)" is exactly "instant(v) >= t".
+func CeilTicks(t time.Time, u arrow.TimeUnit) int64 {
+	ns := int64(u.Multiplier())
+	sec, nsec := t.Unix(), int64(t.Nanosecond())
+	perSec := int64(time.Second) / ns
+	ticks := sec*perSec + nsec/ns
+	if nsec%ns != 0 {
+		ticks++
+	}
+	return ticks
+}
+
+// SubjectSet is an immutable set of subject identifiers (integers or strings)
+// held as a sorted slice: compact, with no per-entry allocation, so that an
+// erasure list of millions of subjects stays small.
+type SubjectSet struct {
+	ints  []int64
+	strs  []string
+	isInt bool
+}
+
+// NewIntSubjectSet returns a set of integer subject ids; ids may repeat.
+func NewIntSubjectSet(ids []int64) *SubjectSet {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	return &SubjectSet{ints: slices.Compact(s), isInt: true}
+}
+
+// NewStringSubjectSet returns a set of string subject ids; ids may repeat.
+func NewStringSubjectSet(ids []string) *SubjectSet {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	return &SubjectSet{strs: slices.Compact(s)}
+}
+
+// Len returns the number of distinct subjects.
+func (s *SubjectSet) Len() int { return len(s.ints) + len(s.strs) }
+
+// IsInteger reports whether the set holds integer ids.
+func (s *SubjectSet) IsInteger() bool { return s.isInt }
+
+// ContainsInt reports whether integer id v is in the set.
+func (s *SubjectSet) ContainsInt(v int64) bool {
+	_, ok := slices.BinarySearch(s.ints, v)
+	return ok
+}
+
+// ContainsString reports whether string id v is in the set.
+func (s *SubjectSet) ContainsString(v string) bool {
+	i := sort.SearchStrings(s.strs, v)
+	return i < len(s.strs) && s.strs[i] == v
+}
+
+// Erasure removes rows whose subject is in Set. NULL subjects are never
+// removed (a NULL on the list matches nothing, like SQL's anti join).
+type Erasure struct {
+	Set *SubjectSet
+}
+
+// Apply marks the rows of the subject column col whose id is in the set. The
+// column's kind must match the set's: integers for an integer set, strings
+// for a string set.
+func (e Erasure) Apply(col arrow.Array, sel *Selection) error {
+	k, ok := KindOf(col.DataType())
+	switch {
+	case ok && k == KindInteger && e.Set.isInt:
+		return e.applyInts(col, sel)
+	case ok && k == KindString && !e.Set.isInt:
+		return e.applyStrings(col, sel)
+	}
+	want := "string"
+	if e.Set.isInt {
+		want = "integer"
+	}
+	return fmt.Errorf("erasure: subject column is %s but the erasure list holds %s ids", col.DataType(), want)
+}
+
+func (e Erasure) applyInts(col arrow.Array, sel *Selection) error {
+	if d, ok := col.(*array.Dictionary); ok {
+		hit, err := e.dictionaryHits(d)
+		if err != nil {
+			return err
+		}
+		markDictionary(d, hit, sel)
+		return nil
+	}
+	n := col.Len()
+	for i := 0; i < n; i++ {
+		if !sel.keep[i] || col.IsNull(i) {
+			continue
+		}
+		if v, ok := IntValue(col, i); ok && e.Set.ContainsInt(v) {
+			sel.remove(i, ReasonErasure)
+		}
+	}
+	return nil
+}
+
+func (e Erasure) applyStrings(col arrow.Array, sel *Selection) error {
+	if d, ok := col.(*array.Dictionary); ok {
+		hit, err := e.dictionaryHits(d)
+		if err != nil {
+			return err
+		}
+		markDictionary(d, hit, sel)
+		return nil
+	}
+	src, ok := newByteStrings(col)
+	if !ok {
+		return fmt.Errorf("erasure: %w %s", ErrUnsupportedType, col.DataType())
+	}
+	for i := 0; i < col.Len(); i++ {
+		if sel.keep[i] && !col.IsNull(i) && e.Set.ContainsString(unsafeString(src.at(i))) {
+			sel.remove(i, ReasonErasure)
+		}
+	}
+	return nil
+}
+
+// dictionaryHits evaluates the set once per dictionary entry.
+func (e Erasure) dictionaryHits(d *array.Dictionary) ([]bool, error) {
+	dict := d.Dictionary()
+	probe := &Selection{}
+	probe.Reset(dict.Len())
+	if err := e.Apply(dict, probe); err != nil {
+		return nil, err
+	}
+	hit := make([]bool, dict.Len())
+	for i := range hit {
+		hit[i] = !probe.keep[i]
+	}
+	return hit, nil
+}
+
+func markDictionary(d *array.Dictionary, hit []bool, sel *Selection) {
+	for i := 0; i < d.Len(); i++ {
+		if sel.keep[i] && !d.IsNull(i) && hit[d.GetValueIndex(i)] {
+			sel.remove(i, ReasonErasure)
+		}
+	}
+}
+
+// IntValue returns element i of an integer array as an int64; ok is false
+// for a uint64 above the int64 range (no id in an int64 set can match it).
+func IntValue(a arrow.Array, i int) (v int64, ok bool) {
+	switch a := a.(type) {
+	case *array.Int64:
+		return a.Value(i), true
+	case *array.Int32:
+		return int64(a.Value(i)), true
+	case *array.Int16:
+		return int64(a.Value(i)), true
+	case *array.Int8:
+		return int64(a.Value(i)), true
+	case *array.Uint64:
+		u := a.Value(i)
+		return int64(u), u <= 1<<63-1
+	case *array.Uint32:
+		return int64(a.Value(i)), true
+	case *array.Uint16:
+		return int64(a.Value(i)), true
+	case *array.Uint8:
+		return int64(a.Value(i)), true
+	}
+	return 0, false
+}
