@@ -1,0 +1,217 @@
+package rules
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/deidproject/deid/transforms"
+)
+
+// Plan is a compiled policy: keys loaded, transforms bound, retention
+// cut-offs computed for one instant. It is what the pipeline executes, and
+// it is not modified after Compile.
+type Plan struct {
+	// Policy is the policy the plan was compiled from.
+	Policy *Policy
+	// Now is the run's reference instant, in UTC: retention is measured from it.
+	Now time.Time
+	// Keys are the keys the destinations use, sorted by name.
+	Keys []*Key
+	// Datasets are the datasets at least one destination reads, in policy order.
+	Datasets []*Dataset
+	// Destinations are the selected destinations, in policy order.
+	Destinations []*Destination
+	// Warnings are things worth a look that do not stop the run.
+	Warnings []string
+}
+
+// Dataset is a source dataset with its row rules ready to apply.
+type Dataset struct {
+	*DatasetDecl
+	// Cutoff is the oldest instant retention keeps; zero without retention.
+	Cutoff time.Time
+}
+
+// Destination is a destination with its key loaded and transforms bound.
+type Destination struct {
+	Name    string
+	Purpose string
+	Output  string
+	// Key is the destination's key, or nil when it uses none.
+	Key *Key
+	// Bindings say how each dataset the destination receives is treated.
+	Bindings []*Binding
+	Pos      Pos
+}
+
+// Binding is the treatment of one dataset in one destination.
+type Binding struct {
+	Dataset *Dataset
+	// Columns holds the treatment of every classified column, by name.
+	Columns map[string]*BoundColumn
+}
+
+// BoundColumn is a column's treatment with its transform bound.
+type BoundColumn struct {
+	Name     string
+	Semantic *SemanticType
+	Spec     *transforms.Spec
+	Params   transforms.Params
+	// Transform is the bound transform; nil when Spec.Drops.
+	Transform transforms.Transform
+	// Meaning says what the output column now holds (for the manifest).
+	Meaning string
+	// Pos is where the policy asked for this treatment.
+	Pos Pos
+	// Default marks the purpose's default treatment (the destination names
+	// no treatment for the column).
+	Default bool
+	// Allow is the policy's reason for a treatment below the purpose's floor.
+	Allow string
+}
+
+// CompileOptions are the inputs of Compile besides the policy.
+type CompileOptions struct {
+	// Now is the reference instant of the run (read once by the caller).
+	Now time.Time
+	// Lookup reads environment variables for env: keys.
+	Lookup LookupEnv
+	// Destinations, when not empty, selects destinations by name.
+	Destinations []string
+}
+
+// Compile loads the keys the selected destinations reference, binds their
+// transforms and computes the datasets' retention cut-offs. Errors are
+// ErrorList values that match ErrPolicy.
+func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
+	plan := &Plan{Policy: p, Now: opt.Now.UTC()}
+	var errs ErrorList
+	fail := func(pos Pos, path, format string, args ...any) {
+		errs = append(errs, &Error{File: pos.File, Line: pos.Line, Column: pos.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	selected := map[string]bool{}
+	for _, name := range opt.Destinations {
+		selected[name] = true
+		found := false
+		for _, d := range p.Destinations {
+			found = found || d.Name == name
+		}
+		if !found {
+			fail(Pos{File: p.File}, "destinations", "no destination named %q", name)
+		}
+	}
+	keys := map[string]*Key{}
+	keyUsers := map[string][]string{}
+	datasets := map[string]*Dataset{}
+	for _, decl := range p.Destinations {
+		if len(selected) > 0 && !selected[decl.Name] {
+			continue
+		}
+		dst := &Destination{Name: decl.Name, Purpose: decl.Purpose, Output: decl.Output, Pos: decl.Pos}
+		if decl.Key != "" {
+			k, ok := keys[decl.Key]
+			if !ok {
+				kd := p.key(decl.Key)
+				var err error
+				k, err = loadKey(kd.Name, kd.Ref, filepath.Dir(p.File), opt.Lookup)
+				if err != nil {
+					fail(kd.Pos, "keys."+kd.Name, "%v", err)
+					continue
+				}
+				keys[decl.Key] = k
+			}
+			dst.Key = k
+			keyUsers[decl.Key] = append(keyUsers[decl.Key], decl.Name)
+		}
+		env := transforms.Env{Now: plan.Now}
+		if dst.Key != nil {
+			env.Key = dst.Key.Secret()
+		}
+		for _, b := range decl.Datasets {
+			ds, ok := datasets[b.Dataset]
+			if !ok {
+				ds = &Dataset{DatasetDecl: p.Dataset(b.Dataset)}
+				if r := ds.Retention; r != nil {
+					loc := ds.TimeZone
+					if loc == nil {
+						loc = time.UTC
+					}
+					ds.Cutoff = r.Keep.Before(plan.Now, loc)
+				}
+				datasets[b.Dataset] = ds
+				plan.Datasets = append(plan.Datasets, ds)
+			}
+			bind := &Binding{Dataset: ds, Columns: map[string]*BoundColumn{}}
+			for _, t := range b.Columns {
+				bc := &BoundColumn{
+					Name: t.Column, Semantic: ds.Column(t.Column).Type, Spec: t.Transform, Params: t.Params,
+					Meaning: t.Transform.Describe(t.Params), Pos: t.Pos, Default: t.Default, Allow: t.Allow,
+				}
+				if t.Allow != "" {
+					plan.Warnings = append(plan.Warnings, fmt.Sprintf(
+						"destination %s: %s.%s gets %s, below the %s floor for %s columns; allowed at %s: %s",
+						decl.Name, b.Dataset, t.Column, t.Transform.Name, decl.Purpose, bc.Semantic.Category, t.Pos, t.Allow))
+				}
+				if !t.Transform.Drops {
+					tr, err := t.Transform.New(t.Params, env)
+					if err != nil {
+						fail(t.Pos, "destinations."+decl.Name+".datasets."+b.Dataset+".columns."+t.Column, "%s: %v", t.Transform.Name, err)
+						continue
+					}
+					bc.Transform = tr
+				}
+				bind.Columns[t.Column] = bc
+			}
+			dst.Bindings = append(dst.Bindings, bind)
+		}
+		plan.Destinations = append(plan.Destinations, dst)
+	}
+	for name, k := range keys {
+		plan.Keys = append(plan.Keys, k)
+		if users := keyUsers[name]; len(users) > 1 {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf(
+				"destinations %v share key %s: their pseudonyms can be joined with each other", users, name))
+		}
+	}
+	sort.Slice(plan.Keys, func(i, j int) bool { return plan.Keys[i].Name() < plan.Keys[j].Name() })
+	sort.Strings(plan.Warnings)
+	// keep datasets in policy order
+	sort.SliceStable(plan.Datasets, func(i, j int) bool {
+		return datasetIndex(p, plan.Datasets[i].Name) < datasetIndex(p, plan.Datasets[j].Name)
+	})
+	if len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	return plan, nil
+}
+
+func datasetIndex(p *Policy, name string) int {
+	for i, ds := range p.Datasets {
+		if ds.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Destination returns the destination called name, or nil.
+func (p *Plan) Destination(name string) *Destination {
+	for _, d := range p.Destinations {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// Binding returns the destination's binding of dataset name, or nil.
+func (d *Destination) Binding(dataset string) *Binding {
+	for _, b := range d.Bindings {
+		if b.Dataset.Name == dataset {
+			return b
+		}
+	}
+	return nil
+}

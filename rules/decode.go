@@ -1,0 +1,505 @@
+package rules
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/deidproject/deid/transforms"
+)
+
+// This file decodes each section of a policy from its YAML nodes.
+
+// syntaxError turns a YAML parser error into a positioned policy error.
+func syntaxError(file string, err error) *Error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	e := &Error{File: file, Msg: "invalid YAML: " + msg}
+	// the parser reports "line N: ..."
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+		e.Line, e.Column = line, 1
+		if i := strings.Index(msg, ": "); i >= 0 {
+			e.Msg = "invalid YAML: " + msg[i+2:]
+		}
+	}
+	return e
+}
+
+// name returns an identifier: letters, digits, '_' and '-'.
+func (d *decoder) name(n *yaml.Node, path string) string {
+	s := d.str(n, path)
+	if s != "" && !validName(s) {
+		d.errorf(resolve(n), path, "%q: names use letters, digits, '_' and '-' only", s)
+	}
+	return s
+}
+
+func validName(s string) bool {
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func (d *decoder) keys(n *yaml.Node, path string) []*KeyDecl {
+	var out []*KeyDecl
+	d.entries(n, path, func(name string, k, v *yaml.Node, p string) {
+		if !validName(name) {
+			d.errorf(k, p, "key name %q: use letters, digits, '_' and '-'", name)
+		}
+		// declared even when its reference is wrong, so that destinations
+		// naming it do not report a second, misleading problem
+		kd := &KeyDecl{Name: name, Pos: d.pos(k)}
+		out = append(out, kd)
+		v = resolve(v)
+		if v.Kind == yaml.ScalarNode {
+			s := d.str(v, p)
+			if s == "" {
+				return
+			}
+			ref, err := parseKeyRef(s)
+			if err != nil {
+				d.errorf(v, p, "%v", err)
+				return
+			}
+			kd.Ref = ref
+			return
+		}
+		var from string
+		var fromNode *yaml.Node
+		d.mapping(v, p,
+			field{"from", true, func(n *yaml.Node, path string) { from, fromNode = d.str(n, path), resolve(n) }},
+			field{"encoding", true, func(n *yaml.Node, path string) { kd.Ref.Encoding = d.enum(n, path, "hex", "base64") }},
+		)
+		if from == "" {
+			return
+		}
+		src, name, ok := strings.Cut(from, ":")
+		if !ok {
+			d.errorf(fromNode, join(p, "from"), "%q must be env:VARIABLE or file:PATH", from)
+			return
+		}
+		kd.Ref.Source, kd.Ref.Name = src, name
+		if kd.Ref.Encoding == "" {
+			return
+		}
+		if err := kd.Ref.check(); err != nil {
+			d.errorf(fromNode, join(p, "from"), "%v", err)
+		}
+	})
+	return out
+}
+
+func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
+	var out []*DatasetDecl
+	d.entries(n, path, func(name string, k, v *yaml.Node, p string) {
+		if !validName(name) {
+			d.errorf(k, p, "dataset name %q: use letters, digits, '_' and '-'", name)
+		}
+		ds := &DatasetDecl{Name: name, Pos: d.pos(k), Unclassified: "fail"}
+		var subjectNode, zoneNode, rootNode *yaml.Node
+		var retention, erasure, consent, children *yaml.Node
+		d.mapping(v, p,
+			field{"source", true, func(n *yaml.Node, path string) { ds.Source = resolvePath(baseDir, d.str(n, path)) }},
+			field{"root", false, func(n *yaml.Node, path string) { rootNode, ds.Root = resolve(n), resolvePath(baseDir, d.str(n, path)) }},
+			field{"time_zone", false, func(n *yaml.Node, path string) {
+				zoneNode = resolve(n)
+				if z := d.str(n, path); z != "" {
+					loc, err := time.LoadLocation(z)
+					if err != nil {
+						d.errorf(zoneNode, path, "unknown time zone %q (use an IANA name such as Asia/Shanghai or UTC)", z)
+						return
+					}
+					ds.TimeZone = loc
+				}
+			}},
+			field{"subject", false, func(n *yaml.Node, path string) { subjectNode = resolve(n); ds.Subject = d.str(n, path) }},
+			field{"unclassified", false, func(n *yaml.Node, path string) { ds.Unclassified = d.enum(n, path, "fail", "drop") }},
+			field{"columns", true, func(n *yaml.Node, path string) { ds.Columns = d.columns(n, path) }},
+			field{"retention", false, func(n *yaml.Node, _ string) { retention = n }},
+			field{"erasure", false, func(n *yaml.Node, _ string) { erasure = n }},
+			field{"consent", false, func(n *yaml.Node, _ string) { consent = n }},
+			field{"children", false, func(n *yaml.Node, _ string) { children = n }},
+		)
+		if ds.Root != "" && ds.Source != "" && !underRoot(ds.Root, ds.Source) {
+			d.errorf(rootNode, join(p, "root"), "root %q does not contain the source %q", ds.Root, ds.Source)
+		}
+		if ds.Subject != "" && ds.Column(ds.Subject) == nil && len(ds.Columns) > 0 {
+			d.errorf(subjectNode, join(p, "subject"), "subject column %q is not among the dataset's columns", ds.Subject)
+		}
+		if retention != nil {
+			ds.Retention = d.retention(retention, join(p, "retention"), ds)
+		}
+		if erasure != nil {
+			ds.Erasure = d.erasure(erasure, join(p, "erasure"), ds, baseDir)
+		}
+		if consent != nil {
+			ds.Consent = d.consent(consent, join(p, "consent"), ds, baseDir)
+		}
+		if children != nil {
+			ds.Children = d.children(children, join(p, "children"), ds)
+		}
+		out = append(out, ds)
+	})
+	return out
+}
+
+// underRoot reports whether pattern lies inside folder root.
+func underRoot(root, pattern string) bool {
+	r := strings.TrimSuffix(root, "/")
+	return strings.HasPrefix(pattern, r+"/") && !strings.Contains(pattern[len(r):], "/../")
+}
+
+// resolvePath makes a relative local path relative to the policy's directory;
+// URIs (gs://...) and absolute paths are kept.
+func resolvePath(baseDir, p string) string {
+	if p == "" || strings.Contains(p, "://") || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(baseDir, p)
+}
+
+func (d *decoder) columns(n *yaml.Node, path string) []*ColumnDecl {
+	var out []*ColumnDecl
+	d.entries(n, path, func(name string, k, v *yaml.Node, p string) {
+		c := &ColumnDecl{Name: name, Pos: d.pos(k)}
+		var typeNode *yaml.Node
+		var typeName string
+		if rv := resolve(v); rv.Kind == yaml.MappingNode {
+			d.mapping(rv, p, field{"type", true, func(n *yaml.Node, path string) { typeNode, typeName = resolve(n), d.str(n, path) }})
+			p = join(p, "type")
+		} else {
+			typeNode, typeName = rv, d.str(v, p)
+		}
+		if typeName == "" {
+			return
+		}
+		st, err := LookupSemanticType(typeName)
+		if err != nil {
+			d.errorf(typeNode, p, "%v", err)
+			return
+		}
+		c.Type = st
+		out = append(out, c)
+	})
+	return out
+}
+
+func (d *decoder) retention(n *yaml.Node, path string, ds *DatasetDecl) *RetentionDecl {
+	r := &RetentionDecl{Pos: d.pos(resolve(n))}
+	var colNode, keepNode *yaml.Node
+	onNull := ""
+	d.mapping(n, path,
+		field{"time_column", true, func(n *yaml.Node, path string) { colNode, r.TimeColumn = resolve(n), d.str(n, path) }},
+		field{"keep", true, func(n *yaml.Node, path string) {
+			keepNode = resolve(n)
+			s := d.str(n, path)
+			if s == "" {
+				return
+			}
+			dur, err := ParseDuration(s)
+			if err != nil {
+				d.errorf(keepNode, path, "%v", err)
+				return
+			}
+			r.Keep = dur
+		}},
+		field{"on_null", true, func(n *yaml.Node, path string) { onNull = d.enum(n, path, "keep", "remove") }},
+	)
+	r.OnNullRemove = onNull == "remove"
+	if r.TimeColumn != "" && len(ds.Columns) > 0 && ds.Column(r.TimeColumn) == nil {
+		d.errorf(colNode, join(path, "time_column"), "time column %q is not among the dataset's columns", r.TimeColumn)
+	}
+	if r.Keep.IsCalendar() && ds.TimeZone == nil {
+		d.errorf(keepNode, join(path, "keep"), "%s uses months or years, whose length depends on the calendar: declare the dataset's time_zone", r.Keep)
+	}
+	return r
+}
+
+func (d *decoder) erasure(n *yaml.Node, path string, ds *DatasetDecl, baseDir string) []*ErasureDecl {
+	n = resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, path, "must be a list of erasure lists, got %s", kindName(n))
+		return nil
+	}
+	if ds.Subject == "" {
+		d.errorf(n, path, "erasure needs the dataset's subject column: add subject: <column>")
+	}
+	var out []*ErasureDecl
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		e := &ErasureDecl{Pos: d.pos(resolve(item)), Column: ds.Subject}
+		var listNode *yaml.Node
+		d.mapping(item, p,
+			field{"list", true, func(n *yaml.Node, path string) { listNode, e.List = resolve(n), resolvePath(baseDir, d.str(n, path)) }},
+			field{"column", false, func(n *yaml.Node, path string) { e.Column = d.str(n, path) }},
+		)
+		if e.List != "" && listFormat(e.List) == "" {
+			d.errorf(listNode, join(p, "list"), "%q: erasure lists are .parquet or .csv files", e.List)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// listFormat returns "parquet" or "csv" from a list's file name, or "".
+func listFormat(path string) string {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".parquet":
+		return "parquet"
+	case ".csv":
+		return "csv"
+	}
+	return ""
+}
+
+// Format returns the erasure list's file format: "parquet" or "csv".
+func (e *ErasureDecl) Format() string { return listFormat(e.List) }
+
+func (d *decoder) destinations(n *yaml.Node, path string, p *Policy) []*DestinationDecl {
+	var out []*DestinationDecl
+	d.entries(n, path, func(name string, k, v *yaml.Node, dp string) {
+		if !validName(name) {
+			d.errorf(k, dp, "destination name %q: use letters, digits, '_' and '-'", name)
+		}
+		dst := &DestinationDecl{Name: name, Pos: d.pos(k)}
+		var bindings *yaml.Node
+		d.mapping(v, dp,
+			field{"purpose", true, func(n *yaml.Node, path string) { dst.Purpose = d.enum(n, path, Purposes...) }},
+			field{"output", true, func(n *yaml.Node, path string) { dst.Output = resolvePath(filepath.Dir(p.File), d.str(n, path)) }},
+			field{"key", false, func(n *yaml.Node, path string) {
+				dst.KeyPos = d.pos(resolve(n))
+				dst.Key = d.str(n, path)
+				if dst.Key != "" && p.key(dst.Key) == nil {
+					d.errorf(resolve(n), path, "no key named %q in keys:%s", dst.Key, p.keyHint())
+				}
+			}},
+			field{"datasets", true, func(n *yaml.Node, _ string) { bindings = n }},
+		)
+		if bindings != nil {
+			dst.Datasets = d.bindings(bindings, join(dp, "datasets"), p, dst)
+		}
+		out = append(out, dst)
+	})
+	// two destinations writing to one directory would overwrite each other's manifests
+	for i, a := range out {
+		for _, b := range out[:i] {
+			if a.Output != "" && filepath.Clean(a.Output) == filepath.Clean(b.Output) {
+				d.errors(a.Pos, join(path, a.Name+".output"), "same output as destination %q: each destination needs its own directory", b.Name)
+			}
+		}
+	}
+	return out
+}
+
+// errors records a problem at a stored position.
+func (d *decoder) errors(pos Pos, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: pos.File, Line: pos.Line, Column: pos.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *Policy) key(name string) *KeyDecl {
+	for _, k := range p.Keys {
+		if k.Name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+func (p *Policy) keyHint() string {
+	if len(p.Keys) == 0 {
+		return " (the policy declares no keys)"
+	}
+	names := make([]string, len(p.Keys))
+	for i, k := range p.Keys {
+		names[i] = k.Name
+	}
+	return " (declared: " + strings.Join(names, ", ") + ")"
+}
+
+// Dataset returns the dataset called name, or nil.
+func (p *Policy) Dataset(name string) *DatasetDecl {
+	for _, ds := range p.Datasets {
+		if ds.Name == name {
+			return ds
+		}
+	}
+	return nil
+}
+
+func (d *decoder) bindings(n *yaml.Node, path string, p *Policy, dst *DestinationDecl) []*BindingDecl {
+	var out []*BindingDecl
+	d.entries(n, path, func(name string, k, v *yaml.Node, bp string) {
+		b := &BindingDecl{Dataset: name, Pos: d.pos(k)}
+		ds := p.Dataset(name)
+		if ds == nil {
+			d.errorf(k, bp, "no dataset named %q in datasets", name)
+			return
+		}
+		var cols *yaml.Node
+		if rv := resolve(v); !(rv.Kind == yaml.ScalarNode && (rv.Tag == "!!null" || rv.Value == "")) {
+			d.mapping(v, bp, field{"columns", false, func(n *yaml.Node, _ string) { cols = n }})
+		}
+		if cols != nil {
+			d.entries(cols, join(bp, "columns"), func(col string, k, v *yaml.Node, cp string) {
+				if ds.Column(col) == nil {
+					d.errorf(k, cp, "column %q is not among dataset %s's columns", col, ds.Name)
+					return
+				}
+				if t := d.treatment(ds.Column(col), v, cp, dst); t != nil {
+					if t.Transform.Subject && ds.Subject == "" {
+						d.errorf(resolve(v), cp, "%s needs the data subject of each row: name the dataset's subject column (datasets.%s.subject)", t.Transform.Name, ds.Name)
+					}
+					b.Columns = append(b.Columns, t)
+				}
+			})
+		}
+		// columns the destination does not name get the purpose's default
+		purpose, _ := LookupPurpose(dst.Purpose)
+		for _, c := range ds.Columns {
+			if b.treatment(c.Name) != nil || d.hasErrorAt(join(join(bp, "columns"), c.Name)) || purpose == nil {
+				continue
+			}
+			if t := d.defaultTreatment(c, purpose, b.Pos, join(join(bp, "columns"), c.Name), dst); t != nil {
+				b.Columns = append(b.Columns, t)
+			}
+		}
+		out = append(out, b)
+	})
+	return out
+}
+
+// hasErrorAt reports whether a problem was already recorded at path.
+func (d *decoder) hasErrorAt(path string) bool {
+	for _, e := range d.errs {
+		if e.Path == path || strings.HasPrefix(e.Path, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *BindingDecl) treatment(col string) *TreatmentDecl {
+	for _, t := range b.Columns {
+		if t.Column == col {
+			return t
+		}
+	}
+	return nil
+}
+
+// defaultTreatment binds the purpose's default treatment of column c.
+func (d *decoder) defaultTreatment(c *ColumnDecl, purpose *Purpose, pos Pos, path string, dst *DestinationDecl) *TreatmentDecl {
+	def := purpose.Default(c.Type)
+	spec, err := transforms.Lookup(def.Transform)
+	if err == nil {
+		var full transforms.Params
+		if full, err = spec.Validate(def.Params); err == nil {
+			if spec.Keyed && dst.Key == "" {
+				d.errors(pos, path, "the %s default for %s columns is %s, which needs a key: give destination %s a key: or name another treatment for column %s",
+					purpose.Name, c.Type.Name, spec.Name, dst.Name, c.Name)
+				return nil
+			}
+			return &TreatmentDecl{Column: c.Name, Transform: spec, Params: full, Pos: pos, Default: true}
+		}
+	}
+	d.errors(pos, path, "default treatment %s of column %s: %v", def, c.Name, err) // a defect of deid's purpose table
+	return nil
+}
+
+// treatment decodes "transform" or {transform: name, allow: reason, param:
+// value, ...} for column c and checks it against the destination's floor.
+func (d *decoder) treatment(c *ColumnDecl, v *yaml.Node, path string, dst *DestinationDecl) *TreatmentDecl {
+	col := c.Name
+	v = resolve(v)
+	var nameNode, allowNode *yaml.Node
+	var allow string
+	namePath := path
+	var params [][2]*yaml.Node // key and value nodes of the parameters
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if v.Tag == "!!null" {
+			d.errorf(v, path, "no treatment: a bare null (or nothing) is YAML's empty value; for the null transform write it in quotes, \"null\"")
+			return nil
+		}
+		nameNode = v
+	case yaml.MappingNode:
+		d.entries(v, path, func(key string, k, val *yaml.Node, p string) {
+			switch key {
+			case "transform":
+				nameNode = val
+			case "allow":
+				allowNode, allow = resolve(val), d.str(val, p)
+			default:
+				params = append(params, [2]*yaml.Node{k, val})
+			}
+		})
+		if nameNode == nil {
+			d.errorf(v, path, "missing required key %q", "transform")
+			return nil
+		}
+		namePath = join(path, "transform")
+	default:
+		d.errorf(v, path, "must be a transform name or a mapping with transform: and its parameters, got %s", kindName(v))
+		return nil
+	}
+	name := d.str(nameNode, namePath)
+	if name == "" {
+		return nil
+	}
+	spec, err := transforms.Lookup(name)
+	if err != nil {
+		d.errorf(resolve(nameNode), namePath, "%v", err)
+		return nil
+	}
+	raw := map[string]any{}
+	ok := true
+	for _, kv := range params {
+		k, val := kv[0], kv[1]
+		ps := spec.Param(k.Value)
+		if ps == nil {
+			d.errorf(k, join(path, k.Value), "%s has no parameter %q%s", name, k.Value, spec.ParamHint())
+			ok = false
+			continue
+		}
+		pv, valid := d.paramValue(val, join(path, k.Value), ps.Kind)
+		if !valid {
+			ok = false
+			continue
+		}
+		if err := ps.Check(pv); err != nil {
+			d.errorf(resolve(val), join(path, k.Value), "%v", err)
+			ok = false
+			continue
+		}
+		raw[k.Value] = pv
+	}
+	if !ok {
+		return nil
+	}
+	full, err := spec.Validate(raw)
+	if err != nil {
+		d.errorf(v, path, "%v", err)
+		return nil
+	}
+	if spec.Keyed && dst.Key == "" {
+		d.errorf(resolve(nameNode), namePath, "%s needs a key: give destination %s a key: (a separate one per destination, so pseudonyms do not join across recipients)", name, dst.Name)
+	}
+	if purpose, err := LookupPurpose(dst.Purpose); err == nil && c.Type != nil {
+		meets := purpose.Meets(c.Type, spec)
+		switch {
+		case !meets && allow == "":
+			d.errorf(resolve(nameNode), namePath, "%s leaves this %s column %s, below what purpose %s requires for %s columns (%s): use a stronger treatment (the default is %s) or state why with allow: \"<reason>\"",
+				name, c.Type.Name, spec.Result, purpose.Name, c.Type.Category, purpose.Floor(c.Type), purpose.Default(c.Type))
+		case meets && allowNode != nil:
+			d.errorf(allowNode, join(path, "allow"), "%s meets the floor of purpose %s for %s columns: remove allow", name, purpose.Name, c.Type.Category)
+		}
+	}
+	return &TreatmentDecl{Column: col, Transform: spec, Params: full, Pos: d.pos(v), Allow: allow}
+}

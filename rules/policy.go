@@ -1,0 +1,212 @@
+// Package rules is deid's policy language: the YAML a data engineer writes,
+// its strict decoding with positions, environment references, key references,
+// the semantic-type vocabulary, validation, and compilation into a Plan that
+// the pipeline executes.
+//
+// Load reads and validates a policy without touching data or secrets and
+// reports every problem at once, each with file, line, column and the dotted
+// path of the offending key. Compile then loads the keys, binds the
+// transforms and computes retention cut-offs for a given "now", producing an
+// immutable Plan. Nothing in this package reads data files.
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/deidproject/deid/transforms"
+)
+
+// Policy is a loaded, validated policy. It holds references to keys, never
+// key material, and is not modified after Load.
+type Policy struct {
+	// File is the policy's path as given to Load.
+	File string
+	// SHA256 is the hex SHA-256 of the policy file's bytes.
+	SHA256 string
+	// Name names the policy (and, by default, its job) in reports.
+	Name string
+	// Description is free text for humans.
+	Description string
+	// Keys are the declared secret keys, in file order.
+	Keys []*KeyDecl
+	// Datasets are the declared source datasets, in file order.
+	Datasets []*DatasetDecl
+	// Destinations are the declared destinations, in file order.
+	Destinations []*DestinationDecl
+}
+
+// KeyDecl declares a named key by reference.
+type KeyDecl struct {
+	Name string
+	Ref  KeyRef
+	Pos  Pos
+}
+
+// DatasetDecl declares a source dataset.
+type DatasetDecl struct {
+	Name string
+	Pos  Pos
+	// Source is a file path or a glob (* within one path segment, ** across).
+	Source string
+	// Root, when set, is the folder output paths are taken relative to; by
+	// default the source pattern's fixed prefix (the folder before its first
+	// glob character). It must contain the source.
+	Root string
+	// TimeZone is the IANA zone of timestamps stored without a UTC flag and
+	// of calendar retention periods; nil when the dataset declares none.
+	TimeZone *time.Location
+	// Subject is the column that identifies the data subject, if any.
+	Subject string
+	// Unclassified is "fail" (the default) or "drop": what to do with a
+	// column in the data that Columns does not classify.
+	Unclassified string
+	// Columns classify the dataset's columns, in file order.
+	Columns []*ColumnDecl
+	// Retention is the dataset's retention rule, or nil.
+	Retention *RetentionDecl
+	// Erasure lists the dataset's erasure lists.
+	Erasure []*ErasureDecl
+	// Consent lists the dataset's consent withdrawal lists.
+	Consent []*ConsentDecl
+	// Children is the dataset's rule excluding children, or nil.
+	Children *ChildrenDecl
+}
+
+// Column returns the declared column called name, or nil.
+func (d *DatasetDecl) Column(name string) *ColumnDecl {
+	for _, c := range d.Columns {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// ColumnDecl classifies one column.
+type ColumnDecl struct {
+	Name string
+	Type *SemanticType
+	Pos  Pos
+}
+
+// RetentionDecl keeps rows for Keep measured from TimeColumn.
+type RetentionDecl struct {
+	TimeColumn string
+	Keep       Duration
+	// OnNullRemove removes rows whose time is NULL; otherwise they are kept.
+	OnNullRemove bool
+	Pos          Pos
+}
+
+// ErasureDecl is one list of subjects to erase.
+type ErasureDecl struct {
+	// List is the path of a Parquet or CSV file (by extension) of subject ids.
+	List string
+	// Column is the list's column holding the ids; by default the dataset's
+	// subject column name.
+	Column string
+	Pos    Pos
+}
+
+// DestinationDecl declares where de-identified data goes and how.
+type DestinationDecl struct {
+	Name    string
+	Pos     Pos
+	Purpose string
+	// Output is the destination's root directory (or URI).
+	Output string
+	// Key names the key (in Policy.Keys) keyed transforms use; empty when
+	// the destination uses none.
+	Key      string
+	KeyPos   Pos
+	Datasets []*BindingDecl
+}
+
+// BindingDecl says how one dataset is treated in a destination.
+type BindingDecl struct {
+	Dataset string
+	Pos     Pos
+	Columns []*TreatmentDecl
+}
+
+// TreatmentDecl is the transform chosen for one column.
+type TreatmentDecl struct {
+	Column    string
+	Transform *transforms.Spec
+	Params    transforms.Params
+	Pos       Pos
+	// Allow is the stated reason for a treatment below the purpose's floor;
+	// empty when the treatment meets it.
+	Allow string
+	// Default marks the purpose's default treatment, for a column the
+	// destination does not name.
+	Default bool
+}
+
+// Load reads the policy file at path, substitutes environment references
+// with lookup, and validates it. The error, if any, is an ErrorList holding
+// every problem found.
+func Load(path string, lookup LookupEnv) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("cannot read the policy: %v", unwrapPath(err))}}
+	}
+	return Parse(path, data, lookup)
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// Parse is Load for policy text already in memory; file names it in errors
+// and anchors relative paths.
+func Parse(file string, data []byte, lookup LookupEnv) (*Policy, error) {
+	sum := sha256.Sum256(data)
+	p := &Policy{File: file, SHA256: hex.EncodeToString(sum[:])}
+	d := &decoder{file: file, lookup: lookup}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, ErrorList{syntaxError(file, err)}
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, ErrorList{{File: file, Msg: "the policy is empty"}}
+	}
+	root := doc.Content[0]
+	var datasets, destinations *yaml.Node
+	d.mapping(root, "",
+		field{"version", true, func(n *yaml.Node, path string) {
+			if v, ok := d.integer(n, path); ok {
+				if v != 1 {
+					d.errorf(resolve(n), path, "unsupported policy version %d (this deid reads version 1)", v)
+				}
+			}
+		}},
+		field{"name", true, func(n *yaml.Node, path string) { p.Name = d.name(n, path) }},
+		field{"description", false, func(n *yaml.Node, path string) { p.Description, _ = d.scalar(n, path) }},
+		field{"keys", false, func(n *yaml.Node, path string) { p.Keys = d.keys(n, path) }},
+		field{"datasets", true, func(n *yaml.Node, _ string) { datasets = n }},
+		field{"destinations", true, func(n *yaml.Node, _ string) { destinations = n }},
+	)
+	// datasets first: destinations refer to them
+	if datasets != nil {
+		p.Datasets = d.datasets(datasets, "datasets", filepath.Dir(file))
+	}
+	if destinations != nil {
+		p.Destinations = d.destinations(destinations, "destinations", p)
+	}
+	d.checkChildrenRefs(p)
+	if len(d.errs) > 0 {
+		return nil, d.errs.sorted()
+	}
+	return p, nil
+}
