@@ -1,0 +1,180 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
+	"github.com/deidproject/deid/transforms"
+)
+
+// loadErasure reads the dataset's erasure lists into one subject set whose
+// kind (integer or string) is the subject column's, taken from the first
+// input file. Ids are matched strictly by that kind: a list of the other
+// kind is an error, not a conversion. NULL and empty ids are ignored.
+func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inputFile, dsr *report.Dataset) error {
+	if len(ds.Erasure) == 0 {
+		return nil
+	}
+	subjectType := first.schema.Field(first.readCols[first.subjectPos]).Type
+	kind, _ := transforms.KindOf(subjectType)
+	var ints []int64
+	var strs []string
+	for _, e := range ds.Erasure {
+		sum, size, err := r.hashFile(ctx, e.List)
+		if errors.Is(err, storage.ErrNotExist) {
+			return dataErrorf(e.List, "", "erasure list of dataset %s (%s) does not exist", ds.Name, e.Pos)
+		}
+		if err != nil {
+			return fmt.Errorf("dataset %s: erasure list: %w", ds.Name, err)
+		}
+		before := len(ints) + len(strs)
+		switch e.Format() {
+		case "csv":
+			err = r.readErasureCSV(ctx, e, kind, &ints, &strs)
+		default:
+			err = r.readErasureParquet(ctx, e, kind, &ints, &strs)
+		}
+		if err != nil {
+			return err
+		}
+		dsr.Erasure = append(dsr.Erasure, report.ErasureList{Location: e.List, Column: e.Column, Size: size, SHA256: sum,
+			Entries: int64(len(ints) + len(strs) - before)})
+	}
+	var set *transforms.SubjectSet
+	if kind == transforms.KindInteger {
+		set = transforms.NewIntSubjectSet(ints)
+	} else {
+		set = transforms.NewStringSubjectSet(strs)
+	}
+	for i := range dsr.Erasure {
+		dsr.Erasure[i].Subjects = int64(set.Len()) // distinct over all lists of the dataset
+	}
+	r.erasure[ds.Name] = set
+	return nil
+}
+
+// hashFile returns the SHA-256 and size of a stored file.
+func (r *runner) hashFile(ctx context.Context, location string) (string, int64, error) {
+	src, err := r.opt.Store.Open(ctx, location)
+	if err != nil {
+		return "", 0, err
+	}
+	defer src.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(src, 0, src.Size())); err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", location, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), src.Size(), nil
+}
+
+func (r *runner) readErasureParquet(ctx context.Context, e *rules.ErasureDecl, kind transforms.Kind, ints *[]int64, strs *[]string) error {
+	f, err := parquetio.Open(ctx, r.opt.Store, e.List, r.opt.Mem)
+	if err != nil {
+		return dataError(err)
+	}
+	defer f.Close()
+	idx := f.Schema().FieldIndices(e.Column)
+	if idx == nil {
+		return dataErrorf(e.List, e.Column, "the erasure list has no such column (%s); it has %s", e.Pos, fieldNames(f.Schema()))
+	}
+	typ := f.Schema().Field(idx[0]).Type
+	if k, ok := transforms.KindOf(typ); !ok || k != kind {
+		return dataErrorf(e.List, e.Column, "ids are %s but the dataset's subject column holds %s ids: erasure matches by type, "+
+			"write the list with the subject column's type", typ, kind)
+	}
+	for rg := 0; rg < f.NumRowGroups(); rg++ {
+		leaf := []int{f.LeafIndex(e.Column)}
+		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: leaf, BatchSize: 1 << 16}, func(b arrow.RecordBatch) error {
+			col := b.Column(0)
+			for i := 0; i < col.Len(); i++ {
+				if col.IsNull(i) {
+					continue
+				}
+				switch c := col.(type) {
+				case *array.String:
+					*strs = append(*strs, strings.Clone(c.Value(i)))
+				case *array.LargeString:
+					*strs = append(*strs, strings.Clone(c.Value(i)))
+				default:
+					if v, ok := transforms.IntValue(col, i); ok {
+						*ints = append(*ints, v)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return dataError(err)
+		}
+	}
+	return nil
+}
+
+// readErasureCSV reads a CSV list with a header line naming its columns.
+func (r *runner) readErasureCSV(ctx context.Context, e *rules.ErasureDecl, kind transforms.Kind, ints *[]int64, strs *[]string) error {
+	src, err := r.opt.Store.Open(ctx, e.List)
+	if err != nil {
+		return fmt.Errorf("erasure list: %w", err)
+	}
+	defer src.Close()
+	cr := csv.NewReader(io.NewSectionReader(src, 0, src.Size()))
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return dataErrorf(e.List, "", "no header line naming the columns: %v", err)
+	}
+	col := -1
+	for i, h := range header {
+		if strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) == e.Column {
+			col = i
+		}
+	}
+	if col < 0 {
+		return dataErrorf(e.List, e.Column, "the erasure list has no such column (%s); its header is %q", e.Pos, strings.Join(header, ","))
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return dataErrorf(e.List, "", "%v", err)
+		}
+		line, _ := cr.FieldPos(col)
+		v := strings.TrimSpace(rec[col])
+		if v == "" {
+			continue // NULL: erases nothing
+		}
+		if kind == transforms.KindString {
+			*strs = append(*strs, strings.Clone(v))
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return dataErrorf(fmt.Sprintf("%s:%d", e.List, line), e.Column, "%q is not an integer id, and the dataset's subject column holds integers", v)
+		}
+		*ints = append(*ints, n)
+	}
+}
+
+func fieldNames(s *arrow.Schema) string {
+	names := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ", ")
+}

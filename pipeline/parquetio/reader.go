@@ -1,0 +1,290 @@
+// Package parquetio reads and writes Parquet for the pipeline, through Apache
+// Arrow's Go implementation:
+//
+//   - Open reads a file's footer and hands out row groups as small Arrow
+//     record batches, reading string columns as dictionaries where the file
+//     stores them so, and verifying every page checksum on the bytes read
+//     (arrow-go does not verify CRCs itself). Flat scalar columns in the
+//     common encodings are decoded by deid's lean reader (lean.go) in one
+//     pass; anything else goes through arrow-go's pqarrow.
+//   - PartWriter encodes record batches into a self-contained Parquet part
+//     with encodings chosen per column; Splice concatenates parts into one
+//     file without re-encoding, rewriting only the footer's offsets. Row
+//     groups of one file can so be encoded in parallel and still give the
+//     same bytes whatever the number of workers.
+//
+// Every failure names the file; a panic inside the Parquet decoder is
+// recovered and returned as an error wrapping ErrCorrupt.
+package parquetio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
+
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// ErrCorrupt is matched by errors about files that are not valid Parquet:
+// empty, truncated, bad magic, undecodable metadata or pages, checksum
+// mismatches, and panics of the decoder.
+var ErrCorrupt = errors.New("corrupt or unreadable Parquet")
+
+// File is an open Parquet file. Row groups may be read concurrently.
+type File struct {
+	location string
+	attrs    storage.Attrs
+	src      storage.Reader
+	raw      io.ReaderAt // the file's bytes, unchecked (the lean reader checks CRCs itself)
+	check    *checkingReaderAt
+	pf       *file.Reader
+	schema   *arrow.Schema
+	mem      memory.Allocator
+}
+
+// corruptf wraps a problem of the file at location as ErrCorrupt.
+func corruptf(location, format string, args ...any) error {
+	return fmt.Errorf("%s: %w: %s", location, ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// Open opens the Parquet file at location and reads its footer.
+func Open(ctx context.Context, s storage.Store, location string, mem memory.Allocator) (f *File, err error) {
+	src, err := s.Open(ctx, location)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", location, err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = corruptf(location, "the Parquet reader failed: %v\n%s", r, debug.Stack())
+		}
+		if err != nil {
+			src.Close()
+		}
+	}()
+	size := src.Size()
+	switch {
+	case size == 0:
+		return nil, corruptf(location, "the file is empty")
+	case size < 12:
+		return nil, corruptf(location, "%d bytes is too short for Parquet (magic, footer length, magic)", size)
+	}
+	sr := io.NewSectionReader(src, 0, size)
+	props := parquet.NewReaderProperties(mem)
+	// Column chunks are streamed through a 1 MiB buffer rather than read
+	// whole: memory stays bounded by the buffer, not by the row group's
+	// size. The checksum verifier follows the sequential reads.
+	props.BufferedStreamEnabled = true
+	props.BufferSize = 1 << 20
+	probe, err := file.NewParquetReader(sr, file.WithReadProps(props))
+	if err != nil {
+		return nil, corruptf(location, "%v", err)
+	}
+	md := probe.MetaData()
+	var ranges []chunkRange
+	for i := 0; i < md.NumRowGroups(); i++ {
+		rg := md.RowGroup(i)
+		for j := 0; j < rg.NumColumns(); j++ {
+			cc, err := rg.ColumnChunk(j)
+			if err != nil {
+				return nil, corruptf(location, "row group %d column %d: %v", i, j, err)
+			}
+			start := cc.DataPageOffset()
+			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
+				start = cc.DictionaryPageOffset()
+			}
+			if start < 4 || cc.TotalCompressedSize() < 0 || start+cc.TotalCompressedSize() > size {
+				return nil, corruptf(location, "row group %d column %s: chunk at %d+%d lies outside the %d-byte file",
+					i, md.Schema.Column(j).Path(), start, cc.TotalCompressedSize(), size)
+			}
+			ranges = append(ranges, chunkRange{start: start, length: cc.TotalCompressedSize(), rowGroup: i, column: md.Schema.Column(j).Path()})
+		}
+	}
+	check := newCheckingReaderAt(sr, ranges)
+	pf, err := file.NewParquetReader(io.NewSectionReader(check, 0, size), file.WithReadProps(props), file.WithMetadata(md))
+	if err != nil {
+		return nil, corruptf(location, "%v", err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		return nil, corruptf(location, "%v", err)
+	}
+	sch, err := fr.Schema()
+	if err != nil {
+		return nil, corruptf(location, "schema: %v", err)
+	}
+	return &File{location: location, attrs: src.Attrs(), src: src, raw: sr, check: check, pf: pf, schema: sch, mem: mem}, nil
+}
+
+// Location returns the file's location.
+func (f *File) Location() string { return f.location }
+
+// Attrs returns the attributes of the file as opened.
+func (f *File) Attrs() storage.Attrs { return f.attrs }
+
+// Schema returns the file's schema as Arrow types (strings dense).
+func (f *File) Schema() *arrow.Schema { return f.schema }
+
+// NumRows returns the file's row count.
+func (f *File) NumRows() int64 { return f.pf.NumRows() }
+
+// NumRowGroups returns the number of row groups.
+func (f *File) NumRowGroups() int { return f.pf.NumRowGroups() }
+
+// RowGroupRows returns the row count of row group i.
+func (f *File) RowGroupRows(i int) int64 { return f.pf.MetaData().RowGroup(i).NumRows() }
+
+// ColumnChunk returns the metadata of column j in row group i.
+func (f *File) ColumnChunk(i, j int) (*metadata.ColumnChunkMetaData, error) {
+	return f.pf.MetaData().RowGroup(i).ColumnChunk(j)
+}
+
+// LeafIndex returns the Parquet leaf column index of top-level field name, or
+// -1 when the file has no such flat column.
+func (f *File) LeafIndex(name string) int {
+	return f.pf.MetaData().Schema.ColumnIndexByName(name)
+}
+
+// Physical returns the physical type of leaf column j.
+func (f *File) Physical(j int) parquet.Type { return f.pf.MetaData().Schema.Column(j).PhysicalType() }
+
+// LogicalType returns the logical type of leaf column j.
+func (f *File) LogicalType(j int) schema.LogicalType {
+	return f.pf.MetaData().Schema.Column(j).LogicalType()
+}
+
+// DictionaryEncoded reports whether column j of row group i stores every
+// data page dictionary-encoded, so that reading it as an Arrow dictionary
+// costs nothing extra. Without page encoding statistics it answers from the
+// chunk's list of encodings, conservatively.
+func (f *File) DictionaryEncoded(i, j int) bool {
+	cc, err := f.ColumnChunk(i, j)
+	if err != nil || !cc.HasDictionaryPage() {
+		return false
+	}
+	isDict := func(e parquet.Encoding) bool {
+		return e == parquet.Encodings.PlainDict || e == parquet.Encodings.RLEDict
+	}
+	stats := cc.EncodingStats()
+	if len(stats) == 0 {
+		for _, e := range cc.Encodings() {
+			if !isDict(e) && e != parquet.Encodings.RLE && e != parquet.Encodings.BitPacked {
+				return false
+			}
+		}
+		return true
+	}
+	for _, s := range stats {
+		// Parquet page types: 0 data, 1 index, 2 dictionary, 3 data v2
+		if (s.PageType == 0 || s.PageType == 3) && !isDict(s.Encoding) {
+			return false
+		}
+	}
+	return true
+}
+
+// DictionaryEntries returns the number of entries in the dictionary page of
+// column j in row group i, read from the page header (one small read), or
+// false when the chunk has no readable dictionary page.
+func (f *File) DictionaryEntries(i, j int) (int, bool) {
+	cc, err := f.ColumnChunk(i, j)
+	if err != nil || !cc.HasDictionaryPage() {
+		return 0, false
+	}
+	off := cc.DictionaryPageOffset()
+	if off <= 0 {
+		off = cc.DataPageOffset()
+	}
+	buf := make([]byte, min(4096, cc.TotalCompressedSize()))
+	n, err := f.src.ReadAt(buf, off)
+	if n == 0 && err != nil {
+		return 0, false
+	}
+	h, _, err := parsePageHeader(buf[:n])
+	if err != nil || h.pageType != 2 /* DICTIONARY_PAGE */ || h.dictValues < 0 {
+		return 0, false
+	}
+	return int(h.dictValues), true
+}
+
+// ReadOptions control how a row group is read.
+type ReadOptions struct {
+	// Columns are the Parquet leaf column indices to read, in order (for
+	// flat schemas, the field indices).
+	Columns []int
+	// BatchSize is the number of rows per record batch.
+	BatchSize int64
+	// Dictionary marks leaf column indices to read as Arrow dictionaries.
+	Dictionary map[int]bool
+	// Parallel decodes the columns of a batch concurrently (arrow-go only).
+	Parallel bool
+	// ArrowGo reads through arrow-go even where the lean reader applies
+	// (for comparisons).
+	ArrowGo bool
+}
+
+// ReadRowGroup decodes row group rg in record batches of opt.BatchSize rows
+// and calls fn with each. The batch is released after fn returns; fn must
+// retain what it keeps. Errors name the file and row group.
+func (f *File) ReadRowGroup(ctx context.Context, rg int, opt ReadOptions, fn func(arrow.RecordBatch) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corruptf(f.location, "row group %d: the Parquet decoder failed: %v", rg, r)
+		}
+	}()
+	if cols, ok := f.leanPlan(rg, opt); ok && !opt.ArrowGo {
+		return f.readLean(ctx, rg, opt, cols, fn)
+	}
+	return f.readArrowGo(ctx, rg, opt, fn)
+}
+
+// readArrowGo decodes row group rg through arrow-go's pqarrow, verifying
+// page checksums on the bytes it reads.
+func (f *File) readArrowGo(ctx context.Context, rg int, opt ReadOptions, fn func(arrow.RecordBatch) error) error {
+	// PreAllocBinaryData sizes string buffers from the chunk metadata instead
+	// of growing (and copying) them value by value.
+	props := pqarrow.ArrowReadProperties{BatchSize: opt.BatchSize, Parallel: opt.Parallel, PreAllocBinaryData: true}
+	for col, dict := range opt.Dictionary {
+		props.SetReadDict(col, dict)
+	}
+	fr, err := pqarrow.NewFileReader(f.pf, props, f.mem)
+	if err != nil {
+		return corruptf(f.location, "%v", err)
+	}
+	rr, err := fr.GetRecordReader(ctx, opt.Columns, []int{rg})
+	if err != nil {
+		return f.readError(rg, err)
+	}
+	defer rr.Release()
+	for rr.Next() {
+		if err := fn(rr.RecordBatch()); err != nil {
+			return err
+		}
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return f.readError(rg, err)
+	}
+	if err := f.check.Finish(rg); err != nil {
+		return fmt.Errorf("%s: %w: %w", f.location, ErrCorrupt, err)
+	}
+	return nil
+}
+
+func (f *File) readError(rg int, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%s: %w: row group %d: %w", f.location, ErrCorrupt, rg, err)
+}
+
+// Close releases the file.
+func (f *File) Close() error { return f.src.Close() }

@@ -1,0 +1,143 @@
+package parquetio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// magic opens and closes every Parquet file.
+var magic = []byte("PAR1")
+
+// Part is an encoded Parquet part: the output of a PartWriter.
+type Part interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// readFooter returns a part's decoded footer and the end of its data region.
+func readFooter(p Part) (*format.FileMetaData, int64, error) {
+	size := p.Size()
+	if size < 12 {
+		return nil, 0, fmt.Errorf("part of %d bytes is not Parquet", size)
+	}
+	var tail [8]byte
+	if _, err := p.ReadAt(tail[:], size-8); err != nil {
+		return nil, 0, err
+	}
+	if !bytes.Equal(tail[4:], magic) {
+		return nil, 0, errors.New("part does not end in PAR1")
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n <= 0 || n > size-12 {
+		return nil, 0, fmt.Errorf("part footer length %d out of range", n)
+	}
+	buf := make([]byte, n)
+	if _, err := p.ReadAt(buf, size-8-n); err != nil {
+		return nil, 0, err
+	}
+	md := new(format.FileMetaData)
+	if err := thrift.Unmarshal(new(thrift.CompactProtocol), buf, md); err != nil {
+		return nil, 0, fmt.Errorf("part footer: %w", err)
+	}
+	return md, size - 8 - n, nil
+}
+
+// Splice writes the parts to w as one Parquet file: their row groups in
+// order, with every file offset in the footer moved to where the row group
+// now lies. Column data is copied byte for byte. All parts must have the
+// same schema; parts without row groups contribute nothing. It returns the
+// total rows written.
+func Splice(w io.Writer, parts []Part) (int64, error) {
+	if len(parts) == 0 {
+		return 0, errors.New("splice: no parts")
+	}
+	var merged *format.FileMetaData
+	if _, err := w.Write(magic); err != nil {
+		return 0, err
+	}
+	offset := int64(len(magic))
+	for i, p := range parts {
+		md, end, err := readFooter(p)
+		if err != nil {
+			return 0, fmt.Errorf("splice part %d: %w", i, err)
+		}
+		if merged == nil {
+			m := *md // the first part's footer, without its row groups
+			m.RowGroups, m.NumRows = nil, 0
+			merged = &m
+		} else if !reflect.DeepEqual(merged.Schema, md.Schema) {
+			return 0, fmt.Errorf("splice part %d: schema differs from part 0", i)
+		}
+		if len(md.RowGroups) == 0 {
+			continue
+		}
+		delta := offset - int64(len(magic))
+		if _, err := io.Copy(w, io.NewSectionReader(p, int64(len(magic)), end-int64(len(magic)))); err != nil {
+			return 0, fmt.Errorf("splice part %d: %w", i, err)
+		}
+		offset += end - int64(len(magic))
+		for _, rg := range md.RowGroups {
+			if err := checkSpliceable(&rg); err != nil {
+				return 0, fmt.Errorf("splice part %d: %w", i, err)
+			}
+			shiftRowGroup(&rg, delta)
+			if len(merged.RowGroups) > math.MaxInt16 {
+				return 0, errors.New("splice: more than 32767 row groups")
+			}
+			rg.Ordinal = int16(len(merged.RowGroups))
+			merged.RowGroups = append(merged.RowGroups, rg)
+			merged.NumRows += rg.NumRows
+		}
+	}
+	footer, err := thrift.Marshal(new(thrift.CompactProtocol), merged)
+	if err != nil {
+		return 0, fmt.Errorf("splice: encode footer: %w", err)
+	}
+	var tail [4]byte
+	binary.LittleEndian.PutUint32(tail[:], uint32(len(footer)))
+	for _, b := range [][]byte{footer, tail[:], magic} {
+		if _, err := w.Write(b); err != nil {
+			return 0, err
+		}
+	}
+	return merged.NumRows, nil
+}
+
+// shiftRowGroup moves every absolute file offset of rg by delta. Offsets of
+// zero mean "absent" and stay zero.
+func shiftRowGroup(rg *format.RowGroup, delta int64) {
+	shift := func(off *int64) {
+		if *off > 0 {
+			*off += delta
+		}
+	}
+	shift(&rg.FileOffset)
+	for i := range rg.Columns {
+		c := &rg.Columns[i]
+		shift(&c.FileOffset)
+		shift(&c.MetaData.DataPageOffset)
+		shift(&c.MetaData.IndexPageOffset)
+		shift(&c.MetaData.DictionaryPageOffset)
+	}
+}
+
+// checkSpliceable refuses row groups with page indexes or bloom filters:
+// those live outside the row group's bytes, which is all Splice copies.
+// PartWriter writes neither.
+func checkSpliceable(rg *format.RowGroup) error {
+	for i := range rg.Columns {
+		c := &rg.Columns[i]
+		if c.OffsetIndexOffset != 0 || c.ColumnIndexOffset != 0 || c.MetaData.BloomFilterOffset != 0 {
+			return errors.New("part has page indexes or bloom filters, which splicing does not carry")
+		}
+	}
+	return nil
+}

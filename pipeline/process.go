@@ -1,0 +1,315 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/transforms"
+)
+
+// partFile is one encoded part being written to the scratch directory.
+type partFile struct {
+	f  *os.File
+	bw *bufio.Writer
+	pw parquetio.PartEncoder
+}
+
+func (p *partFile) close() error {
+	if err := p.pw.Close(); err != nil {
+		p.f.Close()
+		return err
+	}
+	if err := p.bw.Flush(); err != nil {
+		p.f.Close()
+		return err
+	}
+	return p.f.Close()
+}
+
+func (p *partFile) discard() {
+	p.f.Close()
+	os.Remove(p.f.Name())
+}
+
+// processRowGroup decodes one row group in batches, applies the row rules
+// and, per destination, the transforms, and encodes each destination's rows
+// as a part. It returns the part paths (one per output, "" when no row
+// survived) and the counts: removed per reason, then kept.
+func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File) (parts []string, counts []int64, outCounts [][]int64, err error) {
+	mem := r.opt.Mem
+	reasons := transforms.Reasons()
+	dreasons := transforms.DestinationReasons()
+	counts = make([]int64, len(reasons)+1)
+	outCounts = make([][]int64, len(in.outputs))
+	for i := range in.outputs {
+		outCounts[i] = make([]int64, len(dreasons)+2) // by reason, unknown age, kept
+	}
+	ruleCols := map[int]bool{}
+	for _, c := range rowRuleColumns(in.ds) {
+		ruleCols[in.pos[c]] = true
+	}
+	read := make([]int, 0, len(in.leaves))    // leaves to read
+	readPos := make([]int, 0, len(in.leaves)) // their positions in in.readCols
+	for i, leaf := range in.leaves {
+		if r.dryRun && i != in.timePos && i != in.subjectPos && !ruleCols[i] {
+			continue
+		}
+		read = append(read, leaf)
+		readPos = append(readPos, i)
+	}
+	if len(read) == 0 {
+		// a dry run of a dataset without row rules: every row is kept
+		counts[len(reasons)] = in.rgRows[rg]
+		for i := range outCounts {
+			outCounts[i][len(dreasons)+1] = in.rgRows[rg]
+		}
+		r.rowsDone.Add(in.rgRows[rg])
+		return nil, counts, outCounts, nil
+	}
+	// A string column stored dictionary-encoded is read as an Arrow
+	// dictionary when its dictionary is no larger than a batch: arrow-go
+	// hands every batch the whole chunk dictionary, so a larger one would
+	// cost more to rebuild per batch than reading values densely.
+	dict := map[int]bool{}
+	for k, leaf := range read {
+		if isBinary(in.schema.Field(in.readCols[readPos[k]]).Type) && f.DictionaryEncoded(rg, leaf) {
+			if n, ok := f.DictionaryEntries(rg, leaf); ok && n <= r.opt.BatchSize {
+				dict[leaf] = true
+			}
+		}
+	}
+	writers := make([]*partFile, len(in.outputs))
+	defer func() {
+		if err != nil {
+			for _, w := range writers {
+				if w != nil {
+					w.discard()
+				}
+			}
+		}
+	}()
+	// transformed dictionaries, per output and column: the batches of a
+	// column chunk share its dictionary, which is transformed once
+	caches := make([][]transforms.DictionaryCache, len(in.outputs))
+	for i, out := range in.outputs {
+		caches[i] = make([]transforms.DictionaryCache, len(out.cols))
+	}
+	defer func() {
+		for _, cs := range caches {
+			for i := range cs {
+				cs[i].Release()
+			}
+		}
+	}()
+	var sel transforms.Selection
+	outSel := make([]transforms.Selection, len(in.outputs))
+	cols := make([]arrow.Array, len(in.leaves))
+	filtered := make([]arrow.Array, len(in.leaves))
+	// columns filtered by an output's own selection, when it has row rules
+	own := make([]arrow.Array, len(in.leaves))
+	err = f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: read, BatchSize: int64(r.opt.BatchSize), Dictionary: dict},
+		func(b arrow.RecordBatch) error {
+			n := int(b.NumRows())
+			clear(cols)
+			for k := range read {
+				cols[readPos[k]] = b.Column(k)
+			}
+			// wall-clock timestamps of a declared zone become instants
+			var converted []arrow.Array
+			defer func() {
+				for _, a := range converted {
+					a.Release()
+				}
+			}()
+			for pos := range in.naive {
+				if cols[pos] == nil {
+					continue
+				}
+				c, err := transforms.LocalToInstant(mem, cols[pos], in.ds.TimeZone)
+				if err != nil {
+					return dataErrorf(in.match.Location, in.schema.Field(in.readCols[pos]).Name, "%v", err)
+				}
+				converted = append(converted, c)
+				cols[pos] = c
+			}
+			sel.Reset(n)
+			if in.timePos >= 0 {
+				rt := in.ds.Retention
+				if err := (transforms.Retention{Cutoff: in.ds.Cutoff, OnNullRemove: rt.OnNullRemove}).Apply(cols[in.timePos], &sel); err != nil {
+					return dataErrorf(in.match.Location, rt.TimeColumn, "%v", err)
+				}
+			}
+			if set := r.erasure[in.ds.Name]; in.subjectPos >= 0 && set != nil {
+				if err := (transforms.Erasure{Set: set}).Apply(cols[in.subjectPos], &sel); err != nil {
+					return dataErrorf(in.match.Location, in.ds.Subject, "%v", err)
+				}
+			}
+			for i, reason := range reasons {
+				counts[i] += sel.Removed(reason)
+			}
+			counts[len(reasons)] += int64(sel.Kept())
+			r.rowsDone.Add(int64(n))
+			r.progress(int(r.filesDone.Load()))
+			for oi, out := range in.outputs {
+				oc := outCounts[oi]
+				if out.rules == nil {
+					oc[len(dreasons)+1] += int64(sel.Kept())
+					continue
+				}
+				unknown, err := out.rules.apply(r, in, cols, &sel, &outSel[oi])
+				if err != nil {
+					return err
+				}
+				for j, reason := range dreasons {
+					oc[j] += outSel[oi].Removed(reason)
+				}
+				oc[len(dreasons)] += unknown
+				oc[len(dreasons)+1] += int64(outSel[oi].Kept())
+			}
+			if r.dryRun || sel.Kept() == 0 {
+				return nil
+			}
+			// each column is filtered once, for all destinations
+			clear(filtered)
+			defer func() {
+				for _, a := range filtered {
+					if a != nil {
+						a.Release()
+					}
+				}
+			}()
+			for oi, out := range in.outputs {
+				osel := &sel
+				if out.rules != nil {
+					osel = &outSel[oi]
+					if osel.Kept() == 0 {
+						continue
+					}
+				}
+				arrays := make([]arrow.Array, len(out.cols))
+				fields := make([]arrow.Field, len(out.cols))
+				release := func() {
+					for _, a := range arrays {
+						if a != nil {
+							a.Release()
+						}
+					}
+				}
+				releaseOwn := func() {
+					for i, a := range own {
+						if a != nil {
+							a.Release()
+							own[i] = nil
+						}
+					}
+				}
+				for ci, oc := range out.cols {
+					src := filtered
+					if osel != &sel {
+						src = own
+					}
+					if src[oc.pos] == nil {
+						fa, err := osel.Filter(mem, cols[oc.pos])
+						if err != nil {
+							release()
+							releaseOwn()
+							return fmt.Errorf("%s: filter column %s: %w", in.match.Location, oc.name, err)
+						}
+						src[oc.pos] = fa
+					}
+					var a arrow.Array
+					var err error
+					if sa, ok := oc.bc.Transform.(transforms.SubjectAware); ok {
+						if src[in.subjectPos] == nil {
+							fs, ferr := osel.Filter(mem, cols[in.subjectPos])
+							if ferr != nil {
+								release()
+								releaseOwn()
+								return fmt.Errorf("%s: filter column %s: %w", in.match.Location, in.ds.Subject, ferr)
+							}
+							src[in.subjectPos] = fs
+						}
+						a, err = sa.ApplySubject(mem, src[oc.pos], src[in.subjectPos])
+					} else if d, ok := src[oc.pos].(*array.Dictionary); ok && oc.bc.Spec.Name != "keep" {
+						a, err = caches[oi][ci].Apply(mem, oc.bc.Transform, d)
+					} else {
+						a, err = oc.bc.Transform.Apply(mem, src[oc.pos])
+					}
+					if err != nil {
+						release()
+						releaseOwn()
+						return dataErrorf(in.match.Location, oc.name, "%s (%s): %v", oc.bc.Spec.Name, oc.bc.Pos, err)
+					}
+					arrays[ci] = a
+					fields[ci] = arrow.Field{Name: oc.name, Type: a.DataType(), Nullable: true}
+				}
+				rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), arrays, int64(osel.Kept()))
+				release()
+				releaseOwn()
+				if writers[oi] == nil {
+					w, err := r.newPart(rec)
+					if err != nil {
+						rec.Release()
+						return err
+					}
+					writers[oi] = w
+				}
+				err := writers[oi].pw.Write(rec)
+				rec.Release()
+				if err != nil {
+					return fmt.Errorf("%s: encode output for %s: %w", in.match.Location, out.dst.Name, err)
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, nil, nil, dataError(err)
+	}
+	parts = make([]string, len(in.outputs))
+	for i, w := range writers {
+		if w == nil {
+			continue
+		}
+		if err := w.close(); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: finish part: %w", in.match.Location, err)
+		}
+		parts[i] = w.f.Name()
+		writers[i] = nil
+	}
+	return parts, counts, outCounts, nil
+}
+
+// newPart starts a part in the scratch directory, choosing dictionary
+// encoding per column from the first batch it will hold.
+func (r *runner) newPart(first arrow.RecordBatch) (*partFile, error) {
+	f, err := os.CreateTemp(r.scratch, "part-*.parquet")
+	if err != nil {
+		return nil, fmt.Errorf("scratch: %w", err)
+	}
+	dict := map[string]bool{}
+	for i, fld := range first.Schema().Fields() {
+		dict[fld.Name] = parquetio.WantsDictionary(first.Column(i))
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	pw, err := parquetio.NewPartEncoder(bw, first.Schema(), dict, r.opt.Writer, r.opt.Mem)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &partFile{f: f, bw: bw, pw: pw}, nil
+}
+
+func isBinary(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,244 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// Layout of a destination's output folder.
+const (
+	// StagingDir holds a run's files until they are published.
+	StagingDir = ".deid-staging"
+	// ManifestFile lists the committed files; it is written last.
+	ManifestName = "_manifest.json"
+	// ReportsDir holds one folder per run with its report.
+	ReportsDir = "_reports"
+)
+
+func (r *runner) stagingRoot(dstOutput string) string {
+	return storage.Join(dstOutput, StagingDir, r.opt.RunID)
+}
+
+// osPart is a part file in the scratch directory.
+type osPart struct {
+	*os.File
+	size int64
+}
+
+func (p osPart) Size() int64 { return p.size }
+
+// assemble splices a file's parts for one destination into the staged
+// output file and records it in the report.
+func (r *runner) assemble(ctx context.Context, in *inputFile, out *fileOutput, partPaths []string) error {
+	var parts []parquetio.Part
+	defer func() {
+		for _, p := range parts {
+			p.(osPart).Close()
+		}
+		for _, path := range partPaths {
+			if path != "" {
+				os.Remove(path)
+			}
+		}
+	}()
+	for _, path := range partPaths {
+		if path == "" {
+			continue
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("scratch: %w", err)
+		}
+		info, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("scratch: %w", err)
+		}
+		parts = append(parts, osPart{File: f, size: info.Size()})
+	}
+	if len(parts) == 0 {
+		// no row survived: an empty file with the output schema
+		p, err := r.emptyPart(out)
+		if err != nil {
+			return fmt.Errorf("%s: empty output for %s: %w", in.match.Location, out.dst.Name, err)
+		}
+		parts = append(parts, p)
+		partPaths = append(partPaths, p.Name())
+	}
+	loc := storage.Join(r.stagingRoot(out.dst.Output), out.rel)
+	w, err := r.opt.Store.Create(ctx, loc)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", loc, err)
+	}
+	defer w.Abort()
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(w, h)}
+	rows, err := parquetio.Splice(cw, parts)
+	if err != nil {
+		return fmt.Errorf("%s: assemble output for %s: %w", in.match.Location, out.dst.Name, err)
+	}
+	if _, err := w.Commit(); err != nil {
+		return fmt.Errorf("stage %s: %w", loc, err)
+	}
+	of := &report.OutputFile{
+		Path: out.rel, Dataset: in.ds.Name, Rows: rows, Bytes: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)),
+		Input:   report.Input{Location: in.match.Location, Size: in.match.Size, ModTime: in.match.ModTime.UTC(), Generation: in.match.Generation},
+		Columns: out.columns,
+	}
+	r.rep.Lock()
+	out.rep.Files = append(out.rep.Files, of)
+	out.rep.RowsOut += rows
+	out.rep.Bytes += cw.n
+	r.rep.Unlock()
+	return nil
+}
+
+// emptyPart writes a part with the output's schema and no rows.
+func (r *runner) emptyPart(out *fileOutput) (osPart, error) {
+	f, err := os.CreateTemp(r.scratch, "empty-*.parquet")
+	if err != nil {
+		return osPart{}, err
+	}
+	pw, err := parquetio.NewPartEncoder(f, out.schema, nil, r.opt.Writer, r.opt.Mem)
+	if err == nil {
+		err = pw.Close()
+	}
+	if err != nil {
+		f.Close()
+		return osPart{}, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return osPart{}, err
+	}
+	return osPart{File: f, size: info.Size()}, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// publish moves every staged file into place, then writes each
+// destination's report and, last, its manifest: the commit point.
+func (r *runner) publish(ctx context.Context) error {
+	for _, dst := range r.rep.Destinations {
+		staging := r.stagingRoot(dst.Output)
+		sortedOutputs(dst.Files)
+		for _, f := range dst.Files {
+			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), storage.Join(dst.Output, f.Path)); err != nil {
+				return fmt.Errorf("publish %s: %w", storage.Join(dst.Output, f.Path), err)
+			}
+		}
+		if err := r.writeJSON(ctx, storage.Join(dst.Output, ReportsDir, r.opt.RunID, "report.json"), r.rep.ForDestination(dst.Name)); err != nil {
+			return err
+		}
+		if err := r.writeManifest(ctx, dst); err != nil {
+			return err
+		}
+		if err := removeTree(ctx, r.opt.Store, staging); err != nil {
+			r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
+		}
+		r.opt.Logger.Info("published", "destination", dst.Name, "output", dst.Output, "files", len(dst.Files), "rows", dst.RowsOut)
+	}
+	return nil
+}
+
+// abortStaging removes what a failed run staged.
+func (r *runner) abortStaging(ctx context.Context) {
+	for _, dst := range r.plan.Destinations {
+		staging := r.stagingRoot(dst.Output)
+		if err := removeTree(ctx, r.opt.Store, staging); err != nil {
+			r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
+		}
+	}
+}
+
+// removeTree deletes every object under prefix (and, on local disk, the
+// emptied folders).
+func removeTree(ctx context.Context, s storage.Store, prefix string) error {
+	var locs []string
+	err := s.List(ctx, strings.TrimSuffix(prefix, "/")+"/", func(a storage.Attrs) error {
+		locs = append(locs, a.Location)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range locs {
+		if err := s.Delete(ctx, l); err != nil && !errors.Is(err, storage.ErrNotExist) {
+			return err
+		}
+	}
+	if !storage.IsURI(prefix) {
+		removeEmptyDirs(prefix)
+	}
+	return nil
+}
+
+// removeEmptyDirs removes dir and its parent staging folder when empty.
+func removeEmptyDirs(dir string) {
+	var walk func(string)
+	walk = func(d string) {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				walk(d + string(os.PathSeparator) + e.Name())
+			}
+		}
+		os.Remove(d) // fails, harmlessly, when not empty
+	}
+	walk(dir)
+	os.Remove(storage.Dir(dir)) // .deid-staging, when no other run uses it
+}
+
+// writeJSON writes v as indented JSON, atomically.
+func (r *runner) writeJSON(ctx context.Context, loc string, v interface{ JSON() ([]byte, error) }) error {
+	b, err := v.JSON()
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", loc, err)
+	}
+	w, err := r.opt.Store.Create(ctx, loc)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", loc, err)
+	}
+	defer w.Abort()
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", loc, err)
+	}
+	if _, err := w.Commit(); err != nil {
+		return fmt.Errorf("write %s: %w", loc, err)
+	}
+	return nil
+}
+
+// denseSchema is the output schema with dictionary types replaced by their
+// value types: what an empty output file declares.
+func denseField(name string, t arrow.DataType) arrow.Field {
+	if d, ok := t.(*arrow.DictionaryType); ok {
+		t = d.ValueType
+	}
+	return arrow.Field{Name: name, Type: t, Nullable: true}
+}

@@ -1,0 +1,295 @@
+// Package report holds the record of a run as data: what was read, what was
+// removed and why, what was written with which treatment, hashes and key
+// fingerprints, timings and warnings. The pipeline fills it in as it makes
+// each decision; rendering (JSON here, HTML later) only formats what is
+// recorded and never recomputes it.
+//
+// The JSON form is a contract for auditors and tools: fields are only ever
+// added, and Format names its version.
+package report
+
+import (
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+)
+
+// FormatV1 identifies version 1 of the report's JSON form.
+const FormatV1 = "deid-report/v1"
+
+// Run is the report of one run.
+type Run struct {
+	Format string `json:"format"`
+	// RunID is the UTC start time and a random suffix: sortable and unique.
+	RunID string `json:"run_id"`
+	// Command is "run" or "plan" (a dry run that reads and counts but writes nothing).
+	Command string `json:"command"`
+	// Outcome is "succeeded" or "failed".
+	Outcome string `json:"outcome"`
+	// Error is the failure, when Outcome is "failed".
+	Error  string `json:"error,omitempty"`
+	Policy Policy `json:"policy"`
+	// Now is the reference instant retention was measured from.
+	Now        time.Time `json:"now"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	// Seconds is the wall time of the run.
+	Seconds  float64  `json:"seconds"`
+	Settings Settings `json:"settings"`
+	// Keys are the fingerprints of the keys used: never the keys.
+	Keys         []Key          `json:"keys"`
+	Datasets     []*Dataset     `json:"datasets"`
+	Destinations []*Destination `json:"destinations"`
+	Warnings     []string       `json:"warnings"`
+
+	mu sync.Mutex
+}
+
+// Policy identifies the policy a run executed.
+type Policy struct {
+	File   string `json:"file"`
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
+// Settings are the run's execution settings; they do not change what is
+// written, only how fast.
+type Settings struct {
+	Workers   int `json:"workers"`
+	BatchSize int `json:"batch_size"`
+}
+
+// Key is a key's name and fingerprint.
+type Key struct {
+	Name         string   `json:"name"`
+	Fingerprint  string   `json:"fingerprint"`
+	Destinations []string `json:"destinations"`
+}
+
+// Dataset is what a run read of one source dataset and which rows its row
+// rules removed.
+type Dataset struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	// Retention describes the retention rule, or is nil.
+	Retention *Retention `json:"retention,omitempty"`
+	// Erasure describes the erasure lists read.
+	Erasure []ErasureList `json:"erasure,omitempty"`
+	// Consent describes the consent withdrawal lists read.
+	Consent []ConsentList `json:"consent,omitempty"`
+	Files   []*InputFile  `json:"files"`
+	// RowsIn and RowsKept total the files.
+	RowsIn   int64 `json:"rows_in"`
+	RowsKept int64 `json:"rows_kept"`
+	// Removed counts rows removed by reason (null_time, retention, erasure).
+	Removed map[string]int64 `json:"removed"`
+	// DroppedColumns are columns the data has but the policy does not
+	// classify, dropped because the dataset says unclassified: drop.
+	DroppedColumns []string `json:"dropped_columns,omitempty"`
+}
+
+// Retention is a retention rule as applied.
+type Retention struct {
+	TimeColumn string    `json:"time_column"`
+	Keep       string    `json:"keep"`
+	Cutoff     time.Time `json:"cutoff"`
+	OnNull     string    `json:"on_null"`
+}
+
+// ErasureList is one erasure list as read: its ids are never reported.
+type ErasureList struct {
+	Location string `json:"location"`
+	Column   string `json:"column"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	// Entries counts the list's non-NULL ids; Subjects the distinct ones.
+	Entries  int64 `json:"entries"`
+	Subjects int64 `json:"subjects"`
+}
+
+// ConsentList is one consent withdrawal list read.
+type ConsentList struct {
+	Location string `json:"location"`
+	Column   string `json:"column"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	// History says which rows a withdrawal excludes: all, or from_withdrawal.
+	History string `json:"history"`
+	// Entries counts the list's withdrawals (rows with a subject).
+	Entries int64 `json:"entries"`
+}
+
+// InputFile is one source file read.
+type InputFile struct {
+	Location   string           `json:"location"`
+	Size       int64            `json:"size"`
+	ModTime    time.Time        `json:"mod_time"`
+	Generation int64            `json:"generation,omitempty"`
+	RowGroups  int              `json:"row_groups"`
+	RowsIn     int64            `json:"rows_in"`
+	RowsKept   int64            `json:"rows_kept"`
+	Removed    map[string]int64 `json:"removed"`
+	Seconds    float64          `json:"seconds"`
+}
+
+// Destination is what a run wrote to one destination.
+type Destination struct {
+	Name           string        `json:"name"`
+	Purpose        string        `json:"purpose"`
+	Output         string        `json:"output"`
+	KeyFingerprint string        `json:"key_fingerprint,omitempty"`
+	Datasets       []*Treatment  `json:"datasets"`
+	Files          []*OutputFile `json:"files"`
+	RowsOut        int64         `json:"rows_out"`
+	Bytes          int64         `json:"bytes"`
+	// Removed counts rows kept from this destination only, by reason
+	// (consent, child), beyond those removed from every destination.
+	Removed map[string]int64 `json:"removed"`
+	// AgeUnknown counts rows a children rule kept because their age could
+	// not be told (no or invalid birth date, no event time).
+	AgeUnknown int64 `json:"age_unknown"`
+}
+
+// Treatment is how one dataset's columns are treated in a destination.
+type Treatment struct {
+	Dataset string   `json:"dataset"`
+	Columns []Column `json:"columns"`
+}
+
+// Column is one column's treatment, as the manifest also records it.
+type Column struct {
+	Name         string         `json:"name"`
+	SemanticType string         `json:"semantic_type,omitempty"`
+	Transform    string         `json:"transform"`
+	Params       map[string]any `json:"params,omitempty"`
+	// Result says what is left of the value: raw, scrubbed, generalized,
+	// pseudonym or removed.
+	Result string `json:"result"`
+	// Meaning says in a sentence what the output column holds.
+	Meaning string `json:"meaning"`
+	// Default marks the purpose's default treatment (the policy names none).
+	Default bool `json:"default,omitempty"`
+	// Allow is the policy's reason for a treatment below the purpose's floor.
+	Allow string `json:"allow,omitempty"`
+	// SourceType and OutputType are the storage types before and after.
+	SourceType string `json:"source_type,omitempty"`
+	OutputType string `json:"output_type,omitempty"`
+}
+
+// OutputFile is one file written to a destination.
+type OutputFile struct {
+	// Path is relative to the destination's output: <dataset>/<input's relative path>.
+	Path    string `json:"path"`
+	Dataset string `json:"dataset"`
+	// Input is the source file the output was derived from.
+	Input  Input  `json:"input"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+	// Columns are the output's columns with their treatment.
+	Columns []Column `json:"columns"`
+}
+
+// Input identifies the version of a source file an output came from.
+type Input struct {
+	Location   string    `json:"location"`
+	Size       int64     `json:"size"`
+	ModTime    time.Time `json:"mod_time"`
+	Generation int64     `json:"generation,omitempty"`
+}
+
+// Warn records a warning. Safe for concurrent use.
+func (r *Run) Warn(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.Warnings {
+		if w == msg {
+			return
+		}
+	}
+	r.Warnings = append(r.Warnings, msg)
+}
+
+// Lock and Unlock guard the report while workers record into it.
+func (r *Run) Lock()   { r.mu.Lock() }
+func (r *Run) Unlock() { r.mu.Unlock() }
+
+// AddRemoved adds counts by reason into m.
+func AddRemoved(m map[string]int64, counts map[string]int64) {
+	for k, v := range counts {
+		m[k] += v
+	}
+}
+
+// Finish sorts what workers appended concurrently, so that the report does
+// not depend on scheduling, and sets the outcome.
+func (r *Run) Finish(end time.Time, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.FinishedAt = end.UTC()
+	r.Seconds = end.Sub(r.StartedAt).Seconds()
+	r.Outcome = "succeeded"
+	if err != nil {
+		r.Outcome, r.Error = "failed", err.Error()
+	}
+	for _, d := range r.Datasets {
+		sort.Slice(d.Files, func(i, j int) bool { return d.Files[i].Location < d.Files[j].Location })
+	}
+	for _, d := range r.Destinations {
+		sort.Slice(d.Files, func(i, j int) bool { return d.Files[i].Path < d.Files[j].Path })
+	}
+	sort.Strings(r.Warnings)
+	if r.Warnings == nil {
+		r.Warnings = []string{}
+	}
+}
+
+// JSON returns the report as indented JSON.
+func (r *Run) JSON() ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// ForDestination returns a copy of the report that shows only the named
+// destination (and the datasets it reads): what that destination's output
+// folder receives, so one recipient's report does not describe another's.
+func (r *Run) ForDestination(name string) *Run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := &Run{Format: r.Format, RunID: r.RunID, Command: r.Command, Outcome: r.Outcome, Error: r.Error, Policy: r.Policy,
+		Now: r.Now, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Seconds: r.Seconds, Settings: r.Settings,
+		Warnings: r.Warnings}
+	var dst *Destination
+	for _, d := range r.Destinations {
+		if d.Name == name {
+			dst = d
+		}
+	}
+	if dst == nil {
+		return c
+	}
+	c.Destinations = []*Destination{dst}
+	reads := map[string]bool{}
+	for _, t := range dst.Datasets {
+		reads[t.Dataset] = true
+	}
+	for _, d := range r.Datasets {
+		if reads[d.Name] {
+			c.Datasets = append(c.Datasets, d)
+		}
+	}
+	for _, k := range r.Keys {
+		for _, user := range k.Destinations {
+			if user == name {
+				c.Keys = append(c.Keys, Key{Name: k.Name, Fingerprint: k.Fingerprint, Destinations: []string{name}})
+			}
+		}
+	}
+	return c
+}

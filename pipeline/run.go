@@ -1,0 +1,509 @@
+// Package pipeline executes a compiled policy (rules.Plan): it lists the
+// input files, reads each once in small Arrow record batches, applies the
+// row rules (retention, erasure) and, per destination, the column
+// transforms, writes Parquet, and publishes atomically with a manifest and a
+// report. It holds no policy semantics of its own.
+//
+// Data flow and guarantees:
+//
+//   - Before any data is read, every input file's footer is checked against
+//     the policy: an unclassified, missing, drifted or unprocessable column
+//     stops the run with an error naming the file (fail closed).
+//   - Work is split into (file, row group) tasks run by a pool of workers.
+//     Each task decodes its row group in batches of Options.BatchSize rows
+//     (memory is bounded by batch size × workers plus one encoded output row
+//     group per worker, not by file size) and encodes its share of every
+//     destination's output as a separate Parquet part. When a file's last
+//     task ends, its parts are spliced, in row group order, into the output
+//     file: the bytes do not depend on the number of workers or on
+//     scheduling.
+//   - Outputs are staged under <output>/.deid-staging/<run id>/ and moved
+//     into place only when every task of every file succeeded; then
+//     _manifest.json is written (the commit point) and the report beside it
+//     in _reports/<run id>/report.json. A failed run publishes nothing.
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
+	"github.com/deidproject/deid/transforms"
+)
+
+// Options control how a plan runs. They never change what is written,
+// except Writer and BatchSize, which shape the Parquet encoding.
+type Options struct {
+	// Store reaches every location the plan names.
+	Store storage.Store
+	// Workers is the number of concurrent tasks; 0 means the number of CPUs.
+	Workers int
+	// BatchSize is the number of rows decoded at a time; 0 means 32,768,
+	// which measured fastest on the bench's 1M- and 10M-row tables (against
+	// 16,384 and 65,536): large enough for dictionaries of a row group's
+	// device ids to be read as dictionaries, small enough to stay in cache.
+	BatchSize int
+	// Mem allocates Arrow memory; nil means Go's allocator.
+	Mem memory.Allocator
+	// Logger receives progress and decisions; nil discards them.
+	Logger *slog.Logger
+	// Progress, when set, is called as rows are processed.
+	Progress func(Progress)
+	// RunID names the run; empty means a new id from the clock.
+	RunID string
+	// Writer shapes the output Parquet.
+	Writer parquetio.WriterOptions
+	// ScratchDir holds encoded parts until they are spliced; empty means the
+	// system's temporary directory.
+	ScratchDir string
+	// Clock returns the current time, for timings and the run id; nil means
+	// time.Now. Retention uses the plan's Now, never this clock.
+	Clock func() time.Time
+}
+
+// Progress reports how far a run is.
+type Progress struct {
+	RowsDone, RowsTotal int64
+	FilesDone, Files    int
+}
+
+func (o *Options) defaults() {
+	if o.Store == nil {
+		o.Store = storage.Local{}
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1 << 15
+	}
+	if o.Mem == nil {
+		o.Mem = memory.DefaultAllocator
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.ScratchDir == "" {
+		o.ScratchDir = os.TempDir()
+	}
+}
+
+// runner is the state of one run.
+type runner struct {
+	plan    *rules.Plan
+	opt     Options
+	rep     *report.Run
+	inputs  []*inputFile
+	erasure map[string]*transforms.SubjectSet
+	// consent and births hold the destination-level row rules' lists
+	consent map[string][]consentRule
+	births  map[string]*transforms.SubjectValues
+	scratch string
+	dryRun  bool
+	// skipErasure leaves erasure lists unread (validation only)
+	skipErasure bool
+
+	rowsDone  atomic.Int64
+	filesDone atomic.Int64
+	rowsTotal int64
+}
+
+// NewRunID returns a sortable, unique run id: the UTC time and a random suffix.
+func NewRunID(t time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func newRunner(plan *rules.Plan, opt Options, command string) *runner {
+	opt.defaults()
+	start := opt.Clock()
+	if opt.RunID == "" {
+		opt.RunID = NewRunID(start)
+	}
+	rep := &report.Run{
+		Format: report.FormatV1, RunID: opt.RunID, Command: command,
+		Policy: report.Policy{File: plan.Policy.File, Name: plan.Policy.Name, SHA256: plan.Policy.SHA256},
+		Now:    plan.Now, StartedAt: start.UTC(),
+		Settings:     report.Settings{Workers: opt.Workers, BatchSize: opt.BatchSize},
+		Warnings:     append([]string(nil), plan.Warnings...),
+		Keys:         []report.Key{},
+		Datasets:     []*report.Dataset{},
+		Destinations: []*report.Destination{},
+	}
+	for _, k := range plan.Keys {
+		rk := report.Key{Name: k.Name(), Fingerprint: k.Fingerprint()}
+		for _, d := range plan.Destinations {
+			if d.Key == k {
+				rk.Destinations = append(rk.Destinations, d.Name)
+			}
+		}
+		rep.Keys = append(rep.Keys, rk)
+	}
+	r := &runner{plan: plan, opt: opt, rep: rep, erasure: map[string]*transforms.SubjectSet{},
+		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, dryRun: command == "plan"}
+	for _, ds := range plan.Datasets {
+		r.datasetReport(ds)
+	}
+	for _, d := range plan.Destinations {
+		r.destReport(d)
+	}
+	return r
+}
+
+// datasetReport returns (creating it once) the report entry of a dataset.
+func (r *runner) datasetReport(ds *rules.Dataset) *report.Dataset {
+	r.rep.Lock()
+	defer r.rep.Unlock()
+	for _, d := range r.rep.Datasets {
+		if d.Name == ds.Name {
+			return d
+		}
+	}
+	d := &report.Dataset{Name: ds.Name, Source: ds.Source, Files: []*report.InputFile{}, Removed: zeroCounts()}
+	if rt := ds.Retention; rt != nil {
+		onNull := "keep"
+		if rt.OnNullRemove {
+			onNull = "remove"
+		}
+		d.Retention = &report.Retention{TimeColumn: rt.TimeColumn, Keep: rt.Keep.String(), Cutoff: ds.Cutoff, OnNull: onNull}
+	}
+	r.rep.Datasets = append(r.rep.Datasets, d)
+	return d
+}
+
+// destReport returns (creating it once) the report entry of a destination.
+func (r *runner) destReport(dst *rules.Destination) *report.Destination {
+	r.rep.Lock()
+	defer r.rep.Unlock()
+	for _, d := range r.rep.Destinations {
+		if d.Name == dst.Name {
+			return d
+		}
+	}
+	d := &report.Destination{Name: dst.Name, Purpose: dst.Purpose, Output: dst.Output, Files: []*report.OutputFile{},
+		Datasets: []*report.Treatment{}, Removed: map[string]int64{}}
+	for _, reason := range transforms.DestinationReasons() {
+		d.Removed[reason.String()] = 0
+	}
+	if dst.Key != nil {
+		d.KeyFingerprint = dst.Key.Fingerprint()
+	}
+	for _, b := range dst.Bindings {
+		tr := &report.Treatment{Dataset: b.Dataset.Name}
+		for _, c := range b.Dataset.Columns {
+			bc := b.Columns[c.Name]
+			tr.Columns = append(tr.Columns, report.Column{Name: c.Name, SemanticType: c.Type.Name, Transform: bc.Spec.Name,
+				Params: paramsForReport(bc), Result: bc.Spec.Result.String(), Meaning: bc.Meaning, Default: bc.Default, Allow: bc.Allow})
+		}
+		d.Datasets = append(d.Datasets, tr)
+	}
+	r.rep.Destinations = append(r.rep.Destinations, d)
+	return d
+}
+
+func zeroCounts() map[string]int64 {
+	m := map[string]int64{}
+	for _, reason := range transforms.Reasons() {
+		m[reason.String()] = 0
+	}
+	return m
+}
+
+// Run executes the plan and publishes its outputs. The report is returned
+// also when the run fails; it is written to each destination only on success.
+func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error) {
+	r := newRunner(plan, opt, "run")
+	err := r.run(ctx)
+	r.rep.Finish(r.opt.Clock(), err)
+	if err == nil {
+		if err = r.publish(ctx); err != nil {
+			r.abortStaging(context.WithoutCancel(ctx))
+		}
+	}
+	return r.rep, err
+}
+
+// Plan is a dry run: it lists and checks the inputs, loads the erasure lists
+// and evaluates the row rules on every row, reading only the rules'
+// columns, and reports the same counts a run would. It writes nothing.
+func Plan(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error) {
+	r := newRunner(plan, opt, "plan")
+	err := r.run(ctx)
+	r.rep.Finish(r.opt.Clock(), err)
+	return r.rep, err
+}
+
+func (r *runner) run(ctx context.Context) (err error) {
+	log := r.opt.Logger
+	log.Info("run starting", "run_id", r.opt.RunID, "policy", r.plan.Policy.File, "now", r.plan.Now, "workers", r.opt.Workers)
+	if err := r.listInputs(ctx); err != nil {
+		return err
+	}
+	if err := r.checkOutputs(ctx); err != nil {
+		return err
+	}
+	for _, in := range r.inputs {
+		r.rowsTotal += in.rows
+	}
+	log.Info("inputs checked", "files", len(r.inputs), "rows", r.rowsTotal)
+	if !r.dryRun {
+		r.scratch, err = os.MkdirTemp(r.opt.ScratchDir, "deid-"+r.opt.RunID+"-")
+		if err != nil {
+			return fmt.Errorf("scratch directory: %w", err)
+		}
+		defer os.RemoveAll(r.scratch)
+		defer func() {
+			if err != nil {
+				r.abortStaging(context.WithoutCancel(ctx))
+			}
+		}()
+	}
+	return r.process(ctx)
+}
+
+// task is one row group of one input file.
+type task struct {
+	in *inputFile
+	rg int
+}
+
+// fileState collects the results of a file's tasks until the last one ends.
+type fileState struct {
+	mu     sync.Mutex
+	file   *parquetio.File // opened by the first task, closed with the last
+	left   int
+	parts  [][]string // per output, per row group: the part's path or ""
+	counts [][]int64  // per row group: removed by reason, then kept
+	// outCounts, per row group and output: removed by destination reason,
+	// rows of unknown age, then kept
+	outCounts [][][]int64
+	started   time.Time
+}
+
+// open returns the file, opening it on first use.
+func (st *fileState) open(ctx context.Context, r *runner, in *inputFile) (*parquetio.File, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.started.IsZero() {
+		st.started = r.opt.Clock()
+	}
+	if st.file == nil {
+		f, err := parquetio.Open(ctx, r.opt.Store, in.match.Location, r.opt.Mem)
+		if err != nil {
+			return nil, dataError(err)
+		}
+		if f.Attrs().Size != in.match.Size {
+			f.Close()
+			return nil, dataErrorf(in.match.Location, "", "the file changed while the run was reading it (%d bytes, then %d)", in.match.Size, f.Attrs().Size)
+		}
+		st.file = f
+	}
+	return st.file, nil
+}
+
+// process runs every task on the worker pool; the worker that finishes a
+// file's last row group assembles that file's outputs.
+func (r *runner) process(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	states := map[*inputFile]*fileState{}
+	var tasks []task
+	defer func() {
+		for _, st := range states {
+			if st.file != nil {
+				st.file.Close()
+			}
+		}
+	}()
+	for _, in := range r.inputs {
+		st := &fileState{left: len(in.rgRows), counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows))}
+		for range in.outputs {
+			st.parts = append(st.parts, make([]string, len(in.rgRows)))
+		}
+		states[in] = st
+		for rg := range in.rgRows {
+			tasks = append(tasks, task{in: in, rg: rg})
+		}
+		if len(in.rgRows) == 0 {
+			// a file without row groups still gets (empty) outputs
+			if err := r.finishFile(ctx, in, st); err != nil {
+				return err
+			}
+		}
+	}
+	ch := make(chan task)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	fail := func(err error) {
+		once.Do(func() {
+			firstErr = err
+			cancel(err)
+		})
+	}
+	for w := 0; w < r.opt.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range ch {
+				if ctx.Err() != nil {
+					continue
+				}
+				if err := r.runTask(ctx, t, states[t.in]); err != nil {
+					fail(err)
+				}
+			}
+		}()
+	}
+send:
+	for _, t := range tasks {
+		select {
+		case ch <- t:
+		case <-ctx.Done():
+			break send
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return context.Cause(ctx)
+}
+
+// runTask processes one row group and, if it was the file's last, the file.
+func (r *runner) runTask(ctx context.Context, t task, st *fileState) error {
+	f, err := st.open(ctx, r, t.in)
+	if err != nil {
+		return err
+	}
+	parts, counts, outCounts, err := r.processRowGroup(ctx, t.in, t.rg, f)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	for i, p := range parts {
+		st.parts[i][t.rg] = p
+	}
+	st.counts[t.rg] = counts
+	st.outCounts[t.rg] = outCounts
+	st.left--
+	last := st.left == 0
+	if last && st.file != nil {
+		st.file.Close()
+		st.file = nil
+	}
+	st.mu.Unlock()
+	if !last {
+		return nil
+	}
+	return r.finishFile(ctx, t.in, st)
+}
+
+// finishFile records a file's counts and assembles its outputs.
+func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) error {
+	removed := map[string]int64{}
+	var kept int64
+	for _, c := range st.counts {
+		for i, reason := range transforms.Reasons() {
+			removed[reason.String()] += c[i]
+		}
+		kept += c[len(c)-1]
+	}
+	dsr := r.datasetReport(in.ds)
+	r.rep.Lock()
+	in.report.RowsIn = in.rows
+	in.report.RowsKept = kept
+	in.report.Removed = removed
+	if !st.started.IsZero() {
+		in.report.Seconds = r.opt.Clock().Sub(st.started).Seconds()
+	}
+	dsr.RowsIn += in.rows
+	dsr.RowsKept += kept
+	report.AddRemoved(dsr.Removed, removed)
+	r.rep.Unlock()
+	for i, out := range in.outputs {
+		outKept := kept
+		if out.rules != nil {
+			outKept = 0
+			r.rep.Lock()
+			for _, oc := range st.outCounts {
+				for j, reason := range transforms.DestinationReasons() {
+					out.rep.Removed[reason.String()] += oc[i][j]
+				}
+				out.rep.AgeUnknown += oc[i][len(oc[i])-2]
+				outKept += oc[i][len(oc[i])-1]
+			}
+			r.rep.Unlock()
+		}
+		if r.dryRun {
+			r.planOutput(in, out, outKept)
+			continue
+		}
+		if err := r.assemble(ctx, in, out, st.parts[i]); err != nil {
+			return err
+		}
+	}
+	n := r.filesDone.Add(1)
+	r.progress(int(n))
+	r.opt.Logger.Debug("file done", "file", in.match.Location, "rows_in", in.rows, "rows_kept", kept)
+	return nil
+}
+
+// planOutput records, in a dry run, the file a run would write.
+func (r *runner) planOutput(in *inputFile, out *fileOutput, rows int64) {
+	r.rep.Lock()
+	defer r.rep.Unlock()
+	out.rep.Files = append(out.rep.Files, &report.OutputFile{Path: out.rel, Dataset: in.ds.Name, Rows: rows, Columns: out.columns,
+		Input: report.Input{Location: in.match.Location, Size: in.match.Size, ModTime: in.match.ModTime.UTC(), Generation: in.match.Generation}})
+	out.rep.RowsOut += rows
+}
+
+func (r *runner) progress(filesDone int) {
+	if r.opt.Progress != nil {
+		r.opt.Progress(Progress{RowsDone: r.rowsDone.Load(), RowsTotal: r.rowsTotal, FilesDone: filesDone, Files: len(r.inputs)})
+	}
+}
+
+// sortedOutputs orders a destination's files by path.
+func sortedOutputs(files []*report.OutputFile) {
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+}
+
+// Validate checks, without reading data, that every source file matches the
+// policy: each column classified, none missing or drifted, every transform
+// able to take its column, and that erasure lists exist. It returns the
+// number of files checked.
+func Validate(ctx context.Context, plan *rules.Plan, opt Options) (int, error) {
+	r := newRunner(plan, opt, "validate")
+	r.skipErasure = true
+	if err := r.listInputs(ctx); err != nil {
+		return 0, err
+	}
+	for _, ds := range plan.Datasets {
+		for _, e := range ds.Erasure {
+			if _, err := r.opt.Store.Stat(ctx, e.List); err != nil {
+				return 0, dataErrorf(e.List, "", "erasure list of dataset %s (%s): %v", ds.Name, e.Pos, err)
+			}
+		}
+	}
+	return len(r.inputs), nil
+}

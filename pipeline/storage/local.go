@@ -1,0 +1,221 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Local is the Store for the local file system. Locations are paths.
+//
+// Create writes to a hidden temporary file in the target's directory and
+// Commit renames it into place after an fsync of the file and, after the
+// rename, of the directory, so a crash leaves either the old object or the
+// new one, never a partial file at the location.
+type Local struct{}
+
+// tempPrefix marks files being written; List skips them.
+const tempPrefix = ".deid-tmp-"
+
+// List implements Store. It walks the directory part of prefix recursively;
+// locations are cleaned paths (filepath.Clean). A symbolic link to a file is
+// listed as that file (with the target's size and time); links to folders
+// are not followed, and a dangling link is an error.
+func (Local) List(ctx context.Context, prefix string, fn func(Attrs) error) error {
+	sep := string(filepath.Separator)
+	dirPrefix := strings.HasSuffix(prefix, sep) || strings.HasSuffix(prefix, "/")
+	clean := filepath.Clean(prefix)
+	root, match := filepath.Dir(clean), clean
+	if dirPrefix {
+		root = clean
+		if clean != sep {
+			match = clean + sep
+		}
+		if clean == "." {
+			match = ""
+		}
+	}
+	var found []Attrs
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == root {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), tempPrefix) || !strings.HasPrefix(p, match) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			// a link to a file lists as the file; links to folders are not followed
+			if info, err = os.Stat(p); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		if !info.Mode().IsRegular() {
+			return nil
+		}
+		found = append(found, Attrs{Location: p, Size: info.Size(), ModTime: info.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].Location < found[j].Location })
+	for _, a := range found {
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Open implements Store.
+func (Local) Open(_ context.Context, location string) (Reader, error) {
+	f, err := os.Open(location)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if info.IsDir() {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: location, Err: errors.New("is a directory")}
+	}
+	return &localReader{File: f, attrs: Attrs{Location: location, Size: info.Size(), ModTime: info.ModTime()}}, nil
+}
+
+type localReader struct {
+	*os.File
+	attrs Attrs
+}
+
+func (r *localReader) Size() int64  { return r.attrs.Size }
+func (r *localReader) Attrs() Attrs { return r.attrs }
+
+// Stat implements Store.
+func (Local) Stat(_ context.Context, location string) (Attrs, error) {
+	info, err := os.Stat(location)
+	if err != nil {
+		return Attrs{}, err
+	}
+	if info.IsDir() {
+		return Attrs{}, &fs.PathError{Op: "stat", Path: location, Err: errors.New("is a directory")}
+	}
+	return Attrs{Location: location, Size: info.Size(), ModTime: info.ModTime()}, nil
+}
+
+// Delete implements Store.
+func (Local) Delete(_ context.Context, location string) error {
+	return os.Remove(location)
+}
+
+// Create implements Store.
+func (Local) Create(_ context.Context, location string) (Writer, error) {
+	dir := filepath.Dir(location)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(dir, tempPrefix+filepath.Base(location)+"-"+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &localWriter{f: f, tmp: tmp, location: location}, nil
+}
+
+type localWriter struct {
+	f        *os.File
+	tmp      string
+	location string
+	done     bool
+}
+
+func (w *localWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+func (w *localWriter) Commit() (Attrs, error) {
+	if w.done {
+		return Attrs{}, fmt.Errorf("commit %s: writer already finished", w.location)
+	}
+	w.done = true
+	fail := func(err error) (Attrs, error) {
+		w.f.Close()
+		os.Remove(w.tmp)
+		return Attrs{}, fmt.Errorf("commit %s: %w", w.location, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fail(err)
+	}
+	info, err := w.f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(w.tmp, w.location); err != nil {
+		os.Remove(w.tmp)
+		return Attrs{}, fmt.Errorf("commit %s: %w", w.location, err)
+	}
+	if err := syncDir(filepath.Dir(w.location)); err != nil {
+		return Attrs{}, fmt.Errorf("commit %s: %w", w.location, err)
+	}
+	return Attrs{Location: w.location, Size: info.Size(), ModTime: info.ModTime()}, nil
+}
+
+func (w *localWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	if err := os.Remove(w.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Move implements Mover with a rename, creating the target's directory.
+func (Local) Move(_ context.Context, src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package storage_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/pipeline/storage/storagetest"
+)
+
+func TestLocalConformance(t *testing.T) {
+	storagetest.Run(t, storage.Local{}, t.TempDir())
+}
+
+func TestGlob(t *testing.T) {
+	root := t.TempDir()
+	files := []string{
+		"browsing/dt=2026-10-30/part-0.parquet",
+		"browsing/dt=2026-10-31/part-0.parquet",
+		"browsing/dt=2026-10-31/part-1.parquet",
+		"browsing/dt=2026-10-31/_SUCCESS",
+		"browsing/dt=2026-10-31/.part-2.parquet.crc",
+		"browsing/_staging/part-9.parquet",
+		"browsing/.hidden/part-8.parquet",
+		"browsing/x/y/z.parquet",
+		"other.parquet",
+	}
+	for _, f := range files {
+		p := filepath.Join(root, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(f), 0o644)
+	}
+	cases := []struct {
+		pattern string
+		root    string
+		rels    []string
+	}{
+		{"browsing/dt=*/*.parquet", "browsing", []string{"dt=2026-10-30/part-0.parquet", "dt=2026-10-31/part-0.parquet", "dt=2026-10-31/part-1.parquet"}},
+		{"browsing/dt=2026-10-31/*", "browsing/dt=2026-10-31", []string{"part-0.parquet", "part-1.parquet"}},
+		{"browsing/**/*.parquet", "browsing", []string{"dt=2026-10-30/part-0.parquet", "dt=2026-10-31/part-0.parquet", "dt=2026-10-31/part-1.parquet", "x/y/z.parquet"}},
+		{"browsing/**/_*", "browsing", []string{"dt=2026-10-31/_SUCCESS"}},
+		{"browsing/_staging/*.parquet", "browsing/_staging", []string{"part-9.parquet"}},
+		{"browsing/dt=2026-10-3[0]/*.parquet", "browsing", []string{"dt=2026-10-30/part-0.parquet"}},
+		{"*.parquet", ".", []string{"other.parquet"}},
+		{"nothing/*.parquet", "nothing", nil},
+	}
+	for _, c := range cases {
+		r, m, err := storage.Glob(context.Background(), storage.Local{}, filepath.Join(root, c.pattern))
+		if err != nil {
+			t.Errorf("%s: %v", c.pattern, err)
+			continue
+		}
+		var rels []string
+		for _, x := range m {
+			rels = append(rels, x.Rel)
+			if x.Location != filepath.Join(root, c.root, x.Rel) {
+				t.Errorf("%s: location %s, rel %s", c.pattern, x.Location, x.Rel)
+			}
+		}
+		if !reflect.DeepEqual(rels, c.rels) || r != filepath.Join(root, c.root) {
+			t.Errorf("%s: root %s, matches %v; want %s, %v", c.pattern, r, rels, c.root, c.rels)
+		}
+	}
+	// a literal path names one file, which must exist
+	_, m, err := storage.Glob(context.Background(), storage.Local{}, filepath.Join(root, "other.parquet"))
+	if err != nil || len(m) != 1 || m[0].Rel != "other.parquet" {
+		t.Errorf("literal: %v %v", m, err)
+	}
+	if _, _, err := storage.Glob(context.Background(), storage.Local{}, filepath.Join(root, "missing.parquet")); err == nil {
+		t.Error("a missing literal path matched")
+	}
+	if _, _, err := storage.Glob(context.Background(), storage.Local{}, root+"/browsing/*//x.parquet"); err == nil {
+		t.Error("an empty segment was accepted")
+	}
+}
+
+func TestJoinRel(t *testing.T) {
+	if got := storage.Join("gs://b/lake", "x", "y.parquet"); got != "gs://b/lake/x/y.parquet" {
+		t.Errorf("Join = %s", got)
+	}
+	if got, _ := storage.Rel("gs://b/lake", "gs://b/lake/x/y.parquet"); got != "x/y.parquet" {
+		t.Errorf("Rel = %s", got)
+	}
+	if got := storage.Join("/out", "browsing", "dt=1/x.parquet"); got != "/out/browsing/dt=1/x.parquet" {
+		t.Errorf("Join = %s", got)
+	}
+}
+
+// TestLocalListFollowsFileLinks: a lake whose files are symbolic links lists
+// them; a dangling link is an error, not a silently missing file.
+func TestLocalListFollowsFileLinks(t *testing.T) {
+	root := t.TempDir()
+	target := filepath.Join(root, "data.parquet")
+	os.WriteFile(target, []byte("12345"), 0o644)
+	os.MkdirAll(filepath.Join(root, "in"), 0o755)
+	if err := os.Symlink(target, filepath.Join(root, "in", "a.parquet")); err != nil {
+		t.Skip(err)
+	}
+	_, m, err := storage.Glob(context.Background(), storage.Local{}, filepath.Join(root, "in", "*.parquet"))
+	if err != nil || len(m) != 1 || m[0].Size != 5 {
+		t.Fatalf("glob over a link: %v %v", m, err)
+	}
+	os.Symlink(filepath.Join(root, "gone.parquet"), filepath.Join(root, "in", "b.parquet"))
+	if _, _, err := storage.Glob(context.Background(), storage.Local{}, filepath.Join(root, "in", "*.parquet")); err == nil {
+		t.Error("a dangling link was skipped silently")
+	}
+}

@@ -1,0 +1,163 @@
+// Package storage is where deid's bytes live: source files, outputs,
+// manifests, reports and erasure lists. A Store is a small interface with a
+// local-disk implementation (and, later, Google Cloud Storage), and one
+// conformance suite (package storagetest) that every implementation passes.
+//
+// Locations are plain strings: a local path ("/lake/x.parquet",
+// "out/browsing") or a URI ("gs://bucket/x.parquet"). Router sends each
+// location to the store for its scheme, so the pipeline never branches on
+// where data is.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ErrNotExist is matched (errors.Is) by errors about missing objects; it is
+// fs.ErrNotExist, so os errors match too.
+var ErrNotExist = fs.ErrNotExist
+
+// Attrs describes a stored object.
+type Attrs struct {
+	// Location is the object's full location, as List and Stat name it.
+	Location string
+	// Size is the object's length in bytes.
+	Size int64
+	// ModTime is the last modification time (local files; GCS update time).
+	ModTime time.Time
+	// Generation identifies one version of a GCS object; 0 for local files.
+	Generation int64
+	// CRC32C is the object's CRC32C (Castagnoli) when the store keeps one.
+	CRC32C uint32
+	// HasCRC32C reports whether CRC32C is set.
+	HasCRC32C bool
+}
+
+// Reader reads an object with random access. It is safe for concurrent
+// ReadAt calls.
+type Reader interface {
+	io.ReaderAt
+	io.Closer
+	// Size returns the object's length.
+	Size() int64
+	// Attrs returns the attributes of the version being read.
+	Attrs() Attrs
+}
+
+// Writer writes a new object. Nothing is visible at the location until
+// Commit returns nil; Abort (or a failed Commit) leaves nothing behind. After
+// Commit or Abort the writer must not be used, except that Abort after Commit
+// is a no-op, so `defer w.Abort()` is always safe.
+type Writer interface {
+	io.Writer
+	// Commit makes the object visible at its location, atomically replacing
+	// any previous object there, and returns its attributes.
+	Commit() (Attrs, error)
+	// Abort discards what was written.
+	Abort() error
+}
+
+// Store is one place where objects live.
+type Store interface {
+	// List calls fn for every object whose location starts with prefix, in
+	// lexical order of location, stopping at the first error fn returns
+	// (which List then returns). A prefix naming a directory should end in a
+	// separator. A missing prefix lists nothing and is not an error.
+	List(ctx context.Context, prefix string, fn func(Attrs) error) error
+	// Open opens an object for ranged reads. A missing object gives an
+	// error matching ErrNotExist.
+	Open(ctx context.Context, location string) (Reader, error)
+	// Create starts writing a new object at location (see Writer).
+	Create(ctx context.Context, location string) (Writer, error)
+	// Stat returns an object's attributes, or an error matching ErrNotExist.
+	Stat(ctx context.Context, location string) (Attrs, error)
+	// Delete removes an object. Deleting a missing object gives an error
+	// matching ErrNotExist.
+	Delete(ctx context.Context, location string) error
+}
+
+// Mover is implemented by stores that can move an object to another location
+// of the same store cheaply and atomically (a rename on local disk).
+type Mover interface {
+	// Move makes src's object visible at dst, replacing what is there, and
+	// removes it from src.
+	Move(ctx context.Context, src, dst string) error
+}
+
+// Move moves an object within one store: with the store's Mover when it has
+// one, otherwise by copying and deleting.
+func Move(ctx context.Context, s Store, src, dst string) error {
+	if m, ok := s.(Mover); ok {
+		return m.Move(ctx, src, dst)
+	}
+	r, err := s.Open(ctx, src)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := s.Create(ctx, dst)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if _, err := io.Copy(w, io.NewSectionReader(r, 0, r.Size())); err != nil {
+		return err
+	}
+	if _, err := w.Commit(); err != nil {
+		return err
+	}
+	return s.Delete(ctx, src)
+}
+
+// IsURI reports whether location has a scheme (gs://...).
+func IsURI(location string) bool { return strings.Contains(location, "://") }
+
+// Join joins path elements onto a location, with "/" for URIs and the
+// operating system's separator for local paths.
+func Join(base string, elem ...string) string {
+	if IsURI(base) {
+		scheme, rest, _ := strings.Cut(base, "://")
+		return scheme + "://" + path.Join(append([]string{rest}, elem...)...)
+	}
+	return filepath.Join(append([]string{base}, elem...)...)
+}
+
+// Rel returns target relative to base, with "/" separators.
+func Rel(base, target string) (string, error) {
+	if IsURI(base) {
+		b := strings.TrimSuffix(base, "/") + "/"
+		if !strings.HasPrefix(target, b) {
+			return "", errors.New(target + " is not under " + base)
+		}
+		return strings.TrimPrefix(target, b), nil
+	}
+	r, err := filepath.Rel(base, target)
+	if err != nil {
+		return "", err
+	}
+	return filepath.ToSlash(r), nil
+}
+
+// Dir returns the location's parent.
+func Dir(location string) string {
+	if IsURI(location) {
+		scheme, rest, _ := strings.Cut(location, "://")
+		return scheme + "://" + path.Dir(rest)
+	}
+	return filepath.Dir(location)
+}
+
+// Base returns the location's last element.
+func Base(location string) string {
+	if IsURI(location) {
+		return path.Base(location)
+	}
+	return filepath.Base(location)
+}
