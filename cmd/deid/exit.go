@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/rules"
+)
+
+// Exit codes, documented in the help and the README.
+const (
+	exitOK     = 0 // success
+	exitOther  = 1 // anything else: I/O, cancellation, a bug
+	exitPolicy = 2 // a usage or policy error: fix the command line or the policy
+	exitData   = 3 // a data error: a corrupt, drifted or unclassified input
+)
+
+const exitCodesHelp = `
+exit status:
+  0  success
+  1  an unexpected failure (I/O error, interrupted, internal error)
+  2  a usage or policy error (bad flag, policy syntax, unknown transform, missing or weak key)
+  3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, bad erasure list)`
+
+// errUsage marks command-line mistakes.
+var errUsage = errors.New("usage error")
+
+// errHelp is returned after printing requested help.
+var errHelp = errors.New("help requested")
+
+type usageErr struct{ msg string }
+
+func (e *usageErr) Error() string        { return e.msg }
+func (e *usageErr) Is(target error) bool { return target == errUsage }
+
+func usageError(format string, args ...any) error {
+	return &usageErr{msg: fmt.Sprintf(format, args...)}
+}
+
+// exitCode maps an error to the process's exit status, in one place.
+func exitCode(err error) int {
+	switch {
+	case err == nil || errors.Is(err, errHelp):
+		return exitOK
+	case errors.Is(err, errUsage) || errors.Is(err, rules.ErrPolicy):
+		return exitPolicy
+	case errors.Is(err, pipeline.ErrData):
+		return exitData
+	}
+	return exitOther
+}

@@ -1,0 +1,79 @@
+// Command deid de-identifies Parquet datasets as a policy says: it strips,
+// hashes, masks or generalizes identifiers per destination, removes rows past
+// their retention period or of erased subjects, and publishes each output
+// atomically with a manifest and a report.
+//
+// Usage:
+//
+//	deid run      -c policy.yaml [--now RFC3339] [--workers N]   de-identify and publish
+//	deid plan     -c policy.yaml [--now RFC3339] [--json]        dry run: what would be read, written, removed
+//	deid validate -c policy.yaml                                 check the policy, its keys and sources
+//	deid schema                                                  print the policy's JSON Schema
+//
+// Exit status: 0 success; 1 an unexpected failure (I/O, cancelled); 2 a
+// usage or policy error; 3 a data error (corrupt file, unclassified or
+// drifted column, bad erasure list).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "de-identify the policy's datasets and publish the outputs", runCmd},
+		{"plan", "dry run: list inputs and count what a run would remove and write", planCmd},
+		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
+		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, errHelp) {
+		fmt.Fprintln(os.Stderr, "deid:", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return usageError("no command given")
+		}
+		return errHelp
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return usageError("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: deid <command> [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'deid <command> -h' for a command's flags.")
+	fmt.Fprintln(w, exitCodesHelp)
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/rules"
+)
+
+// runFlags are the flags of run and plan.
+type runFlags struct {
+	policyFlags
+	workers   int
+	batchSize int
+	progress  string
+	scratch   string
+	codec     string
+	level     int
+	rgRows    int64
+	memLimit  string
+	json      bool
+}
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	f.policyFlags.register(fs, true)
+	fs.IntVar(&f.workers, "workers", 0, "concurrent row-group tasks (default: the number of CPUs); does not change the output")
+	fs.IntVar(&f.batchSize, "batch-size", 0, "rows decoded at a time (default 32768)")
+	fs.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
+	fs.StringVar(&f.scratch, "scratch-dir", "", "folder for encoded parts before they are assembled (default: the system's temporary folder)")
+	fs.StringVar(&f.codec, "compression", "zstd", "output page compression: zstd, snappy, gzip, lz4 or none")
+	fs.IntVar(&f.level, "compression-level", 0, "compression level (default: 1 for zstd, else the codec's)")
+	fs.Int64Var(&f.rgRows, "row-group-rows", 0, "rows per output row group at most (default 131072)")
+	fs.StringVar(&f.memLimit, "memory-limit", "auto", "soft limit for the Go heap, e.g. 512MiB or 2GiB; auto: 128MiB + 160MiB per worker, unless GOMEMLIMIT is set; off: none")
+	fs.BoolVar(&f.json, "json", false, "print the run's report as JSON on stdout instead of a summary")
+}
+
+// options builds pipeline options from the flags.
+func (f *runFlags) options(stderr io.Writer) (pipeline.Options, func(), error) {
+	log, err := f.logger(stderr)
+	if err != nil {
+		return pipeline.Options{}, nil, err
+	}
+	opt := pipeline.Options{Workers: f.workers, BatchSize: f.batchSize, Logger: log, ScratchDir: f.scratch}
+	if err := setMemoryLimit(f.memLimit, f.workers); err != nil {
+		return opt, nil, err
+	}
+	opt.Writer.Codec, opt.Writer.CompressionLevel, opt.Writer.MaxRowGroupRows = f.codec, f.level, f.rgRows
+	done := func() {}
+	switch f.progress {
+	case "always", "auto":
+		if f.progress == "always" || isTerminal(stderr) {
+			bar := newProgressBar(stderr)
+			opt.Progress, done = bar.update, bar.finish
+		}
+	case "never":
+	default:
+		return opt, nil, usageError("--progress %q: use auto, always or never", f.progress)
+	}
+	return opt, done, nil
+}
+
+// setup parses the flags of run or plan, compiles the policy and builds the
+// pipeline options; done ends the progress bar.
+func (f *runFlags) setup(name string, args []string, stderr io.Writer) (plan *rules.Plan, opt pipeline.Options, done func(), err error) {
+	fs := flag.NewFlagSet("deid "+name, flag.ContinueOnError)
+	f.register(fs)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return nil, opt, nil, err
+	}
+	opt, done, err = f.options(stderr)
+	if err != nil {
+		return nil, opt, nil, err
+	}
+	now, err := f.reference(time.Now)
+	if err != nil {
+		return nil, opt, nil, err
+	}
+	plan, err = f.compile(opt.Logger, now)
+	return plan, opt, done, err
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f runFlags
+	plan, opt, done, err := f.setup("run", args, stderr)
+	if err != nil {
+		return err
+	}
+	rep, err := pipeline.Run(ctx, plan, opt)
+	done()
+	if err != nil {
+		return err
+	}
+	if f.json {
+		return printJSON(stdout, rep)
+	}
+	printSummary(stdout, rep)
+	return nil
+}
+
+func printJSON(w io.Writer, rep *report.Run) error {
+	b, err := rep.JSON()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// printSummary writes a few lines a person reads after a run or a plan.
+func printSummary(w io.Writer, rep *report.Run) {
+	verb := "run"
+	if rep.Command == "plan" {
+		verb = "plan (dry run, nothing written)"
+	}
+	fmt.Fprintf(w, "%s %s %s in %.1fs (now %s)\n", verb, rep.RunID, rep.Outcome, rep.Seconds, rep.Now.Format(time.RFC3339))
+	for _, d := range rep.Datasets {
+		fmt.Fprintf(w, "  dataset %s: %s, %d rows in, %d kept; removed: retention %d, erasure %d, null time %d\n",
+			d.Name, plural(int64(len(d.Files)), "file", "files"), d.RowsIn, d.RowsKept,
+			d.Removed["retention"], d.Removed["erasure"], d.Removed["null_time"])
+		if rep.Command != "plan" {
+			continue
+		}
+		for _, in := range d.Files {
+			fmt.Fprintf(w, "    read %s: %d rows, %d kept (retention %d, erasure %d, null time %d)\n", in.Location, in.RowsIn,
+				in.RowsKept, in.Removed["retention"], in.Removed["erasure"], in.Removed["null_time"])
+		}
+	}
+	for _, d := range rep.Destinations {
+		if rep.Command == "plan" {
+			fmt.Fprintf(w, "  destination %s (%s) would receive %d rows in %s:\n", d.Name, d.Purpose, d.RowsOut, d.Output)
+			for _, f := range d.Files {
+				var dropped []string
+				for _, c := range f.Columns {
+					if c.Result == "removed" {
+						dropped = append(dropped, c.Name)
+					}
+				}
+				fmt.Fprintf(w, "    write %s: %d rows", f.Path, f.Rows)
+				if len(dropped) > 0 {
+					fmt.Fprintf(w, " (columns dropped: %s)", strings.Join(dropped, ", "))
+				}
+				fmt.Fprintln(w)
+			}
+			continue
+		}
+		fmt.Fprintf(w, "  destination %s (%s): %s, %d rows, %d bytes in %s\n", d.Name, d.Purpose,
+			plural(int64(len(d.Files)), "file", "files"), d.RowsOut, d.Bytes, d.Output)
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+}
