@@ -188,6 +188,21 @@ func TestPolicyErrors(t *testing.T) {
 		{"bad variable", "source: in/*.parquet", "source: ${1X}", 7, 13, "datasets.logs.source", "invalid variable reference ${1X}"},
 		{"unterminated variable", "source: in/*.parquet", "source: ${LAKE", 7, 13, "datasets.logs.source", "unterminated ${"},
 		{"yaml tag", "source: in/*.parquet", "source: !env LAKE", 7, 13, "datasets.logs.source", "YAML tag !env is not supported"},
+		{"key name", "  k: hex:env:K", "  k y: hex:env:K", 4, 3, "keys.k y", `key name "k y": use letters, digits, '_' and '-'`},
+		{"key mapping variable", "k: hex:env:K", "k: {from: env:1X, encoding: hex}", 4, 13, "keys.k.from", `key variable "1X" is not a valid environment variable name`},
+		{"dataset name", "  logs:\n    source", "  l.o.g.s:\n    source", 6, 3, "datasets.l.o.g.s", `dataset name "l.o.g.s": use letters, digits, '_' and '-'`},
+		{"root outside source", "    subject: user_id\n", "    subject: user_id\n    root: elsewhere\n", 9, 11, "datasets.logs.root", `root "elsewhere" does not contain the source "in/*.parquet"`},
+		{"erasure without subject", "    subject: user_id\n    columns:\n      user_id: account_id\n      at: timestamp\n    retention:\n      time_column: at\n      keep: 30d\n      on_null: keep\n", "    columns:\n      user_id: account_id\n      at: timestamp\n    erasure: [{list: gone.csv}]\n", 11, 14, "datasets.logs.erasure", "erasure needs the dataset's subject column: add subject: <column>"},
+		{"consent history without time", "    retention:\n      time_column: at\n      keep: 30d\n      on_null: keep\n", "    consent:\n      - {list: c.csv, history: from_withdrawal}\n", 13, 9, "datasets.logs.consent[0]", "history: from_withdrawal needs the event time: add time_column: <column> (or a retention rule)"},
+		{"children from another dataset without subject", "    subject: user_id\n    columns:\n      user_id: account_id\n      at: timestamp\n    retention:\n      time_column: at\n      keep: 30d\n      on_null: keep\n", "    columns:\n      user_id: account_id\n      at: timestamp\n    children: {age_from: {dataset: logs, birth_date: at}}\n", 11, 26, "datasets.logs.children.age_from.dataset", "taking ages from another dataset joins on subjects: add subject: <column> to dataset logs"},
+		{"children not a mapping", "      on_null: keep\n", "      on_null: keep\n    children: 14\n", 16, 15, "datasets.logs.children", "must be a mapping of keys, got a single value"},
+		{"children destinations not a list", "      on_null: keep\n", "      on_null: keep\n    children: {destinations: out, age_from: {birth_date: at}}\n", 16, 30, "datasets.logs.children.destinations", "must be a list, got a single value"},
+		{"columns not a mapping", "        columns:\n          user_id: pseudonymize\n          at: {transform: truncate_time, unit: day}\n", "        columns: [user_id]\n", 23, 18, "destinations.out.datasets.logs.columns", "must be a mapping, got a list"},
+		{"key not a name", "      at: timestamp\n", "      at: timestamp\n      [x]: date\n", 12, 7, "datasets.logs.columns", "keys must be plain names"},
+		{"destination name", "  out:\n    purpose", "  o/ut:\n    purpose", 17, 3, "destinations.o/ut", `destination name "o/ut": use letters, digits, '_' and '-'`},
+		{"treatment a list", "user_id: pseudonymize", "user_id: [pseudonymize]", 24, 20, "destinations.out.datasets.logs.columns.user_id", "must be a transform name or a mapping with transform: and its parameters, got a list"},
+		{"required parameter", "at: {transform: truncate_time, unit: day}", "at: {transform: bucket}", 25, 15, "destinations.out.datasets.logs.columns.at", `bucket: parameter "bounds" is required`},
+		{"integer list parameter", "at: {transform: truncate_time, unit: day}", "at: {transform: age_band, bands: 5}", 25, 44, "destinations.out.datasets.logs.columns.at.bands", "must be a list, got a single value"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -443,3 +458,40 @@ func FuzzParse(f *testing.F) {
 
 // benchKeyFingerprint was computed with openssl (see TestFingerprintDefinition).
 const benchKeyFingerprint = "8f0f1667feffabbf"
+
+// TestCompileErrors: errors found when the plan is compiled (keys loaded,
+// destinations selected) name the file, line, column and path too.
+func TestCompileErrors(t *testing.T) {
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name      string
+		env       map[string]string
+		dests     []string
+		line, col int
+		path, msg string
+	}{
+		{"short key", map[string]string{"K": benchKeyHex[:62]}, nil, 4, 3, "keys.k", "31 bytes, at least 32"},
+		{"zero key", map[string]string{"K": strings.Repeat("0", 64)}, nil, 4, 3, "keys.k", "all bytes are zero"},
+		{"unset key", nil, nil, 4, 3, "keys.k", "environment variable K is not set"},
+		{"unknown destination", map[string]string{"K": benchKeyHex}, []string{"ads"}, 0, 0, "destinations", `no destination named "ads"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := Parse("policy.yaml", []byte(minimal), env(c.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Compile(p, CompileOptions{Now: now, Lookup: env(c.env), Destinations: c.dests})
+			var list ErrorList
+			if !errors.As(err, &list) || !errors.Is(err, ErrPolicy) {
+				t.Fatalf("error %v is not a policy ErrorList", err)
+			}
+			for _, e := range list {
+				if e.File == "policy.yaml" && e.Line == c.line && e.Column == c.col && e.Path == c.path && strings.Contains(e.Msg, c.msg) {
+					return
+				}
+			}
+			t.Errorf("want policy.yaml:%d:%d: %s: ...%s...\ngot:\n%v", c.line, c.col, c.path, c.msg, err)
+		})
+	}
+}

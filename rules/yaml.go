@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,8 +22,18 @@ type decoder struct {
 	errs   ErrorList
 }
 
+// errorSite, when set (by this package's tests only), is told the source
+// line of every errorf call that fires, so a test can check that every
+// error the language can produce is exercised.
+var errorSite func(pc uintptr)
+
 // errorf records a problem at node n.
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	if errorSite != nil {
+		if pc, _, _, ok := runtime.Caller(1); ok {
+			errorSite(pc)
+		}
+	}
 	e := &Error{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column

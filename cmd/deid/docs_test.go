@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the generated sections of README.md")
+var update = flag.Bool("update", false, "rewrite the generated files: README.md's generated sections and testdata/golden")
 
 // TestReadmeGeneratedSections: the README's transform and detector tables
 // are generated from the registries. Run `go test ./cmd/deid -run Readme

@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,8 +24,6 @@ import (
 // Everything is read back with parquet-go, an independent reader, and the
 // expectations are computed here from the inputs and the policy's promises,
 // or taken from reviewed golden files, never from deid's own functions.
-
-var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden from this run's outputs")
 
 // pqRow is one row read with parquet-go: column name to value (nil, string,
 // int64, float64, or time text).
@@ -141,7 +138,8 @@ func outputs(t *testing.T, root string) []string {
 // TestExampleGolden: every output file of the example policy equals its
 // reviewed golden file (one JSON object per row, columns in file order).
 // After a deliberate change, run go test ./cmd/deid -run ExampleGolden
-// -update-golden and review the diff of testdata/golden.
+// -update and review the diff of testdata/golden (the flag is shared with the
+// README's generated sections: both are files this package's tests own).
 func TestExampleGolden(t *testing.T) {
 	_, out := runExample(t)
 	golden := filepath.Join(repoRoot(t), "testdata", "golden", "example")
@@ -149,7 +147,7 @@ func TestExampleGolden(t *testing.T) {
 	if len(files) != 14 {
 		t.Errorf("%d output files: %v", len(files), files)
 	}
-	if *updateGolden {
+	if *update {
 		os.RemoveAll(golden)
 	}
 	for _, rel := range files {
@@ -170,7 +168,7 @@ func TestExampleGolden(t *testing.T) {
 			b.WriteString("}\n")
 		}
 		path := filepath.Join(golden, strings.TrimSuffix(rel, ".parquet")+".jsonl")
-		if *updateGolden {
+		if *update {
 			os.MkdirAll(filepath.Dir(path), 0o755)
 			if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 				t.Fatal(err)
@@ -179,11 +177,11 @@ func TestExampleGolden(t *testing.T) {
 		}
 		want, err := os.ReadFile(path)
 		if err != nil {
-			t.Errorf("%s: no golden file (run with -update-golden and review): %v", rel, err)
+			t.Errorf("%s: no golden file (run with -update and review): %v", rel, err)
 			continue
 		}
 		if string(want) != b.String() {
-			t.Errorf("%s differs from %s (if intended: -update-golden, then review the diff)", rel, path)
+			t.Errorf("%s differs from %s (if intended: -update, then review the diff)", rel, path)
 		}
 	}
 }
