@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deidproject/deid/transforms"
 )
@@ -119,6 +120,40 @@ func TestExamplePoliciesLoad(t *testing.T) {
 	for _, f := range files {
 		if _, err := Load(f, vars); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// TestExamplePolicyUsesEveryTransform: deploy/examples/policy.yaml, the
+// built-in policy of `deid run`, shows every transform of the registry at
+// least once (the bench-only variants aside, which are parameters), and
+// every purpose.
+func TestExamplePolicyUsesEveryTransform(t *testing.T) {
+	p, err := Load("../deploy/examples/policy.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Compile(p, CompileOptions{Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Lookup: env(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, purposes := map[string]bool{}, map[string]bool{}
+	for _, d := range plan.Destinations {
+		purposes[d.Purpose] = true
+		for _, b := range d.Bindings {
+			for _, c := range b.Columns {
+				used[c.Spec.Name] = true
+			}
+		}
+	}
+	for _, s := range transforms.Registry() {
+		if !used[s.Name] {
+			t.Errorf("the example policy never uses transform %s", s.Name)
+		}
+	}
+	for _, pu := range Purposes {
+		if !purposes[pu] {
+			t.Errorf("the example policy has no destination for purpose %s", pu)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/rules"
+	"github.com/deidproject/deid/transforms"
 )
 
 // runFlags are the flags of run and plan.
@@ -133,26 +134,52 @@ func printSummary(w io.Writer, rep *report.Run) {
 	}
 	for _, d := range rep.Destinations {
 		if rep.Command == "plan" {
-			fmt.Fprintf(w, "  destination %s (%s) would receive %d rows in %s:\n", d.Name, d.Purpose, d.RowsOut, d.Output)
+			fmt.Fprintf(w, "  destination %s (%s) would receive %d rows in %s%s:\n", d.Name, d.Purpose, d.RowsOut, d.Output, destinationRemovals(d))
 			for _, f := range d.Files {
-				var dropped []string
+				var dropped, emptied []string
 				for _, c := range f.Columns {
-					if c.Result == "removed" {
+					switch {
+					case c.Result != "removed":
+					case c.Transform == "drop":
 						dropped = append(dropped, c.Name)
+					default: // the column stays, its values do not (null, redact)
+						emptied = append(emptied, c.Name+" ("+c.Transform+")")
 					}
 				}
 				fmt.Fprintf(w, "    write %s: %d rows", f.Path, f.Rows)
 				if len(dropped) > 0 {
 					fmt.Fprintf(w, " (columns dropped: %s)", strings.Join(dropped, ", "))
 				}
+				if len(emptied) > 0 {
+					fmt.Fprintf(w, " (values removed: %s)", strings.Join(emptied, ", "))
+				}
 				fmt.Fprintln(w)
 			}
 			continue
 		}
-		fmt.Fprintf(w, "  destination %s (%s): %s, %d rows, %d bytes in %s\n", d.Name, d.Purpose,
-			plural(int64(len(d.Files)), "file", "files"), d.RowsOut, d.Bytes, d.Output)
+		fmt.Fprintf(w, "  destination %s (%s): %s, %d rows, %d bytes in %s%s\n", d.Name, d.Purpose,
+			plural(int64(len(d.Files)), "file", "files"), d.RowsOut, d.Bytes, d.Output, destinationRemovals(d))
 	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
+}
+
+// destinationRemovals says which rows the destination's own row rules kept
+// from it (consent withdrawals, children) and how many rows a children rule
+// kept because their age was unknown; empty when there are none.
+func destinationRemovals(d *report.Destination) string {
+	var parts []string
+	for _, reason := range transforms.DestinationReasons() {
+		if n := d.Removed[reason.String()]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", reason, n))
+		}
+	}
+	if d.AgeUnknown > 0 {
+		parts = append(parts, fmt.Sprintf("kept with unknown age %d", d.AgeUnknown))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; removed for this destination: " + strings.Join(parts, ", ")
 }
