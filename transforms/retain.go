@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -289,3 +290,19 @@ func (r RetainRule) Classify(s TimeStats) Span {
 	}
 	return SpanMixed
 }
+
+// AnyIntBetween reports whether an integer set holds an id in [lo, hi]:
+// with a row group's min and max of the subject column, whether any of its
+// rows can be on the list. A string set answers true (string statistics may
+// be truncated, so they settle nothing).
+func (s *SubjectSet) AnyIntBetween(lo, hi int64) bool {
+	if !s.isInt {
+		return true
+	}
+	i, _ := slices.BinarySearch(s.ints, lo)
+	return i < len(s.ints) && s.ints[i] <= hi
+}
+
+// Values returns the set's ids: integers or strings, sorted. The slices are
+// the set's own and must not be modified.
+func (s *SubjectSet) Values() ([]int64, []string) { return s.ints, s.strs }

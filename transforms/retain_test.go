@@ -154,3 +154,18 @@ func TestRetainClassify(t *testing.T) {
 		}
 	}
 }
+
+func TestAnyIntBetween(t *testing.T) {
+	s := NewIntSubjectSet([]int64{5, 10, 20})
+	for _, c := range []struct {
+		lo, hi int64
+		want   bool
+	}{{0, 4, false}, {0, 5, true}, {6, 9, false}, {10, 10, true}, {11, 19, false}, {21, 100, false}, {-5, 100, true}} {
+		if got := s.AnyIntBetween(c.lo, c.hi); got != c.want {
+			t.Errorf("[%d,%d]: %v", c.lo, c.hi, got)
+		}
+	}
+	if !NewStringSubjectSet([]string{"a"}).AnyIntBetween(0, 0) {
+		t.Error("a string set settles nothing")
+	}
+}

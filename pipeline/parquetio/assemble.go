@@ -118,3 +118,12 @@ func rowGroupRange(rg *format.RowGroup, size int64) (start, end int64, err error
 	}
 	return start, end, nil
 }
+
+// RowGroupCount returns the number of row groups of a Parquet file or part.
+func RowGroupCount(p Part) (int, error) {
+	md, _, err := readFooter(p)
+	if err != nil {
+		return 0, err
+	}
+	return len(md.RowGroups), nil
+}
