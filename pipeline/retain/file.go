@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -351,24 +352,38 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 	}
 	defer src.Close()
 	orig := parquetio.Part(src)
-	pieces := []parquetio.Piece{{Part: orig}} // the original's footer
 	var anon *anonWriter
 	if d.ds.Anonymizes() {
 		if anon, err = d.newAnonWriter(f.Schema()); err != nil {
 			return nil, err
 		}
 	}
-	var rewritten []int // row group indices in the new file that were re-encoded
-	next := 0
-	for rg, k := range kinds {
-		switch k {
-		case rgCopy:
-			pieces = append(pieces, parquetio.Piece{Part: orig, RowGroups: []int{rg}})
-			next++
-		case rgRewrite:
-			part, groups, err := d.rewrite(ctx, f, rg, fates[rg], anon)
+	// build lists the pieces of the new file: the original's footer, its
+	// kept row groups copied and the re-encoded ones. With reencode, kept
+	// row groups are re-encoded too (for files whose Parquet schema deid's
+	// writer does not reproduce); anonymized rows are written once.
+	build := func(reencode bool, anon *anonWriter) ([]parquetio.Piece, []int, error) {
+		pieces := []parquetio.Piece{{Part: orig}}
+		if reencode {
+			pieces = nil
+		}
+		var rewritten []int // row group indices in the new file that were re-encoded
+		next := 0
+		for rg, k := range kinds {
+			fs := fates[rg]
+			switch {
+			case k == rgCopy && !reencode:
+				pieces = append(pieces, parquetio.Piece{Part: orig, RowGroups: []int{rg}})
+				next++
+				continue
+			case k == rgCopy:
+				fs = make([]transforms.Fate, f.RowGroupRows(rg))
+			case k == rgDrop:
+				continue
+			}
+			part, groups, err := d.rewrite(ctx, f, rg, fs, anon)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if groups > 0 {
 				idx := make([]int, groups)
@@ -379,6 +394,23 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 				next += groups
 				pieces = append(pieces, parquetio.Piece{Part: part, RowGroups: idx})
 			}
+		}
+		return pieces, rewritten, nil
+	}
+	pieces, rewritten, err := build(false, anon)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := parquetio.Assemble(io.Discard, pieces); errors.Is(err, parquetio.ErrSchemaMismatch) {
+		d.opt.Logger.Info("re-encoding the whole file: its Parquet schema differs from what deid writes", "file", m.Location)
+		for _, k := range kinds {
+			if k == rgCopy {
+				d.rep.RowGroups.Copied--
+				d.rep.RowGroups.Rewritten++
+			}
+		}
+		if pieces, rewritten, err = build(true, nil); err != nil {
+			return nil, err
 		}
 	}
 	a := &action{File: m.Location, Delete: fr.RowsKept == 0}
@@ -428,7 +460,15 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 		dict[sch.Field(i).Name] = f.DictionaryEncoded(rg, all[i])
 	}
 	var buf bytes.Buffer
-	enc, err := parquetio.NewPartEncoder(&buf, sch, dict, d.opt.Writer, mem)
+	var err error
+	var enc parquetio.PartEncoder
+	if allNullable(sch) {
+		enc, err = parquetio.NewPartEncoder(&buf, sch, dict, d.opt.Writer, mem)
+	} else {
+		// deid's fast writer writes every column optional; arrow-go's
+		// keeps required columns required, as the original has them
+		enc, err = parquetio.NewPartWriter(&buf, sch, dict, d.opt.Writer, mem)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -480,4 +520,13 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 		return nil, 0, err
 	}
 	return part, groups, nil
+}
+
+func allNullable(s *arrow.Schema) bool {
+	for _, f := range s.Fields() {
+		if !f.Nullable {
+			return false
+		}
+	}
+	return true
 }

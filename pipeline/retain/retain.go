@@ -100,6 +100,9 @@ func (o *Options) failpoint(name string) {
 // Run applies the plan's retention, erasure and holds to every dataset and
 // returns the report, also when it fails (Outcome "failed").
 func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Retain, error) {
+	if opt.Store == nil {
+		opt.Store = storage.Local{}
+	}
 	if opt.Mem == nil {
 		opt.Mem = memory.NewGoAllocator()
 	}
@@ -222,6 +225,14 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 		return err
 	}
 	var actions []action
+	if !opt.DryRun {
+		// until the journal is written, a failure leaves nothing staged
+		defer func() {
+			if _, jerr := st.Stat(ctx, storage.Join(d.work, journalName)); errors.Is(jerr, storage.ErrNotExist) {
+				storage.RemoveAll(context.WithoutCancel(ctx), st, d.work)
+			}
+		}()
+	}
 	for i, m := range matches {
 		if err := ctx.Err(); err != nil {
 			return err

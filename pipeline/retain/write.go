@@ -47,8 +47,8 @@ func writeVerified(ctx context.Context, st storage.Store, location string, wantR
 	if f.NumRows() != wantRows {
 		return fmt.Errorf("verify %s: %d rows, want %d", location, f.NumRows(), wantRows)
 	}
-	if !sameFields(f.Schema(), want) {
-		return fmt.Errorf("verify %s: schema %s differs from %s", location, f.Schema(), want)
+	if diff := fieldDiff(f.Schema(), want); diff != "" {
+		return fmt.Errorf("verify %s: schema differs from the original: %s", location, diff)
 	}
 	cols := make([]int, want.NumFields())
 	for i := range cols {
@@ -129,17 +129,18 @@ func (a *anonWriter) write(rec arrow.RecordBatch) error {
 
 func (a *anonWriter) close() error { return a.enc.Close() }
 
-// sameFields compares schemas by field names, types and nullability (the
-// reader adds field-id metadata a writer's schema lacks).
-func sameFields(a, b *arrow.Schema) bool {
-	if a.NumFields() != b.NumFields() {
-		return false
+// fieldDiff compares schemas by field names, types and nullability (the
+// reader adds field-id metadata a writer's schema lacks) and describes the
+// first difference, or returns "".
+func fieldDiff(got, want *arrow.Schema) string {
+	if got.NumFields() != want.NumFields() {
+		return fmt.Sprintf("%d fields, want %d", got.NumFields(), want.NumFields())
 	}
-	for i := range a.NumFields() {
-		fa, fb := a.Field(i), b.Field(i)
-		if fa.Name != fb.Name || fa.Nullable != fb.Nullable || !arrow.TypeEqual(fa.Type, fb.Type) {
-			return false
+	for i := range got.NumFields() {
+		g, w := got.Field(i), want.Field(i)
+		if g.Name != w.Name || g.Nullable != w.Nullable || !arrow.TypeEqual(g.Type, w.Type) {
+			return fmt.Sprintf("field %d is %s %s (nullable %v), want %s %s (nullable %v)", i, g.Name, g.Type, g.Nullable, w.Name, w.Type, w.Nullable)
 		}
 	}
-	return true
+	return ""
 }
