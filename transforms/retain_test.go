@@ -169,3 +169,27 @@ func TestAnyIntBetween(t *testing.T) {
 		t.Error("a string set settles nothing")
 	}
 }
+
+// TestRetentionFallback: deid run's retention with a fallback clock for
+// NULL times agrees with retain's decisions at the boundaries.
+func TestRetentionFallback(t *testing.T) {
+	mem := checkedMem(t)
+	fbCut := time.Date(2025, 11, 1, 0, 0, 0, 0, time.UTC)
+	times := timestamps(t, mem, arrow.Microsecond, []*time.Time{nil, nil, nil, tp(cutoff), tp(cutoff.Add(-time.Microsecond))})
+	defer times.Release()
+	fb := timestamps(t, mem, arrow.Microsecond, []*time.Time{tp(fbCut), tp(fbCut.Add(-time.Microsecond)), nil, tp(time.Time{}), tp(fbCut)})
+	defer fb.Release()
+	var sel Selection
+	sel.Reset(5)
+	if err := (Retention{Cutoff: cutoff, FallbackCutoff: fbCut}).ApplyFallback(times, fb, &sel); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, true, true, false} {
+		if sel.Keeps(i) != want {
+			t.Errorf("row %d kept=%v, want %v", i, sel.Keeps(i), want)
+		}
+	}
+	if sel.Removed(ReasonNullTime) != 1 || sel.Removed(ReasonRetention) != 1 {
+		t.Errorf("removed null_time %d retention %d", sel.Removed(ReasonNullTime), sel.Removed(ReasonRetention))
+	}
+}
