@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
@@ -42,12 +44,7 @@ func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inpu
 			return fmt.Errorf("dataset %s: erasure list: %w", ds.Name, err)
 		}
 		before := len(ints) + len(strs)
-		switch e.Format() {
-		case "csv":
-			err = r.readErasureCSV(ctx, e, kind, &ints, &strs)
-		default:
-			err = r.readErasureParquet(ctx, e, kind, &ints, &strs)
-		}
+		err = ReadSubjectList(ctx, r.opt.Store, r.opt.Mem, SubjectList{What: "erasure list", Location: e.List, Column: e.Column, Pos: e.Pos}, kind, &ints, &strs)
 		if err != nil {
 			return err
 		}
@@ -69,7 +66,12 @@ func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inpu
 
 // hashFile returns the SHA-256 and size of a stored file.
 func (r *runner) hashFile(ctx context.Context, location string) (string, int64, error) {
-	src, err := r.opt.Store.Open(ctx, location)
+	return HashFile(ctx, r.opt.Store, location)
+}
+
+// HashFile returns the hex SHA-256 and the size of a stored file.
+func HashFile(ctx context.Context, store storage.Store, location string) (string, int64, error) {
+	src, err := store.Open(ctx, location)
 	if err != nil {
 		return "", 0, err
 	}
@@ -81,19 +83,42 @@ func (r *runner) hashFile(ctx context.Context, location string) (string, int64, 
 	return hex.EncodeToString(h.Sum(nil)), src.Size(), nil
 }
 
-func (r *runner) readErasureParquet(ctx context.Context, e *rules.ErasureDecl, kind transforms.Kind, ints *[]int64, strs *[]string) error {
-	f, err := parquetio.Open(ctx, r.opt.Store, e.List, r.opt.Mem)
+// SubjectList is a list of subject ids to read: an erasure list, a legal
+// hold list.
+type SubjectList struct {
+	// What names the list in errors ("erasure list").
+	What string
+	// Location is the Parquet or CSV file (by extension).
+	Location string
+	// Column is the list's column of ids.
+	Column string
+	// Pos is where the policy declares the list.
+	Pos rules.Pos
+}
+
+// ReadSubjectList appends the ids of a Parquet or CSV list to ints or strs,
+// by kind (the subject column's): ids are matched strictly by type, a list
+// of the other kind is a data error, and NULL or empty ids are skipped.
+func ReadSubjectList(ctx context.Context, store storage.Store, mem memory.Allocator, l SubjectList, kind transforms.Kind, ints *[]int64, strs *[]string) error {
+	if strings.EqualFold(filepath.Ext(l.Location), ".csv") {
+		return readListCSV(ctx, store, l, kind, ints, strs)
+	}
+	return readListParquet(ctx, store, mem, l, kind, ints, strs)
+}
+
+func readListParquet(ctx context.Context, store storage.Store, mem memory.Allocator, e SubjectList, kind transforms.Kind, ints *[]int64, strs *[]string) error {
+	f, err := parquetio.Open(ctx, store, e.Location, mem)
 	if err != nil {
 		return dataError(err)
 	}
 	defer f.Close()
 	idx := f.Schema().FieldIndices(e.Column)
 	if idx == nil {
-		return dataErrorf(e.List, e.Column, "the erasure list has no such column (%s); it has %s", e.Pos, fieldNames(f.Schema()))
+		return dataErrorf(e.Location, e.Column, "the %s has no such column (%s); it has %s", e.What, e.Pos, fieldNames(f.Schema()))
 	}
 	typ := f.Schema().Field(idx[0]).Type
 	if k, ok := transforms.KindOf(typ); !ok || k != kind {
-		return dataErrorf(e.List, e.Column, "ids are %s but the dataset's subject column holds %s ids: erasure matches by type, "+
+		return dataErrorf(e.Location, e.Column, "ids are %s but the dataset's subject column holds %s ids: erasure matches by type, "+
 			"write the list with the subject column's type", typ, kind)
 	}
 	for rg := 0; rg < f.NumRowGroups(); rg++ {
@@ -124,18 +149,18 @@ func (r *runner) readErasureParquet(ctx context.Context, e *rules.ErasureDecl, k
 	return nil
 }
 
-// readErasureCSV reads a CSV list with a header line naming its columns.
-func (r *runner) readErasureCSV(ctx context.Context, e *rules.ErasureDecl, kind transforms.Kind, ints *[]int64, strs *[]string) error {
-	src, err := r.opt.Store.Open(ctx, e.List)
+// readListCSV reads a CSV list with a header line naming its columns.
+func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind transforms.Kind, ints *[]int64, strs *[]string) error {
+	src, err := store.Open(ctx, e.Location)
 	if err != nil {
-		return fmt.Errorf("erasure list: %w", err)
+		return fmt.Errorf("%s: %w", e.What, err)
 	}
 	defer src.Close()
 	cr := csv.NewReader(io.NewSectionReader(src, 0, src.Size()))
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return dataErrorf(e.List, "", "no header line naming the columns: %v", err)
+		return dataErrorf(e.Location, "", "no header line naming the columns: %v", err)
 	}
 	col := -1
 	for i, h := range header {
@@ -144,7 +169,7 @@ func (r *runner) readErasureCSV(ctx context.Context, e *rules.ErasureDecl, kind 
 		}
 	}
 	if col < 0 {
-		return dataErrorf(e.List, e.Column, "the erasure list has no such column (%s); its header is %q", e.Pos, strings.Join(header, ","))
+		return dataErrorf(e.Location, e.Column, "the %s has no such column (%s); its header is %q", e.What, e.Pos, strings.Join(header, ","))
 	}
 	for {
 		rec, err := cr.Read()
@@ -152,7 +177,7 @@ func (r *runner) readErasureCSV(ctx context.Context, e *rules.ErasureDecl, kind 
 			return nil
 		}
 		if err != nil {
-			return dataErrorf(e.List, "", "%v", err)
+			return dataErrorf(e.Location, "", "%v", err)
 		}
 		line, _ := cr.FieldPos(col)
 		v := strings.TrimSpace(rec[col])
@@ -165,7 +190,7 @@ func (r *runner) readErasureCSV(ctx context.Context, e *rules.ErasureDecl, kind 
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return dataErrorf(fmt.Sprintf("%s:%d", e.List, line), e.Column, "%q is not an integer id, and the dataset's subject column holds integers", v)
+			return dataErrorf(fmt.Sprintf("%s:%d", e.Location, line), e.Column, "%q is not an integer id, and the dataset's subject column holds integers", v)
 		}
 		*ints = append(*ints, n)
 	}

@@ -141,7 +141,14 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 			sel.Reset(n)
 			if in.timePos >= 0 {
 				rt := in.ds.Retention
-				if err := (transforms.Retention{Cutoff: in.ds.Cutoff, OnNullRemove: rt.OnNullRemove}).Apply(cols[in.timePos], &sel); err != nil {
+				rule := transforms.Retention{Cutoff: in.ds.Cutoff, OnNullRemove: rt.OnNullRemove, FallbackCutoff: in.ds.FallbackCutoff}
+				var err error
+				if fb := rt.OnNullFallback; fb != nil {
+					err = rule.ApplyFallback(cols[in.timePos], cols[in.pos[fb.TimeColumn]], &sel)
+				} else {
+					err = rule.Apply(cols[in.timePos], &sel)
+				}
+				if err != nil {
 					return dataErrorf(in.match.Location, rt.TimeColumn, "%v", err)
 				}
 			}

@@ -49,6 +49,9 @@ func (o *outputRules) empty() bool { return o == nil || len(o.consent) == 0 && o
 // rules read.
 func rowRuleColumns(ds *rules.Dataset) []string {
 	var cols []string
+	if rt := ds.Retention; rt != nil && rt.OnNullFallback != nil {
+		cols = append(cols, rt.OnNullFallback.TimeColumn) // retention's fallback clock
+	}
 	for _, c := range ds.Consent {
 		cols = append(cols, ds.Subject)
 		if c.History == rules.HistoryFromWithdrawal {

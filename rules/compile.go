@@ -32,6 +32,9 @@ type Dataset struct {
 	*DatasetDecl
 	// Cutoff is the oldest instant retention keeps; zero without retention.
 	Cutoff time.Time
+	// FallbackCutoff is the oldest fallback-clock instant kept for rows
+	// whose time is NULL (on_null: {fallback, keep}); zero without one.
+	FallbackCutoff time.Time
 }
 
 // Destination is a destination with its key loaded and transforms bound.
@@ -139,6 +142,9 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 						loc = time.UTC
 					}
 					ds.Cutoff = r.Keep.Before(plan.Now, loc)
+					if f := r.OnNullFallback; f != nil {
+						ds.FallbackCutoff = f.Keep.Before(plan.Now, loc)
+					}
 				}
 				datasets[b.Dataset] = ds
 				plan.Datasets = append(plan.Datasets, ds)

@@ -104,7 +104,7 @@ func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
 		}
 		ds := &DatasetDecl{Name: name, Pos: d.pos(k), Unclassified: "fail"}
 		var subjectNode, zoneNode, rootNode *yaml.Node
-		var retention, erasure, consent, children *yaml.Node
+		var retention, erasure, consent, children, legalMin, holds *yaml.Node
 		d.mapping(v, p,
 			field{"source", true, func(n *yaml.Node, path string) { ds.Source = resolvePath(baseDir, d.str(n, path)) }},
 			field{"root", false, func(n *yaml.Node, path string) { rootNode, ds.Root = resolve(n), resolvePath(baseDir, d.str(n, path)) }},
@@ -126,6 +126,8 @@ func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
 			field{"erasure", false, func(n *yaml.Node, _ string) { erasure = n }},
 			field{"consent", false, func(n *yaml.Node, _ string) { consent = n }},
 			field{"children", false, func(n *yaml.Node, _ string) { children = n }},
+			field{"legal_minimum", false, func(n *yaml.Node, _ string) { legalMin = n }},
+			field{"holds", false, func(n *yaml.Node, _ string) { holds = n }},
 		)
 		if ds.Root != "" && ds.Source != "" && !underRoot(ds.Root, ds.Source) {
 			d.errorf(rootNode, join(p, "root"), "root %q does not contain the source %q", ds.Root, ds.Source)
@@ -144,6 +146,12 @@ func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
 		}
 		if children != nil {
 			ds.Children = d.children(children, join(p, "children"), ds)
+		}
+		if legalMin != nil {
+			ds.LegalMinimum = d.legalMinimum(legalMin, p, ds)
+		}
+		if holds != nil {
+			ds.Holds = d.holds(holds, join(p, "holds"), ds, baseDir)
 		}
 		out = append(out, ds)
 	})
@@ -193,12 +201,13 @@ func (d *decoder) columns(n *yaml.Node, path string) []*ColumnDecl {
 
 func (d *decoder) retention(n *yaml.Node, path string, ds *DatasetDecl) *RetentionDecl {
 	r := &RetentionDecl{Pos: d.pos(resolve(n))}
-	var colNode, keepNode *yaml.Node
+	var colNode, keepNode, thenNode, anonNode *yaml.Node
 	onNull := ""
 	d.mapping(n, path,
 		field{"time_column", true, func(n *yaml.Node, path string) { colNode, r.TimeColumn = resolve(n), d.str(n, path) }},
 		field{"keep", true, func(n *yaml.Node, path string) {
 			keepNode = resolve(n)
+			r.KeepPos = d.pos(keepNode)
 			s := d.str(n, path)
 			if s == "" {
 				return
@@ -210,9 +219,20 @@ func (d *decoder) retention(n *yaml.Node, path string, ds *DatasetDecl) *Retenti
 			}
 			r.Keep = dur
 		}},
-		field{"on_null", true, func(n *yaml.Node, path string) { onNull = d.enum(n, path, "keep", "remove") }},
+		field{"on_null", true, func(n *yaml.Node, path string) {
+			if resolve(n).Kind == yaml.MappingNode {
+				r.OnNullFallback = d.fallback(n, path, ds)
+				return
+			}
+			onNull = d.enum(n, path, "keep", "remove")
+		}},
+		field{"then", false, func(n *yaml.Node, path string) {
+			thenNode, r.Then = resolve(n), d.enum(n, path, ThenDelete, ThenAnonymize)
+		}},
+		field{"anonymize", false, func(n *yaml.Node, path string) { anonNode = n }},
 	)
 	r.OnNullRemove = onNull == "remove"
+	d.thenAnonymize(r, thenNode, anonNode, path, ds)
 	if r.TimeColumn != "" && len(ds.Columns) > 0 && ds.Column(r.TimeColumn) == nil {
 		d.errorf(colNode, join(path, "time_column"), "time column %q is not among the dataset's columns", r.TimeColumn)
 	}
@@ -488,10 +508,10 @@ func (d *decoder) treatment(c *ColumnDecl, v *yaml.Node, path string, dst *Desti
 		d.errorf(v, path, "%v", err)
 		return nil
 	}
-	if spec.Keyed && dst.Key == "" {
+	if dst != nil && spec.Keyed && dst.Key == "" {
 		d.errorf(resolve(nameNode), namePath, "%s needs a key: give destination %s a key: (a separate one per destination, so pseudonyms do not join across recipients)", name, dst.Name)
 	}
-	if purpose, err := LookupPurpose(dst.Purpose); err == nil && c.Type != nil {
+	if purpose, err := destinationPurpose(dst); err == nil && c.Type != nil {
 		meets := purpose.Meets(c.Type, spec)
 		switch {
 		case !meets && allow == "":

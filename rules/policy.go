@@ -77,6 +77,13 @@ type DatasetDecl struct {
 	Consent []*ConsentDecl
 	// Children is the dataset's rule excluding children, or nil.
 	Children *ChildrenDecl
+	// LegalMinimum is the period the law requires the dataset's rows to be
+	// kept, measured from the retention time column, or nil. Retention may
+	// not be shorter, and erasure waits for it (deid retain).
+	LegalMinimum *LegalMinimumDecl
+	// Holds lists the dataset's legal hold lists: their subjects are never
+	// deleted or anonymized by deid retain while listed.
+	Holds []*HoldDecl
 }
 
 // Column returns the declared column called name, or nil.
@@ -100,9 +107,30 @@ type ColumnDecl struct {
 type RetentionDecl struct {
 	TimeColumn string
 	Keep       Duration
-	// OnNullRemove removes rows whose time is NULL; otherwise they are kept.
+	// OnNullRemove removes rows whose time is NULL; otherwise they are kept
+	// (measured from the fallback clock when OnNullFallback is set).
 	OnNullRemove bool
-	Pos          Pos
+	// OnNullFallback, when set, measures a row whose time is NULL from
+	// another time column: a NULL completed_at is kept until created_at plus
+	// the fallback's Keep, so an incomplete record cannot stay forever.
+	OnNullFallback *FallbackDecl
+	// Then says what deid retain does with rows past retention and rows of
+	// erased subjects: ThenDelete (the default) or ThenAnonymize.
+	Then string
+	// Anonymize are the column treatments of anonymized rows (Then is
+	// ThenAnonymize), in the dataset's column order; a column not listed is
+	// dropped from anonymized rows.
+	Anonymize []*TreatmentDecl
+	Pos       Pos
+	// KeepPos locates keep, for errors found against the legal minimum.
+	KeepPos Pos
+}
+
+// FallbackDecl is the clock of rows whose retention time is NULL.
+type FallbackDecl struct {
+	TimeColumn string
+	Keep       Duration
+	Pos        Pos
 }
 
 // ErasureDecl is one list of subjects to erase.

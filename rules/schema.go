@@ -45,6 +45,24 @@ func schemaDoc() obj {
 		semantic = append(semantic, st.Name)
 	}
 	semanticType := obj{"enum": semantic}
+	keep := obj{"type": "string", "pattern": `^(([0-9]+(s|m|h|d|w|mo|y))+|.*\$\{.*)$`}
+	var names []string
+	var forms []any
+	for _, s := range transforms.Registry() {
+		names = append(names, s.Name)
+		props := obj{"transform": obj{"const": s.Name}, "allow": str()}
+		var required []string
+		for _, p := range s.Params {
+			props[p.Name] = paramSchema(p)
+			if p.Default == nil {
+				required = append(required, p.Name)
+			}
+		}
+		form := strictObject(props, append([]string{"transform"}, required...)...)
+		form["description"] = s.Summary
+		forms = append(forms, form)
+	}
+	treatment := obj{"oneOf": []any{obj{"enum": names}, obj{"oneOf": forms}}}
 	dataset := strictObject(obj{
 		"source":       str(),
 		"root":         str(),
@@ -55,10 +73,15 @@ func schemaDoc() obj {
 			strictObject(obj{"type": semanticType}, "type")}}),
 		"retention": strictObject(obj{
 			"time_column": str(),
-			"keep":        obj{"type": "string", "pattern": `^([0-9]+(s|m|h|d|w|mo|y)|.*\$\{.*)$`},
-			"on_null":     obj{"enum": []string{"keep", "remove"}},
+			"keep":        keep,
+			"on_null": obj{"oneOf": []any{obj{"enum": []string{"keep", "remove"}},
+				strictObject(obj{"fallback": str(), "keep": keep}, "fallback", "keep")}},
+			"then":      obj{"enum": []string{ThenDelete, ThenAnonymize}},
+			"anonymize": mapOf(treatment),
 		}, "time_column", "keep", "on_null"),
-		"erasure": obj{"type": "array", "items": strictObject(obj{"list": listFile("Parquet or CSV list of subject ids"), "column": str()}, "list")},
+		"legal_minimum": strictObject(obj{"keep": keep, "basis": str()}, "keep", "basis"),
+		"holds":         obj{"type": "array", "items": strictObject(obj{"list": listFile("Parquet or CSV list of subject ids on legal hold"), "column": str()}, "list")},
+		"erasure":       obj{"type": "array", "items": strictObject(obj{"list": listFile("Parquet or CSV list of subject ids"), "column": str()}, "list")},
 		"consent": obj{"type": "array", "items": strictObject(obj{
 			"list":        listFile("Parquet or CSV list: subject, purpose, withdrawn_at"),
 			"column":      str(),
@@ -78,23 +101,6 @@ func schemaDoc() obj {
 		}, "age_from"),
 	}, "source", "columns")
 
-	var names []string
-	var forms []any
-	for _, s := range transforms.Registry() {
-		names = append(names, s.Name)
-		props := obj{"transform": obj{"const": s.Name}, "allow": str()}
-		var required []string
-		for _, p := range s.Params {
-			props[p.Name] = paramSchema(p)
-			if p.Default == nil {
-				required = append(required, p.Name)
-			}
-		}
-		form := strictObject(props, append([]string{"transform"}, required...)...)
-		form["description"] = s.Summary
-		forms = append(forms, form)
-	}
-	treatment := obj{"oneOf": []any{obj{"enum": names}, obj{"oneOf": forms}}}
 	binding := obj{"oneOf": []any{obj{"type": "null"}, strictObject(obj{"columns": mapOf(treatment)})}}
 	destination := strictObject(obj{
 		"purpose":  obj{"enum": Purposes},

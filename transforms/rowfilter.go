@@ -144,6 +144,41 @@ type Retention struct {
 	// OnNullRemove removes rows whose time is NULL (counted as
 	// ReasonNullTime); otherwise they are kept.
 	OnNullRemove bool
+	// FallbackCutoff, when not zero, measures rows whose time is NULL on
+	// a fallback clock (ApplyFallback): they are removed (as
+	// ReasonNullTime) when the fallback time is before it.
+	FallbackCutoff time.Time
+}
+
+// ApplyFallback is Apply with the fallback clock fb (a timestamp array with
+// a time zone, as long as col) for rows whose time is NULL; a NULL fallback
+// time is kept.
+func (r Retention) ApplyFallback(col, fb arrow.Array, sel *Selection) error {
+	if err := r.Apply(col, sel); err != nil {
+		return err
+	}
+	if col.NullN() == 0 {
+		return nil
+	}
+	ts, ok := fb.(*array.Timestamp)
+	if !ok {
+		return fmt.Errorf("retention: fallback time column is %s, want a timestamp", fb.DataType())
+	}
+	tt := ts.DataType().(*arrow.TimestampType)
+	if tt.TimeZone == "" {
+		return fmt.Errorf("retention: fallback time column: %w: timestamp without time zone (declare the dataset's time_zone)", ErrUnsupportedType)
+	}
+	if fb.Len() != col.Len() {
+		return fmt.Errorf("retention: fallback column of %d rows, time column of %d", fb.Len(), col.Len())
+	}
+	cut := CeilTicks(r.FallbackCutoff, tt.Unit)
+	vals := ts.TimestampValues()
+	for i := range vals {
+		if col.IsNull(i) && !fb.IsNull(i) && int64(vals[i]) < cut {
+			sel.remove(i, ReasonNullTime)
+		}
+	}
+	return nil
 }
 
 // Apply marks the rows of the time column col that the rule removes.

@@ -287,11 +287,11 @@ func TestExampleRowRules(t *testing.T) {
 	childless := map[string]bool{"training": true, "partner_ads": true, "research": true}
 	type dsRule struct {
 		name, idCol, timeCol, childTimeCol string
-		keep                               func(t *string) bool
+		keep                               func(t *string, r pqRow) bool
 		dests                              []string
 	}
-	days := func(n int) func(*string) bool {
-		return func(ts *string) bool {
+	days := func(n int) func(*string, pqRow) bool {
+		return func(ts *string, _ pqRow) bool {
 			if ts == nil {
 				return false // on_null: remove
 			}
@@ -299,9 +299,15 @@ func TestExampleRowRules(t *testing.T) {
 			return !v.Before(now.Add(-time.Duration(n) * 24 * time.Hour))
 		}
 	}
-	threeYears := func(ts *string) bool {
+	threeYears := func(ts *string, r pqRow) bool {
 		if ts == nil {
-			return true // open orders: on_null keep
+			// open orders: kept until a year after their creation
+			c, ok := r["created_at"].(string)
+			if !ok {
+				return true
+			}
+			v, _ := time.Parse(time.RFC3339Nano, c)
+			return !v.Before(now.In(shanghai).AddDate(-1, 0, 0))
 		}
 		v, _ := time.Parse(time.RFC3339Nano, *ts)
 		return !v.Before(now.In(shanghai).AddDate(-3, 0, 0))
@@ -328,7 +334,7 @@ func TestExampleRowRules(t *testing.T) {
 				}
 				uid, _ := r["user_id"].(int64)
 				switch {
-				case !ds.keep(ts), erased[uid], withdrawn[purposes[dst]][uid]:
+				case !ds.keep(ts, r), erased[uid], withdrawn[purposes[dst]][uid]:
 					continue
 				case childless[dst] && isChild(r["user_id"], r[ds.childTimeCol]):
 					continue

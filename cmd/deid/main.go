@@ -9,6 +9,7 @@
 //	deid plan     -c policy.yaml [--now RFC3339] [--json]        dry run: what would be read, written, removed
 //	deid validate -c policy.yaml                                 check the policy, its keys and sources
 //	deid schema                                                  print the policy's JSON Schema
+//	deid retain   -c policy.yaml [--now RFC3339] [--dry-run]     delete or anonymize expired and erased rows in the sources
 //
 // Exit status: 0 success; 1 an unexpected failure (I/O, cancelled); 2 a
 // usage or policy error; 3 a data error (corrupt file, unclassified or
@@ -38,6 +39,7 @@ func commands() []command {
 		{"plan", "dry run: list inputs and count what a run would remove and write", planCmd},
 		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
 		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
+		{"retain", "delete or anonymize expired and erased rows in the source datasets themselves", retainCmd},
 	}
 }
 

@@ -219,3 +219,38 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// CreateExclusive implements ExclusiveCreator with O_CREATE|O_EXCL, then an
+// fsync of the file and its folder.
+func (Local) CreateExclusive(_ context.Context, location string, data []byte) (Attrs, error) {
+	if err := os.MkdirAll(filepath.Dir(location), 0o755); err != nil {
+		return Attrs{}, err
+	}
+	f, err := os.OpenFile(location, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return Attrs{}, err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(location))
+	}
+	if err != nil {
+		os.Remove(location)
+		return Attrs{}, fmt.Errorf("create %s: %w", location, err)
+	}
+	return Local{}.Stat(context.Background(), location)
+}
+
+// RemoveAll implements Remover: the folder, temporary files and all.
+func (Local) RemoveAll(_ context.Context, dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}

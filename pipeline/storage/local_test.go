@@ -2,6 +2,8 @@ package storage_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -106,5 +108,22 @@ func TestLocalListFollowsFileLinks(t *testing.T) {
 	os.Symlink(filepath.Join(root, "gone.parquet"), filepath.Join(root, "in", "b.parquet"))
 	if _, _, err := storage.Glob(context.Background(), storage.Local{}, filepath.Join(root, "in", "*.parquet")); err == nil {
 		t.Error("a dangling link was skipped silently")
+	}
+}
+
+// TestLocalRemoveAllTakesTempFiles: a killed writer's temporary file, which
+// List does not show, goes with its folder.
+func TestLocalRemoveAllTakesTempFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "work")
+	w, err := storage.Local{}.Create(context.Background(), filepath.Join(dir, "f.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("partial")) // never committed nor aborted, as after kill -9
+	if err := (storage.Local{}).RemoveAll(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("folder still there: %v", err)
 	}
 }

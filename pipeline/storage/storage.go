@@ -12,6 +12,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"path"
@@ -160,4 +161,58 @@ func Base(location string) string {
 		return path.Base(location)
 	}
 	return filepath.Base(location)
+}
+
+// ErrExist is matched (errors.Is) by errors about an object that already
+// exists where CreateExclusive was asked to create one; it is fs.ErrExist.
+var ErrExist = fs.ErrExist
+
+// ErrUnsupported is returned by the helpers of optional capabilities when a
+// store has none.
+var ErrUnsupported = errors.New("not supported by this store")
+
+// ExclusiveCreator is implemented by stores that can create an object only
+// where none exists, atomically: two callers racing for one location cannot
+// both succeed. deid retain builds its per-dataset lock on it. (Local disk:
+// O_CREATE|O_EXCL; Google Cloud Storage: a write with ifGenerationMatch=0.)
+type ExclusiveCreator interface {
+	// CreateExclusive writes data at location if no object is there and
+	// returns its attributes; if one is, it returns an error matching
+	// ErrExist and changes nothing. A crash during the call may leave a
+	// partial object at location (on local disk): callers treat an object
+	// they cannot parse as stale by its modification time.
+	CreateExclusive(ctx context.Context, location string, data []byte) (Attrs, error)
+}
+
+// CreateExclusive creates an object only where none exists, with the
+// store's ExclusiveCreator; a store without one gives ErrUnsupported.
+func CreateExclusive(ctx context.Context, s Store, location string, data []byte) (Attrs, error) {
+	if c, ok := s.(ExclusiveCreator); ok {
+		return c.CreateExclusive(ctx, location, data)
+	}
+	return Attrs{}, fmt.Errorf("create %s exclusively: %w", location, ErrUnsupported)
+}
+
+// Remover is implemented by stores that can remove everything under a
+// folder at once, including what List does not show (a local writer's
+// temporary files left by a killed process) and the emptied folders.
+type Remover interface {
+	// RemoveAll removes every object whose location is under folder dir. A
+	// missing folder is not an error.
+	RemoveAll(ctx context.Context, dir string) error
+}
+
+// RemoveAll removes every object under folder dir: with the store's Remover
+// when it has one, otherwise by listing and deleting.
+func RemoveAll(ctx context.Context, s Store, dir string) error {
+	if r, ok := s.(Remover); ok {
+		return r.RemoveAll(ctx, dir)
+	}
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	return s.List(ctx, prefix, func(a Attrs) error {
+		if err := s.Delete(ctx, a.Location); err != nil && !errors.Is(err, ErrNotExist) {
+			return err
+		}
+		return nil
+	})
 }

@@ -203,4 +203,53 @@ func Run(t *testing.T, s storage.Store, root string) {
 			t.Errorf("source still there: %v", err)
 		}
 	})
+
+	t.Run("create exclusively", func(t *testing.T) {
+		if _, ok := s.(storage.ExclusiveCreator); !ok {
+			t.Skip("the store has no ExclusiveCreator")
+		}
+		loc := storage.Join(root, "h", "lock")
+		if _, err := storage.CreateExclusive(ctx, s, loc, []byte("first")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := storage.CreateExclusive(ctx, s, loc, []byte("second")); !errors.Is(err, storage.ErrExist) {
+			t.Errorf("second exclusive create: %v, want ErrExist", err)
+		}
+		if got := get(t, loc); string(got) != "first" {
+			t.Errorf("lock reads %q after a refused create", got)
+		}
+		if err := s.Delete(ctx, loc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := storage.CreateExclusive(ctx, s, loc, []byte("third")); err != nil {
+			t.Errorf("create after delete: %v", err)
+		}
+	})
+
+	t.Run("remove all", func(t *testing.T) {
+		dir := storage.Join(root, "i")
+		put(t, storage.Join(dir, "x.bin"), []byte("x"))
+		put(t, storage.Join(dir, "sub", "y.bin"), []byte("y"))
+		put(t, storage.Join(root, "i-sibling.bin"), []byte("z"))
+		w, err := s.Create(ctx, storage.Join(dir, "unfinished.bin")) // never committed
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("partial"))
+		if err := storage.RemoveAll(ctx, s, dir); err != nil {
+			t.Fatal(err)
+		}
+		w.Abort()
+		var left []string
+		s.List(ctx, dir+"/", func(a storage.Attrs) error { left = append(left, a.Location); return nil })
+		if len(left) != 0 {
+			t.Errorf("left under %s: %v", dir, left)
+		}
+		if got := get(t, storage.Join(root, "i-sibling.bin")); string(got) != "z" {
+			t.Errorf("sibling reads %q", got)
+		}
+		if err := storage.RemoveAll(ctx, s, storage.Join(root, "missing")); err != nil {
+			t.Errorf("remove a missing folder: %v", err)
+		}
+	})
 }

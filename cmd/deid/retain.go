@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/retain"
+	"github.com/deidproject/deid/rules"
+)
+
+// retainCmd applies retention, erasure and legal holds to the stored source
+// datasets themselves (pipeline/retain).
+func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f policyFlags
+	fs := flag.NewFlagSet("deid retain", flag.ContinueOnError)
+	f.register(fs, true)
+	dry := fs.Bool("dry-run", false, "report per file what would be removed, without changing anything")
+	asJSON := fs.Bool("json", false, "print the report as JSON on stdout instead of a summary")
+	reportPath := fs.String("report", "", "also write the JSON report to this file")
+	stale := fs.Duration("lock-stale", time.Hour, "take over a dataset's lock older than this (a lock of a dead process of this host is taken over at once)")
+	batch := fs.Int64("batch-size", 0, "rows decoded at a time (default 32768)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: deid retain -c policy.yaml [--now RFC3339] [--dry-run] [--json]")
+		fmt.Fprintln(stderr, "\nDeletes or anonymizes, in the source datasets themselves, rows past retention and rows of erased")
+		fmt.Fprintln(stderr, "subjects, except subjects on legal hold and rows inside a legal minimum. Crash-safe and idempotent.")
+		fmt.Fprintln(stderr, "\nflags:")
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, exitCodesHelp)
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if f.config == "" {
+		return usageError("retain changes stored data: name the policy with -c (there is no built-in default for retain)")
+	}
+	if len(f.destinations) > 0 {
+		return usageError("--destination: retain acts on source datasets, not destinations")
+	}
+	log, err := f.logger(stderr)
+	if err != nil {
+		return err
+	}
+	now, err := f.reference(time.Now)
+	if err != nil {
+		return err
+	}
+	pol, err := f.load(log)
+	if err != nil {
+		return err
+	}
+	plan, err := rules.CompileRetain(pol, now)
+	if err != nil {
+		return err
+	}
+	rep, err := retain.Run(ctx, plan, retain.Options{Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch})
+	if rep != nil && *reportPath != "" {
+		b, jerr := rep.JSON()
+		if jerr == nil {
+			jerr = os.WriteFile(*reportPath, b, 0o644)
+		}
+		if jerr != nil && err == nil {
+			err = fmt.Errorf("write the report: %w", jerr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := rep.JSON()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	}
+	printRetainSummary(stdout, rep)
+	return nil
+}
+
+// printRetainSummary writes a few lines per dataset and file.
+func printRetainSummary(w io.Writer, rep *report.Retain) {
+	verb := "retain"
+	if rep.DryRun {
+		verb = "retain --dry-run (nothing changed)"
+	}
+	fmt.Fprintf(w, "%s: policy %s, now %s\n", verb, rep.Policy.Name, rep.Now.Format(time.RFC3339))
+	for _, ds := range rep.Datasets {
+		fmt.Fprintf(w, "dataset %s: %d files scanned, %d untouched, %d rewritten, %d deleted; row groups: %d copied, %d dropped undecoded, %d decided on rule columns, %d rewritten\n",
+			ds.Name, ds.Files.Scanned, ds.Files.Untouched, ds.Files.Rewritten, ds.Files.Deleted,
+			ds.RowGroups.Copied, ds.RowGroups.Dropped, ds.RowGroups.RuleColumnsOnly, ds.RowGroups.Rewritten)
+		fmt.Fprintf(w, "  rows: %d in, %d kept; removed: retention %d, null_time %d, erasure %d; anonymized %d; held: legal_hold %d, restricted (legal minimum) %d; NULL times kept %d\n",
+			ds.RowsIn, ds.RowsKept, ds.Removed[report.RemovedRetention], ds.Removed[report.RemovedNullTime], ds.Removed[report.RemovedErasure],
+			ds.Anonymized, ds.Held[report.HeldLegalHold], ds.Held[report.HeldLegalMinimum], ds.NullTimeKept)
+		if ds.Subjects.Listed > 0 {
+			fmt.Fprintf(w, "  subjects: %d listed for erasure, %d erased now\n", ds.Subjects.Listed, ds.Subjects.Erased)
+		}
+		if ds.Recovered != "" {
+			fmt.Fprintf(w, "  an interrupted earlier run was %s\n", ds.Recovered)
+		}
+		for _, f := range ds.FileDetails {
+			if f.RowsKept != f.RowsIn {
+				fmt.Fprintf(w, "  %s: %s, %d of %d rows kept\n", f.Location, f.Action, f.RowsKept, f.RowsIn)
+			}
+		}
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintln(w, "warning:", warn)
+	}
+}

@@ -1,0 +1,129 @@
+package parquetio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// ErrSchemaMismatch is returned by Assemble when the pieces' Parquet
+// schemas differ, so their row groups cannot share one footer.
+var ErrSchemaMismatch = errors.New("the pieces have different Parquet schemas")
+
+// Piece selects row groups of one Parquet file or part, by index.
+type Piece struct {
+	Part      Part
+	RowGroups []int
+}
+
+// Assemble writes one Parquet file holding the selected row groups of the
+// pieces, in order, each copied byte for byte: none is decoded or
+// re-encoded. The footer is the first piece's (schema, key-value metadata
+// such as the Arrow schema, writer) with the row groups' offsets moved to
+// where they now lie. Page indexes and bloom filters of copied row groups
+// are left out of the footer, since they lie outside the row groups' bytes;
+// both are optional in Parquet. Every piece must have the same Parquet
+// schema as the first (ErrSchemaMismatch otherwise). It returns the rows
+// written.
+func Assemble(w io.Writer, pieces []Piece) (int64, error) {
+	if len(pieces) == 0 {
+		return 0, errors.New("assemble: no pieces")
+	}
+	if _, err := w.Write(magic); err != nil {
+		return 0, err
+	}
+	offset := int64(len(magic))
+	var merged *format.FileMetaData
+	for i, p := range pieces {
+		md, _, err := readFooter(p.Part)
+		if err != nil {
+			return 0, fmt.Errorf("assemble piece %d: %w", i, err)
+		}
+		if merged == nil {
+			m := *md
+			m.RowGroups, m.NumRows = nil, 0
+			merged = &m
+		} else if !reflect.DeepEqual(merged.Schema, md.Schema) {
+			return 0, fmt.Errorf("assemble piece %d: %w", i, ErrSchemaMismatch)
+		}
+		for _, k := range p.RowGroups {
+			if k < 0 || k >= len(md.RowGroups) {
+				return 0, fmt.Errorf("assemble piece %d: no row group %d", i, k)
+			}
+			rg := md.RowGroups[k]
+			rg.Columns = append([]format.ColumnChunk(nil), rg.Columns...)
+			start, end, err := rowGroupRange(&rg, p.Part.Size())
+			if err != nil {
+				return 0, fmt.Errorf("assemble piece %d row group %d: %w", i, k, err)
+			}
+			if _, err := io.Copy(w, io.NewSectionReader(p.Part, start, end-start)); err != nil {
+				return 0, fmt.Errorf("assemble piece %d row group %d: %w", i, k, err)
+			}
+			for j := range rg.Columns {
+				c := &rg.Columns[j]
+				c.OffsetIndexOffset, c.OffsetIndexLength, c.ColumnIndexOffset, c.ColumnIndexLength = 0, 0, 0, 0
+				c.MetaData.BloomFilterOffset, c.MetaData.BloomFilterLength = 0, 0
+			}
+			shiftRowGroup(&rg, offset-start)
+			rg.FileOffset = offset
+			if len(merged.RowGroups) > math.MaxInt16 {
+				return 0, errors.New("assemble: more than 32767 row groups")
+			}
+			rg.Ordinal = int16(len(merged.RowGroups))
+			merged.RowGroups = append(merged.RowGroups, rg)
+			merged.NumRows += rg.NumRows
+			offset += end - start
+		}
+	}
+	footer, err := thrift.Marshal(new(thrift.CompactProtocol), merged)
+	if err != nil {
+		return 0, fmt.Errorf("assemble: encode footer: %w", err)
+	}
+	var tail [4]byte
+	binary.LittleEndian.PutUint32(tail[:], uint32(len(footer)))
+	for _, b := range [][]byte{footer, tail[:], magic} {
+		if _, err := w.Write(b); err != nil {
+			return 0, err
+		}
+	}
+	return merged.NumRows, nil
+}
+
+// rowGroupRange returns the byte range of a row group's column chunks.
+func rowGroupRange(rg *format.RowGroup, size int64) (start, end int64, err error) {
+	start, end = math.MaxInt64, 0
+	for j := range rg.Columns {
+		c := &rg.Columns[j]
+		if c.FilePath != "" {
+			return 0, 0, fmt.Errorf("column chunk in another file (%s)", c.FilePath)
+		}
+		s := c.MetaData.DataPageOffset
+		if d := c.MetaData.DictionaryPageOffset; d > 0 && d < s {
+			s = d
+		}
+		e := s + c.MetaData.TotalCompressedSize
+		if s < int64(len(magic)) || c.MetaData.TotalCompressedSize < 0 || e > size {
+			return 0, 0, fmt.Errorf("column chunk at %d+%d lies outside the %d-byte file", s, c.MetaData.TotalCompressedSize, size)
+		}
+		start, end = min(start, s), max(end, e)
+	}
+	if len(rg.Columns) == 0 {
+		return 0, 0, errors.New("row group without columns")
+	}
+	return start, end, nil
+}
+
+// RowGroupCount returns the number of row groups of a Parquet file or part.
+func RowGroupCount(p Part) (int, error) {
+	md, _, err := readFooter(p)
+	if err != nil {
+		return 0, err
+	}
+	return len(md.RowGroups), nil
+}

@@ -1,0 +1,146 @@
+package report
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// RetainFormatV1 identifies version 1 of the JSON form of a retain report.
+const RetainFormatV1 = "deid-retain-report/v1"
+
+// Reasons of RetainDataset.Removed and RetainDataset.Held.
+const (
+	// RemovedRetention: past the retention period.
+	RemovedRetention = "retention"
+	// RemovedNullTime: NULL time, removed by on_null: remove or past the
+	// fallback clock.
+	RemovedNullTime = "null_time"
+	// RemovedErasure: the subject is on an erasure list.
+	RemovedErasure = "erasure"
+	// HeldLegalHold: the subject is on a legal hold list.
+	HeldLegalHold = "legal_hold"
+	// HeldLegalMinimum: the subject is erased but the row is still inside
+	// the dataset's legal minimum; it stays in storage, restricted.
+	HeldLegalMinimum = "restricted: legal minimum"
+)
+
+// Retain is the report of one `deid retain` run: per dataset, what was
+// scanned, what was removed or anonymized and why, and what was held back.
+// It is data filled in as decisions are made; rendering recomputes nothing.
+type Retain struct {
+	Format string `json:"format"`
+	RunID  string `json:"run_id"`
+	// DryRun is true for `deid retain --dry-run`: nothing was changed.
+	DryRun bool `json:"dry_run"`
+	// Outcome is "succeeded" or "failed".
+	Outcome    string    `json:"outcome"`
+	Error      string    `json:"error,omitempty"`
+	Policy     Policy    `json:"policy"`
+	Now        time.Time `json:"now"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	// Datasets are in policy order.
+	Datasets []*RetainDataset `json:"datasets"`
+	// Warnings include where deleted data may survive (backups, versioned
+	// buckets).
+	Warnings []string `json:"warnings"`
+}
+
+// RetainDataset is what retain did to one source dataset.
+type RetainDataset struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	// Root is the dataset's root folder: its journal, lock and _anonymized
+	// part live there.
+	Root string `json:"root"`
+	// Then is "delete" or "anonymize".
+	Then         string        `json:"then"`
+	Retention    *Retention    `json:"retention,omitempty"`
+	LegalMinimum *LegalMinimum `json:"legal_minimum,omitempty"`
+	Erasure      []ErasureList `json:"erasure,omitempty"`
+	Holds        []ErasureList `json:"holds,omitempty"`
+	// Recovered says what this run did with an interrupted earlier run it
+	// found: "rolled forward" (its journal was complete) or "rolled back".
+	Recovered string `json:"recovered,omitempty"`
+
+	Files     FileCounts     `json:"files"`
+	RowGroups RowGroupCounts `json:"row_groups"`
+	RowsIn    int64          `json:"rows_in"`
+	RowsKept  int64          `json:"rows_kept"`
+	// Removed counts rows deleted or anonymized, by reason (retention,
+	// null_time, erasure).
+	Removed map[string]int64 `json:"removed"`
+	// Anonymized counts the removed rows that were moved, anonymized, to
+	// the _anonymized part rather than deleted.
+	Anonymized int64 `json:"anonymized"`
+	// Held counts rows that would have gone but stay, by reason
+	// (legal_hold, "restricted: legal minimum").
+	Held map[string]int64 `json:"held"`
+	// NullTimeKept counts rows with a NULL time that stay.
+	NullTimeKept int64 `json:"null_time_kept"`
+	// Subjects are the erased subjects: counts and fingerprints, never ids.
+	Subjects ErasedSubjects `json:"subjects"`
+	// FileDetails say per file what was (or, in a dry run, would be) done.
+	FileDetails []*RetainFile `json:"file_details"`
+}
+
+// LegalMinimum is a dataset's legal minimum as applied.
+type LegalMinimum struct {
+	Keep   string    `json:"keep"`
+	Basis  string    `json:"basis"`
+	Cutoff time.Time `json:"cutoff"`
+}
+
+// FileCounts count a dataset's files by what retain did to them.
+type FileCounts struct {
+	Scanned   int `json:"scanned"`
+	Untouched int `json:"untouched"`
+	Rewritten int `json:"rewritten"`
+	Deleted   int `json:"deleted"`
+}
+
+// RowGroupCounts count row groups by how much decoding they cost.
+type RowGroupCounts struct {
+	Scanned int `json:"scanned"`
+	// Copied row groups were kept byte for byte, without decoding.
+	Copied int `json:"copied"`
+	// Dropped row groups were removed whole, without decoding.
+	Dropped int `json:"dropped"`
+	// RuleColumnsOnly row groups had only their time, fallback or subject
+	// columns decoded, then were copied or dropped whole.
+	RuleColumnsOnly int `json:"rule_columns_only"`
+	// Rewritten row groups were decoded and re-encoded without some rows.
+	Rewritten int `json:"rewritten"`
+}
+
+// ErasedSubjects describes the subjects erased in a run.
+type ErasedSubjects struct {
+	// Listed is the number of distinct subjects on the erasure lists.
+	Listed int64 `json:"listed"`
+	// Erased is the number of listed subjects this run removed rows of.
+	Erased int64 `json:"erased"`
+	// Fingerprints identify the erased subjects, sorted: the first 8 bytes
+	// in hex of HMAC-SHA256(k, id) with k the SHA-256 of "deid subject
+	// fingerprint v1" and the lists' bytes, so whoever holds the lists can
+	// check them and nobody can recover an id from the report alone.
+	Fingerprints []string `json:"fingerprints"`
+}
+
+// RetainFile is what retain did to one file.
+type RetainFile struct {
+	Location string `json:"location"`
+	// Action is "untouched", "rewritten" or "deleted" ("would ..." in a dry run).
+	Action     string           `json:"action"`
+	RowGroups  int              `json:"row_groups"`
+	RowsIn     int64            `json:"rows_in"`
+	RowsKept   int64            `json:"rows_kept"`
+	Removed    map[string]int64 `json:"removed,omitempty"`
+	Anonymized int64            `json:"anonymized,omitempty"`
+	// AnonymizedTo is the file the anonymized rows went to.
+	AnonymizedTo string `json:"anonymized_to,omitempty"`
+}
+
+// JSON renders the report.
+func (r *Retain) JSON() ([]byte, error) {
+	return json.MarshalIndent(r, "", "  ")
+}

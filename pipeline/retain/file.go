@@ -1,0 +1,532 @@
+package retain
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+
+	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/transforms"
+)
+
+// rgKind is what happens to a row group.
+type rgKind uint8
+
+const (
+	rgCopy    rgKind = iota // kept byte for byte
+	rgDrop                  // removed whole
+	rgRewrite               // decoded, some rows go (and, anonymizing, are moved)
+)
+
+// ruleCols locates the rule columns in a file: leaf index and Arrow type,
+// -1 when not read.
+type ruleCols struct {
+	time, fallback, subject             int
+	timeType, fallbackType, subjectType arrow.DataType
+}
+
+// anonFolder is the dataset's anonymized part, under its root.
+const anonFolder = "_anonymized"
+
+// processFile decides the file's row groups and, unless this is a dry run,
+// stages its new version. It returns the journal action, or nil when the
+// file stays as it is.
+func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*action, error) {
+	st, mem := d.opt.Store, d.opt.Mem
+	f, err := parquetio.Open(ctx, st, m.Location, mem)
+	if err != nil {
+		return nil, &pipeline.DataError{Err: err}
+	}
+	defer f.Close()
+	cols, err := d.locate(f)
+	if err != nil {
+		return nil, err
+	}
+	fr := &report.RetainFile{Location: m.Location, RowGroups: f.NumRowGroups(), RowsIn: f.NumRows(), Removed: map[string]int64{}}
+	d.rep.FileDetails = append(d.rep.FileDetails, fr)
+	d.rep.Files.Scanned++
+	d.rep.RowsIn += f.NumRows()
+	var counts transforms.RetainCounts
+	kinds := make([]rgKind, f.NumRowGroups())
+	fates := make([][]transforms.Fate, f.NumRowGroups())
+	for rg := range kinds {
+		kinds[rg], fates[rg], err = d.decide(ctx, f, cols, rg, &counts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	removed := counts.Removed()
+	fr.RowsKept = fr.RowsIn - removed
+	for k, v := range map[string]int64{report.RemovedRetention: counts.Expired, report.RemovedNullTime: counts.ExpiredNull, report.RemovedErasure: counts.Erased} {
+		if v > 0 {
+			fr.Removed[k] = v
+		}
+		d.rep.Removed[k] += v
+	}
+	d.rep.Held[report.HeldLegalHold] += counts.Held
+	d.rep.Held[report.HeldLegalMinimum] += counts.Restricted
+	d.rep.NullTimeKept += counts.NullKept
+	d.rep.RowsKept += fr.RowsKept
+	anonymize := d.ds.Anonymizes()
+	if anonymize {
+		fr.Anonymized = removed
+		d.rep.Anonymized += removed
+	}
+	prefix := ""
+	if d.opt.DryRun {
+		prefix = "would be "
+	}
+	switch {
+	case removed == 0:
+		fr.Action = "untouched"
+		d.rep.Files.Untouched++
+		return nil, nil
+	case fr.RowsKept == 0 && !anonymize:
+		fr.Action = prefix + "deleted"
+		d.rep.Files.Deleted++
+		if d.opt.DryRun {
+			return nil, nil
+		}
+		return &action{File: m.Location, Delete: true}, nil
+	}
+	if fr.RowsKept == 0 {
+		fr.Action = prefix + "deleted"
+		d.rep.Files.Deleted++
+	} else {
+		fr.Action = prefix + "rewritten"
+		d.rep.Files.Rewritten++
+	}
+	if anonymize {
+		rel, err := storage.Rel(d.root, m.Location)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Location, err)
+		}
+		fr.AnonymizedTo = storage.Join(d.root, anonFolder, strings.TrimSuffix(rel, ".parquet"), d.opt.RunID+".parquet")
+	}
+	if d.opt.DryRun {
+		return nil, nil
+	}
+	return d.stage(ctx, f, m, n, kinds, fates, fr)
+}
+
+// locate finds the rule columns and checks their types.
+func (d *dataset) locate(f *parquetio.File) (ruleCols, error) {
+	c := ruleCols{time: -1, fallback: -1, subject: -1}
+	sch := f.Schema()
+	find := func(name, what string, leaf *int, typ *arrow.DataType) error {
+		idx := sch.FieldIndices(name)
+		if idx == nil {
+			return &pipeline.DataError{Location: f.Location(), Column: name, Err: fmt.Errorf("the %s column is missing", what)}
+		}
+		*leaf, *typ = f.LeafIndex(name), sch.Field(idx[0]).Type
+		if what != "subject" {
+			tt, ok := (*typ).(*arrow.TimestampType)
+			if !ok {
+				return &pipeline.DataError{Location: f.Location(), Column: name, Err: fmt.Errorf("the %s column is %s, not a timestamp", what, *typ)}
+			}
+			if tt.TimeZone == "" && d.ds.TimeZone == nil {
+				return &pipeline.DataError{Location: f.Location(), Column: name, Err: fmt.Errorf("timestamp without the UTC flag: declare the dataset's time_zone (%s) so deid knows which clock the values use", d.ds.Pos)}
+			}
+		}
+		return nil
+	}
+	if r := d.ds.Retention; r != nil {
+		if err := find(r.TimeColumn, "retention time", &c.time, &c.timeType); err != nil {
+			return c, err
+		}
+		if fb := r.OnNullFallback; fb != nil {
+			if err := find(fb.TimeColumn, "fallback time", &c.fallback, &c.fallbackType); err != nil {
+				return c, err
+			}
+		}
+	}
+	if d.rule.NeedsSubjects() {
+		if err := find(d.ds.Subject, "subject", &c.subject, &c.subjectType); err != nil {
+			return c, err
+		}
+	}
+	for i := 0; i < sch.NumFields(); i++ {
+		if _, nested := sch.Field(i).Type.(arrow.NestedType); nested {
+			return c, &pipeline.DataError{Location: f.Location(), Column: sch.Field(i).Name, Err: errors.New("nested columns are not supported")}
+		}
+	}
+	return c, nil
+}
+
+// timeStats reads the time column's statistics of row group rg.
+func timeStats(f *parquetio.File, c ruleCols, rg int) transforms.TimeStats {
+	tt := c.timeType.(*arrow.TimestampType)
+	s := transforms.TimeStats{Unit: tt.Unit, Local: tt.TimeZone == "", Rows: f.RowGroupRows(rg), Nulls: -1}
+	cc, err := f.ColumnChunk(rg, c.time)
+	if err != nil {
+		return s
+	}
+	if ok, err := cc.StatsSet(); !ok || err != nil {
+		return s
+	}
+	stats, err := cc.Statistics()
+	if err != nil || stats == nil {
+		return s
+	}
+	if stats.HasNullCount() {
+		s.Nulls = stats.NullCount()
+	}
+	if is, ok := stats.(*metadata.Int64Statistics); ok && is.HasMinMax() && f.Physical(c.time) == parquet.Types.Int64 {
+		s.HasMinMax, s.Min, s.Max = true, is.Min(), is.Max()
+	}
+	return s
+}
+
+// subjectsMayMatch reports whether row group rg can hold a subject of set,
+// from the subject column's integer statistics (strings settle nothing).
+func subjectsMayMatch(f *parquetio.File, c ruleCols, rg int, set *transforms.SubjectSet) bool {
+	if set == nil || set.Len() == 0 {
+		return false
+	}
+	cc, err := f.ColumnChunk(rg, c.subject)
+	if err != nil {
+		return true
+	}
+	if ok, err := cc.StatsSet(); !ok || err != nil {
+		return true
+	}
+	stats, err := cc.Statistics()
+	if err != nil || stats == nil || !stats.HasMinMax() {
+		return true
+	}
+	switch s := stats.(type) {
+	case *metadata.Int64Statistics:
+		return set.AnyIntBetween(s.Min(), s.Max())
+	case *metadata.Int32Statistics:
+		return set.AnyIntBetween(int64(s.Min()), int64(s.Max()))
+	}
+	return true
+}
+
+// decide settles row group rg: from statistics alone where they suffice,
+// else from its rule columns. fates is set for rewritten row groups.
+func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg int, counts *transforms.RetainCounts) (rgKind, []transforms.Fate, error) {
+	rows := f.RowGroupRows(rg)
+	rc := &d.rep.RowGroups
+	rc.Scanned++
+	anonymize := d.ds.Anonymizes()
+	span := transforms.SpanInside
+	var ts transforms.TimeStats
+	if c.time >= 0 {
+		ts = timeStats(f, c, rg)
+		span = d.rule.Classify(ts)
+	}
+	switch {
+	case span == transforms.SpanExpired && !anonymize && !subjectsMayMatch(f, c, rg, d.rule.Hold):
+		nulls := max(ts.Nulls, 0)
+		counts.Expired += rows - nulls
+		counts.ExpiredNull += nulls
+		rc.Dropped++
+		return rgDrop, nil, nil
+	case span == transforms.SpanInside && !subjectsMayMatch(f, c, rg, d.rule.Erasure):
+		if c.time >= 0 {
+			counts.NullKept += max(ts.Nulls, 0)
+		}
+		rc.Copied++
+		return rgCopy, nil, nil
+	}
+	// decode the rule columns only: the time column is not needed inside
+	// retention unless a legal minimum restricts erasure
+	var leaves []int
+	pos := map[string]int{}
+	add := func(name string, leaf int) {
+		if leaf >= 0 {
+			pos[name] = len(leaves)
+			leaves = append(leaves, leaf)
+		}
+	}
+	needTime := c.time >= 0 && (span != transforms.SpanInside || d.rule.LegalMinimum)
+	if needTime {
+		add("time", c.time)
+		add("fallback", c.fallback)
+	} else if c.time >= 0 {
+		counts.NullKept += max(ts.Nulls, 0)
+	}
+	if d.rule.NeedsSubjects() {
+		add("subject", c.subject)
+	}
+	fates := make([]transforms.Fate, rows)
+	off := 0
+	err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: leaves, BatchSize: d.opt.BatchSize}, func(b arrow.RecordBatch) error {
+		n := int(b.NumRows())
+		col := func(name string) (arrow.Array, error) {
+			i, ok := pos[name]
+			if !ok {
+				return nil, nil
+			}
+			a := b.Column(i)
+			if tt, ok := a.DataType().(*arrow.TimestampType); ok && tt.TimeZone == "" {
+				return transforms.LocalToInstant(d.opt.Mem, a, d.ds.TimeZone)
+			}
+			a.Retain()
+			return a, nil
+		}
+		var arrs [3]arrow.Array
+		defer func() {
+			for _, a := range arrs {
+				if a != nil {
+					a.Release()
+				}
+			}
+		}()
+		for i, name := range []string{"time", "fallback", "subject"} {
+			a, err := col(name)
+			if err != nil {
+				return err
+			}
+			arrs[i] = a
+		}
+		if err := d.rule.Decide(arrs[0], arrs[1], arrs[2], fates[off:off+n], counts); err != nil {
+			return &pipeline.DataError{Location: f.Location(), Err: fmt.Errorf("row group %d: %w", rg, err)}
+		}
+		if arrs[2] != nil {
+			d.noteErased(arrs[2], fates[off:off+n])
+		}
+		off += n
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	kept := 0
+	for _, fate := range fates {
+		if fate == transforms.FateKeep {
+			kept++
+		}
+	}
+	switch {
+	case kept == len(fates):
+		rc.RuleColumnsOnly++
+		return rgCopy, nil, nil
+	case kept == 0 && !anonymize:
+		rc.RuleColumnsOnly++
+		return rgDrop, nil, nil
+	}
+	rc.Rewritten++
+	return rgRewrite, fates, nil
+}
+
+// noteErased records the subjects of erased rows, for the report.
+func (d *dataset) noteErased(subjects arrow.Array, fates []transforms.Fate) {
+	for i, fate := range fates {
+		if fate != transforms.FateErased || subjects.IsNull(i) {
+			continue
+		}
+		switch s := subjects.(type) {
+		case *array.String:
+			d.erased[s.Value(i)] = true
+		case *array.LargeString:
+			d.erased[s.Value(i)] = true
+		default:
+			if v, ok := transforms.IntValue(subjects, i); ok {
+				d.erased[v] = true
+			}
+		}
+	}
+}
+
+// stage writes the file's new version (and its anonymized rows) into the
+// work folder and verifies it.
+func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match, n int, kinds []rgKind, fates [][]transforms.Fate, fr *report.RetainFile) (*action, error) {
+	st, mem := d.opt.Store, d.opt.Mem
+	src, err := st.Open(ctx, m.Location)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	orig := parquetio.Part(src)
+	var anon *anonWriter
+	if d.ds.Anonymizes() {
+		if anon, err = d.newAnonWriter(f.Schema()); err != nil {
+			return nil, err
+		}
+	}
+	// build lists the pieces of the new file: the original's footer, its
+	// kept row groups copied and the re-encoded ones. With reencode, kept
+	// row groups are re-encoded too (for files whose Parquet schema deid's
+	// writer does not reproduce); anonymized rows are written once.
+	build := func(reencode bool, anon *anonWriter) ([]parquetio.Piece, []int, error) {
+		pieces := []parquetio.Piece{{Part: orig}}
+		if reencode {
+			pieces = nil
+		}
+		var rewritten []int // row group indices in the new file that were re-encoded
+		next := 0
+		for rg, k := range kinds {
+			fs := fates[rg]
+			switch {
+			case k == rgCopy && !reencode:
+				pieces = append(pieces, parquetio.Piece{Part: orig, RowGroups: []int{rg}})
+				next++
+				continue
+			case k == rgCopy:
+				fs = make([]transforms.Fate, f.RowGroupRows(rg))
+			case k == rgDrop:
+				continue
+			}
+			part, groups, err := d.rewrite(ctx, f, rg, fs, anon)
+			if err != nil {
+				return nil, nil, err
+			}
+			if groups > 0 {
+				idx := make([]int, groups)
+				for i := range idx {
+					idx[i] = i
+					rewritten = append(rewritten, next+i)
+				}
+				next += groups
+				pieces = append(pieces, parquetio.Piece{Part: part, RowGroups: idx})
+			}
+		}
+		return pieces, rewritten, nil
+	}
+	pieces, rewritten, err := build(false, anon)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := parquetio.Assemble(io.Discard, pieces); errors.Is(err, parquetio.ErrSchemaMismatch) {
+		d.opt.Logger.Info("re-encoding the whole file: its Parquet schema differs from what deid writes", "file", m.Location)
+		for _, k := range kinds {
+			if k == rgCopy {
+				d.rep.RowGroups.Copied--
+				d.rep.RowGroups.Rewritten++
+			}
+		}
+		if pieces, rewritten, err = build(true, nil); err != nil {
+			return nil, err
+		}
+	}
+	a := &action{File: m.Location, Delete: fr.RowsKept == 0}
+	dir := storage.Join(d.work, d.opt.RunID)
+	if !a.Delete {
+		a.Staged = storage.Join(dir, fmt.Sprintf("%05d.parquet", n))
+		if err := writeVerified(ctx, st, a.Staged, fr.RowsKept, f.Schema(), rewritten, mem, func(w *bytes.Buffer) error {
+			_, err := parquetio.Assemble(w, pieces)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
+		}
+	}
+	if anon != nil {
+		a.AnonStaged, a.AnonFinal = storage.Join(dir, fmt.Sprintf("%05d-anonymized.parquet", n)), fr.AnonymizedTo
+		if err := anon.close(); err != nil {
+			return nil, err
+		}
+		groups, err := parquetio.RowGroupCount(bytes.NewReader(anon.buf.Bytes()))
+		if err != nil {
+			return nil, err
+		}
+		all := make([]int, groups)
+		for i := range all {
+			all[i] = i
+		}
+		if err := writeVerified(ctx, st, a.AnonStaged, fr.Anonymized, anon.schema, all, mem, func(w *bytes.Buffer) error {
+			_, err := w.Write(anon.buf.Bytes())
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
+		}
+	}
+	return a, nil
+}
+
+// rewrite decodes row group rg whole and encodes its kept rows as a part;
+// the rows that go are anonymized into anon when it is set. It returns the
+// part and its number of row groups (0 when no row stays).
+func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates []transforms.Fate, anon *anonWriter) (parquetio.Part, int, error) {
+	mem := d.opt.Mem
+	sch := f.Schema()
+	all := make([]int, sch.NumFields())
+	dict := map[string]bool{}
+	for i := range all {
+		all[i] = f.LeafIndex(sch.Field(i).Name)
+		dict[sch.Field(i).Name] = f.DictionaryEncoded(rg, all[i])
+	}
+	var buf bytes.Buffer
+	var err error
+	var enc parquetio.PartEncoder
+	if allNullable(sch) {
+		enc, err = parquetio.NewPartEncoder(&buf, sch, dict, d.opt.Writer, mem)
+	} else {
+		// deid's fast writer writes every column optional; arrow-go's
+		// keeps required columns required, as the original has them
+		enc, err = parquetio.NewPartWriter(&buf, sch, dict, d.opt.Writer, mem)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	off := 0
+	cctx := compute.WithAllocator(ctx, mem)
+	err = f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: all, BatchSize: d.opt.BatchSize}, func(b arrow.RecordBatch) error {
+		n := int(b.NumRows())
+		seg := fates[off : off+n]
+		off += n
+		for _, keep := range []bool{true, false} {
+			if !keep && anon == nil {
+				break
+			}
+			mb := array.NewBooleanBuilder(mem)
+			for _, fate := range seg {
+				mb.Append((fate == transforms.FateKeep) == keep)
+			}
+			mask := mb.NewArray()
+			mb.Release()
+			out, err := compute.FilterRecordBatch(cctx, b, mask, compute.DefaultFilterOptions())
+			mask.Release()
+			if err != nil {
+				return err
+			}
+			if keep {
+				err = enc.Write(out)
+			} else {
+				err = anon.write(out)
+			}
+			out.Release()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, 0, err
+	}
+	if enc.Rows() == 0 {
+		return nil, 0, nil
+	}
+	part := bytes.NewReader(buf.Bytes())
+	groups, err := parquetio.RowGroupCount(part)
+	if err != nil {
+		return nil, 0, err
+	}
+	return part, groups, nil
+}
+
+func allNullable(s *arrow.Schema) bool {
+	for _, f := range s.Fields() {
+		if !f.Nullable {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,249 @@
+package retain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// The crash-safe replace. A run stages every new file (and every file of
+// anonymized rows) in <root>/.deid-retain/<run id>/ and verifies it; only
+// then does it write the journal, <root>/.deid-retain/journal.json, which
+// lists the moves and deletes to make. Writing the journal is the commit
+// point:
+//
+//   - killed before the journal exists, the run changed no data file; the
+//     next run removes the work folder (roll back);
+//   - killed after, the next run replays the journal (roll forward): a
+//     staged file that is still there is moved into place (the move is
+//     atomic, so a staged file that is gone was moved already), a file to
+//     delete that is still there is deleted. Replaying is idempotent.
+//
+// Then the journal is removed, then the work folder. The lock,
+// <root>/.deid-retain.lock, is created exclusively and removed last; a lock
+// older than Options.LockStale, or held by a process of this host that no
+// longer runs, is taken over.
+
+const (
+	workDir       = ".deid-retain"
+	journalName   = "journal.json"
+	lockName      = ".deid-retain.lock"
+	journalFormat = "deid-retain-journal/v1"
+
+	recoveredForward = "rolled forward"
+	recoveredBack    = "rolled back"
+)
+
+// ErrLocked is returned when another retain run holds a dataset's lock.
+var ErrLocked = errors.New("another deid retain run holds the dataset's lock")
+
+// journal is the intent of a run, written before any data file changes.
+type journal struct {
+	Format  string   `json:"format"`
+	RunID   string   `json:"run_id"`
+	Dataset string   `json:"dataset"`
+	Actions []action `json:"actions"`
+}
+
+// action is one file's change.
+type action struct {
+	// File is the source file.
+	File string `json:"file"`
+	// Staged, when set, replaces File.
+	Staged string `json:"staged,omitempty"`
+	// Delete removes File.
+	Delete bool `json:"delete,omitempty"`
+	// AnonStaged, when set, moves to AnonFinal (before File changes).
+	AnonStaged string `json:"anonymized_staged,omitempty"`
+	AnonFinal  string `json:"anonymized,omitempty"`
+}
+
+// lockInfo is the lock file's content.
+type lockInfo struct {
+	RunID   string    `json:"run_id"`
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Created time.Time `json:"created"`
+}
+
+// acquireLock takes the dataset root's lock and returns its release.
+func acquireLock(ctx context.Context, st storage.Store, root string, opt *Options) (func(), error) {
+	loc := storage.Join(root, lockName)
+	host, _ := os.Hostname()
+	info, _ := json.Marshal(lockInfo{RunID: opt.RunID, Host: host, PID: os.Getpid(), Created: time.Now().UTC()})
+	for attempt := 0; ; attempt++ {
+		_, err := storage.CreateExclusive(ctx, st, loc, info)
+		if err == nil {
+			return func() {
+				if err := st.Delete(context.WithoutCancel(ctx), loc); err != nil {
+					opt.Logger.Warn("release the retain lock", "lock", loc, "err", err)
+				}
+			}, nil
+		}
+		if !errors.Is(err, storage.ErrExist) || attempt > 0 {
+			return nil, fmt.Errorf("lock %s: %w", loc, err)
+		}
+		held, why := staleLock(ctx, st, loc, host, opt.LockStale)
+		if held != "" {
+			return nil, fmt.Errorf("%w: %s (%s); if no run is active, remove the lock or wait until it is older than %s", ErrLocked, loc, held, opt.LockStale)
+		}
+		opt.Logger.Warn("taking over a stale retain lock", "lock", loc, "why", why)
+		if err := st.Delete(ctx, loc); err != nil && !errors.Is(err, storage.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale lock %s: %w", loc, err)
+		}
+	}
+}
+
+// staleLock says who holds a live lock (held), or why it is stale.
+func staleLock(ctx context.Context, st storage.Store, loc, host string, stale time.Duration) (held, why string) {
+	a, err := st.Stat(ctx, loc)
+	if err != nil {
+		return "", "it vanished"
+	}
+	var info lockInfo
+	if r, err := st.Open(ctx, loc); err == nil {
+		b, _ := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+		r.Close()
+		json.Unmarshal(b, &info)
+	}
+	age := time.Since(a.ModTime)
+	switch {
+	case age > stale:
+		return "", fmt.Sprintf("older than %s", stale)
+	case info.Host == host && info.PID > 0 && !processAlive(info.PID):
+		return "", fmt.Sprintf("its process %d on this host is gone", info.PID)
+	}
+	return fmt.Sprintf("run %s, process %d on %s, since %s", info.RunID, info.PID, info.Host, a.ModTime.UTC().Format(time.RFC3339)), ""
+}
+
+// processAlive reports whether a process of this host runs with that id.
+func processAlive(pid int) bool {
+	if pid == os.Getpid() {
+		return true
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// recoverRun completes or rolls back an interrupted run found in work.
+func recoverRun(ctx context.Context, st storage.Store, work string, opt *Options) (string, error) {
+	jloc := storage.Join(work, journalName)
+	r, err := st.Open(ctx, jloc)
+	switch {
+	case errors.Is(err, storage.ErrNotExist):
+		// no commit point: whatever is staged goes
+		found := false
+		st.List(ctx, work+"/", func(storage.Attrs) error { found = true; return io.EOF })
+		if err := storage.RemoveAll(ctx, st, work); err != nil {
+			return "", err
+		}
+		if found {
+			opt.Logger.Info("rolled back an interrupted retain run", "work", work)
+			return recoveredBack, nil
+		}
+		return "", nil
+	case err != nil:
+		return "", err
+	}
+	b, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	r.Close()
+	if err != nil {
+		return "", err
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil || j.Format != journalFormat {
+		return "", fmt.Errorf("journal %s is unreadable (%v): inspect the dataset by hand", jloc, err)
+	}
+	opt.Logger.Info("completing an interrupted retain run", "run", j.RunID, "actions", len(j.Actions))
+	if err := replay(ctx, st, j, nil); err != nil {
+		return "", err
+	}
+	if err := finish(ctx, st, work, nil); err != nil {
+		return "", err
+	}
+	return recoveredForward, nil
+}
+
+// commit writes the journal and carries it out.
+func commit(ctx context.Context, st storage.Store, work string, j journal, opt *Options) error {
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	w, err := st.Create(ctx, storage.Join(work, journalName))
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if _, err := w.Commit(); err != nil {
+		return err
+	}
+	opt.failpoint("journal-written")
+	// past the commit point, finish even if the context is cancelled
+	ctx = context.WithoutCancel(ctx)
+	if err := replay(ctx, st, j, opt); err != nil {
+		return err
+	}
+	return finish(ctx, st, work, opt)
+}
+
+// replay carries out a journal's actions; it is idempotent.
+func replay(ctx context.Context, st storage.Store, j journal, opt *Options) error {
+	for _, a := range j.Actions {
+		if a.AnonStaged != "" {
+			if err := moveIfThere(ctx, st, a.AnonStaged, a.AnonFinal); err != nil {
+				return err
+			}
+			opt.failpoint("anonymized-moved")
+		}
+		switch {
+		case a.Staged != "":
+			if err := moveIfThere(ctx, st, a.Staged, a.File); err != nil {
+				return err
+			}
+		case a.Delete:
+			if err := st.Delete(ctx, a.File); err != nil && !errors.Is(err, storage.ErrNotExist) {
+				return fmt.Errorf("delete %s: %w", a.File, err)
+			}
+		}
+		opt.failpoint("swapped")
+	}
+	return nil
+}
+
+func moveIfThere(ctx context.Context, st storage.Store, src, dst string) error {
+	if _, err := st.Stat(ctx, src); errors.Is(err, storage.ErrNotExist) {
+		return nil // moved already
+	}
+	if err := storage.Move(ctx, st, src, dst); err != nil {
+		return fmt.Errorf("move %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// finish removes the journal, then the work folder.
+func finish(ctx context.Context, st storage.Store, work string, opt *Options) error {
+	if err := st.Delete(ctx, storage.Join(work, journalName)); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		return err
+	}
+	opt.failpoint("journal-removed")
+	if err := storage.RemoveAll(ctx, st, work); err != nil {
+		return err
+	}
+	opt.failpoint("work-removed")
+	return nil
+}

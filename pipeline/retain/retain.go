@@ -1,0 +1,355 @@
+// Package retain enforces retention and erasure on the stored source data
+// itself (`deid retain`), where the pipeline only keeps such rows out of its
+// outputs.
+//
+// Per dataset it takes a lock, completes or rolls back an interrupted run
+// (see journal.go), reads the erasure and legal hold lists, and decides per
+// file with as little work as possible:
+//
+//   - a row group whose time statistics put every row inside retention, and
+//     whose subjects cannot be on an erasure list (the subject statistics
+//     exclude them, or only the subject column was decoded to check), is
+//     copied byte for byte without being decoded;
+//   - a row group whose every row is past retention is dropped without
+//     being decoded (unless legal holds or anonymization need its rows);
+//   - any other row group has its rule columns (time, fallback time,
+//     subject) decoded to decide row by row, and is decoded whole and
+//     re-encoded only when some of its rows go and some stay.
+//
+// A file with nothing to remove is not rewritten; a file whose rows all go
+// is deleted. A rewritten file is written beside the original (in the
+// dataset root's .deid-retain folder), verified (readable, row count =
+// original minus removed, schema equal), and swapped in by a journaled
+// atomic move.
+//
+// Anonymize instead of delete (then: anonymize) moves the rows, with only
+// the policy's anonymize columns and their treatments, to
+// <root>/_anonymized/<path of the file>/<run id>.parquet: a part of the
+// dataset with its own schema, outside the source glob (folders starting
+// with '_' are hidden from globs), so the next run does not find them
+// expired again and retain stays idempotent. Anonymized rows are not
+// personal data and are kept until deleted by hand.
+//
+// Rows of an erased subject still inside the dataset's legal minimum stay
+// where they are, counted as "restricted: legal minimum"; the pipeline keeps
+// every erased subject's rows out of all destinations, so they are only
+// stored, and a later retain run erases them once the minimum ends.
+package retain
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
+	"github.com/deidproject/deid/transforms"
+)
+
+// Options are the inputs of Run besides the plan.
+type Options struct {
+	// Store reads and writes the datasets.
+	Store storage.Store
+	// Mem allocates Arrow memory; nil means the Go allocator.
+	Mem memory.Allocator
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+	// DryRun decides and reports without changing anything (and without
+	// taking the lock).
+	DryRun bool
+	// BatchSize is the rows decoded at a time; 0 means 32768.
+	BatchSize int64
+	// LockStale is the age after which a lock is taken over; 0 means one
+	// hour. A lock held by a process of this host that no longer runs is
+	// taken over at once.
+	LockStale time.Duration
+	// Writer are the encoding settings of rewritten row groups.
+	Writer parquetio.WriterOptions
+	// RunID names the run; empty means one is made from the clock.
+	RunID string
+	// Failpoint, when set, is called at each named step of the journal and
+	// the swap (see Failpoints); tests make it kill the process.
+	Failpoint func(name string)
+}
+
+// Failpoints are the named steps of a run at which Options.Failpoint is
+// called, in order: after a file is staged, after the journal is written,
+// after each move of an anonymized file, after each swap or delete, after
+// the journal is removed, after the work folder is removed.
+var Failpoints = []string{"staged", "journal-written", "anonymized-moved", "swapped", "journal-removed", "work-removed"}
+
+func (o *Options) failpoint(name string) {
+	if o != nil && o.Failpoint != nil {
+		o.Failpoint(name)
+	}
+}
+
+// Run applies the plan's retention, erasure and holds to every dataset and
+// returns the report, also when it fails (Outcome "failed").
+func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Retain, error) {
+	if opt.Store == nil {
+		opt.Store = storage.Local{}
+	}
+	if opt.Mem == nil {
+		opt.Mem = memory.NewGoAllocator()
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.BatchSize <= 0 {
+		opt.BatchSize = 32768
+	}
+	if opt.LockStale <= 0 {
+		opt.LockStale = time.Hour
+	}
+	if opt.RunID == "" {
+		var rnd [4]byte
+		rand.Read(rnd[:])
+		opt.RunID = time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rnd[:])
+	}
+	rep := &report.Retain{Format: report.RetainFormatV1, RunID: opt.RunID, DryRun: opt.DryRun, Now: plan.Now,
+		StartedAt: time.Now().UTC(), Warnings: []string{},
+		Policy: report.Policy{File: plan.Policy.File, Name: plan.Policy.Name, SHA256: plan.Policy.SHA256}}
+	var err error
+	for _, ds := range plan.Datasets {
+		dsr := newDatasetReport(ds)
+		rep.Datasets = append(rep.Datasets, dsr)
+		if err = runDataset(ctx, plan, ds, dsr, &opt); err != nil {
+			break
+		}
+		if dsr.Files.Deleted+dsr.Files.Rewritten > 0 && !opt.DryRun {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf(
+				"dataset %s: deleted rows may survive outside %s: in backups and snapshots, and in object versions or soft-deleted objects "+
+					"of a bucket with versioning or soft delete; isolate them and purge them on the backups' schedule", ds.Name, dsr.Root))
+		}
+	}
+	rep.FinishedAt = time.Now().UTC()
+	rep.Outcome = "succeeded"
+	if err != nil {
+		rep.Outcome, rep.Error = "failed", err.Error()
+	}
+	return rep, err
+}
+
+func newDatasetReport(ds *rules.RetainDataset) *report.RetainDataset {
+	dsr := &report.RetainDataset{Name: ds.Name, Source: ds.Source, Then: rules.ThenDelete,
+		Removed:     map[string]int64{report.RemovedRetention: 0, report.RemovedNullTime: 0, report.RemovedErasure: 0},
+		Held:        map[string]int64{report.HeldLegalHold: 0, report.HeldLegalMinimum: 0},
+		FileDetails: []*report.RetainFile{}, Subjects: report.ErasedSubjects{Fingerprints: []string{}}}
+	if r := ds.Retention; r != nil {
+		dsr.Then = r.Then
+		onNull := "keep"
+		switch {
+		case r.OnNullRemove:
+			onNull = "remove"
+		case r.OnNullFallback != nil:
+			onNull = "fallback " + r.OnNullFallback.TimeColumn + " + " + r.OnNullFallback.Keep.String()
+		}
+		dsr.Retention = &report.Retention{TimeColumn: r.TimeColumn, Keep: r.Keep.String(), Cutoff: ds.Cutoff, OnNull: onNull}
+	}
+	if m := ds.LegalMinimum; m != nil {
+		dsr.LegalMinimum = &report.LegalMinimum{Keep: m.Keep.String(), Basis: m.Basis, Cutoff: ds.LegalCutoff}
+	}
+	return dsr
+}
+
+// dataset is the state of one dataset's run.
+type dataset struct {
+	ds     *rules.RetainDataset
+	opt    *Options
+	rep    *report.RetainDataset
+	root   string
+	work   string // <root>/.deid-retain: journal and staged files
+	rule   transforms.RetainRule
+	fpKey  []byte       // fingerprint key of erased subjects
+	erased map[any]bool // subjects with rows erased in this run
+}
+
+func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDataset, dsr *report.RetainDataset, opt *Options) error {
+	st := opt.Store
+	root, matches, err := storage.Glob(ctx, st, ds.Source)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotExist) {
+			return &pipeline.DataError{Location: ds.Source, Err: fmt.Errorf("dataset %s: no such file", ds.Name)}
+		}
+		return fmt.Errorf("dataset %s: list %s: %w", ds.Name, ds.Source, err)
+	}
+	if ds.Root != "" {
+		root = ds.Root
+	}
+	d := &dataset{ds: ds, opt: opt, rep: dsr, root: root, work: storage.Join(root, workDir), erased: map[any]bool{}}
+	dsr.Root = root
+	if !opt.DryRun {
+		unlock, err := acquireLock(ctx, st, root, opt)
+		if err != nil {
+			return fmt.Errorf("dataset %s: %w", ds.Name, err)
+		}
+		defer unlock()
+		recovered, err := recoverRun(ctx, st, d.work, opt)
+		if err != nil {
+			return fmt.Errorf("dataset %s: recover an interrupted run: %w", ds.Name, err)
+		}
+		dsr.Recovered = recovered
+		if recovered == recoveredForward {
+			// the completed run changed the files: list them again
+			if _, matches, err = storage.Glob(ctx, st, ds.Source); err != nil {
+				return fmt.Errorf("dataset %s: list %s: %w", ds.Name, ds.Source, err)
+			}
+		}
+	} else if _, err := st.Stat(ctx, storage.Join(d.work, journalName)); err == nil {
+		return fmt.Errorf("dataset %s: an interrupted retain run awaits completion (%s): run deid retain without --dry-run first", ds.Name, storage.Join(d.work, journalName))
+	}
+	if len(matches) == 0 {
+		return nil
+	}
+	d.rule = transforms.RetainRule{Retention: ds.Retention != nil, Cutoff: ds.Cutoff, FallbackCutoff: ds.FallbackCutoff,
+		LegalMinimum: ds.LegalMinimum != nil, LegalCutoff: ds.LegalCutoff}
+	if r := ds.Retention; r != nil {
+		d.rule.OnNullRemove = r.OnNullRemove
+		d.rule.Fallback = r.OnNullFallback != nil
+	}
+	if err := d.loadLists(ctx, matches[0].Location); err != nil {
+		return err
+	}
+	var actions []action
+	if !opt.DryRun {
+		// until the journal is written, a failure leaves nothing staged
+		defer func() {
+			if _, jerr := st.Stat(ctx, storage.Join(d.work, journalName)); errors.Is(jerr, storage.ErrNotExist) {
+				storage.RemoveAll(context.WithoutCancel(ctx), st, d.work)
+			}
+		}()
+	}
+	for i, m := range matches {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a, err := d.processFile(ctx, m, i)
+		if err != nil {
+			return err
+		}
+		if a != nil {
+			actions = append(actions, *a)
+			opt.failpoint("staged")
+		}
+	}
+	for id := range d.erased {
+		dsr.Subjects.Fingerprints = append(dsr.Subjects.Fingerprints, d.fingerprint(id))
+	}
+	sort.Strings(dsr.Subjects.Fingerprints)
+	dsr.Subjects.Erased = int64(len(d.erased))
+	if opt.DryRun || len(actions) == 0 {
+		if !opt.DryRun {
+			return storage.RemoveAll(ctx, st, d.work)
+		}
+		return nil
+	}
+	return commit(ctx, st, d.work, journal{Format: journalFormat, RunID: opt.RunID, Dataset: ds.Name, Actions: actions}, opt)
+}
+
+// loadLists reads the erasure and hold lists with the subject column's kind
+// taken from the first file.
+func (d *dataset) loadLists(ctx context.Context, first string) error {
+	ds := d.ds
+	if len(ds.Erasure) == 0 && len(ds.Holds) == 0 {
+		return nil
+	}
+	f, err := parquetio.Open(ctx, d.opt.Store, first, d.opt.Mem)
+	if err != nil {
+		return &pipeline.DataError{Err: err}
+	}
+	idx := f.Schema().FieldIndices(ds.Subject)
+	if idx == nil {
+		f.Close()
+		return &pipeline.DataError{Location: first, Column: ds.Subject, Err: errors.New("the subject column is missing")}
+	}
+	kind, ok := transforms.KindOf(f.Schema().Field(idx[0]).Type)
+	f.Close()
+	if !ok || kind != transforms.KindInteger && kind != transforms.KindString {
+		return &pipeline.DataError{Location: first, Column: ds.Subject, Err: errors.New("subject ids must be integers or strings")}
+	}
+	fp := sha256.New()
+	fp.Write([]byte("deid subject fingerprint v1"))
+	load := func(what string, list, column string, pos rules.Pos, into *[]report.ErasureList) (*transforms.SubjectSet, error) {
+		var ints []int64
+		var strs []string
+		sum, size, err := pipeline.HashFile(ctx, d.opt.Store, list)
+		if errors.Is(err, storage.ErrNotExist) {
+			return nil, &pipeline.DataError{Location: list, Err: fmt.Errorf("%s of dataset %s (%s) does not exist", what, ds.Name, pos)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		fp.Write([]byte(sum))
+		if err := pipeline.ReadSubjectList(ctx, d.opt.Store, d.opt.Mem, pipeline.SubjectList{What: what, Location: list, Column: column, Pos: pos}, kind, &ints, &strs); err != nil {
+			return nil, err
+		}
+		var set *transforms.SubjectSet
+		if kind == transforms.KindInteger {
+			set = transforms.NewIntSubjectSet(ints)
+		} else {
+			set = transforms.NewStringSubjectSet(strs)
+		}
+		*into = append(*into, report.ErasureList{Location: list, Column: column, Size: size, SHA256: sum, Entries: int64(len(ints) + len(strs)), Subjects: int64(set.Len())})
+		return set, nil
+	}
+	var eIDs, hIDs []*transforms.SubjectSet
+	for _, e := range ds.Erasure {
+		s, err := load("erasure list", e.List, e.Column, e.Pos, &d.rep.Erasure)
+		if err != nil {
+			return err
+		}
+		eIDs = append(eIDs, s)
+	}
+	for _, h := range ds.Holds {
+		s, err := load("legal hold list", h.List, h.Column, h.Pos, &d.rep.Holds)
+		if err != nil {
+			return err
+		}
+		hIDs = append(hIDs, s)
+	}
+	d.rule.Erasure = union(eIDs, kind)
+	d.rule.Hold = union(hIDs, kind)
+	if d.rule.Erasure != nil {
+		d.rep.Subjects.Listed = int64(d.rule.Erasure.Len())
+	}
+	d.fpKey = fp.Sum(nil)
+	return nil
+}
+
+// union merges subject sets of one kind; nil for none.
+func union(sets []*transforms.SubjectSet, kind transforms.Kind) *transforms.SubjectSet {
+	if len(sets) == 0 {
+		return nil
+	}
+	var ints []int64
+	var strs []string
+	for _, s := range sets {
+		i, st := s.Values()
+		ints, strs = append(ints, i...), append(strs, st...)
+	}
+	if kind == transforms.KindInteger {
+		return transforms.NewIntSubjectSet(ints)
+	}
+	return transforms.NewStringSubjectSet(strs)
+}
+
+// fingerprint is the report's fingerprint of an erased subject id.
+func (d *dataset) fingerprint(id any) string {
+	m := hmac.New(sha256.New, d.fpKey)
+	fmt.Fprint(m, id)
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}

@@ -1,0 +1,367 @@
+package retain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
+)
+
+// genOrders makes the rows of one file: per row group, rgRows rows of a
+// kind: "old" (past retention), "new" (inside; the first exactly at the
+// cut-off), "mixed" (alternately one tick before and at or after the
+// cut-off), "null" (NULL completed_at; created alternately before and at or
+// after the fallback cut-off).
+func genOrders(file int, kinds []string, rgRows int) []order {
+	var rows []order
+	us := time.Microsecond
+	for rg, kind := range kinds {
+		for i := 0; i < rgRows; i++ {
+			o := order{ID: fmt.Sprintf("f%d-g%d-%d", file, rg, i), User: 1000 + int64((file*7+rg*3+i)%20),
+				Amount: float64(i) + 0.5, Province: []string{"浙江省", "广东省"}[i%2], Phone: fmt.Sprintf("1380013%04d", i)}
+			var c time.Time
+			switch kind {
+			case "old":
+				c = cutoff.AddDate(0, 0, -(i + 2))
+			case "new":
+				c = cutoff.Add(time.Duration(i) * time.Hour)
+			case "mixed":
+				if i%2 == 0 {
+					c = cutoff.Add(-time.Duration(i/2+1) * us)
+				} else {
+					c = cutoff.Add(time.Duration(i/2) * us)
+				}
+			case "null":
+				if i%2 == 0 {
+					o.Created = fbCut.Add(-time.Duration(i/2+1) * us)
+				} else {
+					o.Created = fbCut.Add(time.Duration(i/2) * time.Hour)
+				}
+				rows = append(rows, o)
+				continue
+			}
+			o.Completed = tp(c)
+			o.Created = c.Add(-24 * time.Hour)
+			rows = append(rows, o)
+		}
+	}
+	return rows
+}
+
+// oracle is the test's own statement of the policy: what happens to a row.
+// It returns "" for a kept row, or the reason it goes; held says why a row
+// that would go stays.
+func oracle(o order, p policyOpts, retCut time.Time) (reason, held string) {
+	in := func(ids []int64) bool { return slices.Contains(ids, o.User) }
+	switch {
+	case o.Completed != nil && o.Completed.Before(retCut):
+		reason = report.RemovedRetention
+	case o.Completed == nil && p.onNull == "remove":
+		reason = report.RemovedNullTime
+	case o.Completed == nil && strings.HasPrefix(p.onNull, "{fallback") && o.Created.Before(fbCut):
+		reason = report.RemovedNullTime
+	case in(p.erasure) && p.legal && (o.Completed == nil || !o.Completed.Before(cutoff)):
+		return "", report.HeldLegalMinimum
+	case in(p.erasure):
+		reason = report.RemovedErasure
+	}
+	if reason != "" && in(p.holds) {
+		return "", report.HeldLegalHold
+	}
+	return reason, ""
+}
+
+type scenario struct {
+	name   string
+	files  [][]string // row group kinds per file
+	opts   policyOpts
+	keep   string // retention keep (default 3y)
+	local  string // write wall-clock times in this zone
+	rgRows int
+	// row groups expected by how they were handled (copied, dropped,
+	// rule columns only, rewritten)
+	rowGroups report.RowGroupCounts
+	files3    report.FileCounts
+}
+
+func TestRetain(t *testing.T) {
+	cases := []scenario{
+		{name: "none expired", files: [][]string{{"new", "new"}, {"new"}},
+			rowGroups: report.RowGroupCounts{Scanned: 3, Copied: 3}, files3: report.FileCounts{Scanned: 2, Untouched: 2}},
+		{name: "all expired", files: [][]string{{"old", "old"}, {"new"}},
+			rowGroups: report.RowGroupCounts{Scanned: 3, Copied: 1, Dropped: 2}, files3: report.FileCounts{Scanned: 2, Untouched: 1, Deleted: 1}},
+		{name: "mixed row groups and the boundary", files: [][]string{{"old", "mixed", "new"}},
+			rowGroups: report.RowGroupCounts{Scanned: 3, Copied: 1, Dropped: 1, Rewritten: 1}, files3: report.FileCounts{Scanned: 1, Rewritten: 1}},
+		{name: "null times kept", files: [][]string{{"null", "new"}},
+			rowGroups: report.RowGroupCounts{Scanned: 2, Copied: 2}, files3: report.FileCounts{Scanned: 1, Untouched: 1}},
+		{name: "null times removed", opts: policyOpts{onNull: "remove"}, files: [][]string{{"null", "new"}, {"null"}},
+			rowGroups: report.RowGroupCounts{Scanned: 3, Copied: 1, Dropped: 2}, files3: report.FileCounts{Scanned: 2, Rewritten: 1, Deleted: 1}},
+		{name: "null times on a fallback clock", opts: policyOpts{onNull: "{fallback: created_at, keep: 1y}"}, files: [][]string{{"null", "new"}},
+			rowGroups: report.RowGroupCounts{Scanned: 2, Copied: 1, Rewritten: 1}, files3: report.FileCounts{Scanned: 1, Rewritten: 1}},
+		// wall-clock statistics settle nothing within 26 hours of the
+		// cut-off: the "new" row group, starting at it, is decided on its
+		// time column
+		{name: "wall-clock times in Asia/Shanghai", local: "Asia/Shanghai", opts: policyOpts{zone: "Asia/Shanghai"}, files: [][]string{{"old", "mixed", "new"}},
+			rowGroups: report.RowGroupCounts{Scanned: 3, Dropped: 1, RuleColumnsOnly: 1, Rewritten: 1}, files3: report.FileCounts{Scanned: 1, Rewritten: 1}},
+		{name: "erasure of subjects in many files", opts: policyOpts{erasure: []int64{1003, 1011}}, files: [][]string{{"new"}, {"new"}, {"new"}, {"new", "new"}},
+			files3: report.FileCounts{Scanned: 4, Rewritten: 4}},
+		{name: "legal hold overrides retention and erasure", opts: policyOpts{erasure: []int64{1003, 1004}, holds: []int64{1003, 1005}, onNull: "remove"}, files: [][]string{{"old", "mixed", "new", "null"}},
+			files3: report.FileCounts{Scanned: 1, Rewritten: 1}},
+		{name: "legal minimum restricts erasure", keep: "4y", opts: policyOpts{legal: true, erasure: []int64{1002, 1007}}, files: [][]string{{"old", "mixed", "new"}},
+			files3: report.FileCounts{Scanned: 1, Rewritten: 1}},
+		{name: "anonymize instead of delete", opts: policyOpts{anonymize: true, erasure: []int64{1006}}, files: [][]string{{"old", "mixed", "new"}, {"old"}},
+			rowGroups: report.RowGroupCounts{Scanned: 4, Rewritten: 4}, files3: report.FileCounts{Scanned: 2, Rewritten: 1, Deleted: 1}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.check(t) })
+	}
+}
+
+func (c scenario) check(t *testing.T) {
+	dir := t.TempDir()
+	var loc *time.Location
+	if c.local != "" {
+		loc, _ = time.LoadLocation(c.local)
+	}
+	rgRows := c.rgRows
+	if rgRows == 0 {
+		rgRows = 40
+	}
+	keepYears := 3
+	if c.keep == "4y" {
+		keepYears = 4
+	}
+	retCut := now.AddDate(-keepYears, 0, 0)
+	want := map[string][]string{}
+	removed := map[string]int64{report.RemovedRetention: 0, report.RemovedNullTime: 0, report.RemovedErasure: 0}
+	held := map[string]int64{report.HeldLegalHold: 0, report.HeldLegalMinimum: 0}
+	var wantAnon []string
+	erased := map[int64]bool{}
+	for i, kinds := range c.files {
+		rows := genOrders(i, kinds, rgRows)
+		writeOrders(t, filepath.Join(dir, "orders", fmt.Sprintf("part-%d.parquet", i)), rows, int64(rgRows), loc)
+		var keys []string
+		for _, o := range rows {
+			reason, h := oracle(o, c.opts, retCut)
+			if h != "" {
+				held[h]++
+			}
+			if reason == "" {
+				keys = append(keys, o.key())
+				continue
+			}
+			removed[reason]++
+			if reason == report.RemovedErasure {
+				erased[o.User] = true
+			}
+			if c.opts.anonymize {
+				day := "NULL"
+				if o.Completed != nil {
+					day = o.Completed.UTC().Truncate(24 * time.Hour).Format(time.RFC3339)
+				}
+				wantAnon = append(wantAnon, fmt.Sprintf("%g|%s|%s", o.Amount, o.Province, day))
+			}
+		}
+		if len(keys) > 0 {
+			sort.Strings(keys)
+			want[fmt.Sprintf("part-%d.parquet", i)] = keys
+		}
+	}
+	sort.Strings(wantAnon)
+	plan := writePolicy(t, dir, c.opts)
+	if c.keep != "" {
+		// the policy says 3y; a longer retention moves its cut-off
+		plan.Datasets[0].Cutoff = retCut
+		plan.Datasets[0].Retention.Keep, _ = rules.ParseDuration(c.keep)
+	}
+	before := lakeRows(t, dir, loc)
+
+	// a dry run changes nothing and reports what the run does
+	dry := run(t, plan, true)
+	if got := lakeRows(t, dir, loc); !equalRows(got, before) {
+		t.Fatal("the dry run changed the data")
+	}
+
+	rep := run(t, plan, false)
+	ds := rep.Datasets[0]
+	got := lakeRows(t, dir, loc)
+	if !equalRows(got, want) {
+		t.Errorf("rows after retain differ from the policy's:\n%s", diffRows(got, want))
+	}
+	if !mapsEqual(ds.Removed, removed) || !mapsEqual(ds.Held, held) {
+		t.Errorf("removed %v held %v, want %v %v", ds.Removed, ds.Held, removed, held)
+	}
+	if ds.Files != c.files3 {
+		t.Errorf("files %+v, want %+v", ds.Files, c.files3)
+	}
+	if c.rowGroups.Scanned > 0 && ds.RowGroups != c.rowGroups {
+		t.Errorf("row groups %+v, want %+v", ds.RowGroups, c.rowGroups)
+	}
+	if !mapsEqual(dry.Datasets[0].Removed, ds.Removed) || dry.Datasets[0].Files != ds.Files {
+		t.Errorf("dry run reported %v %+v, the run %v %+v", dry.Datasets[0].Removed, dry.Datasets[0].Files, ds.Removed, ds.Files)
+	}
+	if c.opts.anonymize {
+		if got := anonRows(t, dir); !slices.Equal(got, wantAnon) {
+			t.Errorf("anonymized rows: %d, want %d\n got %v\nwant %v", len(got), len(wantAnon), got, wantAnon)
+		}
+		if ds.Anonymized != int64(len(wantAnon)) {
+			t.Errorf("anonymized %d, want %d", ds.Anonymized, len(wantAnon))
+		}
+	}
+	if ds.Subjects.Erased != int64(len(erased)) || len(ds.Subjects.Fingerprints) != len(erased) {
+		t.Errorf("subjects %+v, want %d erased", ds.Subjects, len(erased))
+	}
+	js, _ := rep.JSON()
+	for id := range erased {
+		if strings.Contains(string(js), fmt.Sprint(id)) {
+			t.Errorf("the report holds erased id %d", id)
+		}
+	}
+	if left := leftovers(t, dir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if ds.Files.Deleted+ds.Files.Rewritten > 0 && len(rep.Warnings) == 0 {
+		t.Error("no warning that deleted data may survive in backups")
+	}
+
+	// idempotent: a second run removes nothing and rewrites nothing
+	mtimes := modTimes(t, dir)
+	again := run(t, plan, false)
+	a := again.Datasets[0]
+	if a.Files.Rewritten+a.Files.Deleted != 0 || a.Removed[report.RemovedRetention]+a.Removed[report.RemovedErasure]+a.Removed[report.RemovedNullTime] != 0 || a.Anonymized != 0 {
+		t.Errorf("second run: files %+v removed %v anonymized %d", a.Files, a.Removed, a.Anonymized)
+	}
+	if !equalRows(lakeRows(t, dir, loc), want) || !mapsEqualT(modTimes(t, dir), mtimes) {
+		t.Error("the second run changed files")
+	}
+	if c.opts.anonymize && !slices.Equal(anonRows(t, dir), wantAnon) {
+		t.Error("the second run changed the anonymized part")
+	}
+}
+
+func equalRows(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func diffRows(got, want map[string][]string) string {
+	var b strings.Builder
+	for k := range want {
+		if _, ok := got[k]; !ok {
+			fmt.Fprintf(&b, "  %s: missing (want %d rows)\n", k, len(want[k]))
+		}
+	}
+	for k, v := range got {
+		w, ok := want[k]
+		if !ok {
+			fmt.Fprintf(&b, "  %s: should be gone (%d rows)\n", k, len(v))
+			continue
+		}
+		if !slices.Equal(v, w) {
+			fmt.Fprintf(&b, "  %s: %d rows, want %d\n", k, len(v), len(w))
+			for _, x := range v {
+				if !slices.Contains(w, x) {
+					fmt.Fprintf(&b, "    extra %s\n", x)
+				}
+			}
+			for _, x := range w {
+				if !slices.Contains(v, x) {
+					fmt.Fprintf(&b, "    missing %s\n", x)
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+func mapsEqual(a, b map[string]int64) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func mapsEqualT(a, b map[string]time.Time) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !b[k].Equal(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func modTimes(t testing.TB, dir string) map[string]time.Time {
+	out := map[string]time.Time{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".parquet") {
+			info, _ := d.Info()
+			out[p] = info.ModTime()
+		}
+		return nil
+	})
+	return out
+}
+
+// TestRetainLock: a live lock refuses a second run; a stale one is taken over.
+func TestRetainLock(t *testing.T) {
+	dir := t.TempDir()
+	writeOrders(t, filepath.Join(dir, "orders", "part-0.parquet"), genOrders(0, []string{"old", "new"}, 10), 10, nil)
+	plan := writePolicy(t, dir, policyOpts{})
+	lock := filepath.Join(dir, "orders", lockName)
+	host, _ := os.Hostname()
+	live, _ := json.Marshal(lockInfo{RunID: "other", Host: host, PID: os.Getpid(), Created: time.Now()})
+	if err := os.WriteFile(lock, live, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), plan, Options{Store: storage.Local{}})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("run beside a live lock: %v", err)
+	}
+	if rows := lakeRows(t, dir, nil); len(rows["part-0.parquet"]) != 20 {
+		t.Fatal("the refused run changed data")
+	}
+	// the same lock, older than the stale timeout
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(lock, old, old)
+	rep, err := Run(context.Background(), plan, Options{Store: storage.Local{}})
+	if err != nil || rep.Datasets[0].Removed[report.RemovedRetention] != 10 {
+		t.Fatalf("run after a stale lock: %v", err)
+	}
+	if _, err := os.Stat(lock); !errors.Is(err, os.ErrNotExist) {
+		t.Error("lock left behind")
+	}
+	// a lock of a process of this host that is gone is stale at once
+	dead, _ := json.Marshal(lockInfo{RunID: "dead", Host: host, PID: 1 << 22, Created: time.Now()})
+	os.WriteFile(lock, dead, 0o644)
+	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}}); err != nil {
+		t.Fatalf("run after a dead process's lock: %v", err)
+	}
+}

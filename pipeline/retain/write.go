@@ -1,0 +1,146 @@
+package retain
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// writeVerified writes what fill produces at location and verifies it:
+// readable, wantRows rows, the Arrow schema want, and the row groups listed
+// in decode (the re-encoded ones) decoded with their page checksums. A file
+// that fails is deleted.
+func writeVerified(ctx context.Context, st storage.Store, location string, wantRows int64, want *arrow.Schema, decode []int, mem memory.Allocator, fill func(*bytes.Buffer) error) (err error) {
+	var buf bytes.Buffer
+	if err := fill(&buf); err != nil {
+		return err
+	}
+	w, err := st.Create(ctx, location)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	if _, err := w.Commit(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			st.Delete(ctx, location)
+		}
+	}()
+	f, err := parquetio.Open(ctx, st, location, mem)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	defer f.Close()
+	if f.NumRows() != wantRows {
+		return fmt.Errorf("verify %s: %d rows, want %d", location, f.NumRows(), wantRows)
+	}
+	if diff := fieldDiff(f.Schema(), want); diff != "" {
+		return fmt.Errorf("verify %s: schema differs from the original: %s", location, diff)
+	}
+	cols := make([]int, want.NumFields())
+	for i := range cols {
+		cols[i] = i
+	}
+	for _, rg := range decode {
+		if rg >= f.NumRowGroups() {
+			return fmt.Errorf("verify %s: %d row groups, want more than %d", location, f.NumRowGroups(), rg)
+		}
+		if err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: 1 << 15}, func(arrow.RecordBatch) error { return nil }); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+	}
+	return nil
+}
+
+// anonWriter encodes anonymized rows: the policy's anonymize columns only,
+// each through its transform.
+type anonWriter struct {
+	d      *dataset
+	schema *arrow.Schema
+	src    []int // the source column of each output column
+	buf    bytes.Buffer
+	enc    parquetio.PartEncoder
+}
+
+func (d *dataset) newAnonWriter(src *arrow.Schema) (*anonWriter, error) {
+	a := &anonWriter{d: d}
+	var fields []arrow.Field
+	for _, bc := range d.ds.Anonymize {
+		idx := src.FieldIndices(bc.Name)
+		if idx == nil {
+			return nil, fmt.Errorf("anonymize: column %s is missing", bc.Name)
+		}
+		in := src.Field(idx[0])
+		out, err := bc.Transform.OutputType(in.Type)
+		if err != nil {
+			return nil, fmt.Errorf("anonymize column %s (%s): %w", bc.Name, bc.Pos, err)
+		}
+		fields = append(fields, arrow.Field{Name: bc.Name, Type: out, Nullable: true})
+		a.src = append(a.src, idx[0])
+	}
+	if len(fields) == 0 {
+		return nil, errors.New("anonymize: no column is kept")
+	}
+	a.schema = arrow.NewSchema(fields, nil)
+	enc, err := parquetio.NewPartEncoder(&a.buf, a.schema, nil, d.opt.Writer, d.opt.Mem)
+	if err != nil {
+		return nil, err
+	}
+	a.enc = enc
+	return a, nil
+}
+
+func (a *anonWriter) write(rec arrow.RecordBatch) error {
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	cols := make([]arrow.Array, len(a.src))
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for i, s := range a.src {
+		out, err := a.d.ds.Anonymize[i].Transform.Apply(a.d.opt.Mem, rec.Column(s))
+		if err != nil {
+			return fmt.Errorf("anonymize column %s: %w", a.d.ds.Anonymize[i].Name, err)
+		}
+		cols[i] = out
+	}
+	out := array.NewRecordBatch(a.schema, cols, rec.NumRows())
+	defer out.Release()
+	return a.enc.Write(out)
+}
+
+func (a *anonWriter) close() error { return a.enc.Close() }
+
+// fieldDiff compares schemas by field names, types and nullability (the
+// reader adds field-id metadata a writer's schema lacks) and describes the
+// first difference, or returns "".
+func fieldDiff(got, want *arrow.Schema) string {
+	if got.NumFields() != want.NumFields() {
+		return fmt.Sprintf("%d fields, want %d", got.NumFields(), want.NumFields())
+	}
+	for i := range got.NumFields() {
+		g, w := got.Field(i), want.Field(i)
+		if g.Name != w.Name || g.Nullable != w.Nullable || !arrow.TypeEqual(g.Type, w.Type) {
+			return fmt.Sprintf("field %d is %s %s (nullable %v), want %s %s (nullable %v)", i, g.Name, g.Type, g.Nullable, w.Name, w.Type, w.Nullable)
+		}
+	}
+	return ""
+}
