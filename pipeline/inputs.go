@@ -172,7 +172,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 		in.rgRows = append(in.rgRows, f.RowGroupRows(i))
 	}
 	in.report = &report.InputFile{Location: m.Location, Size: in.match.Size, ModTime: in.match.ModTime.UTC(),
-		Generation: in.match.Generation, RowGroups: f.NumRowGroups(), Removed: map[string]int64{}}
+		Generation: in.match.Generation, CRC32C: crcHex(in.match.Attrs), RowGroups: f.NumRowGroups(), Removed: map[string]int64{}}
 
 	loc := m.Location
 	sch := f.Schema()

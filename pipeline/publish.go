@@ -94,7 +94,7 @@ func (r *runner) assemble(ctx context.Context, in *inputFile, out *fileOutput, p
 	}
 	of := &report.OutputFile{
 		Path: out.rel, Dataset: in.ds.Name, Rows: rows, Bytes: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)),
-		Input:   report.Input{Location: in.match.Location, Size: in.match.Size, ModTime: in.match.ModTime.UTC(), Generation: in.match.Generation},
+		Input:   inputOf(in.match.Attrs),
 		Columns: out.columns,
 	}
 	r.rep.Lock()
@@ -145,10 +145,22 @@ func (r *runner) publish(ctx context.Context) error {
 		staging := r.stagingRoot(dst.Output)
 		sortedOutputs(dst.Files)
 		for _, f := range dst.Files {
-			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), storage.Join(dst.Output, f.Path)); err != nil {
-				return fmt.Errorf("publish %s: %w", storage.Join(dst.Output, f.Path), err)
+			loc := storage.Join(dst.Output, f.Path)
+			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
+				return fmt.Errorf("publish %s: %w", loc, err)
+			}
+			if storage.IsURI(loc) {
+				// the published object's own generation and checksum
+				a, err := r.opt.Store.Stat(ctx, loc)
+				if err != nil {
+					return fmt.Errorf("publish %s: %w", loc, err)
+				}
+				r.rep.Lock()
+				f.Generation, f.CRC32C = a.Generation, crcHex(a)
+				r.rep.Unlock()
 			}
 		}
+		r.countRetries()
 		if err := r.writeJSON(ctx, storage.Join(dst.Output, ReportsDir, r.opt.RunID, "report.json"), r.rep.ForDestination(dst.Name)); err != nil {
 			return err
 		}

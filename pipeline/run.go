@@ -48,7 +48,8 @@ import (
 // Options control how a plan runs. They never change what is written,
 // except Writer and BatchSize, which shape the Parquet encoding.
 type Options struct {
-	// Store reaches every location the plan names.
+	// Store reaches every location the plan names; nil means a
+	// storage.Router (local paths and gs:// URIs).
 	Store storage.Store
 	// Workers is the number of concurrent tasks; 0 means the number of CPUs.
 	Workers int
@@ -83,7 +84,7 @@ type Progress struct {
 
 func (o *Options) defaults() {
 	if o.Store == nil {
-		o.Store = storage.Local{}
+		o.Store = storage.NewRouter()
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
@@ -119,6 +120,9 @@ type runner struct {
 	dryRun  bool
 	// skipErasure leaves erasure lists unread (validation only)
 	skipErasure bool
+
+	// retryBase is the store's retry count when the run started
+	retryBase int64
 
 	rowsDone  atomic.Int64
 	filesDone atomic.Int64
@@ -159,6 +163,9 @@ func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 	}
 	r := &runner{plan: plan, opt: opt, rep: rep, erasure: map[string]*transforms.SubjectSet{},
 		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, dryRun: command == "plan"}
+	if c, ok := opt.Store.(storage.RetryCounter); ok {
+		r.retryBase = c.Retries()
+	}
 	for _, ds := range plan.Datasets {
 		r.datasetReport(ds)
 	}
@@ -232,11 +239,14 @@ func zeroCounts() map[string]int64 {
 func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error) {
 	r := newRunner(plan, opt, "run")
 	err := r.run(ctx)
+	r.countRetries()
 	r.rep.Finish(r.opt.Clock(), err)
 	if err == nil {
 		if err = r.publish(ctx); err != nil {
 			r.abortStaging(context.WithoutCancel(ctx))
 		}
+		r.countRetries()
+		r.rep.Finish(r.opt.Clock(), err)
 	}
 	return r.rep, err
 }
@@ -247,6 +257,7 @@ func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error
 func Plan(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error) {
 	r := newRunner(plan, opt, "plan")
 	err := r.run(ctx)
+	r.countRetries()
 	r.rep.Finish(r.opt.Clock(), err)
 	return r.rep, err
 }
@@ -313,6 +324,10 @@ func (st *fileState) open(ctx context.Context, r *runner, in *inputFile) (*parqu
 		if f.Attrs().Size != in.match.Size {
 			f.Close()
 			return nil, dataErrorf(in.match.Location, "", "the file changed while the run was reading it (%d bytes, then %d)", in.match.Size, f.Attrs().Size)
+		}
+		if g := f.Attrs().Generation; g != in.match.Generation {
+			f.Close()
+			return nil, dataErrorf(in.match.Location, "", "the object changed while the run was reading it (generation %d, then %d)", in.match.Generation, g)
 		}
 		st.file = f
 	}
@@ -473,7 +488,7 @@ func (r *runner) planOutput(in *inputFile, out *fileOutput, rows int64) {
 	r.rep.Lock()
 	defer r.rep.Unlock()
 	out.rep.Files = append(out.rep.Files, &report.OutputFile{Path: out.rel, Dataset: in.ds.Name, Rows: rows, Columns: out.columns,
-		Input: report.Input{Location: in.match.Location, Size: in.match.Size, ModTime: in.match.ModTime.UTC(), Generation: in.match.Generation}})
+		Input: inputOf(in.match.Attrs)})
 	out.rep.RowsOut += rows
 }
 
@@ -506,4 +521,29 @@ func Validate(ctx context.Context, plan *rules.Plan, opt Options) (int, error) {
 		}
 	}
 	return len(r.inputs), nil
+}
+
+// countRetries records in the report the storage requests retried so far.
+func (r *runner) countRetries() {
+	c, ok := r.opt.Store.(storage.RetryCounter)
+	if !ok {
+		return
+	}
+	n := c.Retries() - r.retryBase
+	r.rep.Lock()
+	r.rep.StorageRetries = n
+	r.rep.Unlock()
+}
+
+// inputOf identifies the version of a source file read.
+func inputOf(a storage.Attrs) report.Input {
+	return report.Input{Location: a.Location, Size: a.Size, ModTime: a.ModTime.UTC(), Generation: a.Generation, CRC32C: crcHex(a)}
+}
+
+// crcHex is an object's CRC32C in hex, or "" when the store keeps none.
+func crcHex(a storage.Attrs) string {
+	if !a.HasCRC32C {
+		return ""
+	}
+	return fmt.Sprintf("%08x", a.CRC32C)
 }

@@ -160,6 +160,9 @@ func printSummary(w io.Writer, rep *report.Run) {
 		fmt.Fprintf(w, "  destination %s (%s): %s, %d rows, %d bytes in %s%s\n", d.Name, d.Purpose,
 			plural(int64(len(d.Files)), "file", "files"), d.RowsOut, d.Bytes, d.Output, destinationRemovals(d))
 	}
+	if rep.StorageRetries > 0 {
+		fmt.Fprintf(w, "  storage: %s retried after transient errors\n", plural(rep.StorageRetries, "request", "requests"))
+	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}

@@ -42,6 +42,9 @@ type Run struct {
 	Datasets     []*Dataset     `json:"datasets"`
 	Destinations []*Destination `json:"destinations"`
 	Warnings     []string       `json:"warnings"`
+	// StorageRetries counts the storage requests retried after a
+	// transient error (GCS: 429, 5xx, dropped connections).
+	StorageRetries int64 `json:"storage_retries,omitempty"`
 
 	mu sync.Mutex
 }
@@ -122,15 +125,17 @@ type ConsentList struct {
 
 // InputFile is one source file read.
 type InputFile struct {
-	Location   string           `json:"location"`
-	Size       int64            `json:"size"`
-	ModTime    time.Time        `json:"mod_time"`
-	Generation int64            `json:"generation,omitempty"`
-	RowGroups  int              `json:"row_groups"`
-	RowsIn     int64            `json:"rows_in"`
-	RowsKept   int64            `json:"rows_kept"`
-	Removed    map[string]int64 `json:"removed"`
-	Seconds    float64          `json:"seconds"`
+	Location   string    `json:"location"`
+	Size       int64     `json:"size"`
+	ModTime    time.Time `json:"mod_time"`
+	Generation int64     `json:"generation,omitempty"`
+	// CRC32C is the stored object's CRC32C (Castagnoli) in hex, on GCS.
+	CRC32C    string           `json:"crc32c,omitempty"`
+	RowGroups int              `json:"row_groups"`
+	RowsIn    int64            `json:"rows_in"`
+	RowsKept  int64            `json:"rows_kept"`
+	Removed   map[string]int64 `json:"removed"`
+	Seconds   float64          `json:"seconds"`
 }
 
 // Destination is what a run wrote to one destination.
@@ -187,6 +192,9 @@ type OutputFile struct {
 	Rows   int64  `json:"rows"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
+	// Generation and CRC32C identify the published object on GCS.
+	Generation int64  `json:"generation,omitempty"`
+	CRC32C     string `json:"crc32c,omitempty"`
 	// Columns are the output's columns with their treatment.
 	Columns []Column `json:"columns"`
 }
@@ -197,6 +205,8 @@ type Input struct {
 	Size       int64     `json:"size"`
 	ModTime    time.Time `json:"mod_time"`
 	Generation int64     `json:"generation,omitempty"`
+	// CRC32C is the stored object's CRC32C (Castagnoli) in hex, on GCS.
+	CRC32C string `json:"crc32c,omitempty"`
 }
 
 // Warn records a warning. Safe for concurrent use.
@@ -264,7 +274,7 @@ func (r *Run) ForDestination(name string) *Run {
 	defer r.mu.Unlock()
 	c := &Run{Format: r.Format, RunID: r.RunID, Command: r.Command, Outcome: r.Outcome, Error: r.Error, Policy: r.Policy,
 		Now: r.Now, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Seconds: r.Seconds, Settings: r.Settings,
-		Warnings: r.Warnings}
+		Warnings: r.Warnings, StorageRetries: r.StorageRetries}
 	var dst *Destination
 	for _, d := range r.Destinations {
 		if d.Name == name {

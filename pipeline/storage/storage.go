@@ -98,12 +98,17 @@ func Move(ctx context.Context, s Store, src, dst string) error {
 	if m, ok := s.(Mover); ok {
 		return m.Move(ctx, src, dst)
 	}
-	r, err := s.Open(ctx, src)
+	return copyThenDelete(ctx, s, src, s, dst)
+}
+
+// copyThenDelete moves an object by copying it, then deleting the source.
+func copyThenDelete(ctx context.Context, from Store, src string, to Store, dst string) error {
+	r, err := from.Open(ctx, src)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	w, err := s.Create(ctx, dst)
+	w, err := to.Create(ctx, dst)
 	if err != nil {
 		return err
 	}
@@ -114,7 +119,7 @@ func Move(ctx context.Context, s Store, src, dst string) error {
 	if _, err := w.Commit(); err != nil {
 		return err
 	}
-	return s.Delete(ctx, src)
+	return from.Delete(ctx, src)
 }
 
 // IsURI reports whether location has a scheme (gs://...).
@@ -215,4 +220,32 @@ func RemoveAll(ctx context.Context, s Store, dir string) error {
 		}
 		return nil
 	})
+}
+
+// Condition is a precondition on the object at a location, checked
+// atomically by the store when a write commits.
+type Condition struct {
+	// DoesNotExist: commit only if no object is there.
+	DoesNotExist bool
+	// GenerationMatch: commit only if the object there is this generation.
+	GenerationMatch int64
+}
+
+// Conditional is implemented by stores that check preconditions on writes
+// and deletes (GCS). A failed precondition gives an error matching
+// ErrPrecondition. Journals, locks and rewrites of existing objects use it
+// to detect concurrent changes instead of overwriting them.
+type Conditional interface {
+	// CreateIf is Create whose Commit succeeds only if cond holds then.
+	// Exactly one of cond's fields is set.
+	CreateIf(ctx context.Context, location string, cond Condition) (Writer, error)
+	// DeleteIf deletes the object only if it is still that generation.
+	DeleteIf(ctx context.Context, location string, generation int64) error
+}
+
+// RetryCounter is implemented by stores that retry transient errors; the
+// run reports the count.
+type RetryCounter interface {
+	// Retries returns how many requests were retried so far.
+	Retries() int64
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"testing"
@@ -130,6 +131,43 @@ func Run(t *testing.T, s storage.Store, root string) {
 		}
 		if n, err := r.ReadAt(buf, int64(len(data))-3); n != 3 || err == nil {
 			t.Errorf("read past the end: n=%d err=%v", n, err)
+		}
+	})
+
+	t.Run("concurrent ranged reads", func(t *testing.T) {
+		loc := storage.Join(root, "d", "c.bin")
+		data := make([]byte, 300<<10)
+		for i := range data {
+			data[i] = byte(i*13 + i>>8)
+		}
+		put(t, loc, data)
+		r, err := s.Open(ctx, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		const readers = 8
+		errs := make(chan error, readers)
+		for g := 0; g < readers; g++ {
+			go func() {
+				buf := make([]byte, 4096+g)
+				for off := int64(g * 1000); off+int64(len(buf)) <= int64(len(data)); off += 37 << 10 {
+					if _, err := r.ReadAt(buf, off); err != nil {
+						errs <- err
+						return
+					}
+					if !bytes.Equal(buf, data[off:off+int64(len(buf))]) {
+						errs <- fmt.Errorf("ReadAt(%d) returned other bytes", off)
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for g := 0; g < readers; g++ {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
 		}
 	})
 

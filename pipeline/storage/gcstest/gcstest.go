@@ -1,0 +1,212 @@
+// Package gcstest runs the real fake-gcs-server (github.com/fsouza/fake-gcs-server)
+// for tests of the GCS store: in-process as an HTTP server, or as the
+// standalone process .ci/run starts (STORAGE_EMULATOR_HOST), and puts a
+// fault-injecting reverse proxy in front of it. Nothing here imitates the
+// client or the server: every request that is not a deliberate fault is
+// served by the emulator.
+package gcstest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gcs "cloud.google.com/go/storage"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// Emulator is a running fake-gcs-server with the memory backend.
+type Emulator struct {
+	// URL is the server's base URL (http://127.0.0.1:port).
+	URL string
+	// Server is the in-process server (nil for a standalone one).
+	Server *fakestorage.Server
+}
+
+// Start runs fake-gcs-server in-process, behind a real HTTP listener, with
+// the given buckets (versioned ones named in versioned); it stops when the
+// test ends.
+func Start(t testing.TB, buckets []string, versioned ...string) *Emulator {
+	t.Helper()
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true, Scheme: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.HTTPHandler())
+	t.Cleanup(func() { hs.Close(); srv.Stop() })
+	for _, b := range buckets {
+		srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: b})
+	}
+	for _, b := range versioned {
+		srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: b, VersioningEnabled: true})
+	}
+	return &Emulator{URL: hs.URL, Server: srv}
+}
+
+// Endpoint returns the JSON API endpoint of a server base URL, for
+// storage.GCSOptions.Endpoint.
+func Endpoint(baseURL string) string { return baseURL + "/storage/v1/" }
+
+// Store returns a GCS store talking to the server at baseURL (the emulator,
+// or a proxy in front of it), closed when the test ends.
+func Store(t testing.TB, baseURL string, opt storage.GCSOptions) *storage.GCS {
+	t.Helper()
+	opt.Endpoint = Endpoint(baseURL)
+	g, err := storage.NewGCS(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// Standalone returns the standalone emulator's host (STORAGE_EMULATOR_HOST,
+// as .ci/run sets it). When it is unset the test is skipped, unless
+// DEID_REQUIRE_GCS is set: then it fails.
+func Standalone(t testing.TB) string {
+	t.Helper()
+	host := os.Getenv("STORAGE_EMULATOR_HOST")
+	if host == "" {
+		if os.Getenv("DEID_REQUIRE_GCS") != "" {
+			t.Fatal("DEID_REQUIRE_GCS is set but STORAGE_EMULATOR_HOST is not: start fake-gcs-server (see .ci/run)")
+		}
+		t.Skip("STORAGE_EMULATOR_HOST is not set: no standalone fake-gcs-server (set DEID_REQUIRE_GCS=1 to fail instead)")
+	}
+	return host
+}
+
+// NewBucket creates a bucket with a fresh name on the standalone emulator
+// (see Standalone) and returns its name.
+func NewBucket(t testing.TB) string {
+	t.Helper()
+	Standalone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := gcs.NewClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	name := fmt.Sprintf("deid-test-%d-%d", time.Now().UnixNano(), rand.Uint32())
+	if err := c.Bucket(name).Create(ctx, "test-project", nil); err != nil {
+		t.Fatalf("create bucket %s on the standalone emulator: %v", name, err)
+	}
+	return name
+}
+
+// Fault is what the proxy does instead of forwarding a request.
+type Fault int
+
+// The faults a Proxy injects.
+const (
+	// Unavailable answers 503.
+	Unavailable Fault = iota
+	// TooMany answers 429.
+	TooMany
+	// Drop closes the connection without an answer.
+	Drop
+)
+
+// Proxy is a reverse proxy in front of an emulator. It forwards every
+// request, except that, at a seeded rate, it answers 503 or 429 or drops
+// the connection instead (before forwarding, so the emulator never sees a
+// request it was not meant to), and it answers Deny's status to the
+// requests Deny picks (a permanent error such as 403).
+type Proxy struct {
+	// URL is the proxy's base URL.
+	URL string
+	// Deny, when set, picks requests to refuse with a permanent status
+	// (return 0 to forward).
+	Deny func(*http.Request) int
+
+	mu        sync.Mutex
+	rng       *rand.Rand
+	rate      float64
+	injected  [3]atomic.Int64
+	forwarded atomic.Int64
+}
+
+// NewProxy starts a proxy to the server at target that injects a fault
+// into about rate of the requests, chosen by a generator seeded with seed.
+func NewProxy(t testing.TB, target string, rate float64, seed uint64) *Proxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), rate: rate}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	// keep the client's Host header: the emulator builds resumable upload
+	// URLs from it, so they come back through the proxy
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.Deny != nil {
+			if code := p.Deny(r); code != 0 {
+				writeError(w, code)
+				return
+			}
+		}
+		if f, ok := p.fault(); ok {
+			p.injected[f].Add(1)
+			switch f {
+			case Unavailable:
+				writeError(w, http.StatusServiceUnavailable)
+			case TooMany:
+				writeError(w, http.StatusTooManyRequests)
+			case Drop:
+				if hj, ok := w.(http.Hijacker); ok {
+					if c, _, err := hj.Hijack(); err == nil {
+						c.Close()
+						return
+					}
+				}
+				panic(http.ErrAbortHandler)
+			}
+			return
+		}
+		p.forwarded.Add(1)
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	p.URL = hs.URL
+	return p
+}
+
+func (p *Proxy) fault() (Fault, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rng.Float64() >= p.rate {
+		return 0, false
+	}
+	return Fault(p.rng.IntN(3)), true
+}
+
+// Injected returns how many faults of each kind were injected.
+func (p *Proxy) Injected() (unavailable, tooMany, dropped int64) {
+	return p.injected[Unavailable].Load(), p.injected[TooMany].Load(), p.injected[Drop].Load()
+}
+
+// Forwarded returns how many requests reached the emulator.
+func (p *Proxy) Forwarded() int64 { return p.forwarded.Load() }
+
+// writeError answers a GCS JSON API error.
+func writeError(w http.ResponseWriter, code int) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"code": code, "message": http.StatusText(code) + " (injected by gcstest.Proxy)",
+		"errors": []map[string]any{{"reason": "injected", "message": http.StatusText(code)}},
+	}})
+}
