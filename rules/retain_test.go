@@ -124,6 +124,8 @@ func TestRetainPolicyErrors(t *testing.T) {
 		{"fallback keep", "created_at, keep: 1y}", "created_at, keep: soon}", 21, 45, "datasets.orders.retention.on_null.keep", "soon"},
 		{"fallback missing keep", "{fallback: created_at, keep: 1y}", "{fallback: created_at}", 21, 16, "datasets.orders.retention.on_null", `missing required key "keep"`},
 		{"hold list format", "list: holds.csv", "list: holds.txt", 29, 15, "datasets.orders.holds[0].list", "legal hold lists are .parquet or .csv files"},
+		{"holds without subject", "    subject: user_id\n", "", 28, 7, "datasets.orders.holds", "legal holds name subjects: add subject: <column> to the dataset"},
+		{"legal minimum in years without zone", "    time_zone: Asia/Shanghai\n", "", 26, 27, "datasets.orders.legal_minimum.keep", "3y uses months or years, whose length depends on the calendar: declare the dataset's time_zone"},
 		{"holds not a list", "    holds:\n      - list: holds.csv\n", "    holds: holds.csv\n", 28, 12, "datasets.orders.holds", "must be a list of legal hold lists"},
 	}
 	// a legal minimum needs a retention rule
