@@ -57,43 +57,69 @@ func (d *decoder) keys(n *yaml.Node, path string) []*KeyDecl {
 		// naming it do not report a second, misleading problem
 		kd := &KeyDecl{Name: name, Pos: d.pos(k)}
 		out = append(out, kd)
-		v = resolve(v)
-		if v.Kind == yaml.ScalarNode {
-			s := d.str(v, p)
-			if s == "" {
-				return
-			}
-			ref, err := parseKeyRef(s)
-			if err != nil {
-				d.errorf(v, p, "%v", err)
-				return
-			}
-			kd.Ref = ref
-			return
-		}
-		var from string
-		var fromNode *yaml.Node
-		d.mapping(v, p,
-			field{"from", true, func(n *yaml.Node, path string) { from, fromNode = d.str(n, path), resolve(n) }},
-			field{"encoding", true, func(n *yaml.Node, path string) { kd.Ref.Encoding = d.enum(n, path, "hex", "base64") }},
-		)
-		if from == "" {
-			return
-		}
-		src, name, ok := strings.Cut(from, ":")
-		if !ok {
-			d.errorf(fromNode, join(p, "from"), "%q must be env:VARIABLE or file:PATH", from)
-			return
-		}
-		kd.Ref.Source, kd.Ref.Name = src, name
-		if kd.Ref.Encoding == "" {
-			return
-		}
-		if err := kd.Ref.check(); err != nil {
-			d.errorf(fromNode, join(p, "from"), "%v", err)
-		}
+		kd.Ref = d.keyRef(v, p)
 	})
 	return out
+}
+
+// keyRef decodes a key reference: "ENCODING:SOURCE:NAME" or
+// {from: SOURCE:NAME, encoding: ENCODING}. A wrong reference is reported and
+// gives a zero KeyRef.
+func (d *decoder) keyRef(v *yaml.Node, p string) KeyRef {
+	v = resolve(v)
+	if v.Kind == yaml.ScalarNode {
+		s := d.str(v, p)
+		if s == "" {
+			return KeyRef{}
+		}
+		ref, err := parseKeyRef(s)
+		if err != nil {
+			d.errorf(v, p, "%v", err)
+			return KeyRef{}
+		}
+		return ref
+	}
+	var ref KeyRef
+	var from string
+	var fromNode *yaml.Node
+	d.mapping(v, p,
+		field{"from", true, func(n *yaml.Node, path string) { from, fromNode = d.str(n, path), resolve(n) }},
+		field{"encoding", true, func(n *yaml.Node, path string) { ref.Encoding = d.enum(n, path, "hex", "base64") }},
+	)
+	if from == "" {
+		return KeyRef{}
+	}
+	src, name, ok := strings.Cut(from, ":")
+	if !ok {
+		d.errorf(fromNode, join(p, "from"), "%q must be env:VARIABLE or file:PATH", from)
+		return KeyRef{}
+	}
+	ref.Source, ref.Name = src, name
+	if ref.Encoding == "" {
+		return KeyRef{}
+	}
+	if err := ref.check(); err != nil {
+		d.errorf(fromNode, join(p, "from"), "%v", err)
+		return KeyRef{}
+	}
+	return ref
+}
+
+// auditKey decodes the policy's audit key, which signs reports. It must be
+// held apart from the pseudonym keys: a reference to the same variable or
+// file as one of them is an error.
+func (d *decoder) auditKey(n *yaml.Node, path string, keys []*KeyDecl) *KeyDecl {
+	kd := &KeyDecl{Name: path, Pos: d.pos(resolve(n)), Ref: d.keyRef(n, path)}
+	if kd.Ref.Source == "" {
+		return kd
+	}
+	for _, k := range keys {
+		if k.Ref.Source == kd.Ref.Source && k.Ref.Name == kd.Ref.Name {
+			d.errorf(resolve(n), path, "the audit key reads the same %s as keys.%s: the key that signs reports must be held apart from pseudonym keys (generate another: openssl rand -hex 32)",
+				map[string]string{"env": "variable", "file": "file"}[kd.Ref.Source], k.Name)
+		}
+	}
+	return kd
 }
 
 func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {

@@ -117,6 +117,7 @@ func schemaDoc() obj {
 			"name":         obj{"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
 			"description":  obj{"type": "string"},
 			"keys":         mapOf(keyRef),
+			"audit_key":    keyRef,
 			"datasets":     mapOf(dataset),
 			"destinations": mapOf(destination),
 		},

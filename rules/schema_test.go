@@ -81,6 +81,7 @@ func TestSchemaRejectsBroken(t *testing.T) {
 		{"version", "version: 1", "version: 2"},
 		{"missing name", "name: t\n", ""},
 		{"key without encoding", "k: hex:env:K", "k: env:K"},
+		{"audit key without encoding", "keys:\n", "audit_key: env:A\nkeys:\n"},
 		{"unknown semantic type", "at: timestamp", "at: timestamps"},
 		{"retention unit", "keep: 30d", "keep: 30 days"},
 		{"on_null value", "on_null: keep", "on_null: drop"},
