@@ -149,7 +149,7 @@ func (r *runner) publish(ctx context.Context) error {
 				return fmt.Errorf("publish %s: %w", storage.Join(dst.Output, f.Path), err)
 			}
 		}
-		if err := r.writeJSON(ctx, storage.Join(dst.Output, ReportsDir, r.opt.RunID, "report.json"), r.rep.ForDestination(dst.Name)); err != nil {
+		if err := r.writeReport(ctx, dst); err != nil {
 			return err
 		}
 		if err := r.writeManifest(ctx, dst); err != nil {
@@ -213,6 +213,31 @@ func removeEmptyDirs(dir string) {
 	walk(dir)
 	os.Remove(storage.Dir(dir)) // .deid-staging, when no other run uses it
 }
+
+// writeReport writes the destination's report, chained to the previous
+// report of its job and signed with the audit key when the policy has one.
+func (r *runner) writeReport(ctx context.Context, dst *report.Destination) error {
+	rep := r.rep.ForDestination(dst.Name)
+	chain, err := previousReport(ctx, r.opt.Store, dst.Output)
+	if err != nil {
+		return err
+	}
+	rep.Chain = chain
+	loc := reportLocation(dst.Output, r.opt.RunID)
+	if k := r.plan.AuditKey; k != nil {
+		b, err := rep.Signed(k.Secret(), k.Fingerprint())
+		if err != nil {
+			return fmt.Errorf("sign %s: %w", loc, err)
+		}
+		return r.writeJSON(ctx, loc, rawJSON(b))
+	}
+	return r.writeJSON(ctx, loc, rep)
+}
+
+// rawJSON is JSON already encoded.
+type rawJSON []byte
+
+func (b rawJSON) JSON() ([]byte, error) { return b, nil }
 
 // writeJSON writes v as indented JSON, atomically.
 func (r *runner) writeJSON(ctx context.Context, loc string, v interface{ JSON() ([]byte, error) }) error {

@@ -9,10 +9,13 @@
 //	deid plan     -c policy.yaml [--now RFC3339] [--json]        dry run: what would be read, written, removed
 //	deid validate -c policy.yaml                                 check the policy, its keys and sources
 //	deid schema                                                  print the policy's JSON Schema
+//	deid report check DIR -c policy.yaml                         verify a job's signed report chain and output files
+//	deid report public-key -c policy.yaml                        print the public key auditors check reports with
 //
 // Exit status: 0 success; 1 an unexpected failure (I/O, cancelled); 2 a
 // usage or policy error; 3 a data error (corrupt file, unclassified or
-// drifted column, bad erasure list).
+// drifted column, bad erasure list); 4 a check found a mismatch (a report or
+// output file changed).
 package main
 
 import (
@@ -38,6 +41,7 @@ func commands() []command {
 		{"plan", "dry run: list inputs and count what a run would remove and write", planCmd},
 		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
 		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
+		{"report", "check a job's signed reports and outputs (check), print the audit public key (public-key)", reportCmd},
 	}
 }
 

@@ -42,6 +42,12 @@ type Run struct {
 	Datasets     []*Dataset     `json:"datasets"`
 	Destinations []*Destination `json:"destinations"`
 	Warnings     []string       `json:"warnings"`
+	// Chain links a published report to the previous report of its job; nil
+	// in reports that are not published (plan, --json).
+	Chain *Chain `json:"chain,omitempty"`
+	// Signature signs every byte of the report before it, and stays the
+	// last field (see Signed); nil when the policy has no audit key.
+	Signature *Signature `json:"signature,omitempty"`
 
 	mu sync.Mutex
 }
