@@ -215,7 +215,8 @@ func removeEmptyDirs(dir string) {
 }
 
 // writeReport writes the destination's report, chained to the previous
-// report of its job and signed with the audit key when the policy has one.
+// report of its job and signed with the audit key when the policy has one,
+// and beside it report.html, the page an auditor reads.
 func (r *runner) writeReport(ctx context.Context, dst *report.Destination) error {
 	rep := r.rep.ForDestination(dst.Name)
 	chain, err := previousReport(ctx, r.opt.Store, dst.Output)
@@ -224,17 +225,31 @@ func (r *runner) writeReport(ctx context.Context, dst *report.Destination) error
 	}
 	rep.Chain = chain
 	loc := reportLocation(dst.Output, r.opt.RunID)
+	var b []byte
 	if k := r.plan.AuditKey; k != nil {
-		b, err := rep.Signed(k.Secret(), k.Fingerprint())
-		if err != nil {
-			return fmt.Errorf("sign %s: %w", loc, err)
-		}
-		return r.writeJSON(ctx, loc, rawJSON(b))
+		b, err = rep.Signed(k.Secret(), k.Fingerprint())
+	} else {
+		b, err = rep.JSON()
 	}
-	return r.writeJSON(ctx, loc, rep)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", loc, err)
+	}
+	if err := r.writeJSON(ctx, loc, rawJSON(b)); err != nil {
+		return err
+	}
+	// the HTML page renders the report as written, signature included
+	written, _, err := report.Parse(b)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", loc, err)
+	}
+	page, err := written.HTML()
+	if err != nil {
+		return fmt.Errorf("%s: %w", loc, err)
+	}
+	return r.writeJSON(ctx, storage.Join(storage.Dir(loc), "report.html"), rawJSON(page))
 }
 
-// rawJSON is JSON already encoded.
+// rawJSON is JSON (or another document) already encoded.
 type rawJSON []byte
 
 func (b rawJSON) JSON() ([]byte, error) { return b, nil }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -188,6 +189,23 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		}
 		if e.run.RunID != id {
 			problem(loc, "", "the report is of run %s but lies in the folder of run %s", e.run.RunID, id)
+		}
+		// the page an auditor reads must show what the report says
+		htmlLoc := storage.Join(storage.Dir(loc), "report.html")
+		page, err := readAll(ctx, s, htmlLoc)
+		switch {
+		case errors.Is(err, storage.ErrNotExist):
+			problem(loc, htmlLoc, "report.html is missing (deid report render %s rebuilds it)", loc)
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", htmlLoc, err)
+		default:
+			want, err := e.run.HTML()
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(page, want) {
+				problem(loc, htmlLoc, "report.html does not show what report.json says: it was edited, or rendered by another version of deid (deid report render %s rebuilds it)", loc)
+			}
 		}
 	}
 	// the newest report is the one the manifest names

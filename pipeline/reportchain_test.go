@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -106,6 +107,15 @@ func resign(t *testing.T, out string, ids []string, key []byte, edit func(*repor
 		if err := os.WriteFile(loc, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		signed, _, err := report.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := signed.HTML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(filepath.Dir(loc), "report.html"), page, 0o644)
 		sum := sha256.Sum256(b)
 		prevSum = hex.EncodeToString(sum[:])
 	}
@@ -176,6 +186,8 @@ func TestReportChain(t *testing.T) {
 		{"older report removed", func(t *testing.T, out string) { os.RemoveAll(filepath.Dir(strings.Replace(middle, job, out, 1))) }, pub,
 			[]Problem{{Report: newest, Msg: "the report follows run " + ids[1] + ", whose report is missing"},
 				{Report: first, Msg: "not in the chain"}}},
+		{"edited page", edit(strings.Replace(newest, "report.json", "report.html", 1), `Outcome`, `Result`), pub,
+			[]Problem{{Report: newest, File: strings.Replace(newest, "report.json", "report.html", 1), Msg: "report.html does not show what report.json says"}}},
 		{"newest report removed", func(t *testing.T, out string) { os.RemoveAll(filepath.Dir(strings.Replace(newest, job, out, 1))) }, pub,
 			[]Problem{{File: filepath.Join(job, ManifestName), Msg: "the manifest names the report of run " + ids[2] + ", which is missing"}}},
 	}
@@ -283,6 +295,9 @@ func TestReportChainRandomTampering(t *testing.T) {
 		found := false
 		for _, pr := range res.Problems {
 			found = found || pr.Report == p || pr.File == p
+		}
+		if strings.HasSuffix(p, "report.html") && !strings.Contains(fmt.Sprint(res.Problems), "report.html does not show what report.json says") {
+			found = false
 		}
 		if !found {
 			t.Errorf("byte %d of %s changed: problems %v", at, rel, res.Problems)

@@ -10,6 +10,7 @@
 //	deid validate -c policy.yaml                                 check the policy, its keys and sources
 //	deid schema                                                  print the policy's JSON Schema
 //	deid report check DIR -c policy.yaml                         verify a job's signed report chain and output files
+//	deid report render report.json [-o report.html]              render a stored report as a self-contained HTML page
 //	deid report public-key -c policy.yaml                        print the public key auditors check reports with
 //
 // Exit status: 0 success; 1 an unexpected failure (I/O, cancelled); 2 a
@@ -41,7 +42,7 @@ func commands() []command {
 		{"plan", "dry run: list inputs and count what a run would remove and write", planCmd},
 		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
 		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
-		{"report", "check a job's signed reports and outputs (check), print the audit public key (public-key)", reportCmd},
+		{"report", "check a job's signed reports and outputs (check), render a report as HTML (render), print the audit public key (public-key)", reportCmd},
 	}
 }
 

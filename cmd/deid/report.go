@@ -23,6 +23,9 @@ const reportUsage = `usage:
       manifest names) back to the first, and that every output file is the
       one its newest report recorded; names each report or file that no
       longer matches (exit status 4)
+  deid report render report.json [-o report.html]
+      render a stored report as one self-contained HTML page (stdout by
+      default); every run writes this page beside each report.json
   deid report public-key -c policy.yaml
       print the public key that verifies the reports signed with the
       policy's audit_key: give it to auditors instead of the key`
@@ -41,6 +44,8 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return reportCheckCmd(ctx, args[1:], stdout, stderr)
 	case "public-key":
 		return reportPublicKeyCmd(args[1:], stdout, stderr)
+	case "render":
+		return reportRenderCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintln(stderr, reportUsage)
 	return usageError("deid report: unknown subcommand %q", args[0])
@@ -139,4 +144,36 @@ func reportCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("%s: %d problems in the reports or outputs: %w", dir, len(res.Problems), pipeline.ErrCheck)
 	}
 	return nil
+}
+
+func reportRenderCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("deid report render", flag.ContinueOnError)
+	out := fs.String("o", "", "write the page to this file instead of stdout")
+	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
+		if err := parseFlags(fs, args, stderr); err != nil {
+			return err
+		}
+		return usageError("deid report render needs a report: deid report render _reports/RUN/report.json")
+	}
+	in := args[0]
+	if err := parseFlags(fs, args[1:], stderr); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(in)
+	if err != nil {
+		return err
+	}
+	r, _, err := report.Parse(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	page, err := r.HTML()
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	if *out == "" {
+		_, err = stdout.Write(page)
+		return err
+	}
+	return os.WriteFile(*out, page, 0o644)
 }

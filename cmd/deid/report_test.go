@@ -35,10 +35,21 @@ func TestReportCheckCommand(t *testing.T) {
 	}
 	m, _ := os.ReadFile(filepath.Join(dir, job, "_manifest.json"))
 	newest := regexp.MustCompile(`"report": "([^"]+)"`).FindStringSubmatch(string(m))[1]
+	// render gives the page the run wrote beside the report
+	page, _ := os.ReadFile(filepath.Join(dir, job, filepath.Dir(newest), "report.html"))
+	res := runDeid(t, dir, nil, "report", "render", filepath.Join(job, newest))
+	if res.code != 0 || res.stdout != string(page) || !strings.Contains(res.stdout, "<h1>deid report</h1>") {
+		t.Errorf("render: exit %d, %d bytes, the run wrote %d\n%s", res.code, len(res.stdout), len(page), res.stderr)
+	}
+	if res := runDeid(t, dir, nil, "report", "render", filepath.Join(job, newest), "-o", "page.html"); res.code != 0 {
+		t.Errorf("render -o: exit %d %s", res.code, res.stderr)
+	} else if b, _ := os.ReadFile(filepath.Join(dir, "page.html")); string(b) != string(page) {
+		t.Error("render -o wrote another page")
+	}
 	p := filepath.Join(dir, job, newest)
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, regexp.MustCompile(`"rows_out": \d+`).ReplaceAll(b, []byte(`"rows_out": 1`)), 0o644)
-	res := runDeid(t, dir, nil, "report", "check", job, "-c", policy)
+	res = runDeid(t, dir, nil, "report", "check", job, "-c", policy)
 	if res.code != 4 || !strings.Contains(res.stdout, "MISMATCH "+filepath.Join(job, newest)+": report does not match its signature") {
 		t.Errorf("edited report: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
@@ -49,6 +60,9 @@ func TestReportCheckCommand(t *testing.T) {
 	}{
 		{[]string{"report"}, 2, "no subcommand"},
 		{[]string{"report", "check"}, 2, "needs the job's folder"},
+		{[]string{"report", "render"}, 2, "needs a report"},
+		{[]string{"report", "render", "_manifest.json"}, 1, "no such file"},
+		{[]string{"report", "render", filepath.Join(job, "_manifest.json")}, 1, "report format"},
 		{[]string{"report", "check", job}, 2, "-c policy.yaml or --public-key HEX"},
 		{[]string{"report", "check", job, "--public-key", "abcd"}, 2, "want 32 bytes in hex"},
 		{[]string{"report", "check", job, "-c", filepath.Join(dir, "reference.yaml")}, 2, "declares no audit_key"},
