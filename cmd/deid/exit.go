@@ -23,7 +23,7 @@ exit status:
   1  an unexpected failure (I/O error, interrupted, internal error)
   2  a usage or policy error (bad flag, policy syntax, unknown transform, missing or weak key)
   3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, bad erasure list)
-  4  a check failed (deid report check: a report or output file no longer matches)`
+  4  a check failed (deid report check: a report or output file no longer matches; deid verify: a finding)`
 
 // errUsage marks command-line mistakes.
 var errUsage = errors.New("usage error")
