@@ -20,6 +20,7 @@ import (
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
+	"github.com/deidproject/deid/transforms"
 	"github.com/deidproject/deid/transforms/detect"
 )
 
@@ -42,7 +43,10 @@ import (
 //     false positives); output values that hit it are then confirmed exactly
 //     by a second read of the sources' identifier columns, so only real
 //     matches are reported. A column the policy deliberately keeps raw
-//     (keep with allow) is exempt unless Strict.
+//     (keep with allow) is exempt unless Strict;
+//   - erasure: no row of a subject on the dataset's erasure lists, looked
+//     for as the destination writes the subject column (its transform, a
+//     pseudonym say, applied to the lists' ids).
 //
 // Findings name the destination, file, column and row group, and never the
 // values themselves.
@@ -146,9 +150,10 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 	}
 	candidates := map[string][]*candidateAt{}
 	overflow := false
+	erased := newErasedOutputs(plan, opt)
 	for _, dst := range plan.Destinations {
 		dv := &DestinationVerification{Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
-			Checks: []string{"schema", "pii", "identifier"}, Findings: []Finding{}}
+			Checks: []string{"schema", "pii", "identifier", "erasure"}, Findings: []Finding{}}
 		res.Destinations = append(res.Destinations, dv)
 		m, err := ReadManifest(ctx, s, dst.Output)
 		if err != nil {
@@ -204,12 +209,33 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 					return nil, fmt.Errorf("%s: column %s: %w", loc, fld.Name, err)
 				}
 			}
+			// erasure: the erased subjects as this destination writes them
+			var gone map[string]bool
+			subjectCol := -1
+			if b != nil {
+				gone, err = erased.forBinding(ctx, dst, b)
+				if err != nil {
+					f.Close()
+					return nil, err
+				}
+				if gone != nil {
+					subjectCol = sch.FieldIndices(b.Dataset.Subject)[0]
+				}
+			}
 			var buf detect.Buffer
 			var matches []detect.Match
 			for rg := 0; rg < f.NumRowGroups(); rg++ {
 				found := make([]map[string]int64, sch.NumFields())
+				var erasedRows int64
 				err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: int64(opt.BatchSize)}, func(rec arrow.RecordBatch) error {
 					dv.Rows += rec.NumRows()
+					if subjectCol >= 0 {
+						eachText(rec.Column(subjectCol), func(v []byte) {
+							if gone[string(v)] {
+								erasedRows++
+							}
+						})
+					}
 					for j := range cols {
 						set := sets[j]
 						eachText(rec.Column(j), func(v []byte) {
@@ -247,6 +273,9 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 				if err != nil {
 					f.Close()
 					return nil, err
+				}
+				if erasedRows > 0 {
+					find("erasure", b.Dataset.Subject, rg, erasedRows, "%d rows of subjects on the dataset's erasure lists", erasedRows)
 				}
 				for j, byDetector := range found {
 					for _, name := range sortedKeys(byDetector) {
@@ -605,4 +634,85 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// erasedOutputs holds, per destination and dataset, the erased subjects as
+// the destination writes its subject column (the column's own transform
+// applied to the erasure lists' ids), so that they can be looked for in the
+// output whether the subject is kept or pseudonymized.
+type erasedOutputs struct {
+	r    *runner
+	sets map[string]map[string]bool
+}
+
+func newErasedOutputs(plan *rules.Plan, opt VerifyOptions) *erasedOutputs {
+	return &erasedOutputs{r: newRunner(plan, opt.Options, "verify"), sets: map[string]map[string]bool{}}
+}
+
+// forBinding returns the erased subjects as written, or nil when the
+// dataset has no erasure list or the destination drops its subject column.
+func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, b *rules.Binding) (map[string]bool, error) {
+	ds := b.Dataset
+	bc := b.Columns[ds.Subject]
+	if len(ds.Erasure) == 0 || ds.Subject == "" || bc == nil || bc.Transform == nil {
+		return nil, nil
+	}
+	k := dst.Name + "\x00" + ds.Name
+	if set, ok := e.sets[k]; ok {
+		return set, nil
+	}
+	// the ids' kind is the subject column's, read from a source file
+	_, matches, err := storage.Glob(ctx, e.r.opt.Store, ds.Source)
+	if err != nil || len(matches) == 0 {
+		return nil, fmt.Errorf("dataset %s: no source file to tell the subject column's type (%v)", ds.Name, err)
+	}
+	f, err := parquetio.Open(ctx, e.r.opt.Store, matches[0].Location, e.r.opt.Mem)
+	if err != nil {
+		return nil, err
+	}
+	idx := f.Schema().FieldIndices(ds.Subject)
+	var typ arrow.DataType
+	if len(idx) > 0 {
+		typ = f.Schema().Field(idx[0]).Type
+	}
+	f.Close()
+	kind, ok := transforms.KindOf(typ)
+	if !ok || (kind != transforms.KindInteger && kind != transforms.KindString) {
+		return nil, fmt.Errorf("dataset %s: subject column %s: type %v", ds.Name, ds.Subject, typ)
+	}
+	var ints []int64
+	var strs []string
+	for _, l := range ds.Erasure {
+		if l.Format() == "csv" {
+			err = e.r.readErasureCSV(ctx, l, kind, &ints, &strs)
+		} else {
+			err = e.r.readErasureParquet(ctx, l, kind, &ints, &strs)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	mem := e.r.opt.Mem
+	var in arrow.Array
+	if kind == transforms.KindInteger {
+		bld := array.NewInt64Builder(mem)
+		bld.AppendValues(ints, nil)
+		in = bld.NewArray()
+		bld.Release()
+	} else {
+		bld := array.NewStringBuilder(mem)
+		bld.AppendValues(strs, nil)
+		in = bld.NewArray()
+		bld.Release()
+	}
+	defer in.Release()
+	out, err := bc.Transform.Apply(mem, in)
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s: apply %s to the erased subjects: %w", ds.Name, bc.Spec.Name, err)
+	}
+	defer out.Release()
+	set := map[string]bool{}
+	eachText(out, func(v []byte) { set[string(v)] = true })
+	e.sets[k] = set
+	return set, nil
 }

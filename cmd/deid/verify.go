@@ -27,8 +27,8 @@ Independent checks of each destination's published files: (schema) exactly
 the columns the policy promises; (pii) no value the detectors recognise in a
 scrubbed column (every text column but pseudonyms with --strict); (identifier)
 no raw value of a source identifier column anywhere in a destination, found
-with a Bloom filter over keyed hashes of the sources and confirmed exactly.
-Each destination's result is written to _reports/<run id>/verify.json; a
+with a Bloom filter over keyed hashes of the sources and confirmed exactly;
+(erasure) no row of a subject on the dataset's erasure lists. Each destination's result is written to _reports/<run id>/verify.json; a
 finding names the file, column and row group and exits with status 4.
 
 flags:`)
