@@ -13,9 +13,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -46,7 +48,10 @@ import (
 //     (keep with allow) is exempt unless Strict;
 //   - erasure: no row of a subject on the dataset's erasure lists, looked
 //     for as the destination writes the subject column (its transform, a
-//     pseudonym say, applied to the lists' ids).
+//     pseudonym say, applied to the lists' ids);
+//   - retention: no time before the retention cut-off, measured from the
+//     now of the run that wrote the file (or VerifyOptions.Now), compared as
+//     the destination writes the time column (kept or truncated).
 //
 // Findings name the destination, file, column and row group, and never the
 // values themselves.
@@ -59,6 +64,9 @@ type VerifyOptions struct {
 	RunID string
 	// Strict checks every text column with every validating detector.
 	Strict bool
+	// Now, when set, is the instant retention is measured from; by default
+	// each file is checked against the now of the run that wrote it.
+	Now time.Time
 }
 
 // VerifyResult is what Verify found, per destination.
@@ -153,7 +161,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 	erased := newErasedOutputs(plan, opt)
 	for _, dst := range plan.Destinations {
 		dv := &DestinationVerification{Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
-			Checks: []string{"schema", "pii", "identifier", "erasure"}, Findings: []Finding{}}
+			Checks: []string{"schema", "pii", "identifier", "erasure", "retention"}, Findings: []Finding{}}
 		res.Destinations = append(res.Destinations, dv)
 		m, err := ReadManifest(ctx, s, dst.Output)
 		if err != nil {
@@ -222,13 +230,30 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 					subjectCol = sch.FieldIndices(b.Dataset.Subject)[0]
 				}
 			}
+			// retention: no time before the cut-off, as the destination writes it
+			timeCol, cut := -1, int64(0)
+			cutNow := mf.Now
+			if !opt.Now.IsZero() {
+				cutNow = opt.Now
+			}
+			if b != nil {
+				if j, c, ok, err := retentionBound(opt.Mem, b, sch, cutNow); err != nil {
+					f.Close()
+					return nil, fmt.Errorf("%s: %w", loc, err)
+				} else if ok {
+					timeCol, cut = j, c
+				}
+			}
 			var buf detect.Buffer
 			var matches []detect.Match
 			for rg := 0; rg < f.NumRowGroups(); rg++ {
 				found := make([]map[string]int64, sch.NumFields())
-				var erasedRows int64
+				var erasedRows, expiredRows int64
 				err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: int64(opt.BatchSize)}, func(rec arrow.RecordBatch) error {
 					dv.Rows += rec.NumRows()
+					if timeCol >= 0 {
+						expiredRows += countBefore(rec.Column(timeCol), cut)
+					}
 					if subjectCol >= 0 {
 						eachText(rec.Column(subjectCol), func(v []byte) {
 							if gone[string(v)] {
@@ -273,6 +298,9 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 				if err != nil {
 					f.Close()
 					return nil, err
+				}
+				if expiredRows > 0 {
+					find("retention", sch.Field(timeCol).Name, rg, expiredRows, "%d rows older than the retention cut-off (%s before %s)", expiredRows, b.Dataset.Retention.Keep, cutNow.Format(time.RFC3339))
 				}
 				if erasedRows > 0 {
 					find("erasure", b.Dataset.Subject, rg, erasedRows, "%d rows of subjects on the dataset's erasure lists", erasedRows)
@@ -715,4 +743,78 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	eachText(out, func(v []byte) { set[string(v)] = true })
 	e.sets[k] = set
 	return set, nil
+}
+
+// retentionBound returns the output column of the dataset's retention time
+// and the cut-off as the destination writes that column (kept, or floored
+// by truncate_time: both keep the order of times), in the column's own
+// units. ok is false when there is nothing to check: no retention, the
+// column dropped or treated otherwise, or a type other than a timestamp
+// with a time zone or a date.
+func retentionBound(mem memory.Allocator, b *rules.Binding, sch *arrow.Schema, now time.Time) (int, int64, bool, error) {
+	ds := b.Dataset
+	if ds.Retention == nil {
+		return 0, 0, false, nil
+	}
+	loc := ds.TimeZone
+	if loc == nil {
+		loc = time.UTC
+	}
+	cutoff := ds.Retention.Keep.Before(now, loc)
+	name := ds.Retention.TimeColumn
+	bc := b.Columns[name]
+	idx := sch.FieldIndices(name)
+	if bc == nil || bc.Transform == nil || len(idx) == 0 || (bc.Spec.Name != "keep" && bc.Spec.Name != "truncate_time") {
+		return 0, 0, false, nil
+	}
+	switch typ := sch.Field(idx[0]).Type.(type) {
+	case *arrow.TimestampType:
+		if typ.TimeZone == "" {
+			return 0, 0, false, nil
+		}
+		v, err := arrow.TimestampFromTime(cutoff, typ.Unit)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		bld := array.NewTimestampBuilder(mem, typ)
+		bld.Append(v)
+		in := bld.NewArray()
+		bld.Release()
+		defer in.Release()
+		out, err := bc.Transform.Apply(mem, in)
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("apply %s to the retention cut-off: %w", bc.Spec.Name, err)
+		}
+		defer out.Release()
+		ts, ok := out.(*array.Timestamp)
+		if !ok || ts.IsNull(0) {
+			return 0, 0, false, nil
+		}
+		return idx[0], int64(ts.Value(0)), true, nil
+	case *arrow.Date32Type:
+		y, m, d := cutoff.In(loc).Date()
+		return idx[0], time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400, true, nil
+	}
+	return 0, 0, false, nil
+}
+
+// countBefore counts the non-NULL values of a timestamp or date array
+// below cut.
+func countBefore(a arrow.Array, cut int64) int64 {
+	var n int64
+	switch a := a.(type) {
+	case *array.Timestamp:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) && int64(a.Value(i)) < cut {
+				n++
+			}
+		}
+	case *array.Date32:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) && int64(a.Value(i)) < cut {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -37,6 +38,8 @@ datasets:
       imei: imei
       query: free_text
       city: city
+      at: timestamp
+    retention: {time_column: at, keep: 30d, on_null: keep}
     erasure:
       - list: SRC/erasure.csv
 destinations:
@@ -71,7 +74,7 @@ func verifyJob(t *testing.T) (*rules.Plan, string, []string, []string) {
 	t.Helper()
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
-	var users, phones, imeis, queries, cities []any
+	var users, phones, imeis, queries, cities, ats []any
 	var ps, is []string
 	for i := 0; i < verifyRows; i++ {
 		p := fmt.Sprintf("139%08d", rng.IntN(100000000))
@@ -80,12 +83,13 @@ func verifyJob(t *testing.T) (*rules.Plan, string, []string, []string) {
 		users = append(users, int64(1000000000+rng.IntN(80)))
 		phones, imeis, queries, cities = append(phones, p), append(imeis, imei), append(queries, q), append(cities, []string{"杭州", "北京"}[i%2])
 		ps, is = append(ps, p), append(is, imei)
+		ats = append(ats, testNow.Add(-time.Duration(rng.Int64N(int64(60*24*time.Hour)))))
 	}
 	os.WriteFile(filepath.Join(dir, "erasure.csv"), []byte(erasureCSV), 0o644)
 	writeTable(t, filepath.Join(dir, "logs", "part-0.parquet"), 200,
 		column{"user_id", arrow.PrimitiveTypes.Int64, users}, column{"phone", arrow.BinaryTypes.String, phones},
 		column{"imei", arrow.BinaryTypes.String, imeis}, column{"query", arrow.BinaryTypes.String, queries},
-		column{"city", arrow.BinaryTypes.String, cities})
+		column{"city", arrow.BinaryTypes.String, cities}, column{"at", utcMillis, ats})
 	out := filepath.Join(dir, "out")
 	text := strings.NewReplacer("SRC", dir, "OUT", out).Replace(verifyPolicy)
 	path := filepath.Join(dir, "policy.yaml")
@@ -137,6 +141,8 @@ func readColumns(t *testing.T, path string) ([]string, map[string][]any) {
 				switch a := chunk.(type) {
 				case *array.String:
 					cols[name] = append(cols[name], a.Value(r))
+				case *array.Timestamp:
+					cols[name] = append(cols[name], a.Value(r).ToTime(a.DataType().(*arrow.TimestampType).Unit))
 				case *array.Dictionary:
 					cols[name] = append(cols[name], a.Dictionary().(*array.String).Value(a.GetValueIndex(r)))
 				default:
@@ -175,7 +181,7 @@ func TestVerifyClean(t *testing.T) {
 		if !res.OK() || len(got) > 0 {
 			t.Errorf("strict=%v: findings on a clean run: %v", strict, res.Destinations[0].Findings)
 		}
-		if d := res.Destinations[0]; d.Files != 1 || d.Rows == verifyRows || d.Rows < verifyRows*9/10 {
+		if d := res.Destinations[0]; d.Files != 1 || d.Rows >= verifyRows || d.Rows < verifyRows/3 { // retention and erasure remove some
 			t.Errorf("checked %d files, %d rows", d.Files, d.Rows)
 		}
 	}
@@ -187,7 +193,7 @@ func TestVerifyClean(t *testing.T) {
 
 // TestVerifyFindsPlanted plants, at seeded random rows, raw phone numbers
 // in the scrubbed query, raw IMEIs in the pseudonymized imei column, rows of
-// erased subjects and an extra column of raw phones, and checks that each is found in its column
+// erased subjects, rows past retention and an extra column of raw phones, and checks that each is found in its column
 // and row group, and that nothing else is.
 func TestVerifyFindsPlanted(t *testing.T) {
 	for seed := uint64(1); seed <= 3; seed++ {
@@ -207,9 +213,19 @@ func TestVerifyFindsPlanted(t *testing.T) {
 				cols["imei"][r] = imeis[rng.IntN(verifyRows)]
 				want[findingKey{"identifier", "imei", r / rg}] = true
 			}
+			// rows past retention (30 days before the run's now)
+			for i := 0; i < 2; i++ {
+				r := rng.IntN(n)
+				cols["at"][r] = testNow.Add(-31 * 24 * time.Hour)
+				want[findingKey{"retention", "at", r / rg}] = true
+			}
 			var planted []column
 			for _, n := range names {
-				planted = append(planted, column{n, arrow.BinaryTypes.String, cols[n]})
+				typ := arrow.DataType(arrow.BinaryTypes.String)
+				if n == "at" {
+					typ = utcMillis
+				}
+				planted = append(planted, column{n, typ, cols[n]})
 			}
 			extra := make([]any, n)
 			for i := range extra {

@@ -15,7 +15,7 @@ import (
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("deid verify", flag.ContinueOnError)
 	var pf policyFlags
-	pf.register(fs, false)
+	pf.register(fs, true)
 	run := fs.String("run", "", "check only the files this run wrote (default: every file the manifests list)")
 	strict := fs.Bool("strict", false, "check every text column but pseudonyms with every validating detector, not only scrubbed columns with theirs")
 	batch := fs.Int("batch-size", 0, "rows decoded at a time (default 32768)")
@@ -28,7 +28,9 @@ the columns the policy promises; (pii) no value the detectors recognise in a
 scrubbed column (every text column but pseudonyms with --strict); (identifier)
 no raw value of a source identifier column anywhere in a destination, found
 with a Bloom filter over keyed hashes of the sources and confirmed exactly;
-(erasure) no row of a subject on the dataset's erasure lists. Each destination's result is written to _reports/<run id>/verify.json; a
+(erasure) no row of a subject on the dataset's erasure lists; (retention) no
+row older than the retention period, measured from the now of the run that
+wrote the file (or --now). Each destination's result is written to _reports/<run id>/verify.json; a
 finding names the file, column and row group and exits with status 4.
 
 flags:`)
@@ -41,11 +43,17 @@ flags:`)
 	if err != nil {
 		return err
 	}
+	var now time.Time
+	if pf.now != "" {
+		if now, err = pf.reference(time.Now); err != nil {
+			return err
+		}
+	}
 	plan, err := pf.compile(log, time.Now())
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Verify(ctx, plan, pipeline.VerifyOptions{Options: pipeline.Options{Logger: log, BatchSize: *batch}, RunID: *run, Strict: *strict})
+	res, err := pipeline.Verify(ctx, plan, pipeline.VerifyOptions{Options: pipeline.Options{Logger: log, BatchSize: *batch}, RunID: *run, Strict: *strict, Now: now})
 	if err != nil {
 		return err
 	}
