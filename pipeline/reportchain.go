@@ -190,6 +190,22 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		if e.run.RunID != id {
 			problem(loc, "", "the report is of run %s but lies in the folder of run %s", e.run.RunID, id)
 		}
+		// verify.json, when deid verify ran: signed like the report
+		verLoc := storage.Join(storage.Dir(loc), "verify.json")
+		switch vb, err := readAll(ctx, s, verLoc); {
+		case errors.Is(err, storage.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", verLoc, err)
+		default:
+			if opt.PublicKey != nil {
+				if _, _, err := report.VerifyJSON(vb, opt.PublicKey, "the verification"); err != nil {
+					problem(loc, verLoc, "%v", err)
+				}
+			}
+			if e.run.Verification, err = report.ParseVerification(vb); err != nil {
+				problem(loc, verLoc, "%v", err)
+			}
+		}
 		// the page an auditor reads must show what the report says
 		htmlLoc := storage.Join(storage.Dir(loc), "report.html")
 		page, err := readAll(ctx, s, htmlLoc)

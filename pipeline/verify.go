@@ -6,7 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"slices"
@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 	"github.com/deidproject/deid/transforms"
@@ -71,43 +72,7 @@ type VerifyOptions struct {
 
 // VerifyResult is what Verify found, per destination.
 type VerifyResult struct {
-	Destinations []*DestinationVerification `json:"destinations"`
-}
-
-// DestinationVerification is the verification of one destination.
-type DestinationVerification struct {
-	Destination string `json:"destination"`
-	Output      string `json:"output"`
-	// RunID is the run whose files were checked, or empty for all files.
-	RunID  string   `json:"run_id,omitempty"`
-	Strict bool     `json:"strict"`
-	Checks []string `json:"checks"`
-	Files  int      `json:"files"`
-	Rows   int64    `json:"rows"`
-	// Findings are the problems found; empty when the destination passed.
-	Findings []Finding `json:"findings"`
-}
-
-// Finding is one problem: which check, where, and what.
-type Finding struct {
-	Check    string `json:"check"`
-	File     string `json:"file"`
-	Column   string `json:"column,omitempty"`
-	RowGroup int    `json:"row_group"` // -1 for the whole file
-	// Values counts the offending values (never shown).
-	Values int64  `json:"values,omitempty"`
-	Msg    string `json:"message"`
-}
-
-func (f Finding) String() string {
-	where := f.File
-	if f.RowGroup >= 0 {
-		where += fmt.Sprintf(", row group %d", f.RowGroup)
-	}
-	if f.Column != "" {
-		where += ", column " + f.Column
-	}
-	return fmt.Sprintf("%s: %s: %s", f.Check, where, f.Msg)
+	Destinations []*report.Verification `json:"destinations"`
 }
 
 // OK reports whether no destination has a finding.
@@ -118,15 +83,6 @@ func (v *VerifyResult) OK() bool {
 		}
 	}
 	return true
-}
-
-// JSON returns the result as indented JSON.
-func (v *DestinationVerification) JSON() ([]byte, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
 }
 
 // minIdentifierLen is the shortest value the identifier check looks for:
@@ -150,7 +106,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 	}
 	res := &VerifyResult{}
 	type candidateAt struct {
-		dv             *DestinationVerification
+		dv             *report.Verification
 		file, column   string
 		rg             int
 		sources        map[string]bool
@@ -160,8 +116,8 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 	overflow := false
 	erased := newErasedOutputs(plan, opt)
 	for _, dst := range plan.Destinations {
-		dv := &DestinationVerification{Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
-			Checks: []string{"schema", "pii", "identifier", "erasure", "retention"}, Findings: []Finding{}}
+		dv := &report.Verification{Format: report.VerificationFormatV1, Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
+			Checks: []string{"schema", "pii", "identifier", "erasure", "retention"}, Findings: []report.Finding{}}
 		res.Destinations = append(res.Destinations, dv)
 		m, err := ReadManifest(ctx, s, dst.Output)
 		if err != nil {
@@ -174,7 +130,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			loc := storage.Join(dst.Output, mf.Path)
 			dv.Files++
 			find := func(check, column string, rg int, n int64, format string, args ...any) {
-				dv.Findings = append(dv.Findings, Finding{Check: check, File: loc, Column: column, RowGroup: rg, Values: n, Msg: fmt.Sprintf(format, args...)})
+				dv.Findings = append(dv.Findings, report.Finding{Check: check, File: loc, Column: column, RowGroup: rg, Values: n, Msg: fmt.Sprintf(format, args...)})
 			}
 			b := dst.Binding(mf.Dataset)
 			f, err := parquetio.Open(ctx, s, loc, opt.Mem)
@@ -328,7 +284,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			return nil, err
 		}
 		type key struct {
-			dv           *DestinationVerification
+			dv           *report.Verification
 			file, column string
 			rg           int
 		}
@@ -362,13 +318,13 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			return a.column < b.column
 		})
 		for _, k := range order {
-			k.dv.Findings = append(k.dv.Findings, Finding{Check: "identifier", File: k.file, Column: k.column, RowGroup: k.rg, Values: counts[k],
+			k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.column, RowGroup: k.rg, Values: counts[k],
 				Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s", counts[k], strings.Join(sortedKeys(sources[k]), ", "))})
 		}
 	}
 	for _, dv := range res.Destinations {
 		if overflow {
-			dv.Findings = append(dv.Findings, Finding{Check: "identifier", RowGroup: -1,
+			dv.Findings = append(dv.Findings, report.Finding{Check: "identifier", RowGroup: -1,
 				Msg: fmt.Sprintf("more than %d distinct output values look like source identifiers; only those were confirmed", maxCandidates)})
 		}
 		sort.SliceStable(dv.Findings, func(i, j int) bool {
@@ -379,29 +335,64 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			return a.RowGroup < b.RowGroup
 		})
 	}
-	// the result goes beside the report of the run checked
+	// the result goes beside the report of the run checked, and into its page
 	for _, dv := range res.Destinations {
-		m, err := ReadManifest(ctx, s, dv.Output)
-		if err != nil {
-			return nil, err
-		}
-		runID := dv.RunID
-		if runID == "" {
-			runID = m.RunID
-		}
-		if err := writeRaw(ctx, s, storage.Join(dv.Output, ReportsDir, runID, "verify.json"), dv); err != nil {
+		if err := publishVerification(ctx, s, plan, dv); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
 }
 
-// writeRaw writes v's JSON atomically.
-func writeRaw(ctx context.Context, s storage.Store, loc string, v interface{ JSON() ([]byte, error) }) error {
+// publishVerification writes the destination's verification beside the
+// report of the run checked (the manifest's last run by default), signed
+// with the audit key when the policy has one, and renders that report's
+// page again with the verification in it.
+func publishVerification(ctx context.Context, s storage.Store, plan *rules.Plan, v *report.Verification) error {
+	runID := v.RunID
+	if runID == "" {
+		m, err := ReadManifest(ctx, s, v.Output)
+		if err != nil {
+			return err
+		}
+		runID = m.RunID
+	}
 	b, err := v.JSON()
 	if err != nil {
 		return err
 	}
+	if k := plan.AuditKey; k != nil {
+		if b, err = report.SignJSON(b, k.Secret(), k.Fingerprint()); err != nil {
+			return err
+		}
+	}
+	dir := storage.Join(v.Output, ReportsDir, runID)
+	if err := writeBytes(ctx, s, storage.Join(dir, "verify.json"), b); err != nil {
+		return err
+	}
+	data, err := readAll(ctx, s, storage.Join(dir, "report.json"))
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil // files of a run whose report is gone: nothing to render
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", storage.Join(dir, "report.json"), err)
+	}
+	r, _, err := report.Parse(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", storage.Join(dir, "report.json"), err)
+	}
+	if r.Verification, err = report.ParseVerification(b); err != nil {
+		return err
+	}
+	page, err := r.HTML()
+	if err != nil {
+		return err
+	}
+	return writeBytes(ctx, s, storage.Join(dir, "report.html"), page)
+}
+
+// writeBytes writes b at loc atomically.
+func writeBytes(ctx context.Context, s storage.Store, loc string, b []byte) error {
 	w, err := s.Create(ctx, loc)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", loc, err)

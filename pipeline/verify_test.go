@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
 
@@ -185,9 +186,26 @@ func TestVerifyClean(t *testing.T) {
 			t.Errorf("checked %d files, %d rows", d.Files, d.Rows)
 		}
 	}
-	m, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(out)), ReportsDir, "*", "verify.json"))
+	job := filepath.Dir(filepath.Dir(out))
+	m, _ := filepath.Glob(filepath.Join(job, ReportsDir, "*", "verify.json"))
 	if len(m) != 1 {
-		t.Errorf("verify.json beside the report: %v", m)
+		t.Fatalf("verify.json beside the report: %v", m)
+	}
+	// the signed verification is in the report's page, and report check
+	// verifies both
+	page, _ := os.ReadFile(filepath.Join(filepath.Dir(m[0]), "report.html"))
+	if !strings.Contains(string(page), "Every check passed.") {
+		t.Error("the report's page does not show the verification")
+	}
+	res, err := CheckReports(context.Background(), storage.Local{}, job, CheckOptions{PublicKey: auditPublic(t, auditKeyHex)})
+	if err != nil || !res.OK() {
+		t.Fatalf("report check after verify: %v %v", err, res.Problems)
+	}
+	b, _ := os.ReadFile(m[0])
+	os.WriteFile(m[0], []byte(strings.Replace(string(b), `"strict": true`, `"strict": false`, 1)), 0o644)
+	res, err = CheckReports(context.Background(), storage.Local{}, job, CheckOptions{PublicKey: auditPublic(t, auditKeyHex)})
+	if err != nil || !strings.Contains(fmt.Sprint(res.Problems), m[0]+": report does not match its signature: the verification was changed after it was signed") {
+		t.Errorf("edited verify.json: %v %v", err, res.Problems)
 	}
 }
 

@@ -14,8 +14,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // fixture reads testdata/run.json: a real report of the example policy
 // (analytics), edited to carry <script> and markup in a path, a warning and
-// a column's meaning, so its signature no longer verifies; rendering does
-// not check signatures.
+// a column's meaning, so its signature no longer verifies (rendering does
+// not check signatures), with testdata/verify.json, a verification with two
+// findings, one with <script> in its column name.
 func fixture(t testing.TB) *Run {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "run.json"))
@@ -24,6 +25,13 @@ func fixture(t testing.TB) *Run {
 	}
 	r, _, err := Parse(b)
 	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = os.ReadFile(filepath.Join("testdata", "verify.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Verification, err = ParseVerification(b); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -68,6 +76,7 @@ func TestHTMLEscapes(t *testing.T) {
 		"dt=&lt;script&gt;alert(1)&lt;/script&gt;/part-0.parquet",
 		"&lt;script&gt;alert(&#39;warning&#39;)&lt;/script&gt;",
 		"&#34;&gt;&lt;img src=x onerror=alert(2)&gt; &amp; more",
+		"query&lt;script&gt;alert(3)&lt;/script&gt;",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("page lacks the escaped text %q", want)
@@ -86,8 +95,8 @@ func TestHTMLEscapes(t *testing.T) {
 	if strings.Contains(s, "<b>p") || strings.Contains(s, "<i>consent") || strings.Contains(s, "<script>x") {
 		t.Error("markup from the report reached the page")
 	}
-	if !strings.Contains(s, "The report is not signed") || !strings.Contains(s, "&lt;i&gt;consent&lt;/i&gt;") {
-		t.Error("unsigned report or removal reason not shown")
+	if !strings.Contains(s, "The report is not signed") || !strings.Contains(s, "&lt;i&gt;consent&lt;/i&gt;") || !strings.Contains(s, "Not verified yet") {
+		t.Error("unsigned report, removal reason or missing verification not shown")
 	}
 }
 

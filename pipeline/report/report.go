@@ -48,6 +48,10 @@ type Run struct {
 	// Signature signs every byte of the report before it, and stays the
 	// last field (see Signed); nil when the policy has no audit key.
 	Signature *Signature `json:"signature,omitempty"`
+	// Verification is deid verify's result for this run's destination, read
+	// from verify.json beside the report to render the page; it is not part
+	// of report.json.
+	Verification *Verification `json:"-"`
 
 	mu sync.Mutex
 }

@@ -80,6 +80,12 @@ func (r *Run) Signed(auditKey []byte, fingerprint string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return SignJSON(unsigned, auditKey, fingerprint)
+}
+
+// SignJSON signs a JSON object written by deid (indented, ending in "\n}\n")
+// with the audit key: the signature member is added last, as in a report.
+func SignJSON(unsigned []byte, auditKey []byte, fingerprint string) ([]byte, error) {
 	priv := SigningKey(auditKey)
 	sig := &Signature{
 		Algorithm: SignatureAlgorithm, KeyFingerprint: fingerprint,
@@ -87,6 +93,31 @@ func (r *Run) Signed(auditKey []byte, fingerprint string) ([]byte, error) {
 		Value:     hex.EncodeToString(ed25519.Sign(priv, append([]byte(signedPrefix), unsigned...))),
 	}
 	return attach(unsigned, sig)
+}
+
+// VerifyJSON checks a document signed with SignJSON against the trusted
+// public key and returns the bytes the signature covers; what names the
+// document in errors ("the report"). Every failure matches ErrTampered.
+func VerifyJSON(data []byte, pub ed25519.PublicKey, what string) ([]byte, *Signature, error) {
+	unsigned, sig, err := split(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sig == nil {
+		return nil, nil, fmt.Errorf("%w: %s is not signed", ErrTampered, what)
+	}
+	if sig.Algorithm != SignatureAlgorithm {
+		return nil, nil, fmt.Errorf("%w: signature algorithm %q, want %s", ErrTampered, sig.Algorithm, SignatureAlgorithm)
+	}
+	if sig.PublicKey != hex.EncodeToString(pub) {
+		return nil, nil, fmt.Errorf("%w: signed by another key (public key %.16s…, audit key fingerprint %s), not the trusted audit key (public key %.16s…)",
+			ErrTampered, sig.PublicKey, sig.KeyFingerprint, hex.EncodeToString(pub))
+	}
+	value, err := hex.DecodeString(sig.Value)
+	if err != nil || !ed25519.Verify(pub, append([]byte(signedPrefix), unsigned...), value) {
+		return nil, nil, fmt.Errorf("%w: %s was changed after it was signed", ErrTampered, what)
+	}
+	return unsigned, sig, nil
 }
 
 // attach inserts the signature member before the closing brace.
@@ -157,27 +188,12 @@ func split(data []byte) ([]byte, *Signature, error) {
 // Verify checks that data is a report signed by the holder of the audit key
 // whose public key is pub, and returns it. Every failure matches ErrTampered.
 func Verify(data []byte, pub ed25519.PublicKey) (*Run, error) {
-	r, sig, err := Parse(data)
+	if _, _, err := VerifyJSON(data, pub, "the report"); err != nil {
+		return nil, err
+	}
+	r, _, err := Parse(data)
 	if err != nil {
-		if errors.Is(err, ErrTampered) {
-			return nil, err
-		}
 		return nil, fmt.Errorf("%w: %v", ErrTampered, err)
-	}
-	if sig == nil {
-		return nil, fmt.Errorf("%w: the report is not signed", ErrTampered)
-	}
-	if sig.Algorithm != SignatureAlgorithm {
-		return nil, fmt.Errorf("%w: signature algorithm %q, want %s", ErrTampered, sig.Algorithm, SignatureAlgorithm)
-	}
-	if sig.PublicKey != hex.EncodeToString(pub) {
-		return nil, fmt.Errorf("%w: signed by another key (public key %.16s…, audit key fingerprint %s), not the trusted audit key (public key %.16s…)",
-			ErrTampered, sig.PublicKey, sig.KeyFingerprint, hex.EncodeToString(pub))
-	}
-	value, err := hex.DecodeString(sig.Value)
-	unsigned, _, _ := split(data)
-	if err != nil || !ed25519.Verify(pub, append([]byte(signedPrefix), unsigned...), value) {
-		return nil, fmt.Errorf("%w: the report was changed after it was signed", ErrTampered)
 	}
 	return r, nil
 }
