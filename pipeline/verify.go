@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strconv"
@@ -117,7 +118,8 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 	erased := newErasedOutputs(plan, opt)
 	for _, dst := range plan.Destinations {
 		dv := &report.Verification{Format: report.VerificationFormatV1, Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
-			Checks: []string{"schema", "pii", "identifier", "erasure", "retention"}, Findings: []report.Finding{}}
+			Checks: []string{"schema", "pii", "identifier", "erasure", "retention", "risk"}, Findings: []report.Finding{}}
+		classes := map[string]*riskClasses{} // by dataset
 		res.Destinations = append(res.Destinations, dv)
 		m, err := ReadManifest(ctx, s, dst.Output)
 		if err != nil {
@@ -200,6 +202,24 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 					timeCol, cut = j, c
 				}
 			}
+			// risk: count the classes of the quasi-identifiers' values
+			var rc *riskClasses
+			var qiCols []int
+			if b != nil && len(b.QuasiIdentifiers) > 0 {
+				if rc = classes[mf.Dataset]; rc == nil {
+					rc = &riskClasses{binding: b, counts: map[uint64]uint32{}, seed: maphash.MakeSeed()}
+					classes[mf.Dataset] = rc
+				}
+				for _, q := range b.QuasiIdentifiers {
+					if idx := sch.FieldIndices(q); len(idx) > 0 {
+						qiCols = append(qiCols, idx[0])
+					}
+				}
+				if len(qiCols) != len(b.QuasiIdentifiers) {
+					rc.incomplete = true
+					qiCols = nil
+				}
+			}
 			var buf detect.Buffer
 			var matches []detect.Match
 			for rg := 0; rg < f.NumRowGroups(); rg++ {
@@ -209,6 +229,9 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 					dv.Rows += rec.NumRows()
 					if timeCol >= 0 {
 						expiredRows += countBefore(rec.Column(timeCol), cut)
+					}
+					if qiCols != nil {
+						rc.add(rec, qiCols)
 					}
 					if subjectCol >= 0 {
 						eachText(rec.Column(subjectCol), func(v []byte) {
@@ -268,6 +291,20 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 				}
 			}
 			f.Close()
+		}
+		for _, name := range sortedKeys(classes) {
+			rc := classes[name]
+			r := rc.result(name)
+			dv.Risk = append(dv.Risk, r)
+			where := storage.Join(dst.Output, name)
+			if rc.incomplete {
+				dv.Findings = append(dv.Findings, report.Finding{Check: "risk", File: where, RowGroup: -1,
+					Msg: "some files lack a quasi-identifier column: the classes were counted on the others only"})
+			}
+			if r.MinK > 0 && r.Rows > 0 && r.K < int64(r.MinK) {
+				dv.Findings = append(dv.Findings, report.Finding{Check: "risk", File: where, RowGroup: -1, Values: r.RowsBelow,
+					Msg: fmt.Sprintf("k = %d, below min_k %d: %d classes of %d (%d rows) are smaller", r.K, r.MinK, r.ClassesBelow, r.Classes, r.RowsBelow)})
+			}
 		}
 	}
 	// exact confirmation: read the sources' identifier columns again
@@ -808,4 +845,61 @@ func countBefore(a arrow.Array, cut int64) int64 {
 		}
 	}
 	return n
+}
+
+// riskClasses counts rows per equivalence class of one binding's
+// quasi-identifiers, over every file checked. A class is keyed by a 64-bit
+// hash of its values (memory: one map entry per class, not per row).
+type riskClasses struct {
+	binding    *rules.Binding
+	counts     map[uint64]uint32
+	seed       maphash.Seed
+	rows       int64
+	incomplete bool
+	h          maphash.Hash
+}
+
+func (rc *riskClasses) add(rec arrow.RecordBatch, cols []int) {
+	rc.h.SetSeed(rc.seed)
+	for i := 0; i < int(rec.NumRows()); i++ {
+		rc.h.Reset()
+		for _, j := range cols {
+			a := rec.Column(j)
+			if a.IsNull(i) {
+				rc.h.WriteString("\x00null\x00")
+				continue
+			}
+			rc.h.WriteString(a.ValueStr(i))
+			rc.h.WriteByte(0)
+		}
+		rc.counts[rc.h.Sum64()]++
+		rc.rows++
+	}
+}
+
+func (rc *riskClasses) result(dataset string) *report.Risk {
+	r := &report.Risk{Dataset: dataset, QuasiIdentifiers: rc.binding.QuasiIdentifiers, MinK: rc.binding.MinK, Threshold: rc.binding.MinK,
+		Rows: rc.rows, Classes: int64(len(rc.counts)), RowsBySize: map[string]int64{}}
+	if r.Threshold == 0 {
+		r.Threshold = 5
+	}
+	for _, n := range rc.counts {
+		k := int64(n)
+		if r.K == 0 || k < r.K {
+			r.K = k
+		}
+		if k == 1 {
+			r.UniqueRows++
+		}
+		if k < int64(r.Threshold) {
+			r.ClassesBelow++
+			r.RowsBelow += k
+		}
+		for _, b := range report.RiskBuckets {
+			if k >= b.Min && k <= b.Max {
+				r.RowsBySize[b.Label] += k
+			}
+		}
+	}
+	return r
 }

@@ -73,6 +73,11 @@ func pseudonym(t *testing.T, keyHex, value string) string {
 // IMEIs by row.
 func verifyJob(t *testing.T) (*rules.Plan, string, []string, []string) {
 	t.Helper()
+	return verifyJobPolicy(t, verifyPolicy)
+}
+
+func verifyJobPolicy(t *testing.T, policy string) (*rules.Plan, string, []string, []string) {
+	t.Helper()
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var users, phones, imeis, queries, cities, ats []any
@@ -92,7 +97,7 @@ func verifyJob(t *testing.T) (*rules.Plan, string, []string, []string) {
 		column{"imei", arrow.BinaryTypes.String, imeis}, column{"query", arrow.BinaryTypes.String, queries},
 		column{"city", arrow.BinaryTypes.String, cities}, column{"at", utcMillis, ats})
 	out := filepath.Join(dir, "out")
-	text := strings.NewReplacer("SRC", dir, "OUT", out).Replace(verifyPolicy)
+	text := strings.NewReplacer("SRC", dir, "OUT", out).Replace(policy)
 	path := filepath.Join(dir, "policy.yaml")
 	os.WriteFile(path, []byte(text), 0o644)
 	lookup := env(map[string]string{"K": testKeyHex, "A": auditKeyHex})
@@ -293,6 +298,82 @@ func TestVerifyFindsPlanted(t *testing.T) {
 				if f.File != out {
 					t.Errorf("finding names %s, want %s", f.File, out)
 				}
+			}
+		})
+	}
+}
+
+// TestVerifyRisk: the equivalence classes of the quasi-identifiers, counted
+// by verify, equal those counted here on the output read with arrow-go; a
+// class below min_k is a finding, and none is when every class is large.
+func TestVerifyRisk(t *testing.T) {
+	cases := []struct {
+		qis     string
+		minK    int
+		finding bool
+	}{
+		{"[city, at]", 5, true},
+		{"[city]", 5, false},
+		{"[city, at]", 0, false},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.qis, c.minK), func(t *testing.T) {
+			extra := "        quasi_identifiers: " + c.qis + "\n"
+			if c.minK > 0 {
+				extra += fmt.Sprintf("        min_k: %d\n", c.minK)
+			}
+			plan, out, _, _ := verifyJobPolicy(t, verifyPolicy+extra)
+			res, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{BatchSize: 64}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := res.Destinations[0]
+			if len(d.Risk) != 1 {
+				t.Fatalf("risk: %+v", d.Risk)
+			}
+			r := d.Risk[0]
+			// the classes, counted independently
+			_, cols := readColumns(t, out)
+			qis := strings.Split(strings.Trim(c.qis, "[]"), ", ")
+			sizes := map[string]int64{}
+			for i := range cols["city"] {
+				var key []string
+				for _, q := range qis {
+					key = append(key, fmt.Sprint(cols[q][i]))
+				}
+				sizes[strings.Join(key, "|")]++
+			}
+			var k, unique, below, rowsBelow, rows int64
+			threshold := int64(max(c.minK, 5))
+			for _, n := range sizes {
+				rows += n
+				if k == 0 || n < k {
+					k = n
+				}
+				if n == 1 {
+					unique++
+				}
+				if n < threshold {
+					below++
+					rowsBelow += n
+				}
+			}
+			if r.Rows != rows || r.Classes != int64(len(sizes)) || r.K != k || r.UniqueRows != unique || r.ClassesBelow != below || r.RowsBelow != rowsBelow {
+				t.Errorf("risk %+v, want rows %d classes %d k %d unique %d below %d (%d rows)", r, rows, len(sizes), k, unique, below, rowsBelow)
+			}
+			var bySize int64
+			for _, n := range r.RowsBySize {
+				bySize += n
+			}
+			if bySize != rows {
+				t.Errorf("rows by class size add up to %d, want %d", bySize, rows)
+			}
+			found := false
+			for _, f := range d.Findings {
+				found = found || f.Check == "risk" && strings.Contains(f.Msg, fmt.Sprintf("k = %d, below min_k %d", k, c.minK))
+			}
+			if found != c.finding || res.OK() == c.finding {
+				t.Errorf("risk finding %v, want %v: %v", found, c.finding, d.Findings)
 			}
 		})
 	}

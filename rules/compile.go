@@ -53,6 +53,10 @@ type Binding struct {
 	Dataset *Dataset
 	// Columns holds the treatment of every classified column, by name.
 	Columns map[string]*BoundColumn
+	// QuasiIdentifiers and MinK are the binding's re-identification risk
+	// measure (see BindingDecl).
+	QuasiIdentifiers []string
+	MinK             int
 }
 
 // BoundColumn is a column's treatment with its transform bound.
@@ -145,7 +149,7 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 				datasets[b.Dataset] = ds
 				plan.Datasets = append(plan.Datasets, ds)
 			}
-			bind := &Binding{Dataset: ds, Columns: map[string]*BoundColumn{}}
+			bind := &Binding{Dataset: ds, Columns: map[string]*BoundColumn{}, QuasiIdentifiers: b.QuasiIdentifiers, MinK: b.MinK}
 			for _, t := range b.Columns {
 				bc := &BoundColumn{
 					Name: t.Column, Semantic: ds.Column(t.Column).Type, Spec: t.Transform, Params: t.Params,

@@ -368,9 +368,11 @@ func (d *decoder) bindings(n *yaml.Node, path string, p *Policy, dst *Destinatio
 			d.errorf(k, bp, "no dataset named %q in datasets", name)
 			return
 		}
-		var cols *yaml.Node
+		var cols, qis, minK *yaml.Node
 		if rv := resolve(v); !(rv.Kind == yaml.ScalarNode && (rv.Tag == "!!null" || rv.Value == "")) {
-			d.mapping(v, bp, field{"columns", false, func(n *yaml.Node, _ string) { cols = n }})
+			d.mapping(v, bp, field{"columns", false, func(n *yaml.Node, _ string) { cols = n }},
+				field{"quasi_identifiers", false, func(n *yaml.Node, _ string) { qis = n }},
+				field{"min_k", false, func(n *yaml.Node, _ string) { minK = n }})
 		}
 		if cols != nil {
 			d.entries(cols, join(bp, "columns"), func(col string, k, v *yaml.Node, cp string) {
@@ -396,6 +398,7 @@ func (d *decoder) bindings(n *yaml.Node, path string, p *Policy, dst *Destinatio
 				b.Columns = append(b.Columns, t)
 			}
 		}
+		d.riskColumns(qis, minK, bp, ds, b)
 		out = append(out, b)
 	})
 	return out
@@ -528,4 +531,47 @@ func (d *decoder) treatment(c *ColumnDecl, v *yaml.Node, path string, dst *Desti
 		}
 	}
 	return &TreatmentDecl{Column: col, Transform: spec, Params: full, Pos: d.pos(v), Allow: allow}
+}
+
+// riskColumns decodes a binding's quasi_identifiers and min_k: columns of
+// the dataset, each once, that the destination does not drop (the risk is
+// measured on the output), and a class size of 2 to 1000.
+func (d *decoder) riskColumns(qis, minK *yaml.Node, bp string, ds *DatasetDecl, b *BindingDecl) {
+	if qis != nil {
+		path := join(bp, "quasi_identifiers")
+		names, _ := d.stringList(qis, path)
+		seen := map[string]bool{}
+		for i, name := range names {
+			item := resolve(qis).Content[i]
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			switch t := b.treatment(name); {
+			case name == "":
+			case ds.Column(name) == nil:
+				d.errorf(item, ip, "column %q is not among dataset %s's columns", name, ds.Name)
+			case seen[name]:
+				d.errorf(item, ip, "column %q is listed twice", name)
+			case t != nil && t.Transform.Drops:
+				d.errorf(item, ip, "column %q is dropped in this destination (%s): the risk is measured on the output, so list only columns it keeps", name, t.Transform.Name)
+			default:
+				b.QuasiIdentifiers = append(b.QuasiIdentifiers, name)
+			}
+			seen[name] = true
+		}
+		if len(names) == 0 && resolve(qis).Kind == yaml.SequenceNode {
+			d.errorf(resolve(qis), path, "list at least one column, or leave quasi_identifiers out")
+		}
+	}
+	if minK != nil {
+		path := join(bp, "min_k")
+		if k, ok := d.integer(minK, path); ok {
+			switch {
+			case k < 2 || k > 1000:
+				d.errorf(resolve(minK), path, "min_k %d: the smallest class size accepted is 2 to 1000", k)
+			case qis == nil:
+				d.errorf(resolve(minK), path, "min_k needs quasi_identifiers: the columns whose combinations make the classes")
+			default:
+				b.MinK = int(k)
+			}
+		}
+	}
 }

@@ -138,6 +138,13 @@ type BindingDecl struct {
 	Dataset string
 	Pos     Pos
 	Columns []*TreatmentDecl
+	// QuasiIdentifiers are the output columns whose combination the
+	// re-identification risk is measured on (equivalence classes); empty
+	// when the policy lists none.
+	QuasiIdentifiers []string
+	// MinK is the smallest equivalence class size the policy accepts; 0
+	// when it sets none. deid verify reports a smaller class as a finding.
+	MinK int
 }
 
 // TreatmentDecl is the transform chosen for one column.

@@ -143,6 +143,14 @@ func TestPolicyErrors(t *testing.T) {
 		{"audit key mapping", "keys:\n", "audit_key: {from: A, encoding: hex}\nkeys:\n", 3, 19, "audit_key.from", "must be env:VARIABLE or file:PATH"},
 		{"audit key shares a pseudonym key", "keys:\n", "audit_key: base64:env:K\nkeys:\n", 3, 12, "audit_key", "the audit key reads the same variable as keys.k"},
 		{"audit key list", "keys:\n", "audit_key: [a]\nkeys:\n", 3, 12, "audit_key", "got a list"},
+		{"quasi-identifier unknown", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at, nope]\n", 26, 33, "destinations.out.datasets.logs.quasi_identifiers[1]", `column "nope" is not among dataset logs's columns`},
+		{"quasi-identifier twice", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at, at]\n", 26, 33, "destinations.out.datasets.logs.quasi_identifiers[1]", `column "at" is listed twice`},
+		{"quasi-identifier dropped", "user_id: pseudonymize\n          at: {transform: truncate_time, unit: day}\n", "user_id: drop\n          at: {transform: truncate_time, unit: day}\n        quasi_identifiers: [user_id]\n", 26, 29, "destinations.out.datasets.logs.quasi_identifiers[0]", `column "user_id" is dropped in this destination (drop)`},
+		{"quasi-identifiers empty", "unit: day}\n", "unit: day}\n        quasi_identifiers: []\n", 26, 28, "destinations.out.datasets.logs.quasi_identifiers", "list at least one column"},
+		{"quasi-identifiers not a list", "unit: day}\n", "unit: day}\n        quasi_identifiers: at\n", 26, 28, "destinations.out.datasets.logs.quasi_identifiers", "must be a list"},
+		{"min_k range", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at]\n        min_k: 1\n", 27, 16, "destinations.out.datasets.logs.min_k", "min_k 1: the smallest class size accepted is 2 to 1000"},
+		{"min_k not a number", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at]\n        min_k: five\n", 27, 16, "destinations.out.datasets.logs.min_k", `"five" is not an integer`},
+		{"min_k without quasi-identifiers", "unit: day}\n", "unit: day}\n        min_k: 5\n", 26, 16, "destinations.out.datasets.logs.min_k", "min_k needs quasi_identifiers"},
 		{"unknown dataset key", "    subject: user_id\n", "    subject: user_id\n    sorce: x\n", 9, 5, "datasets.logs.sorce", `unknown key "sorce"`},
 		{"missing source", "    source: in/*.parquet\n", "", 7, 5, "datasets.logs", `missing required key "source"`},
 		{"empty source", "source: in/*.parquet", "source: ''", 7, 13, "datasets.logs.source", "must not be empty"},
@@ -497,5 +505,23 @@ func TestAuditKey(t *testing.T) {
 	}
 	if k, err := LoadAuditKey(p, env(nil)); k != nil || err != nil {
 		t.Errorf("no audit key declared: %v %v", k, err)
+	}
+}
+
+// TestQuasiIdentifiersCompile: a binding's quasi-identifiers and min_k reach
+// the plan.
+func TestQuasiIdentifiersCompile(t *testing.T) {
+	src := strings.Replace(minimal, "unit: day}\n", "unit: day}\n        quasi_identifiers: [at, user_id]\n        min_k: 5\n", 1)
+	p, err := Parse("policy.yaml", []byte(src), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Compile(p, CompileOptions{Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Lookup: env(map[string]string{"K": benchKeyHex})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := plan.Destinations[0].Binding("logs")
+	if strings.Join(b.QuasiIdentifiers, ",") != "at,user_id" || b.MinK != 5 {
+		t.Errorf("binding: %v %d", b.QuasiIdentifiers, b.MinK)
 	}
 }

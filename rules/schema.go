@@ -95,7 +95,11 @@ func schemaDoc() obj {
 		forms = append(forms, form)
 	}
 	treatment := obj{"oneOf": []any{obj{"enum": names}, obj{"oneOf": forms}}}
-	binding := obj{"oneOf": []any{obj{"type": "null"}, strictObject(obj{"columns": mapOf(treatment)})}}
+	binding := obj{"oneOf": []any{obj{"type": "null"}, strictObject(obj{
+		"columns":           mapOf(treatment),
+		"quasi_identifiers": obj{"type": "array", "items": str(), "minItems": 1, "uniqueItems": true},
+		"min_k":             obj{"oneOf": []any{obj{"type": "integer", "minimum": 2, "maximum": 1000}, envRef}},
+	})}}
 	destination := strictObject(obj{
 		"purpose":  obj{"enum": Purposes},
 		"output":   str(),

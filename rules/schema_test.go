@@ -82,6 +82,8 @@ func TestSchemaRejectsBroken(t *testing.T) {
 		{"missing name", "name: t\n", ""},
 		{"key without encoding", "k: hex:env:K", "k: env:K"},
 		{"audit key without encoding", "keys:\n", "audit_key: env:A\nkeys:\n"},
+		{"min_k range", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at]\n        min_k: 1\n"},
+		{"quasi-identifiers empty", "unit: day}\n", "unit: day}\n        quasi_identifiers: []\n"},
 		{"unknown semantic type", "at: timestamp", "at: timestamps"},
 		{"retention unit", "keep: 30d", "keep: 30 days"},
 		{"on_null value", "on_null: keep", "on_null: drop"},

@@ -20,15 +20,17 @@ import (
 var htmlTemplate string
 
 var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"bars":    bars,
-	"params":  paramsText,
-	"num":     num,
-	"bytes":   byteSize,
-	"when":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"seconds": func(s float64) string { return fmt.Sprintf("%.2f s", s) },
-	"add":     func(a, b int) int { return a + b },
-	"mul":     func(a, b int) int { return a * b },
-	"total":   total,
+	"bars":     bars,
+	"sizeBars": sizeBars,
+	"pct":      func(f float64) string { return fmt.Sprintf("%.1f %%", 100*f) },
+	"params":   paramsText,
+	"num":      num,
+	"bytes":    byteSize,
+	"when":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"seconds":  func(s float64) string { return fmt.Sprintf("%.2f s", s) },
+	"add":      func(a, b int) int { return a + b },
+	"mul":      func(a, b int) int { return a * b },
+	"total":    total,
 }).Parse(htmlTemplate))
 
 // HTML renders the report as a self-contained HTML page.
@@ -71,6 +73,27 @@ func bars(m map[string]int64) []bar {
 		out[i].Y = i * 24
 		if max > 0 {
 			out[i].Width = int(out[i].Value * 300 / max)
+		}
+		if out[i].Value > 0 && out[i].Width < 2 {
+			out[i].Width = 2
+		}
+	}
+	return out
+}
+
+// sizeBars lays out rows by class size in the order of RiskBuckets.
+func sizeBars(m map[string]int64) []bar {
+	var max int64
+	for _, v := range m {
+		if v > max {
+			max = v
+		}
+	}
+	out := make([]bar, len(RiskBuckets))
+	for i, b := range RiskBuckets {
+		out[i] = bar{Label: "k " + b.Label, Value: m[b.Label], Y: i * 24}
+		if max > 0 {
+			out[i].Width = int(m[b.Label] * 300 / max)
 		}
 		if out[i].Value > 0 && out[i].Width < 2 {
 			out[i].Width = 2

@@ -116,7 +116,7 @@ func TestHTMLInChromium(t *testing.T) {
 		`"><img src=x onerror=alert(2)> & more`,
 		"Rows removed by reason",
 		"removed because rows",
-		"2 findings.", "pii out/example/analytics/service/dt=2026-10-31/part-0.parquet 0 query<script>alert(3)</script> 2 2 values the phone detector",
+		"3 findings.", "k (smallest class)", "Rows by the size k of their class", "pii out/example/analytics/service/dt=2026-10-31/part-0.parquet 0 query<script>alert(3)</script> 2 2 values the phone detector",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the rendered page does not show %q", want)

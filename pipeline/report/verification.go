@@ -21,6 +21,9 @@ type Verification struct {
 	Rows   int64    `json:"rows"`
 	// Findings are the problems found; empty when the destination passed.
 	Findings []Finding `json:"findings"`
+	// Risk is the re-identification risk of each dataset whose
+	// quasi-identifiers the policy lists for this destination.
+	Risk []*Risk `json:"risk,omitempty"`
 	// Signature signs the bytes before it; nil without an audit key.
 	Signature *Signature `json:"signature,omitempty"`
 }
@@ -79,4 +82,43 @@ func ParseVerification(data []byte) (*Verification, error) {
 	}
 	v.Signature = sig
 	return &v, nil
+}
+
+// Risk is the equivalence-class distribution of one dataset's output in one
+// destination: rows that share every quasi-identifier value form a class; a
+// row in a class of k rows hides among k.
+type Risk struct {
+	Dataset          string   `json:"dataset"`
+	QuasiIdentifiers []string `json:"quasi_identifiers"`
+	// MinK is the policy's min_k, 0 when it sets none; Threshold is MinK, or
+	// 5 without one: the size below which a class counts as small.
+	MinK      int   `json:"min_k,omitempty"`
+	Threshold int   `json:"threshold"`
+	Rows      int64 `json:"rows"`
+	Classes   int64 `json:"classes"`
+	// K is the smallest class size (0 without rows).
+	K int64 `json:"k"`
+	// UniqueRows are rows alone in their class (k = 1).
+	UniqueRows int64 `json:"unique_rows"`
+	// ClassesBelow and RowsBelow count the classes smaller than Threshold
+	// and their rows.
+	ClassesBelow int64 `json:"classes_below"`
+	RowsBelow    int64 `json:"rows_below"`
+	// RowsBySize counts rows by the size of their class: "1", "2", "3-4",
+	// "5-9", "10-19", "20-49", "50+".
+	RowsBySize map[string]int64 `json:"rows_by_class_size"`
+}
+
+// RiskBuckets are the class-size ranges of Risk.RowsBySize, in order.
+var RiskBuckets = []struct {
+	Label    string
+	Min, Max int64
+}{{"1", 1, 1}, {"2", 2, 2}, {"3-4", 3, 4}, {"5-9", 5, 9}, {"10-19", 10, 19}, {"20-49", 20, 49}, {"50+", 50, 1 << 62}}
+
+// ShareBelow is the share of rows in classes below the threshold.
+func (r *Risk) ShareBelow() float64 {
+	if r.Rows == 0 {
+		return 0
+	}
+	return float64(r.RowsBelow) / float64(r.Rows)
 }
