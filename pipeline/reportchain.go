@@ -144,8 +144,9 @@ func (c *CheckResult) OK() bool { return len(c.Problems) == 0 }
 // CheckReports walks the reports of the job whose output folder is output
 // and verifies each report's signature, the hash chain between consecutive
 // reports, and that every output file is the one its newest report recorded;
-// it also flags files no report wrote and a manifest that names a missing
-// report. The error is for failures to read; what does not match is in the
+// it also flags files no report wrote, a manifest that names a missing
+// report, a verify.json whose signature fails, and a report.html that does
+// not show what its report (and verification) say. The error is for failures to read; what does not match is in the
 // result's Problems.
 func CheckReports(ctx context.Context, s storage.Store, output string, opt CheckOptions) (*CheckResult, error) {
 	res := &CheckResult{Output: output, Reports: []string{}, Problems: []Problem{}, SignaturesChecked: opt.PublicKey != nil}
