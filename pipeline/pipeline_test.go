@@ -43,6 +43,7 @@ func TestRunSample(t *testing.T) {
 	files := tree(t, out)
 	want := []string{
 		"_manifest.json",
+		"_reports/" + rep.RunID + "/report.html",
 		"_reports/" + rep.RunID + "/report.json",
 		"browsing/dt=2026-10-30/part-0.parquet",
 		"browsing/dt=2026-10-31/part-0.parquet",
@@ -187,7 +188,7 @@ func TestRerunReplacesAndManifestMerges(t *testing.T) {
 	if len(m.Files) != 2 || m.RunID != rep3.RunID {
 		t.Errorf("after rerun: %d files, run %s", len(m.Files), m.RunID)
 	}
-	if len(keys(after)) != len(keys(before))+1 { // one more report
+	if len(keys(after)) != len(keys(before))+2 { // one more report, JSON and HTML
 		t.Errorf("rerun left %d files, before %d", len(after), len(before))
 	}
 }

@@ -161,7 +161,7 @@ func (r *runner) publish(ctx context.Context) error {
 			}
 		}
 		r.countRetries()
-		if err := r.writeJSON(ctx, storage.Join(dst.Output, ReportsDir, r.opt.RunID, "report.json"), r.rep.ForDestination(dst.Name)); err != nil {
+		if err := r.writeReport(ctx, dst); err != nil {
 			return err
 		}
 		if err := r.writeManifest(ctx, dst); err != nil {
@@ -225,6 +225,46 @@ func removeEmptyDirs(dir string) {
 	walk(dir)
 	os.Remove(storage.Dir(dir)) // .deid-staging, when no other run uses it
 }
+
+// writeReport writes the destination's report, chained to the previous
+// report of its job and signed with the audit key when the policy has one,
+// and beside it report.html, the page an auditor reads.
+func (r *runner) writeReport(ctx context.Context, dst *report.Destination) error {
+	rep := r.rep.ForDestination(dst.Name)
+	chain, err := previousReport(ctx, r.opt.Store, dst.Output)
+	if err != nil {
+		return err
+	}
+	rep.Chain = chain
+	loc := reportLocation(dst.Output, r.opt.RunID)
+	var b []byte
+	if k := r.plan.AuditKey; k != nil {
+		b, err = rep.Signed(k.Secret(), k.Fingerprint())
+	} else {
+		b, err = rep.JSON()
+	}
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", loc, err)
+	}
+	if err := r.writeJSON(ctx, loc, rawJSON(b)); err != nil {
+		return err
+	}
+	// the HTML page renders the report as written, signature included
+	written, _, err := report.Parse(b)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", loc, err)
+	}
+	page, err := written.HTML()
+	if err != nil {
+		return fmt.Errorf("%s: %w", loc, err)
+	}
+	return r.writeJSON(ctx, storage.Join(storage.Dir(loc), "report.html"), rawJSON(page))
+}
+
+// rawJSON is JSON (or another document) already encoded.
+type rawJSON []byte
+
+func (b rawJSON) JSON() ([]byte, error) { return b, nil }
 
 // writeJSON writes v as indented JSON, atomically.
 func (r *runner) writeJSON(ctx context.Context, loc string, v interface{ JSON() ([]byte, error) }) error {

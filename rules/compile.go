@@ -19,6 +19,8 @@ type Plan struct {
 	Now time.Time
 	// Keys are the keys the destinations use, sorted by name.
 	Keys []*Key
+	// AuditKey signs the run's reports; nil when the policy declares none.
+	AuditKey *Key
 	// Datasets are the datasets at least one destination reads, in policy order.
 	Datasets []*Dataset
 	// Destinations are the selected destinations, in policy order.
@@ -54,6 +56,10 @@ type Binding struct {
 	Dataset *Dataset
 	// Columns holds the treatment of every classified column, by name.
 	Columns map[string]*BoundColumn
+	// QuasiIdentifiers and MinK are the binding's re-identification risk
+	// measure (see BindingDecl).
+	QuasiIdentifiers []string
+	MinK             int
 }
 
 // BoundColumn is a column's treatment with its transform bound.
@@ -149,7 +155,7 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 				datasets[b.Dataset] = ds
 				plan.Datasets = append(plan.Datasets, ds)
 			}
-			bind := &Binding{Dataset: ds, Columns: map[string]*BoundColumn{}}
+			bind := &Binding{Dataset: ds, Columns: map[string]*BoundColumn{}, QuasiIdentifiers: b.QuasiIdentifiers, MinK: b.MinK}
 			for _, t := range b.Columns {
 				bc := &BoundColumn{
 					Name: t.Column, Semantic: ds.Column(t.Column).Type, Spec: t.Transform, Params: t.Params,
@@ -174,6 +180,19 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 		}
 		plan.Destinations = append(plan.Destinations, dst)
 	}
+	if p.AuditKey != nil {
+		k, err := LoadAuditKey(p, opt.Lookup)
+		if err != nil {
+			fail(p.AuditKey.Pos, "audit_key", "%v", err)
+		}
+		for _, dk := range keys {
+			if k != nil && dk.Fingerprint() == k.Fingerprint() {
+				fail(p.AuditKey.Pos, "audit_key", "the audit key has the same bytes as keys.%s: the key that signs reports must be held apart from pseudonym keys (generate another: openssl rand -hex 32)", dk.Name())
+				k = nil
+			}
+		}
+		plan.AuditKey = k
+	}
 	for name, k := range keys {
 		plan.Keys = append(plan.Keys, k)
 		if users := keyUsers[name]; len(users) > 1 {
@@ -191,6 +210,15 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 		return nil, errs.sorted()
 	}
 	return plan, nil
+}
+
+// LoadAuditKey loads the policy's audit key, the key that signs reports; it
+// returns nil and no error when the policy declares none.
+func LoadAuditKey(p *Policy, lookup LookupEnv) (*Key, error) {
+	if p.AuditKey == nil {
+		return nil, nil
+	}
+	return loadKey("audit_key", p.AuditKey.Ref, filepath.Dir(p.File), lookup)
 }
 
 func datasetIndex(p *Policy, name string) int {

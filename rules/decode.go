@@ -57,43 +57,69 @@ func (d *decoder) keys(n *yaml.Node, path string) []*KeyDecl {
 		// naming it do not report a second, misleading problem
 		kd := &KeyDecl{Name: name, Pos: d.pos(k)}
 		out = append(out, kd)
-		v = resolve(v)
-		if v.Kind == yaml.ScalarNode {
-			s := d.str(v, p)
-			if s == "" {
-				return
-			}
-			ref, err := parseKeyRef(s)
-			if err != nil {
-				d.errorf(v, p, "%v", err)
-				return
-			}
-			kd.Ref = ref
-			return
-		}
-		var from string
-		var fromNode *yaml.Node
-		d.mapping(v, p,
-			field{"from", true, func(n *yaml.Node, path string) { from, fromNode = d.str(n, path), resolve(n) }},
-			field{"encoding", true, func(n *yaml.Node, path string) { kd.Ref.Encoding = d.enum(n, path, "hex", "base64") }},
-		)
-		if from == "" {
-			return
-		}
-		src, name, ok := strings.Cut(from, ":")
-		if !ok {
-			d.errorf(fromNode, join(p, "from"), "%q must be env:VARIABLE or file:PATH", from)
-			return
-		}
-		kd.Ref.Source, kd.Ref.Name = src, name
-		if kd.Ref.Encoding == "" {
-			return
-		}
-		if err := kd.Ref.check(); err != nil {
-			d.errorf(fromNode, join(p, "from"), "%v", err)
-		}
+		kd.Ref = d.keyRef(v, p)
 	})
 	return out
+}
+
+// keyRef decodes a key reference: "ENCODING:SOURCE:NAME" or
+// {from: SOURCE:NAME, encoding: ENCODING}. A wrong reference is reported and
+// gives a zero KeyRef.
+func (d *decoder) keyRef(v *yaml.Node, p string) KeyRef {
+	v = resolve(v)
+	if v.Kind == yaml.ScalarNode {
+		s := d.str(v, p)
+		if s == "" {
+			return KeyRef{}
+		}
+		ref, err := parseKeyRef(s)
+		if err != nil {
+			d.errorf(v, p, "%v", err)
+			return KeyRef{}
+		}
+		return ref
+	}
+	var ref KeyRef
+	var from string
+	var fromNode *yaml.Node
+	d.mapping(v, p,
+		field{"from", true, func(n *yaml.Node, path string) { from, fromNode = d.str(n, path), resolve(n) }},
+		field{"encoding", true, func(n *yaml.Node, path string) { ref.Encoding = d.enum(n, path, "hex", "base64") }},
+	)
+	if from == "" {
+		return KeyRef{}
+	}
+	src, name, ok := strings.Cut(from, ":")
+	if !ok {
+		d.errorf(fromNode, join(p, "from"), "%q must be env:VARIABLE or file:PATH", from)
+		return KeyRef{}
+	}
+	ref.Source, ref.Name = src, name
+	if ref.Encoding == "" {
+		return KeyRef{}
+	}
+	if err := ref.check(); err != nil {
+		d.errorf(fromNode, join(p, "from"), "%v", err)
+		return KeyRef{}
+	}
+	return ref
+}
+
+// auditKey decodes the policy's audit key, which signs reports. It must be
+// held apart from the pseudonym keys: a reference to the same variable or
+// file as one of them is an error.
+func (d *decoder) auditKey(n *yaml.Node, path string, keys []*KeyDecl) *KeyDecl {
+	kd := &KeyDecl{Name: path, Pos: d.pos(resolve(n)), Ref: d.keyRef(n, path)}
+	if kd.Ref.Source == "" {
+		return kd
+	}
+	for _, k := range keys {
+		if k.Ref.Source == kd.Ref.Source && k.Ref.Name == kd.Ref.Name {
+			d.errorf(resolve(n), path, "the audit key reads the same %s as keys.%s: the key that signs reports must be held apart from pseudonym keys (generate another: openssl rand -hex 32)",
+				map[string]string{"env": "variable", "file": "file"}[kd.Ref.Source], k.Name)
+		}
+	}
+	return kd
 }
 
 func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
@@ -362,9 +388,11 @@ func (d *decoder) bindings(n *yaml.Node, path string, p *Policy, dst *Destinatio
 			d.errorf(k, bp, "no dataset named %q in datasets", name)
 			return
 		}
-		var cols *yaml.Node
+		var cols, qis, minK *yaml.Node
 		if rv := resolve(v); !(rv.Kind == yaml.ScalarNode && (rv.Tag == "!!null" || rv.Value == "")) {
-			d.mapping(v, bp, field{"columns", false, func(n *yaml.Node, _ string) { cols = n }})
+			d.mapping(v, bp, field{"columns", false, func(n *yaml.Node, _ string) { cols = n }},
+				field{"quasi_identifiers", false, func(n *yaml.Node, _ string) { qis = n }},
+				field{"min_k", false, func(n *yaml.Node, _ string) { minK = n }})
 		}
 		if cols != nil {
 			d.entries(cols, join(bp, "columns"), func(col string, k, v *yaml.Node, cp string) {
@@ -390,6 +418,7 @@ func (d *decoder) bindings(n *yaml.Node, path string, p *Policy, dst *Destinatio
 				b.Columns = append(b.Columns, t)
 			}
 		}
+		d.riskColumns(qis, minK, bp, ds, b)
 		out = append(out, b)
 	})
 	return out
@@ -522,4 +551,47 @@ func (d *decoder) treatment(c *ColumnDecl, v *yaml.Node, path string, dst *Desti
 		}
 	}
 	return &TreatmentDecl{Column: col, Transform: spec, Params: full, Pos: d.pos(v), Allow: allow}
+}
+
+// riskColumns decodes a binding's quasi_identifiers and min_k: columns of
+// the dataset, each once, that the destination does not drop (the risk is
+// measured on the output), and a class size of 2 to 1000.
+func (d *decoder) riskColumns(qis, minK *yaml.Node, bp string, ds *DatasetDecl, b *BindingDecl) {
+	if qis != nil {
+		path := join(bp, "quasi_identifiers")
+		names, _ := d.stringList(qis, path)
+		seen := map[string]bool{}
+		for i, name := range names {
+			item := resolve(qis).Content[i]
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			switch t := b.treatment(name); {
+			case name == "":
+			case ds.Column(name) == nil:
+				d.errorf(item, ip, "column %q is not among dataset %s's columns", name, ds.Name)
+			case seen[name]:
+				d.errorf(item, ip, "column %q is listed twice", name)
+			case t != nil && t.Transform.Drops:
+				d.errorf(item, ip, "column %q is dropped in this destination (%s): the risk is measured on the output, so list only columns it keeps", name, t.Transform.Name)
+			default:
+				b.QuasiIdentifiers = append(b.QuasiIdentifiers, name)
+			}
+			seen[name] = true
+		}
+		if len(names) == 0 && resolve(qis).Kind == yaml.SequenceNode {
+			d.errorf(resolve(qis), path, "list at least one column, or leave quasi_identifiers out")
+		}
+	}
+	if minK != nil {
+		path := join(bp, "min_k")
+		if k, ok := d.integer(minK, path); ok {
+			switch {
+			case k < 2 || k > 1000:
+				d.errorf(resolve(minK), path, "min_k %d: the smallest class size accepted is 2 to 1000", k)
+			case qis == nil:
+				d.errorf(resolve(minK), path, "min_k needs quasi_identifiers: the columns whose combinations make the classes")
+			default:
+				b.MinK = int(k)
+			}
+		}
+	}
 }

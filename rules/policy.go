@@ -36,6 +36,10 @@ type Policy struct {
 	Description string
 	// Keys are the declared secret keys, in file order.
 	Keys []*KeyDecl
+	// AuditKey is the key that signs the run's reports, or nil when the
+	// policy declares none (reports are then unsigned). Its Name is
+	// "audit_key".
+	AuditKey *KeyDecl
 	// Datasets are the declared source datasets, in file order.
 	Datasets []*DatasetDecl
 	// Destinations are the declared destinations, in file order.
@@ -162,6 +166,13 @@ type BindingDecl struct {
 	Dataset string
 	Pos     Pos
 	Columns []*TreatmentDecl
+	// QuasiIdentifiers are the output columns whose combination the
+	// re-identification risk is measured on (equivalence classes); empty
+	// when the policy lists none.
+	QuasiIdentifiers []string
+	// MinK is the smallest equivalence class size the policy accepts; 0
+	// when it sets none. deid verify reports a smaller class as a finding.
+	MinK int
 }
 
 // TreatmentDecl is the transform chosen for one column.
@@ -210,7 +221,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Policy, error) {
 		return nil, ErrorList{{File: file, Msg: "the policy is empty"}}
 	}
 	root := doc.Content[0]
-	var datasets, destinations *yaml.Node
+	var datasets, destinations, auditKey *yaml.Node
 	d.mapping(root, "",
 		field{"version", true, func(n *yaml.Node, path string) {
 			if v, ok := d.integer(n, path); ok {
@@ -222,9 +233,13 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Policy, error) {
 		field{"name", true, func(n *yaml.Node, path string) { p.Name = d.name(n, path) }},
 		field{"description", false, func(n *yaml.Node, path string) { p.Description, _ = d.scalar(n, path) }},
 		field{"keys", false, func(n *yaml.Node, path string) { p.Keys = d.keys(n, path) }},
+		field{"audit_key", false, func(n *yaml.Node, _ string) { auditKey = n }},
 		field{"datasets", true, func(n *yaml.Node, _ string) { datasets = n }},
 		field{"destinations", true, func(n *yaml.Node, _ string) { destinations = n }},
 	)
+	if auditKey != nil {
+		p.AuditKey = d.auditKey(auditKey, "audit_key", p.Keys)
+	}
 	// datasets first: destinations refer to them
 	if datasets != nil {
 		p.Datasets = d.datasets(datasets, "datasets", filepath.Dir(file))

@@ -128,7 +128,7 @@ func TestPolicyErrors(t *testing.T) {
 		path, msg string
 	}{
 		{"syntax", "name: t\n", "name: [t\n", 1, 1, "", "invalid YAML"},
-		{"unknown top-level key", "name: t\n", "name: t\nnmae: u\n", 3, 1, "nmae", `unknown key "nmae" (known keys: datasets, description, destinations, keys, name, version)`},
+		{"unknown top-level key", "name: t\n", "name: t\nnmae: u\n", 3, 1, "nmae", `unknown key "nmae" (known keys: audit_key, datasets, description, destinations, keys, name, version)`},
 		{"version", "version: 1", "version: 2", 1, 10, "version", "unsupported policy version 2"},
 		{"version not a number", "version: 1", "version: one", 1, 10, "version", `"one" is not an integer`},
 		{"missing name", "name: t\n", "", 1, 1, "", `missing required key "name"`},
@@ -138,6 +138,19 @@ func TestPolicyErrors(t *testing.T) {
 		{"key embedded", "k: hex:env:K", "k: hex:inline:abcd", 4, 6, "keys.k", "must be env or file"},
 		{"key mapping", "k: hex:env:K", "k: {from: K, encoding: hex}", 4, 13, "keys.k.from", "must be env:VARIABLE or file:PATH"},
 		{"key mapping encoding", "k: hex:env:K", "k: {from: env:K, encoding: b64}", 4, 30, "keys.k.encoding", `"b64" is not one of hex, base64`},
+		{"audit key embedded", "keys:\n", "audit_key: hex:inline:abcd\nkeys:\n", 3, 12, "audit_key", "must be env or file"},
+		{"audit key without encoding", "keys:\n", "audit_key: env:A\nkeys:\n", 3, 12, "audit_key", "ENCODING:SOURCE:NAME"},
+		{"audit key mapping", "keys:\n", "audit_key: {from: A, encoding: hex}\nkeys:\n", 3, 19, "audit_key.from", "must be env:VARIABLE or file:PATH"},
+		{"audit key shares a pseudonym key", "keys:\n", "audit_key: base64:env:K\nkeys:\n", 3, 12, "audit_key", "the audit key reads the same variable as keys.k"},
+		{"audit key list", "keys:\n", "audit_key: [a]\nkeys:\n", 3, 12, "audit_key", "got a list"},
+		{"quasi-identifier unknown", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at, nope]\n", 26, 33, "destinations.out.datasets.logs.quasi_identifiers[1]", `column "nope" is not among dataset logs's columns`},
+		{"quasi-identifier twice", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at, at]\n", 26, 33, "destinations.out.datasets.logs.quasi_identifiers[1]", `column "at" is listed twice`},
+		{"quasi-identifier dropped", "user_id: pseudonymize\n          at: {transform: truncate_time, unit: day}\n", "user_id: drop\n          at: {transform: truncate_time, unit: day}\n        quasi_identifiers: [user_id]\n", 26, 29, "destinations.out.datasets.logs.quasi_identifiers[0]", `column "user_id" is dropped in this destination (drop)`},
+		{"quasi-identifiers empty", "unit: day}\n", "unit: day}\n        quasi_identifiers: []\n", 26, 28, "destinations.out.datasets.logs.quasi_identifiers", "list at least one column"},
+		{"quasi-identifiers not a list", "unit: day}\n", "unit: day}\n        quasi_identifiers: at\n", 26, 28, "destinations.out.datasets.logs.quasi_identifiers", "must be a list"},
+		{"min_k range", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at]\n        min_k: 1\n", 27, 16, "destinations.out.datasets.logs.min_k", "min_k 1: the smallest class size accepted is 2 to 1000"},
+		{"min_k not a number", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at]\n        min_k: five\n", 27, 16, "destinations.out.datasets.logs.min_k", `"five" is not an integer`},
+		{"min_k without quasi-identifiers", "unit: day}\n", "unit: day}\n        min_k: 5\n", 26, 16, "destinations.out.datasets.logs.min_k", "min_k needs quasi_identifiers"},
 		{"unknown dataset key", "    subject: user_id\n", "    subject: user_id\n    sorce: x\n", 9, 5, "datasets.logs.sorce", `unknown key "sorce"`},
 		{"missing source", "    source: in/*.parquet\n", "", 7, 5, "datasets.logs", `missing required key "source"`},
 		{"empty source", "source: in/*.parquet", "source: ''", 7, 13, "datasets.logs.source", "must not be empty"},
@@ -493,5 +506,74 @@ func TestCompileErrors(t *testing.T) {
 			}
 			t.Errorf("want policy.yaml:%d:%d: %s: ...%s...\ngot:\n%v", c.line, c.col, c.path, c.msg, err)
 		})
+	}
+}
+
+// TestAuditKey: the audit key loads like other keys, is compiled into the
+// plan, and is refused when it has a pseudonym key's bytes or cannot load.
+func TestAuditKey(t *testing.T) {
+	const other = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"
+	cases := []struct {
+		name, ref string
+		env       map[string]string
+		err       string
+	}{
+		{"loads", "hex:env:A", map[string]string{"K": benchKeyHex, "A": other}, ""},
+		{"mapping form", "{from: env:A, encoding: hex}", map[string]string{"K": benchKeyHex, "A": other}, ""},
+		{"same bytes as a pseudonym key", "hex:env:A", map[string]string{"K": benchKeyHex, "A": benchKeyHex}, "policy.yaml:3:12: audit_key: the audit key has the same bytes as keys.k"},
+		{"unset", "hex:env:A", map[string]string{"K": benchKeyHex}, "policy.yaml:3:12: audit_key: key audit_key: environment variable A is not set"},
+		{"weak", "hex:env:A", map[string]string{"K": benchKeyHex, "A": "abcd"}, "2 bytes, at least 32"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := strings.Replace(minimal, "keys:\n", "audit_key: "+c.ref+"\nkeys:\n", 1)
+			p, err := Parse("policy.yaml", []byte(src), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := Compile(p, CompileOptions{Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Lookup: env(c.env)})
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrPolicy) {
+					t.Fatalf("error %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.AuditKey == nil || plan.AuditKey.Fingerprint() != Fingerprint(mustHex(t, other)) {
+				t.Errorf("audit key %v", plan.AuditKey)
+			}
+			for _, k := range plan.Keys {
+				if k.Name() == "audit_key" {
+					t.Error("the audit key is listed among the pseudonym keys")
+				}
+			}
+		})
+	}
+	p, err := Parse("policy.yaml", []byte(minimal), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := LoadAuditKey(p, env(nil)); k != nil || err != nil {
+		t.Errorf("no audit key declared: %v %v", k, err)
+	}
+}
+
+// TestQuasiIdentifiersCompile: a binding's quasi-identifiers and min_k reach
+// the plan.
+func TestQuasiIdentifiersCompile(t *testing.T) {
+	src := strings.Replace(minimal, "unit: day}\n", "unit: day}\n        quasi_identifiers: [at, user_id]\n        min_k: 5\n", 1)
+	p, err := Parse("policy.yaml", []byte(src), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Compile(p, CompileOptions{Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Lookup: env(map[string]string{"K": benchKeyHex})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := plan.Destinations[0].Binding("logs")
+	if strings.Join(b.QuasiIdentifiers, ",") != "at,user_id" || b.MinK != 5 {
+		t.Errorf("binding: %v %d", b.QuasiIdentifiers, b.MinK)
 	}
 }

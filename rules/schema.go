@@ -101,7 +101,11 @@ func schemaDoc() obj {
 		}, "age_from"),
 	}, "source", "columns")
 
-	binding := obj{"oneOf": []any{obj{"type": "null"}, strictObject(obj{"columns": mapOf(treatment)})}}
+	binding := obj{"oneOf": []any{obj{"type": "null"}, strictObject(obj{
+		"columns":           mapOf(treatment),
+		"quasi_identifiers": obj{"type": "array", "items": str(), "minItems": 1, "uniqueItems": true},
+		"min_k":             obj{"oneOf": []any{obj{"type": "integer", "minimum": 2, "maximum": 1000}, envRef}},
+	})}}
 	destination := strictObject(obj{
 		"purpose":  obj{"enum": Purposes},
 		"output":   str(),
@@ -123,6 +127,7 @@ func schemaDoc() obj {
 			"name":         obj{"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
 			"description":  obj{"type": "string"},
 			"keys":         mapOf(keyRef),
+			"audit_key":    keyRef,
 			"datasets":     mapOf(dataset),
 			"destinations": mapOf(destination),
 		},

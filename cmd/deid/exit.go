@@ -14,6 +14,7 @@ const (
 	exitOther  = 1 // anything else: I/O, cancellation, a bug
 	exitPolicy = 2 // a usage or policy error: fix the command line or the policy
 	exitData   = 3 // a data error: a corrupt, drifted or unclassified input
+	exitCheck  = 4 // a check found a mismatch: a report or output file was changed
 )
 
 const exitCodesHelp = `
@@ -21,7 +22,8 @@ exit status:
   0  success
   1  an unexpected failure (I/O error, interrupted, internal error)
   2  a usage or policy error (bad flag, policy syntax, unknown transform, missing or weak key)
-  3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, bad erasure list)`
+  3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, bad erasure list)
+  4  a check failed (deid report check: a report or output file no longer matches; deid verify: a finding)`
 
 // errUsage marks command-line mistakes.
 var errUsage = errors.New("usage error")
@@ -47,6 +49,8 @@ func exitCode(err error) int {
 		return exitPolicy
 	case errors.Is(err, pipeline.ErrData):
 		return exitData
+	case errors.Is(err, pipeline.ErrCheck):
+		return exitCheck
 	}
 	return exitOther
 }

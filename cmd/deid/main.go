@@ -10,10 +10,15 @@
 //	deid validate -c policy.yaml                                 check the policy, its keys and sources
 //	deid schema                                                  print the policy's JSON Schema
 //	deid retain   -c policy.yaml [--now RFC3339] [--dry-run]     delete or anonymize expired and erased rows in the sources
+//	deid verify   -c policy.yaml [--run RUN] [--strict]          check published outputs: schemas, PII, raw identifiers
+//	deid report check DIR -c policy.yaml                         verify a job's signed report chain and output files
+//	deid report render report.json [-o report.html]              render a stored report as a self-contained HTML page
+//	deid report public-key -c policy.yaml                        print the public key auditors check reports with
 //
 // Exit status: 0 success; 1 an unexpected failure (I/O, cancelled); 2 a
 // usage or policy error; 3 a data error (corrupt file, unclassified or
-// drifted column, bad erasure list).
+// drifted column, bad erasure list); 4 a check found a mismatch (a report or
+// output file changed, or verify found a problem in the outputs).
 package main
 
 import (
@@ -40,6 +45,8 @@ func commands() []command {
 		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
 		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
 		{"retain", "delete or anonymize expired and erased rows in the source datasets themselves", retainCmd},
+		{"verify", "check published outputs against the policy: schemas, leftover PII, raw source identifiers", verifyCmd},
+		{"report", "check a job's signed reports and outputs (check), render a report as HTML (render), print the audit public key (public-key)", reportCmd},
 	}
 }
 

@@ -45,6 +45,16 @@ type Run struct {
 	// StorageRetries counts the storage requests retried after a
 	// transient error (GCS: 429, 5xx, dropped connections).
 	StorageRetries int64 `json:"storage_retries,omitempty"`
+	// Chain links a published report to the previous report of its job; nil
+	// in reports that are not published (plan, --json).
+	Chain *Chain `json:"chain,omitempty"`
+	// Signature signs every byte of the report before it, and stays the
+	// last field (see Signed); nil when the policy has no audit key.
+	Signature *Signature `json:"signature,omitempty"`
+	// Verification is deid verify's result for this run's destination, read
+	// from verify.json beside the report to render the page; it is not part
+	// of report.json.
+	Verification *Verification `json:"-"`
 
 	mu sync.Mutex
 }

@@ -130,9 +130,10 @@ func Generate(seed uint64) ([]File, error) {
 	fmt.Fprintf(&consent, "%d,research,2026-01-01T00:00:00+08:00\n", users[27].id)
 	files = append(files, File{Path: "erasure.csv", Data: []byte(erasure.String())},
 		File{Path: "consent.csv", Data: []byte(consent.String())})
-	// one SAMPLE-ONLY key per destination of the example policy: public, in
-	// the repository, protecting nothing
-	for _, name := range []string{"training", "analytics", "partner_ads", "research"} {
+	// one SAMPLE-ONLY key per destination of the example policy, and its
+	// audit key (which signs reports): public, in the repository, protecting
+	// nothing
+	for _, name := range []string{"training", "analytics", "partner_ads", "research", "audit"} {
 		files = append(files, File{Path: "keys/" + name + ".key", Data: []byte(fmt.Sprintf("%016x%016x%016x%016x\n", r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64()))})
 	}
 	return files, nil
