@@ -234,7 +234,10 @@ func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error
 	err := r.run(ctx)
 	r.rep.Finish(r.opt.Clock(), err)
 	if err == nil {
-		if err = r.publish(ctx); err != nil {
+		// once every file is staged, publishing is short and is not
+		// interrupted: a cancellation now would leave some destinations
+		// committed and others not
+		if err = r.publish(context.WithoutCancel(ctx)); err != nil {
 			r.abortStaging(context.WithoutCancel(ctx))
 		}
 	}
