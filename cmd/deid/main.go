@@ -6,6 +6,8 @@
 // Usage:
 //
 //	deid run      -c policy.yaml [--now RFC3339] [--workers N]   de-identify and publish
+//	deid run      -c policy.yaml --job NAME                      run one of the policy's jobs once, now
+//	deid serve    -c policy.yaml [--addr :9090] [--grace 25s]    run the policy's jobs on their schedules
 //	deid plan     -c policy.yaml [--now RFC3339] [--json]        dry run: what would be read, written, removed
 //	deid validate -c policy.yaml                                 check the policy, its keys and sources
 //	deid schema                                                  print the policy's JSON Schema
@@ -37,6 +39,7 @@ func commands() []command {
 		{"run", "de-identify the policy's datasets and publish the outputs", runCmd},
 		{"plan", "dry run: list inputs and count what a run would remove and write", planCmd},
 		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
+		{"serve", "run the policy's jobs on their schedules, with /healthz, /readyz, /metrics and /jobs", serveCmd},
 		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
 	}
 }

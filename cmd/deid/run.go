@@ -26,6 +26,7 @@ type runFlags struct {
 	rgRows    int64
 	memLimit  string
 	json      bool
+	job       string
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -71,12 +72,15 @@ func (f *runFlags) options(stderr io.Writer) (pipeline.Options, func(), error) {
 func (f *runFlags) setup(name string, args []string, stderr io.Writer) (plan *rules.Plan, opt pipeline.Options, done func(), err error) {
 	fs := flag.NewFlagSet("deid "+name, flag.ContinueOnError)
 	f.register(fs)
+	if name == "run" {
+		fs.StringVar(&f.job, "job", "", "run the policy's job NAME (its destinations, under its lock) once, now")
+	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return nil, opt, nil, err
 	}
 	opt, done, err = f.options(stderr)
-	if err != nil {
-		return nil, opt, nil, err
+	if err != nil || f.job != "" {
+		return nil, opt, done, err
 	}
 	now, err := f.reference(time.Now)
 	if err != nil {
@@ -90,6 +94,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var f runFlags
 	plan, opt, done, err := f.setup("run", args, stderr)
 	if err != nil {
+		return err
+	}
+	if f.job != "" {
+		err := runJob(ctx, &f, opt, stdout)
+		done()
 		return err
 	}
 	rep, err := pipeline.Run(ctx, plan, opt)

@@ -34,6 +34,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
@@ -55,6 +56,8 @@ type Result struct {
 	// figures; zero for kinds that do not count them.
 	RowsIn, RowsOut, Bytes int64
 	Removed                map[string]int64
+	// Report is the de-identification run's report, when the job ran one.
+	Report *report.Run
 }
 
 // RunFunc runs one job once. It must stop promptly, publishing nothing,
@@ -353,6 +356,9 @@ func (s *Scheduler) runKinds(ctx context.Context, j *rules.JobDecl) (*Result, er
 		r, err := s.opt.Runners[k](ctx, j)
 		if r != nil {
 			total.RunID = r.RunID
+			if r.Report != nil {
+				total.Report = r.Report
+			}
 			total.Reports = append(total.Reports, r.Reports...)
 			total.RowsIn += r.RowsIn
 			total.RowsOut += r.RowsOut
@@ -493,7 +499,7 @@ func Deidentify(policy *rules.Policy, opt pipeline.Options, lookup rules.LookupE
 			o.Logger = o.Logger.With("job", job.Name)
 		}
 		rep, err := pipeline.Run(ctx, plan, o)
-		res := &Result{Removed: map[string]int64{}}
+		res := &Result{Removed: map[string]int64{}, Report: rep}
 		if rep != nil {
 			res.RunID = rep.RunID
 			for _, d := range rep.Datasets {
