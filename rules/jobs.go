@@ -43,7 +43,19 @@ type JobDecl struct {
 var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // ParseSchedule parses a job's cron schedule as the policy language does.
-func ParseSchedule(spec string) (cron.Schedule, error) {
+func ParseSchedule(spec string) (s cron.Schedule, err error) {
+	// robfig/cron v3.0.1 panics on a zone prefix with nothing after it
+	// ("TZ=", found by FuzzParseSchedule); other panics are caught too
+	for _, prefix := range []string{"TZ=", "CRON_TZ="} {
+		if rest, ok := strings.CutPrefix(spec, prefix); ok && !strings.Contains(rest, " ") {
+			return nil, fmt.Errorf("%s%s: the zone must be followed by a space and the schedule", prefix, rest)
+		}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s, err = nil, fmt.Errorf("cannot parse the schedule (%v)", p)
+		}
+	}()
 	return scheduleParser.Parse(spec)
 }
 

@@ -31,6 +31,8 @@ func TestParseSchedule(t *testing.T) {
 		{"bad zone", "CRON_TZ=Nowhere/Land 0 3 * * *", "", "provided bad location"},
 		{"bad descriptor", "@fortnightly", "", "unrecognized descriptor"},
 		{"empty", "", "", "empty spec string"},
+		{"zone alone", "TZ=", "", "the zone must be followed by a space and the schedule"},
+		{"zone without schedule", "CRON_TZ=Asia/Shanghai", "", "the zone must be followed by a space and the schedule"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -48,6 +50,20 @@ func TestParseSchedule(t *testing.T) {
 				t.Errorf("next %s, want %s", got, c.want)
 			}
 		})
+	}
+}
+
+// TestScheduleAutumnOverlap: a time that happens twice when clocks go back
+// runs twice, an hour apart (the README says so).
+func TestScheduleAutumnOverlap(t *testing.T) {
+	s, err := ParseSchedule("CRON_TZ=America/New_York 30 1 * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := s.Next(time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)) // 01:00 EDT
+	second := s.Next(first)
+	if first.UTC().Format(time.RFC3339) != "2026-11-01T05:30:00Z" || second.UTC().Format(time.RFC3339) != "2026-11-01T06:30:00Z" {
+		t.Errorf("runs at %s and %s", first.UTC(), second.UTC())
 	}
 }
 
@@ -70,4 +86,22 @@ func TestJobsDecoded(t *testing.T) {
 	if p.Job("none") != nil {
 		t.Error("unknown job found")
 	}
+}
+
+// FuzzParseSchedule: any text is either rejected with an error or gives a
+// schedule whose next run is after the given instant (or none: zero).
+func FuzzParseSchedule(f *testing.F) {
+	for _, s := range []string{"0 3 * * *", "*/5 * * * * *", "@every 90s", "CRON_TZ=Asia/Shanghai 0 3 * * MON", "TZ=UTC 0 0 29 2 *", "0 0 30 2 *", "@daily"} {
+		f.Add(s)
+	}
+	after := time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, spec string) {
+		s, err := ParseSchedule(spec)
+		if err != nil {
+			return
+		}
+		if next := s.Next(after); !next.IsZero() && !next.After(after) {
+			t.Fatalf("%q: next %s is not after %s", spec, next, after)
+		}
+	})
 }
