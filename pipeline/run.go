@@ -73,6 +73,11 @@ type Options struct {
 	// Clock returns the current time, for timings and the run id; nil means
 	// time.Now. Retention uses the plan's Now, never this clock.
 	Clock func() time.Time
+	// Incremental skips the outputs a destination already holds from the
+	// same unchanged input, policy, key and erasure and consent lists (see
+	// skipCommitted); scheduled jobs run this way unless forced. Retention
+	// of rows in outputs kept this way is the retain job's work.
+	Incremental bool
 }
 
 // Progress reports how far a run is.
@@ -259,6 +264,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 	log.Info("run starting", "run_id", r.opt.RunID, "policy", r.plan.Policy.File, "now", r.plan.Now, "workers", r.opt.Workers)
 	if err := r.listInputs(ctx); err != nil {
 		return err
+	}
+	if r.opt.Incremental && !r.dryRun {
+		if err := r.skipCommitted(ctx); err != nil {
+			return err
+		}
 	}
 	if err := r.checkOutputs(ctx); err != nil {
 		return err

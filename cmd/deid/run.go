@@ -27,6 +27,7 @@ type runFlags struct {
 	memLimit  string
 	json      bool
 	job       string
+	force     bool
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -73,7 +74,8 @@ func (f *runFlags) setup(name string, args []string, stderr io.Writer) (plan *ru
 	fs := flag.NewFlagSet("deid "+name, flag.ContinueOnError)
 	f.register(fs)
 	if name == "run" {
-		fs.StringVar(&f.job, "job", "", "run the policy's job NAME (its destinations, under its lock) once, now")
+		fs.StringVar(&f.job, "job", "", "run the policy's job NAME (its destinations, under its lock) once, now; incremental unless --force")
+		fs.BoolVar(&f.force, "force", false, "with --job: reprocess every input, also those whose outputs are committed and unchanged")
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return nil, opt, nil, err
@@ -168,6 +170,10 @@ func printSummary(w io.Writer, rep *report.Run) {
 		}
 		fmt.Fprintf(w, "  destination %s (%s): %s, %d rows, %d bytes in %s%s\n", d.Name, d.Purpose,
 			plural(int64(len(d.Files)), "file", "files"), d.RowsOut, d.Bytes, d.Output, destinationRemovals(d))
+		if len(d.Unchanged) > 0 {
+			fmt.Fprintf(w, "    incremental: %s kept as committed (input, policy, key and lists unchanged; --force reprocesses)\n",
+				plural(int64(len(d.Unchanged)), "file", "files"))
+		}
 	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)

@@ -36,6 +36,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.addr, "addr", ":9090", "HTTP address for /healthz, /readyz, /metrics and /jobs (host:port; port 0 picks one, logged)")
 	fs.DurationVar(&f.grace, "grace", 25*time.Second, "on SIGTERM or SIGINT, how long a running job may go on before it is aborted (nothing it staged is published)")
 	fs.DurationVar(&f.abortWait, "abort-wait", 10*time.Second, "after the abort, how long to wait for the job to clean up before exiting anyway")
+	fs.BoolVar(&f.force, "force", false, "reprocess every input at each run (default: incremental, skipping outputs committed from unchanged inputs)")
 	fs.DurationVar(&f.lockTTL, "lock-ttl", 2*time.Minute, "lease of job locks: a lock not renewed for this long (its holder died) is taken over")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -48,6 +49,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	opt.Incremental = !f.force
 	log := opt.Logger
 	pol, err := f.load(log)
 	if err != nil {
@@ -111,6 +113,7 @@ func runJob(ctx context.Context, f *runFlags, opt pipeline.Options, stdout io.Wr
 	if len(f.destinations) > 0 {
 		return usageError("--job runs the job's own destinations: leave out --destination")
 	}
+	opt.Incremental = !f.force
 	pol, err := f.load(opt.Logger)
 	if err != nil {
 		return err
