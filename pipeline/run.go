@@ -78,6 +78,10 @@ type Options struct {
 	// skipCommitted); scheduled jobs run this way unless forced. Retention
 	// of rows in outputs kept this way is the retain job's work.
 	Incremental bool
+	// Shard, when set, runs one shard of a sharded run (see ShardsDir): its
+	// share of the frozen input list, published without a manifest until
+	// MergeShards commits the run.
+	Shard *Shard
 }
 
 // Progress reports how far a run is.
@@ -242,7 +246,11 @@ func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error
 		// once every file is staged, publishing is short and is not
 		// interrupted: a cancellation now would leave some destinations
 		// committed and others not
-		if err = r.publish(context.WithoutCancel(ctx)); err != nil {
+		publish := r.publish
+		if r.opt.Shard != nil {
+			publish = r.publishShard
+		}
+		if err = publish(context.WithoutCancel(ctx)); err != nil {
 			r.abortStaging(context.WithoutCancel(ctx))
 		}
 	}

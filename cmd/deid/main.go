@@ -7,6 +7,8 @@
 //
 //	deid run      -c policy.yaml [--now RFC3339] [--workers N]   de-identify and publish
 //	deid run      -c policy.yaml --job NAME                      run one of the policy's jobs once, now
+//	deid run      -c policy.yaml --shard I/N --run-id ID          one shard of a sharded run
+//	deid report merge -c policy.yaml --run-id ID --shards N       commit a sharded run
 //	deid serve    -c policy.yaml [--addr :9090] [--grace 25s]    run the policy's jobs on their schedules
 //	deid plan     -c policy.yaml [--now RFC3339] [--json]        dry run: what would be read, written, removed
 //	deid validate -c policy.yaml                                 check the policy, its keys and sources
@@ -40,6 +42,7 @@ func commands() []command {
 		{"plan", "dry run: list inputs and count what a run would remove and write", planCmd},
 		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
 		{"serve", "run the policy's jobs on their schedules, with /healthz, /readyz, /metrics and /jobs", serveCmd},
+		{"report", "merge: combine the reports of a sharded run's shards and commit it", reportCmd},
 		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -28,6 +29,8 @@ type runFlags struct {
 	json      bool
 	job       string
 	force     bool
+	shard     string
+	runID     string
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -76,6 +79,8 @@ func (f *runFlags) setup(name string, args []string, stderr io.Writer) (plan *ru
 	if name == "run" {
 		fs.StringVar(&f.job, "job", "", "run the policy's job NAME (its destinations, under its lock) once, now; incremental unless --force")
 		fs.BoolVar(&f.force, "force", false, "with --job: reprocess every input, also those whose outputs are committed and unchanged")
+		fs.StringVar(&f.shard, "shard", "", "run shard INDEX/COUNT of a sharded run (default: from CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT when set); commit with deid report merge")
+		fs.StringVar(&f.runID, "run-id", "", "with --shard: the id every shard of the run shares (default: CLOUD_RUN_EXECUTION)")
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return nil, opt, nil, err
@@ -100,6 +105,18 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if f.job != "" {
 		err := runJob(ctx, &f, opt, stdout)
+		done()
+		return err
+	}
+	if index, count, sharded, err := shardSpec(f.shard, os.Getenv); err != nil || sharded {
+		if err != nil {
+			return err
+		}
+		runID, err := shardRunID(f.runID, os.Getenv)
+		if err != nil {
+			return err
+		}
+		err = runShard(ctx, &f, plan, opt, index, count, runID, stdout)
 		done()
 		return err
 	}

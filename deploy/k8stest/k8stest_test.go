@@ -8,6 +8,7 @@ package k8stest
 import (
 	"bytes"
 	"debug/elf"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,6 +256,48 @@ func TestServeDeployment(t *testing.T) {
 	if pod.TerminationGracePeriodSeconds == nil || time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= grace+abort {
 		t.Errorf("terminationGracePeriodSeconds %v must exceed --grace %s + --abort-wait %s, or the kubelet kills deid before it aborts cleanly",
 			pod.TerminationGracePeriodSeconds, grace, abort)
+	}
+}
+
+// TestIndexedJob: the sharded run's Job is Indexed, its pods take their
+// shard from the completion index with the count equal to completions, and
+// share a run id.
+func TestIndexedJob(t *testing.T) {
+	m := load(t)
+	if len(m.jobs) != 1 {
+		t.Fatalf("%d Jobs, want the Indexed Job", len(m.jobs))
+	}
+	j := m.jobs[0]
+	s := j.Spec
+	if s.CompletionMode == nil || *s.CompletionMode != batchv1.IndexedCompletion || s.Completions == nil || s.Parallelism == nil {
+		t.Fatalf("not an Indexed Job with completions and parallelism: %+v", s)
+	}
+	if s.ActiveDeadlineSeconds == nil || s.BackoffLimitPerIndex == nil || s.MaxFailedIndexes == nil || *s.MaxFailedIndexes != 0 {
+		t.Errorf("deadline, per-index retries and maxFailedIndexes: 0 are required")
+	}
+	pod := s.Template.Spec
+	checkPod(t, j.Name, pod)
+	c := pod.Containers[0]
+	i := slices.Index(c.Args, "--shard")
+	if i < 0 || c.Args[i+1] != fmt.Sprintf("$(JOB_COMPLETION_INDEX)/%d", *s.Completions) {
+		t.Errorf("--shard must be $(JOB_COMPLETION_INDEX)/%d: %v", *s.Completions, c.Args)
+	}
+	k := slices.Index(c.Args, "--run-id")
+	if k < 0 || c.Args[k+1] != "$(DEID_RUN_ID)" {
+		t.Fatalf("--run-id $(DEID_RUN_ID) missing: %v", c.Args)
+	}
+	found := false
+	for _, e := range c.Env {
+		if e.Name == "DEID_RUN_ID" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil &&
+			e.ValueFrom.FieldRef.FieldPath == "metadata.labels['batch.kubernetes.io/controller-uid']" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("DEID_RUN_ID must come from the Job's controller uid, the same for every shard")
+	}
+	if pod.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy %q", pod.RestartPolicy)
 	}
 }
 
