@@ -61,24 +61,16 @@ type outColumn struct {
 func (r *runner) listInputs(ctx context.Context) error {
 	for _, ds := range r.plan.Datasets {
 		dsr := r.datasetReport(ds)
-		_, matches, err := storage.Glob(ctx, r.opt.Store, ds.Source)
+		matches, err := globDataset(ctx, r.opt.Store, ds)
 		if err != nil {
-			if errors.Is(err, storage.ErrNotExist) {
-				return dataErrorf(ds.Source, "", "dataset %s: source file does not exist", ds.Name)
-			}
-			return fmt.Errorf("dataset %s: list %s: %w", ds.Name, ds.Source, err)
+			return err
 		}
-		if ds.Root != "" {
-			// outputs are named relative to the declared root instead
-			for i := range matches {
-				rel, err := storage.Rel(ds.Root, matches[i].Location)
-				if err != nil || strings.HasPrefix(rel, "../") {
-					return dataErrorf(matches[i].Location, "", "not under the dataset's root %s", ds.Root)
-				}
-				matches[i].Rel = rel
+		if r.opt.Shard != nil {
+			if matches, err = r.opt.Shard.select_(ds, matches); err != nil {
+				return err
 			}
 		}
-		if len(matches) == 0 {
+		if len(matches) == 0 && r.opt.Shard == nil {
 			r.rep.Warn(fmt.Sprintf("dataset %s: no input file matches %s", ds.Name, ds.Source))
 		}
 		var first *inputFile
@@ -116,6 +108,29 @@ func (r *runner) listInputs(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// globDataset lists a dataset's input files, with output paths relative
+// to its root.
+func globDataset(ctx context.Context, store storage.Store, ds *rules.Dataset) ([]storage.Match, error) {
+	_, matches, err := storage.Glob(ctx, store, ds.Source)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotExist) {
+			return nil, dataErrorf(ds.Source, "", "dataset %s: source file does not exist", ds.Name)
+		}
+		return nil, fmt.Errorf("dataset %s: list %s: %w", ds.Name, ds.Source, err)
+	}
+	if ds.Root != "" {
+		// outputs are named relative to the declared root instead
+		for i := range matches {
+			rel, err := storage.Rel(ds.Root, matches[i].Location)
+			if err != nil || strings.HasPrefix(rel, "../") {
+				return nil, dataErrorf(matches[i].Location, "", "not under the dataset's root %s", ds.Root)
+			}
+			matches[i].Rel = rel
+		}
+	}
+	return matches, nil
 }
 
 // checkOutputs refuses to replace an output file that the destination's

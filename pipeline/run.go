@@ -74,6 +74,15 @@ type Options struct {
 	// Clock returns the current time, for timings and the run id; nil means
 	// time.Now. Retention uses the plan's Now, never this clock.
 	Clock func() time.Time
+	// Incremental skips the outputs a destination already holds from the
+	// same unchanged input, policy, key and erasure and consent lists (see
+	// skipCommitted); scheduled jobs run this way unless forced. Retention
+	// of rows in outputs kept this way is the retain job's work.
+	Incremental bool
+	// Shard, when set, runs one shard of a sharded run (see ShardsDir): its
+	// share of the frozen input list, published without a manifest until
+	// MergeShards commits the run.
+	Shard *Shard
 }
 
 // Progress reports how far a run is.
@@ -242,7 +251,14 @@ func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error
 	r.countRetries()
 	r.rep.Finish(r.opt.Clock(), err)
 	if err == nil {
-		if err = r.publish(ctx); err != nil {
+		// once every file is staged, publishing is short and is not
+		// interrupted: a cancellation now would leave some destinations
+		// committed and others not
+		publish := r.publish
+		if r.opt.Shard != nil {
+			publish = r.publishShard
+		}
+		if err = publish(context.WithoutCancel(ctx)); err != nil {
 			r.abortStaging(context.WithoutCancel(ctx))
 		}
 		r.countRetries()
@@ -267,6 +283,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 	log.Info("run starting", "run_id", r.opt.RunID, "policy", r.plan.Policy.File, "now", r.plan.Now, "workers", r.opt.Workers)
 	if err := r.listInputs(ctx); err != nil {
 		return err
+	}
+	if r.opt.Incremental && !r.dryRun {
+		if err := r.skipCommitted(ctx); err != nil {
+			return err
+		}
 	}
 	if err := r.checkOutputs(ctx); err != nil {
 		return err

@@ -44,6 +44,9 @@ type Policy struct {
 	Datasets []*DatasetDecl
 	// Destinations are the declared destinations, in file order.
 	Destinations []*DestinationDecl
+	// Jobs are the scheduled jobs (`deid serve`, `deid run --job`), in
+	// file order; none when the policy declares no jobs: list.
+	Jobs []*JobDecl
 }
 
 // KeyDecl declares a named key by reference.
@@ -221,7 +224,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Policy, error) {
 		return nil, ErrorList{{File: file, Msg: "the policy is empty"}}
 	}
 	root := doc.Content[0]
-	var datasets, destinations, auditKey *yaml.Node
+	var datasets, destinations, auditKey, jobs *yaml.Node
 	d.mapping(root, "",
 		field{"version", true, func(n *yaml.Node, path string) {
 			if v, ok := d.integer(n, path); ok {
@@ -236,6 +239,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Policy, error) {
 		field{"audit_key", false, func(n *yaml.Node, _ string) { auditKey = n }},
 		field{"datasets", true, func(n *yaml.Node, _ string) { datasets = n }},
 		field{"destinations", true, func(n *yaml.Node, _ string) { destinations = n }},
+		field{"jobs", false, func(n *yaml.Node, _ string) { jobs = n }},
 	)
 	if auditKey != nil {
 		p.AuditKey = d.auditKey(auditKey, "audit_key", p.Keys)
@@ -246,6 +250,9 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Policy, error) {
 	}
 	if destinations != nil {
 		p.Destinations = d.destinations(destinations, "destinations", p)
+	}
+	if jobs != nil {
+		d.jobs(jobs, "jobs", p)
 	}
 	d.checkChildrenRefs(p)
 	if len(d.errs) > 0 {

@@ -128,7 +128,7 @@ func TestPolicyErrors(t *testing.T) {
 		path, msg string
 	}{
 		{"syntax", "name: t\n", "name: [t\n", 1, 1, "", "invalid YAML"},
-		{"unknown top-level key", "name: t\n", "name: t\nnmae: u\n", 3, 1, "nmae", `unknown key "nmae" (known keys: audit_key, datasets, description, destinations, keys, name, version)`},
+		{"unknown top-level key", "name: t\n", "name: t\nnmae: u\n", 3, 1, "nmae", `unknown key "nmae" (known keys: audit_key, datasets, description, destinations, jobs, keys, name, version)`},
 		{"version", "version: 1", "version: 2", 1, 10, "version", "unsupported policy version 2"},
 		{"version not a number", "version: 1", "version: one", 1, 10, "version", `"one" is not an integer`},
 		{"missing name", "name: t\n", "", 1, 1, "", `missing required key "name"`},
@@ -215,6 +215,14 @@ func TestPolicyErrors(t *testing.T) {
 		{"destination name", "  out:\n    purpose", "  o/ut:\n    purpose", 17, 3, "destinations.o/ut", `destination name "o/ut": use letters, digits, '_' and '-'`},
 		{"treatment a list", "user_id: pseudonymize", "user_id: [pseudonymize]", 24, 20, "destinations.out.datasets.logs.columns.user_id", "must be a transform name or a mapping with transform: and its parameters, got a list"},
 		{"required parameter", "at: {transform: truncate_time, unit: day}", "at: {transform: bucket}", 25, 15, "destinations.out.datasets.logs.columns.at", `bucket: parameter "bounds" is required`},
+		{"jobs not a list", "unit: day}\n", "unit: day}\njobs: nightly\n", 26, 7, "jobs", "must be a list of jobs"},
+		{"job schedule fields", "unit: day}\n", "unit: day}\njobs:\n  - name: nightly\n    what: deidentify\n    schedule: '0 3 * *'\n", 29, 15, "jobs[0].schedule", `schedule "0 3 * *": expected 5 to 6 fields, found 4`},
+		{"job schedule range", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: deidentify, schedule: '0 25 * * *'}\n", 27, 43, "jobs[0].schedule", "above maximum"},
+		{"job schedule zone", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: deidentify, schedule: 'CRON_TZ=Asia/Shangai 0 3 * * *'}\n", 27, 43, "jobs[0].schedule", "provided bad location Asia/Shangai"},
+		{"job what", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: erase, schedule: '@daily'}\n", 27, 21, "jobs[0].what", `"erase" is not one of deidentify, retain, both`},
+		{"job destination", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: both, destinations: [out, ads], schedule: '@daily'}\n", 27, 47, "jobs[0].destinations[1]", `no destination named "ads" (declared: out)`},
+		{"job name twice", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: retain, schedule: '@daily'}\n  - {name: n, what: deidentify, schedule: '@hourly'}\n", 28, 12, "jobs[1].name", `job "n" is already declared at line 27`},
+		{"job missing schedule", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: retain}\n", 27, 5, "jobs[0]", `missing required key "schedule"`},
 		{"integer list parameter", "at: {transform: truncate_time, unit: day}", "at: {transform: age_band, bands: 5}", 25, 44, "destinations.out.datasets.logs.columns.at.bands", "must be a list, got a single value"},
 	}
 	for _, c := range cases {
@@ -455,6 +463,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(string(data))
 	f.Add("version: 1\nname: x\n")
 	f.Add("a: &x [*x]")
+	f.Add(minimal + "jobs:\n  - {name: n, what: both, destinations: [out], schedule: 'CRON_TZ=Asia/Shanghai 0 3 * * *'}\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		p, err := Parse("f.yaml", []byte(src), env(map[string]string{"K": benchKeyHex}))
 		if err != nil {

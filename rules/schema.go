@@ -116,11 +116,17 @@ func schemaDoc() obj {
 		obj{"type": "string", "pattern": `^(hex|base64):(env|file):.+$`},
 		strictObject(obj{"from": obj{"type": "string", "pattern": `^(env|file):.+$`}, "encoding": obj{"enum": []string{"hex", "base64"}}}, "from", "encoding"),
 	}}
+	job := strictObject(obj{
+		"name":         obj{"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+		"what":         obj{"enum": JobKinds},
+		"destinations": obj{"type": "array", "items": str()},
+		"schedule":     obj{"type": "string", "minLength": 1, "description": "cron: five fields (minute first), six (seconds first) or a descriptor (@daily, @every 1h); optional CRON_TZ=Zone prefix"},
+	}, "name", "what", "schedule")
 	return obj{
 		"$schema":     "https://json-schema.org/draft/2020-12/schema",
 		"$id":         "https://github.com/deidproject/deid/policy.schema.json",
 		"title":       "deid policy, version 1",
-		"description": "A deid policy: keys by reference, source datasets with classified columns and row rules, destinations with purposes and per-column treatments.",
+		"description": "A deid policy: keys by reference, source datasets with classified columns and row rules, destinations with purposes and per-column treatments, and scheduled jobs.",
 		"type":        "object",
 		"properties": obj{
 			"version":      obj{"const": 1},
@@ -130,6 +136,7 @@ func schemaDoc() obj {
 			"audit_key":    keyRef,
 			"datasets":     mapOf(dataset),
 			"destinations": mapOf(destination),
+			"jobs":         obj{"type": "array", "items": job},
 		},
 		"required":             []string{"version", "name", "datasets", "destinations"},
 		"additionalProperties": false,

@@ -96,6 +96,9 @@ func TestSchemaRejectsBroken(t *testing.T) {
 		{"consent history", "      on_null: keep\n", "      on_null: keep\n    consent:\n      - {list: c.csv, history: since}\n"},
 		{"children two age sources", "      on_null: keep\n", "      on_null: keep\n    children: {age_from: {birth_date: at, resident_id: user_id}}\n"},
 		{"children threshold", "      on_null: keep\n", "      on_null: keep\n    children: {below: 0, age_from: {birth_date: at}}\n"},
+		{"job what", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: erase, schedule: '@daily'}\n"},
+		{"job without schedule", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: deidentify}\n"},
+		{"job unknown key", "unit: day}\n", "unit: day}\njobs:\n  - {name: n, what: deidentify, schedule: '@daily', cron: x}\n"},
 	}
 	for _, c := range cases {
 		if strings.Count(minimal, c.old) != 1 {

@@ -6,6 +6,10 @@
 // Usage:
 //
 //	deid run      -c policy.yaml [--now RFC3339] [--workers N]   de-identify and publish
+//	deid run      -c policy.yaml --job NAME                      run one of the policy's jobs once, now
+//	deid run      -c policy.yaml --shard I/N --run-id ID          one shard of a sharded run
+//	deid report merge -c policy.yaml --run-id ID --shards N       commit a sharded run
+//	deid serve    -c policy.yaml [--addr :9090] [--grace 25s]    run the policy's jobs on their schedules
 //	deid plan     -c policy.yaml [--now RFC3339] [--json]        dry run: what would be read, written, removed
 //	deid validate -c policy.yaml                                 check the policy, its keys and sources
 //	deid schema                                                  print the policy's JSON Schema
@@ -43,10 +47,11 @@ func commands() []command {
 		{"run", "de-identify the policy's datasets and publish the outputs", runCmd},
 		{"plan", "dry run: list inputs and count what a run would remove and write", planCmd},
 		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
+		{"serve", "run the policy's jobs on their schedules, with /healthz, /readyz, /metrics and /jobs", serveCmd},
 		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
 		{"retain", "delete or anonymize expired and erased rows in the source datasets themselves", retainCmd},
 		{"verify", "check published outputs against the policy: schemas, leftover PII, raw source identifiers", verifyCmd},
-		{"report", "check a job's signed reports and outputs (check), render a report as HTML (render), print the audit public key (public-key)", reportCmd},
+		{"report", "check a job's signed reports and outputs (check), render one as HTML (render), print the audit public key (public-key), commit a sharded run (merge)", reportCmd},
 	}
 }
 

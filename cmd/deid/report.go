@@ -23,6 +23,9 @@ const reportUsage = `usage:
       manifest names) back to the first, and that every output file is the
       one its newest report recorded; names each report or file that no
       longer matches (exit status 4)
+  deid report merge -c policy.yaml --run-id ID --shards N
+      combine the reports of a sharded run's shards and commit the run
+      (write the manifests) when every shard succeeded
   deid report render report.json [-o report.html]
       render a stored report as one self-contained HTML page (stdout by
       default); every run writes this page beside each report.json
@@ -40,6 +43,8 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errHelp
 	}
 	switch args[0] {
+	case "merge":
+		return reportMergeCmd(ctx, args[1:], stdout, stderr)
 	case "check":
 		return reportCheckCmd(ctx, args[1:], stdout, stderr)
 	case "public-key":

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ type runFlags struct {
 	rgRows    int64
 	memLimit  string
 	json      bool
+	job       string
+	force     bool
+	shard     string
+	runID     string
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -71,12 +76,18 @@ func (f *runFlags) options(stderr io.Writer) (pipeline.Options, func(), error) {
 func (f *runFlags) setup(name string, args []string, stderr io.Writer) (plan *rules.Plan, opt pipeline.Options, done func(), err error) {
 	fs := flag.NewFlagSet("deid "+name, flag.ContinueOnError)
 	f.register(fs)
+	if name == "run" {
+		fs.StringVar(&f.job, "job", "", "run the policy's job NAME (its destinations, under its lock) once, now; incremental unless --force")
+		fs.BoolVar(&f.force, "force", false, "with --job: reprocess every input, also those whose outputs are committed and unchanged")
+		fs.StringVar(&f.shard, "shard", "", "run shard INDEX/COUNT of a sharded run (default: from CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT when set); commit with deid report merge")
+		fs.StringVar(&f.runID, "run-id", "", "with --shard: the id every shard of the run shares (default: CLOUD_RUN_EXECUTION)")
+	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return nil, opt, nil, err
 	}
 	opt, done, err = f.options(stderr)
-	if err != nil {
-		return nil, opt, nil, err
+	if err != nil || f.job != "" {
+		return nil, opt, done, err
 	}
 	now, err := f.reference(time.Now)
 	if err != nil {
@@ -90,6 +101,23 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var f runFlags
 	plan, opt, done, err := f.setup("run", args, stderr)
 	if err != nil {
+		return err
+	}
+	if f.job != "" {
+		err := runJob(ctx, &f, opt, stdout)
+		done()
+		return err
+	}
+	if index, count, sharded, err := shardSpec(f.shard, os.Getenv); err != nil || sharded {
+		if err != nil {
+			return err
+		}
+		runID, err := shardRunID(f.runID, os.Getenv)
+		if err != nil {
+			return err
+		}
+		err = runShard(ctx, &f, plan, opt, index, count, runID, stdout)
+		done()
 		return err
 	}
 	rep, err := pipeline.Run(ctx, plan, opt)
@@ -159,6 +187,10 @@ func printSummary(w io.Writer, rep *report.Run) {
 		}
 		fmt.Fprintf(w, "  destination %s (%s): %s, %d rows, %d bytes in %s%s\n", d.Name, d.Purpose,
 			plural(int64(len(d.Files)), "file", "files"), d.RowsOut, d.Bytes, d.Output, destinationRemovals(d))
+		if len(d.Unchanged) > 0 {
+			fmt.Fprintf(w, "    incremental: %s kept as committed (input, policy, key and lists unchanged; --force reprocesses)\n",
+				plural(int64(len(d.Unchanged)), "file", "files"))
+		}
 	}
 	if rep.StorageRetries > 0 {
 		fmt.Fprintf(w, "  storage: %s retried after transient errors\n", plural(rep.StorageRetries, "request", "requests"))

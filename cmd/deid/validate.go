@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/rules"
 )
 
 func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -30,6 +31,10 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		len(plan.Datasets), len(plan.Destinations))
 	for _, k := range plan.Keys {
 		fmt.Fprintf(stdout, "  key %s: fingerprint %s\n", k.Name(), k.Fingerprint())
+	}
+	for _, j := range plan.Policy.Jobs {
+		sched, _ := rules.ParseSchedule(j.Schedule) // Load accepted it
+		fmt.Fprintf(stdout, "  job %s (%s): %s, next %s\n", j.Name, j.What, j.Schedule, sched.Next(time.Now()).UTC().Format(time.RFC3339))
 	}
 	if *noSources {
 		return nil

@@ -100,6 +100,9 @@ type Dataset struct {
 	// DroppedColumns are columns the data has but the policy does not
 	// classify, dropped because the dataset says unclassified: drop.
 	DroppedColumns []string `json:"dropped_columns,omitempty"`
+	// Unchanged are the inputs an incremental run did not read: every
+	// output they feed is already committed from them, unchanged.
+	Unchanged []string `json:"unchanged_inputs,omitempty"`
 }
 
 // Retention is a retention rule as applied.
@@ -164,6 +167,9 @@ type Destination struct {
 	// AgeUnknown counts rows a children rule kept because their age could
 	// not be told (no or invalid birth date, no event time).
 	AgeUnknown int64 `json:"age_unknown"`
+	// Unchanged are output files an incremental run kept as committed
+	// (their input, policy, key and lists are unchanged), by path.
+	Unchanged []string `json:"unchanged,omitempty"`
 }
 
 // Treatment is how one dataset's columns are treated in a destination.

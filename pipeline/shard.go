@@ -1,0 +1,369 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
+)
+
+// Scale-out by sharding: N processes (pods of a Kubernetes Indexed Job,
+// tasks of a Cloud Run job) run one plan, each the inputs of its shard.
+//
+//   - The input list is frozen once, before any shard reads data
+//     (FrozenInputs, written by the first shard to arrive): shards that
+//     list at different moments cannot disagree, and they share its Now.
+//   - Shard i of N processes the frozen list's files whose position p has
+//     p mod N = i; outputs are per input file, so shards write disjoint
+//     files. Each shard publishes its files but no manifest and writes its
+//     report under ShardsDir.
+//   - MergeShards, once every shard succeeded, combines their reports into
+//     the run's report and writes each destination's manifest: the commit
+//     point, as for a single run. Until then the run is not committed.
+
+// ShardsDir holds, in a destination's output, the frozen input list and the
+// shard reports of sharded runs, by run id, until they are merged.
+const ShardsDir = ".deid-shards"
+
+// FrozenInputsFormat identifies version 1 of the frozen input list.
+const FrozenInputsFormat = "deid-inputs/v1"
+
+// FrozenInputs is a sharded run's input list, fixed before its shards
+// start.
+type FrozenInputs struct {
+	Format       string        `json:"format"`
+	RunID        string        `json:"run_id"`
+	Now          time.Time     `json:"now"`
+	PolicySHA256 string        `json:"policy_sha256"`
+	Files        []FrozenInput `json:"files"`
+}
+
+// FrozenInput is one input file as listed.
+type FrozenInput struct {
+	Dataset    string    `json:"dataset"`
+	Location   string    `json:"location"`
+	Size       int64     `json:"size"`
+	ModTime    time.Time `json:"mod_time"`
+	Generation int64     `json:"generation,omitempty"`
+}
+
+// Shard selects the inputs one shard of a sharded run processes.
+type Shard struct {
+	// Index is this shard's number, 0 to Count-1.
+	Index, Count int
+	// Inputs is the frozen list every shard of the run shares.
+	Inputs *FrozenInputs
+}
+
+// ListInputs lists the inputs of every dataset of the plan, for freezing.
+func ListInputs(ctx context.Context, plan *rules.Plan, opt Options, runID string) (*FrozenInputs, error) {
+	opt.defaults()
+	fi := &FrozenInputs{Format: FrozenInputsFormat, RunID: runID, Now: plan.Now, PolicySHA256: plan.Policy.SHA256, Files: []FrozenInput{}}
+	for _, ds := range plan.Datasets {
+		matches, err := globDataset(ctx, opt.Store, ds)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range matches {
+			fi.Files = append(fi.Files, FrozenInput{Dataset: ds.Name, Location: m.Location, Size: m.Size, ModTime: m.ModTime.UTC(), Generation: m.Generation})
+		}
+	}
+	return fi, nil
+}
+
+// FrozenInputsLocation is where a sharded run's input list lives: in the
+// first destination's output.
+func FrozenInputsLocation(plan *rules.Plan, runID string) string {
+	return storage.Join(plan.Destinations[0].Output, ShardsDir, runID, "inputs.json")
+}
+
+// JSON returns the list as indented JSON.
+func (fi *FrozenInputs) JSON() ([]byte, error) {
+	b, err := json.MarshalIndent(fi, "", "  ")
+	return append(b, '\n'), err
+}
+
+// select_ returns the current matches of dataset ds that belong to the
+// shard, checking that each is still as frozen. Files that appeared after
+// the list was frozen wait for the next run.
+func (s *Shard) select_(ds *rules.Dataset, matches []storage.Match) ([]storage.Match, error) {
+	byLoc := map[string]storage.Match{}
+	for _, m := range matches {
+		byLoc[m.Location] = m
+	}
+	var out []storage.Match
+	for i, f := range s.Inputs.Files {
+		if f.Dataset != ds.Name || i%s.Count != s.Index {
+			continue
+		}
+		m, ok := byLoc[f.Location]
+		if !ok {
+			return nil, dataErrorf(f.Location, "", "in the run's frozen input list but no longer there")
+		}
+		if m.Size != f.Size || !m.ModTime.Equal(f.ModTime) || m.Generation != f.Generation {
+			return nil, dataErrorf(f.Location, "", "changed since the run's input list was frozen (%d bytes, then %d)", f.Size, m.Size)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// shardReportLocation is where shard index of count writes its report for
+// destination output.
+func shardReportLocation(output, runID string, index, count int) string {
+	return storage.Join(output, ShardsDir, runID, fmt.Sprintf("shard-%d-of-%d.json", index, count))
+}
+
+// publishShard moves a shard's staged files into place and writes its
+// report beside the frozen list, without touching the manifest.
+func (r *runner) publishShard(ctx context.Context) error {
+	s := r.opt.Shard
+	for _, dst := range r.rep.Destinations {
+		staging := r.stagingRoot(dst.Output)
+		sortedOutputs(dst.Files)
+		for _, f := range dst.Files {
+			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), storage.Join(dst.Output, f.Path)); err != nil {
+				return fmt.Errorf("publish %s: %w", storage.Join(dst.Output, f.Path), err)
+			}
+		}
+		loc := shardReportLocation(dst.Output, s.Inputs.RunID, s.Index, s.Count)
+		if err := r.writeJSON(ctx, loc, r.rep.ForDestination(dst.Name)); err != nil {
+			return err
+		}
+		if err := removeTree(ctx, r.opt.Store, staging); err != nil {
+			r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
+		}
+		r.opt.Logger.Info("shard published, not committed", "destination", dst.Name, "shard", s.Index, "of", s.Count, "files", len(dst.Files))
+	}
+	return nil
+}
+
+// MergeShards combines the reports of the count shards of run runID and,
+// only if every shard succeeded under the same policy, now and lists,
+// writes each destination's report and manifest (the commit point) and
+// removes the shards' folder. plan must be compiled with the run's Now.
+func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID string, count int) (*report.Run, error) {
+	opt.defaults()
+	opt.RunID = runID
+	r := newRunner(plan, opt, "run")
+	merged := r.rep
+	merged.StartedAt = time.Time{}
+	provider := map[string]int{}
+	for di, dst := range plan.Destinations {
+		var shards []*report.Run
+		for i := 0; i < count; i++ {
+			loc := shardReportLocation(dst.Output, runID, i, count)
+			rep, err := readReport(ctx, opt.Store, loc)
+			if err != nil {
+				return nil, fmt.Errorf("shard %d of %d, destination %s: %w (has it run?)", i, count, dst.Name, err)
+			}
+			if rep.Outcome != "succeeded" {
+				return nil, fmt.Errorf("shard %d of %d, destination %s: %s: %s; rerun it, then merge", i, count, dst.Name, rep.Outcome, rep.Error)
+			}
+			if rep.Policy.SHA256 != plan.Policy.SHA256 || !rep.Now.Equal(plan.Now) {
+				return nil, fmt.Errorf("shard %d of %d ran with policy %.12s and now %s; the merge has policy %.12s and now %s",
+					i, count, rep.Policy.SHA256, rep.Now.Format(time.RFC3339), plan.Policy.SHA256, plan.Now.Format(time.RFC3339))
+			}
+			shards = append(shards, rep)
+		}
+		md := merged.Destinations[di]
+		for _, sr := range shards {
+			if merged.StartedAt.IsZero() || sr.StartedAt.Before(merged.StartedAt) {
+				merged.StartedAt = sr.StartedAt
+			}
+			if sr.FinishedAt.After(merged.FinishedAt) {
+				merged.FinishedAt = sr.FinishedAt
+			}
+			merged.Settings = sr.Settings
+			for _, w := range sr.Warnings {
+				if !contains(merged.Warnings, w) {
+					merged.Warnings = append(merged.Warnings, w)
+				}
+			}
+			sd := sr.Destinations[0]
+			md.Files = append(md.Files, sd.Files...)
+			md.RowsOut += sd.RowsOut
+			md.Bytes += sd.Bytes
+			md.AgeUnknown += sd.AgeUnknown
+			report.AddRemoved(md.Removed, sd.Removed)
+			for _, sds := range sr.Datasets {
+				// a dataset is counted once, from the first destination that reads it
+				if p, ok := provider[sds.Name]; ok && p != di {
+					continue
+				}
+				provider[sds.Name] = di
+				var mds *report.Dataset
+				for _, d := range merged.Datasets {
+					if d.Name == sds.Name {
+						mds = d
+					}
+				}
+				if mds == nil {
+					continue
+				}
+				if err := mergeLists(mds, sds); err != nil {
+					return nil, fmt.Errorf("shards of run %s: %w", runID, err)
+				}
+				mds.Files = append(mds.Files, sds.Files...)
+				mds.RowsIn += sds.RowsIn
+				mds.RowsKept += sds.RowsKept
+				report.AddRemoved(mds.Removed, sds.Removed)
+				mds.DroppedColumns = sds.DroppedColumns
+			}
+		}
+		sortedOutputs(md.Files)
+	}
+	for _, d := range merged.Datasets {
+		sort.Slice(d.Files, func(i, j int) bool { return d.Files[i].Location < d.Files[j].Location })
+	}
+	merged.Outcome = "succeeded"
+	merged.Seconds = merged.FinishedAt.Sub(merged.StartedAt).Seconds()
+	// commit: each destination's report, then its manifest
+	for _, dst := range merged.Destinations {
+		if err := r.writeJSON(ctx, storage.Join(dst.Output, ReportsDir, runID, "report.json"), merged.ForDestination(dst.Name)); err != nil {
+			return merged, err
+		}
+		if err := r.writeManifest(ctx, dst); err != nil {
+			return merged, err
+		}
+		if err := removeTree(ctx, opt.Store, storage.Join(dst.Output, ShardsDir, runID)); err != nil {
+			r.opt.Logger.Warn("could not remove the shards folder", "output", dst.Output, "error", err)
+		}
+		r.opt.Logger.Info("merged and committed", "destination", dst.Name, "shards", count, "files", len(dst.Files), "rows", dst.RowsOut)
+	}
+	return merged, nil
+}
+
+// mergeLists takes a shard's erasure and consent lists into the merged
+// dataset, refusing lists that differ between shards.
+func mergeLists(into, from *report.Dataset) error {
+	if len(from.Erasure) > 0 {
+		if len(into.Erasure) > 0 && !sameLists(into.Erasure, from.Erasure) {
+			return fmt.Errorf("dataset %s: the shards read different erasure lists (one changed while they ran): rerun the shards", into.Name)
+		}
+		into.Erasure = from.Erasure
+	}
+	if len(from.Consent) > 0 {
+		if len(into.Consent) > 0 && fmt.Sprint(into.Consent) != fmt.Sprint(from.Consent) {
+			return fmt.Errorf("dataset %s: the shards read different consent lists (one changed while they ran): rerun the shards", into.Name)
+		}
+		into.Consent = from.Consent
+	}
+	return nil
+}
+
+func sameLists(a, b []report.ErasureList) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].SHA256 != b[i].SHA256 || a[i].Location != b[i].Location {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// readReport reads a report.json.
+func readReport(ctx context.Context, s storage.Store, loc string) (*report.Run, error) {
+	src, err := s.Open(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	b, err := io.ReadAll(io.NewSectionReader(src, 0, src.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", loc, err)
+	}
+	var rep report.Run
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	return &rep, nil
+}
+
+// FreezeInputs returns the frozen input list of sharded run runID: the one
+// a shard already wrote, or, for the first shard to arrive, the list of
+// the inputs now, written exclusively so that every shard gets the same.
+// Only local outputs are supported until storage offers an exclusive
+// create (GCS: ifGenerationMatch=0).
+func FreezeInputs(ctx context.Context, plan *rules.Plan, opt Options, runID string) (*FrozenInputs, error) {
+	opt.defaults()
+	loc := FrozenInputsLocation(plan, runID)
+	if storage.IsURI(loc) {
+		return nil, fmt.Errorf("sharded runs need a local first destination in this build (%s): freezing the input list on object storage needs a create-if-absent precondition", loc)
+	}
+	if fi, err := readFrozen(loc); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return fi, err
+	}
+	fi, err := ListInputs(ctx, plan, opt, runID)
+	if err != nil {
+		return nil, err
+	}
+	b, err := fi.JSON()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(loc), 0o755); err != nil {
+		return nil, fmt.Errorf("freeze inputs: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(loc), ".inputs-*")
+	if err != nil {
+		return nil, fmt.Errorf("freeze inputs: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("freeze inputs: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("freeze inputs: %w", err)
+	}
+	if err := os.Link(tmp.Name(), loc); err != nil {
+		if errors.Is(err, fs.ErrExist) { // another shard froze it first: use theirs
+			return readFrozen(loc)
+		}
+		return nil, fmt.Errorf("freeze inputs: %w", err)
+	}
+	opt.Logger.Info("input list frozen", "location", loc, "files", len(fi.Files))
+	return fi, nil
+}
+
+// ReadFrozenInputs reads the frozen input list of run runID.
+func ReadFrozenInputs(plan *rules.Plan, runID string) (*FrozenInputs, error) {
+	return readFrozen(FrozenInputsLocation(plan, runID))
+}
+
+func readFrozen(loc string) (*FrozenInputs, error) {
+	b, err := os.ReadFile(loc)
+	if err != nil {
+		return nil, err
+	}
+	var fi FrozenInputs
+	if err := json.Unmarshal(b, &fi); err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	if fi.Format != FrozenInputsFormat {
+		return nil, fmt.Errorf("%s: format %q, this deid reads %q", loc, fi.Format, FrozenInputsFormat)
+	}
+	return &fi, nil
+}
