@@ -1,12 +1,12 @@
 package retain
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -242,6 +242,7 @@ func (d *dataset) eraseOutputFile(ctx context.Context, loc, subject string, matc
 		return nil, 0, err
 	}
 	defer src.Close()
+	defer d.closeParts()
 	pieces := []parquetio.Piece{{Part: src}}
 	var rewritten []int
 	next := 0
@@ -267,16 +268,29 @@ func (d *dataset) eraseOutputFile(ctx context.Context, loc, subject string, matc
 	staged := storage.Join(d.work, d.opt.RunID, fmt.Sprintf("%05d.parquet", n))
 	var sum string
 	var size int64
-	err = writeVerified(ctx, st, staged, f.NumRows()-erased, f.Schema(), rewritten, mem, func(w *bytes.Buffer) error {
-		if _, err := parquetio.Assemble(w, pieces); err != nil {
+	err = writeVerified(ctx, st, staged, f.NumRows()-erased, f.Schema(), rewritten, mem, func(w io.Writer) error {
+		h := sha256.New()
+		cw := &countingWriter{w: io.MultiWriter(w, h)}
+		if _, err := parquetio.Assemble(cw, pieces); err != nil {
 			return err
 		}
-		h := sha256.Sum256(w.Bytes())
-		sum, size = hex.EncodeToString(h[:]), int64(w.Len())
+		sum, size = hex.EncodeToString(h.Sum(nil)), cw.n
 		return nil
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: stage the erased output: %w", loc, err)
 	}
 	return &stagedOutput{action: action{File: loc, Staged: staged}, size: size, sum: sum}, erased, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -185,6 +185,8 @@ type dataset struct {
 	rule   transforms.RetainRule
 	fpKey  []byte       // fingerprint key of erased subjects
 	erased map[any]bool // subjects with rows erased in this run
+	parts  int          // re-encoded parts written so far
+	open   []storage.Reader
 }
 
 func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDataset, dsr *report.RetainDataset, sets erasedSets, opt *Options) error {
