@@ -125,6 +125,11 @@ func (r *runner) listInputs(ctx context.Context) error {
 // other's data.
 func (r *runner) checkOutputs(ctx context.Context) error {
 	for _, dst := range r.plan.Destinations {
+		// a retain run interrupted while erasing from this output would, on
+		// completion, put its files over this run's: let it finish first
+		if j := storage.Join(dst.Output, RetainDir, RetainJournal); r.statExists(ctx, j) {
+			return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst.Name, j)
+		}
 		owners := map[string]string{}
 		m, err := ReadManifest(ctx, r.opt.Store, dst.Output)
 		switch {
@@ -337,4 +342,10 @@ func (r *runner) noteDropped(ds *rules.Dataset, cols []string) {
 	}
 	sort.Strings(dsr.DroppedColumns)
 	r.rep.Unlock()
+}
+
+// statExists reports whether an object exists at location.
+func (r *runner) statExists(ctx context.Context, location string) bool {
+	_, err := r.opt.Store.Stat(ctx, location)
+	return err == nil
 }

@@ -46,6 +46,13 @@ func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *rep
 			touched = touched || sets[b.Dataset.Name] != nil
 		}
 		if !touched {
+			// still complete an interrupted erasure of this output
+			if !opt.DryRun && pendingJournal(ctx, opt.Store, dst.Output) {
+				if err := eraseDestination(ctx, dst, erasedSets{}, dr, rep, opt); err != nil {
+					return fmt.Errorf("destination %s: %w", dst.Name, err)
+				}
+				rep.Destinations = append(rep.Destinations, dr)
+			}
 			continue
 		}
 		rep.Destinations = append(rep.Destinations, dr)
@@ -293,4 +300,11 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// pendingJournal reports whether an interrupted retain run left a journal
+// in folder.
+func pendingJournal(ctx context.Context, st storage.Store, folder string) bool {
+	_, err := st.Stat(ctx, storage.Join(folder, workDir, journalName))
+	return err == nil
 }

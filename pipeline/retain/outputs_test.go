@@ -23,7 +23,17 @@ import (
 // (pseudonyms recomputed with each key); a destination without the subject
 // is reported, not guessed at; the manifests follow the files; a second run
 // erases nothing.
-func TestRetainErasesPublishedOutputs(t *testing.T) {
+// published is a lake whose outputs were published before subjects asked
+// for erasure.
+type published struct {
+	dir     string
+	pol     *rules.Policy
+	full    *rules.Plan
+	keys    map[string][]byte
+	erasure string
+}
+
+func publish(t *testing.T) published {
 	dir := t.TempDir()
 	for i := range 3 {
 		writeOrders(t, filepath.Join(dir, "orders", fmt.Sprintf("part-%d.parquet", i)), genOrders(i, []string{"new", "new"}, 30), 30, nil)
@@ -69,6 +79,13 @@ destinations:
 	if _, err := pipeline.Run(context.Background(), full, pipeline.Options{Store: storage.Local{}, RunID: "publish", Workers: 1}); err != nil {
 		t.Fatal(err)
 	}
+
+	return published{dir: dir, pol: pol, full: full, keys: keys, erasure: erasure}
+}
+
+func TestRetainErasesPublishedOutputs(t *testing.T) {
+	pub := publish(t)
+	dir, pol, full, keys, erasure := pub.dir, pub.pol, pub.full, pub.keys, pub.erasure
 
 	type outRow struct {
 		User   *string `parquet:"user_id,optional"`
@@ -173,5 +190,57 @@ destinations:
 		if d.RowsErased != 0 {
 			t.Errorf("second run erased %d rows from %s", d.RowsErased, d.Name)
 		}
+	}
+}
+
+// TestRetainOutputJournalBlocksRun: a retain run killed after journaling
+// an output's erasure leaves a journal that deid run refuses to publish
+// over; the next retain run completes the erasure.
+func TestRetainOutputJournalBlocksRun(t *testing.T) {
+	pub := publish(t)
+	os.WriteFile(pub.erasure, []byte("user_id\n1003\n1011\n"), 0o644)
+	plan, err := rules.CompileRetain(pub.pol, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type crash struct{}
+	seen := 0
+	func() {
+		defer func() {
+			if r := recover(); r != nil && r != (crash{}) {
+				panic(r)
+			}
+		}()
+		Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "killed", Failpoint: func(n string) {
+			if n == "journal-written" {
+				if seen++; seen == 2 { // the first is the source dataset's
+					panic(crash{})
+				}
+			}
+		}})
+	}()
+	if seen != 2 {
+		t.Fatalf("the output's journal was never written (%d)", seen)
+	}
+	if _, err := pipeline.Run(context.Background(), pub.full, pipeline.Options{Store: storage.Local{}, RunID: "over", Workers: 1}); err == nil ||
+		!strings.Contains(err.Error(), "an interrupted deid retain run awaits completion") {
+		t.Fatalf("deid run over a pending retain journal: %v", err)
+	}
+	rep, err := Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "resume"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recovered := false
+	for _, d := range rep.Destinations {
+		recovered = recovered || d.Recovered == recoveredForward
+	}
+	if !recovered {
+		t.Errorf("no destination was rolled forward: %+v", rep.Destinations)
+	}
+	if left := leftovers(t, pub.dir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if _, err := pipeline.Run(context.Background(), pub.full, pipeline.Options{Store: storage.Local{}, RunID: "after", Workers: 1}); err != nil {
+		t.Errorf("deid run after the retain run completed: %v", err)
 	}
 }

@@ -142,7 +142,7 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		}
 	}
 	rep.Destinations = []*report.RetainDestination{}
-	if err == nil && opt.Outputs != nil && len(sets) > 0 {
+	if err == nil && opt.Outputs != nil {
 		err = runOutputs(ctx, opt.Outputs, sets, rep, &opt)
 	}
 	rep.FinishedAt = time.Now().UTC()
