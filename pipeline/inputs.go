@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -78,7 +79,9 @@ func (r *runner) listInputs(ctx context.Context) error {
 				matches[i].Rel = rel
 			}
 		}
-		if len(matches) == 0 {
+		if r.opt.Inputs != nil {
+			matches = slices.DeleteFunc(matches, func(m storage.Match) bool { return !r.opt.Inputs(m.Location) })
+		} else if len(matches) == 0 {
 			r.rep.Warn(fmt.Sprintf("dataset %s: no input file matches %s", ds.Name, ds.Source))
 		}
 		var first *inputFile

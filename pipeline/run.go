@@ -73,6 +73,10 @@ type Options struct {
 	// Clock returns the current time, for timings and the run id; nil means
 	// time.Now. Retention uses the plan's Now, never this clock.
 	Clock func() time.Time
+	// Inputs, when set, selects the source files to read by location: a
+	// run re-deriving some published files (deid retain) reads only their
+	// inputs, and the manifest keeps the entries of the others.
+	Inputs func(location string) bool
 }
 
 // Progress reports how far a run is.

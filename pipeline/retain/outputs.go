@@ -92,6 +92,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		return err
 	}
 	var actions []action
+	var rederive []*report.RetainDestinationDataset
 	d := &dataset{opt: opt, work: work}
 	for _, b := range dst.Bindings {
 		set := sets[b.Dataset.Name]
@@ -106,8 +107,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		}
 		dd.Method = method
 		if match == nil {
-			dd.Note = "the outputs carry no form of the subject: re-deriving them from the cleaned sources (manifest lineage) is not implemented; rerun deid run for this destination"
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("destination %s, dataset %s: erased subjects could not be found in the published outputs (%s)", dst.Name, b.Dataset.Name, dd.Note))
+			rederive = append(rederive, dd)
 			continue
 		}
 		for _, mf := range m.Files {
@@ -133,10 +133,23 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 			}
 		}
 	}
-	if opt.DryRun || len(actions) == 0 {
-		return nil
+	if !opt.DryRun && len(actions) > 0 {
+		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, opt); err != nil {
+			return err
+		}
 	}
-	// the manifest, updated, is swapped in last
+	for _, dd := range rederive {
+		if err := rederiveOutputs(ctx, dst, dd, dr, rep, opt); err != nil {
+			return fmt.Errorf("dataset %s: re-derive the published files: %w", dd.Dataset, err)
+		}
+	}
+	return nil
+}
+
+// commitWithManifest stages the updated manifest m and carries out the
+// actions and the manifest's swap, last, under a journal.
+func commitWithManifest(ctx context.Context, st storage.Store, output string, m *pipeline.Manifest, actions []action, what string, opt *Options) error {
+	work := storage.Join(output, workDir)
 	b, err := m.JSON()
 	if err != nil {
 		return err
@@ -153,8 +166,8 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	if _, err := w.Commit(); err != nil {
 		return err
 	}
-	actions = append(actions, action{File: storage.Join(dst.Output, pipeline.ManifestName), Staged: staged})
-	return commit(ctx, st, work, journal{Format: journalFormat, RunID: opt.RunID, Dataset: "destination " + dst.Name, Actions: actions}, opt)
+	actions = append(actions, action{File: storage.Join(output, pipeline.ManifestName), Staged: staged})
+	return commit(ctx, st, work, journal{Format: journalFormat, RunID: opt.RunID, Dataset: what, Actions: actions}, opt)
 }
 
 // outputMatcher returns the set of subject values as the destination's
