@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -56,6 +57,9 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	plan, err := rules.CompileRetain(pol, now)
+	if errors.Is(err, rules.ErrNothingToRetain) {
+		return usageError("%s: %v: retain has nothing to do", pol.File, err)
+	}
 	if err != nil {
 		return err
 	}
