@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -70,7 +71,9 @@ func (r *runner) listInputs(ctx context.Context) error {
 				return err
 			}
 		}
-		if len(matches) == 0 && r.opt.Shard == nil {
+		if r.opt.Inputs != nil {
+			matches = slices.DeleteFunc(matches, func(m storage.Match) bool { return !r.opt.Inputs(m.Location) })
+		} else if len(matches) == 0 && r.opt.Shard == nil {
 			r.rep.Warn(fmt.Sprintf("dataset %s: no input file matches %s", ds.Name, ds.Source))
 		}
 		var first *inputFile
@@ -140,6 +143,11 @@ func globDataset(ctx context.Context, store storage.Store, ds *rules.Dataset) ([
 // other's data.
 func (r *runner) checkOutputs(ctx context.Context) error {
 	for _, dst := range r.plan.Destinations {
+		// a retain run interrupted while erasing from this output would, on
+		// completion, put its files over this run's: let it finish first
+		if j := storage.Join(dst.Output, RetainDir, RetainJournal); r.statExists(ctx, j) {
+			return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst.Name, j)
+		}
 		owners := map[string]string{}
 		m, err := ReadManifest(ctx, r.opt.Store, dst.Output)
 		switch {
@@ -352,4 +360,10 @@ func (r *runner) noteDropped(ds *rules.Dataset, cols []string) {
 	}
 	sort.Strings(dsr.DroppedColumns)
 	r.rep.Unlock()
+}
+
+// statExists reports whether an object exists at location.
+func (r *runner) statExists(ctx context.Context, location string) bool {
+	_, err := r.opt.Store.Stat(ctx, location)
+	return err == nil
 }

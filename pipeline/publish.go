@@ -25,6 +25,12 @@ const (
 	ManifestName = "_manifest.json"
 	// ReportsDir holds one folder per run with its report.
 	ReportsDir = "_reports"
+	// RetainDir is deid retain's work folder in a dataset root or an output
+	// folder; a journal in it is an interrupted retain run that only deid
+	// retain may complete.
+	RetainDir = ".deid-retain"
+	// RetainJournal is the journal's name in RetainDir.
+	RetainJournal = "journal.json"
 )
 
 func (r *runner) stagingRoot(dstOutput string) string {

@@ -83,6 +83,10 @@ type Options struct {
 	// share of the frozen input list, published without a manifest until
 	// MergeShards commits the run.
 	Shard *Shard
+	// Inputs, when set, selects the source files to read by location: a
+	// run re-deriving some published files (deid retain) reads only their
+	// inputs, and the manifest keeps the entries of the others.
+	Inputs func(location string) bool
 }
 
 // Progress reports how far a run is.

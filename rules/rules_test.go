@@ -464,6 +464,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("version: 1\nname: x\n")
 	f.Add("a: &x [*x]")
 	f.Add(minimal + "jobs:\n  - {name: n, what: both, destinations: [out], schedule: 'CRON_TZ=Asia/Shanghai 0 3 * * *'}\n")
+	f.Add(retainPolicy) // retention then/anonymize, on_null fallback, legal minimum, holds
 	f.Fuzz(func(t *testing.T, src string) {
 		p, err := Parse("f.yaml", []byte(src), env(map[string]string{"K": benchKeyHex}))
 		if err != nil {

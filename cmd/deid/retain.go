@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,10 +25,12 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reportPath := fs.String("report", "", "also write the JSON report to this file")
 	stale := fs.Duration("lock-stale", time.Hour, "take over a dataset's lock older than this (a lock of a dead process of this host is taken over at once)")
 	batch := fs.Int64("batch-size", 0, "rows decoded at a time (default 32768)")
+	outputs := fs.Bool("outputs", true, "also erase the erased subjects from the destinations' published outputs (loads the destinations' keys)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: deid retain -c policy.yaml [--now RFC3339] [--dry-run] [--json]")
 		fmt.Fprintln(stderr, "\nDeletes or anonymizes, in the source datasets themselves, rows past retention and rows of erased")
-		fmt.Fprintln(stderr, "subjects, except subjects on legal hold and rows inside a legal minimum. Crash-safe and idempotent.")
+		fmt.Fprintln(stderr, "subjects, except subjects on legal hold and rows inside a legal minimum; erased subjects also leave")
+		fmt.Fprintln(stderr, "the destinations' published outputs (pseudonyms recomputed with each key). Crash-safe and idempotent.")
 		fmt.Fprintln(stderr, "\nflags:")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, exitCodesHelp)
@@ -54,10 +57,19 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	plan, err := rules.CompileRetain(pol, now)
+	if errors.Is(err, rules.ErrNothingToRetain) {
+		return usageError("%s: %v: retain has nothing to do", pol.File, err)
+	}
 	if err != nil {
 		return err
 	}
-	rep, err := retain.Run(ctx, plan, retain.Options{Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch})
+	opt := retain.Options{Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch}
+	if *outputs {
+		if opt.Outputs, err = rules.Compile(pol, rules.CompileOptions{Now: now, Lookup: os.LookupEnv}); err != nil {
+			return err
+		}
+	}
+	rep, err := retain.Run(ctx, plan, opt)
 	if rep != nil && *reportPath != "" {
 		b, jerr := rep.JSON()
 		if jerr == nil {
@@ -106,6 +118,12 @@ func printRetainSummary(w io.Writer, rep *report.Retain) {
 			if f.RowsKept != f.RowsIn {
 				fmt.Fprintf(w, "  %s: %s, %d of %d rows kept\n", f.Location, f.Action, f.RowsKept, f.RowsIn)
 			}
+		}
+	}
+	for _, d := range rep.Destinations {
+		fmt.Fprintf(w, "destination %s: %d published rows of erased subjects removed\n", d.Name, d.RowsErased)
+		for _, dd := range d.Datasets {
+			fmt.Fprintf(w, "  %s: found by %s, %d files scanned, %d rewritten, %d rows\n", dd.Dataset, dd.Method, dd.FilesScanned, dd.FilesRewritten, dd.RowsErased)
 		}
 	}
 	for _, warn := range rep.Warnings {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,5 +66,36 @@ func TestRetainCommand(t *testing.T) {
 	}
 	if res := runDeid(t, dir, nil, "retain"); res.code != 2 || !strings.Contains(res.stderr, "name the policy with -c") {
 		t.Errorf("retain without -c: exit %d %s", res.code, res.stderr)
+	}
+}
+
+// TestValidateRefusesRetentionBelowLegalMinimum: deid validate names the
+// line of the retention that undercuts the declared legal minimum.
+func TestValidateRefusesRetentionBelowLegalMinimum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	root := repoRoot(t)
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "examples", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b)
+	old := "      keep: 3y\n      on_null: {fallback"
+	if strings.Count(src, old) != 1 {
+		t.Fatal("the example policy's orders retention moved")
+	}
+	line := strings.Count(src[:strings.Index(src, old)], "\n") + 1
+	dir := filepath.Join(root, "deploy", "examples") // relative paths of the policy resolve from here
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	src = strings.Replace(src, old, "      keep: 2y\n      on_null: {fallback", 1)
+	src = strings.ReplaceAll(src, "../../", filepath.Join(root)+"/")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runDeid(t, dir, nil, "validate", "-c", path, "--no-sources")
+	want := fmt.Sprintf("%s:%d:13: datasets.orders.retention.keep: 2y is shorter than the legal minimum of 3y (PRC E-Commerce Law art. 31", path, line)
+	if res.code != 2 || !strings.Contains(res.stderr, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant %q", res.code, res.stderr, want)
 	}
 }

@@ -41,6 +41,9 @@ type Retain struct {
 	FinishedAt time.Time `json:"finished_at"`
 	// Datasets are in policy order.
 	Datasets []*RetainDataset `json:"datasets"`
+	// Destinations are the published outputs erasure reached, in policy
+	// order (only with Options.Outputs).
+	Destinations []*RetainDestination `json:"destinations"`
 	// Warnings include where deleted data may survive (backups, versioned
 	// buckets).
 	Warnings []string `json:"warnings"`
@@ -143,4 +146,29 @@ type RetainFile struct {
 // JSON renders the report.
 func (r *Retain) JSON() ([]byte, error) {
 	return json.MarshalIndent(r, "", "  ")
+}
+
+// RetainDestination is what retain erased from one destination's published
+// outputs, so the owner knows which recipients to notify.
+type RetainDestination struct {
+	Name   string `json:"name"`
+	Output string `json:"output"`
+	// Recovered: see RetainDataset.Recovered.
+	Recovered string                      `json:"recovered,omitempty"`
+	Datasets  []*RetainDestinationDataset `json:"datasets"`
+	// RowsErased counts the rows removed from the destination's files.
+	RowsErased int64 `json:"rows_erased"`
+}
+
+// RetainDestinationDataset is one dataset's erasure in one destination.
+type RetainDestinationDataset struct {
+	Dataset string `json:"dataset"`
+	// Method is how erased subjects were found in the outputs: "pseudonym"
+	// (recomputed with the destination's key), "raw id", or "none" when the
+	// outputs carry no form of the subject (see Note).
+	Method         string `json:"method"`
+	Note           string `json:"note,omitempty"`
+	FilesScanned   int    `json:"files_scanned"`
+	FilesRewritten int    `json:"files_rewritten"`
+	RowsErased     int64  `json:"rows_erased"`
 }

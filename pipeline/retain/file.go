@@ -352,12 +352,17 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 	}
 	defer src.Close()
 	orig := parquetio.Part(src)
+	dir := storage.Join(d.work, d.opt.RunID)
+	a := &action{File: m.Location, Delete: fr.RowsKept == 0}
 	var anon *anonWriter
 	if d.ds.Anonymizes() {
-		if anon, err = d.newAnonWriter(f.Schema()); err != nil {
+		a.AnonStaged, a.AnonFinal = storage.Join(dir, fmt.Sprintf("%05d-anonymized.parquet", n)), fr.AnonymizedTo
+		if anon, err = d.newAnonWriter(ctx, f.Schema(), a.AnonStaged); err != nil {
 			return nil, err
 		}
+		defer anon.abort()
 	}
+	defer d.closeParts()
 	// build lists the pieces of the new file: the original's footer, its
 	// kept row groups copied and the re-encoded ones. With reencode, kept
 	// row groups are re-encoded too (for files whose Parquet schema deid's
@@ -413,11 +418,9 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 			return nil, err
 		}
 	}
-	a := &action{File: m.Location, Delete: fr.RowsKept == 0}
-	dir := storage.Join(d.work, d.opt.RunID)
 	if !a.Delete {
 		a.Staged = storage.Join(dir, fmt.Sprintf("%05d.parquet", n))
-		if err := writeVerified(ctx, st, a.Staged, fr.RowsKept, f.Schema(), rewritten, mem, func(w *bytes.Buffer) error {
+		if err := writeVerified(ctx, st, a.Staged, fr.RowsKept, f.Schema(), rewritten, mem, func(w io.Writer) error {
 			_, err := parquetio.Assemble(w, pieces)
 			return err
 		}); err != nil {
@@ -425,22 +428,10 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 		}
 	}
 	if anon != nil {
-		a.AnonStaged, a.AnonFinal = storage.Join(dir, fmt.Sprintf("%05d-anonymized.parquet", n)), fr.AnonymizedTo
 		if err := anon.close(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
 		}
-		groups, err := parquetio.RowGroupCount(bytes.NewReader(anon.buf.Bytes()))
-		if err != nil {
-			return nil, err
-		}
-		all := make([]int, groups)
-		for i := range all {
-			all[i] = i
-		}
-		if err := writeVerified(ctx, st, a.AnonStaged, fr.Anonymized, anon.schema, all, mem, func(w *bytes.Buffer) error {
-			_, err := w.Write(anon.buf.Bytes())
-			return err
-		}); err != nil {
+		if err := verifyFile(ctx, st, a.AnonStaged, fr.Anonymized, anon.schema, nil, mem); err != nil {
 			return nil, fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
 		}
 	}
@@ -514,12 +505,39 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 	if enc.Rows() == 0 {
 		return nil, 0, nil
 	}
-	part := bytes.NewReader(buf.Bytes())
+	// the part waits in the work folder, not in memory, until assembled
+	d.parts++
+	loc := storage.Join(d.work, d.opt.RunID, "parts", fmt.Sprintf("%06d.parquet", d.parts))
+	w, err := d.opt.Store.Create(ctx, loc)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer w.Abort()
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return nil, 0, err
+	}
+	if _, err := w.Commit(); err != nil {
+		return nil, 0, err
+	}
+	part, err := d.opt.Store.Open(ctx, loc)
+	if err != nil {
+		return nil, 0, err
+	}
+	d.open = append(d.open, part)
 	groups, err := parquetio.RowGroupCount(part)
 	if err != nil {
 		return nil, 0, err
 	}
 	return part, groups, nil
+}
+
+// closeParts closes the parts opened for assembling; the work folder's
+// removal deletes them.
+func (d *dataset) closeParts() {
+	for _, r := range d.open {
+		r.Close()
+	}
+	d.open = nil
 }
 
 func allNullable(s *arrow.Schema) bool {

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -32,8 +33,8 @@ import (
 // longer runs, is taken over.
 
 const (
-	workDir       = ".deid-retain"
-	journalName   = "journal.json"
+	workDir       = pipeline.RetainDir
+	journalName   = pipeline.RetainJournal
 	lockName      = ".deid-retain.lock"
 	journalFormat = "deid-retain-journal/v1"
 

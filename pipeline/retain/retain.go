@@ -83,6 +83,10 @@ type Options struct {
 	// Failpoint, when set, is called at each named step of the journal and
 	// the swap (see Failpoints); tests make it kill the process.
 	Failpoint func(name string)
+	// Outputs, when set, is the policy compiled with its keys: the erased
+	// subjects are then also removed from the destinations' published
+	// outputs (see outputs.go).
+	Outputs *rules.Plan
 }
 
 // Failpoints are the named steps of a run at which Options.Failpoint is
@@ -124,10 +128,11 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		StartedAt: time.Now().UTC(), Warnings: []string{},
 		Policy: report.Policy{File: plan.Policy.File, Name: plan.Policy.Name, SHA256: plan.Policy.SHA256}}
 	var err error
+	sets := erasedSets{}
 	for _, ds := range plan.Datasets {
 		dsr := newDatasetReport(ds)
 		rep.Datasets = append(rep.Datasets, dsr)
-		if err = runDataset(ctx, plan, ds, dsr, &opt); err != nil {
+		if err = runDataset(ctx, plan, ds, dsr, sets, &opt); err != nil {
 			break
 		}
 		if dsr.Files.Deleted+dsr.Files.Rewritten > 0 && !opt.DryRun {
@@ -135,6 +140,10 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 				"dataset %s: deleted rows may survive outside %s: in backups and snapshots, and in object versions or soft-deleted objects "+
 					"of a bucket with versioning or soft delete; isolate them and purge them on the backups' schedule", ds.Name, dsr.Root))
 		}
+	}
+	rep.Destinations = []*report.RetainDestination{}
+	if err == nil && opt.Outputs != nil {
+		err = runOutputs(ctx, opt.Outputs, sets, rep, &opt)
 	}
 	rep.FinishedAt = time.Now().UTC()
 	rep.Outcome = "succeeded"
@@ -176,9 +185,11 @@ type dataset struct {
 	rule   transforms.RetainRule
 	fpKey  []byte       // fingerprint key of erased subjects
 	erased map[any]bool // subjects with rows erased in this run
+	parts  int          // re-encoded parts written so far
+	open   []storage.Reader
 }
 
-func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDataset, dsr *report.RetainDataset, opt *Options) error {
+func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDataset, dsr *report.RetainDataset, sets erasedSets, opt *Options) error {
 	st := opt.Store
 	root, matches, err := storage.Glob(ctx, st, ds.Source)
 	if err != nil {
@@ -223,6 +234,9 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	}
 	if err := d.loadLists(ctx, matches[0].Location); err != nil {
 		return err
+	}
+	if e := d.rule.Erasure; e != nil && e.Len() > 0 {
+		sets[ds.Name] = minus(e, d.rule.Hold)
 	}
 	var actions []action
 	if !opt.DryRun {
@@ -352,4 +366,28 @@ func (d *dataset) fingerprint(id any) string {
 	m := hmac.New(sha256.New, d.fpKey)
 	fmt.Fprint(m, id)
 	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// minus returns the subjects of a not in b (b may be nil).
+func minus(a, b *transforms.SubjectSet) *transforms.SubjectSet {
+	if b == nil || b.Len() == 0 {
+		return a
+	}
+	ints, strs := a.Values()
+	var ki []int64
+	var ks []string
+	for _, v := range ints {
+		if !b.ContainsInt(v) {
+			ki = append(ki, v)
+		}
+	}
+	for _, v := range strs {
+		if !b.ContainsString(v) {
+			ks = append(ks, v)
+		}
+	}
+	if a.IsInteger() {
+		return transforms.NewIntSubjectSet(ki)
+	}
+	return transforms.NewStringSubjectSet(ks)
 }

@@ -1,10 +1,10 @@
 package retain
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -14,26 +14,28 @@ import (
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
-// writeVerified writes what fill produces at location and verifies it:
-// readable, wantRows rows, the Arrow schema want, and the row groups listed
-// in decode (the re-encoded ones) decoded with their page checksums. A file
-// that fails is deleted.
-func writeVerified(ctx context.Context, st storage.Store, location string, wantRows int64, want *arrow.Schema, decode []int, mem memory.Allocator, fill func(*bytes.Buffer) error) (err error) {
-	var buf bytes.Buffer
-	if err := fill(&buf); err != nil {
-		return err
-	}
+// writeVerified streams what fill produces to location and verifies it
+// (see verifyFile).
+func writeVerified(ctx context.Context, st storage.Store, location string, wantRows int64, want *arrow.Schema, decode []int, mem memory.Allocator, fill func(io.Writer) error) error {
 	w, err := st.Create(ctx, location)
 	if err != nil {
 		return err
 	}
 	defer w.Abort()
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	if err := fill(w); err != nil {
 		return err
 	}
 	if _, err := w.Commit(); err != nil {
 		return err
 	}
+	return verifyFile(ctx, st, location, wantRows, want, decode, mem)
+}
+
+// verifyFile checks a staged file: readable, wantRows rows, the Arrow
+// schema want, and the row groups listed in decode (the re-encoded ones;
+// nil: all) decoded with their page checksums. A file that fails is
+// deleted.
+func verifyFile(ctx context.Context, st storage.Store, location string, wantRows int64, want *arrow.Schema, decode []int, mem memory.Allocator) (err error) {
 	defer func() {
 		if err != nil {
 			st.Delete(ctx, location)
@@ -54,6 +56,11 @@ func writeVerified(ctx context.Context, st storage.Store, location string, wantR
 	for i := range cols {
 		cols[i] = i
 	}
+	if decode == nil {
+		for rg := range f.NumRowGroups() {
+			decode = append(decode, rg)
+		}
+	}
 	for _, rg := range decode {
 		if rg >= f.NumRowGroups() {
 			return fmt.Errorf("verify %s: %d row groups, want more than %d", location, f.NumRowGroups(), rg)
@@ -71,11 +78,13 @@ type anonWriter struct {
 	d      *dataset
 	schema *arrow.Schema
 	src    []int // the source column of each output column
-	buf    bytes.Buffer
+	w      storage.Writer
 	enc    parquetio.PartEncoder
 }
 
-func (d *dataset) newAnonWriter(src *arrow.Schema) (*anonWriter, error) {
+// newAnonWriter starts the staged file of anonymized rows at location;
+// the caller aborts it unless close succeeds.
+func (d *dataset) newAnonWriter(ctx context.Context, src *arrow.Schema, location string) (*anonWriter, error) {
 	a := &anonWriter{d: d}
 	var fields []arrow.Field
 	for _, bc := range d.ds.Anonymize {
@@ -95,11 +104,16 @@ func (d *dataset) newAnonWriter(src *arrow.Schema) (*anonWriter, error) {
 		return nil, errors.New("anonymize: no column is kept")
 	}
 	a.schema = arrow.NewSchema(fields, nil)
-	enc, err := parquetio.NewPartEncoder(&a.buf, a.schema, nil, d.opt.Writer, d.opt.Mem)
+	w, err := d.opt.Store.Create(ctx, location)
 	if err != nil {
 		return nil, err
 	}
-	a.enc = enc
+	enc, err := parquetio.NewPartEncoder(w, a.schema, nil, d.opt.Writer, d.opt.Mem)
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	a.w, a.enc = w, enc
 	return a, nil
 }
 
@@ -127,7 +141,17 @@ func (a *anonWriter) write(rec arrow.RecordBatch) error {
 	return a.enc.Write(out)
 }
 
-func (a *anonWriter) close() error { return a.enc.Close() }
+// close finishes and commits the file.
+func (a *anonWriter) close() error {
+	if err := a.enc.Close(); err != nil {
+		return err
+	}
+	_, err := a.w.Commit()
+	return err
+}
+
+// abort discards the file unless it was committed.
+func (a *anonWriter) abort() { a.w.Abort() }
 
 // fieldDiff compares schemas by field names, types and nullability (the
 // reader adds field-id metadata a writer's schema lacks) and describes the

@@ -1,0 +1,323 @@
+package retain
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
+	"github.com/deidproject/deid/transforms"
+)
+
+// Erasure in published outputs. Where a destination carries the subject as
+// a pseudonym, retain recomputes the erased subjects' pseudonyms with that
+// destination's key (the bound transform of the compiled plan) and removes
+// the matching rows from the files its manifest lists; where it carries the
+// raw id, it matches the ids. The rewritten files and the updated manifest
+// (rows, bytes, SHA-256 of each changed file) are staged, verified and
+// swapped under the same journal and lock as source files, the manifest
+// last. Subjects on a legal hold are not erased from outputs either.
+//
+// A destination that carries no form of the subject (partner outputs) would
+// need its files re-derived from the cleaned sources with the lineage the
+// manifest records; that is not implemented: the report says so per
+// dataset (method "none") and a warning names the destination.
+
+// erasedSets are, per dataset, the subjects to erase from outputs.
+type erasedSets map[string]*transforms.SubjectSet
+
+func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *report.Retain, opt *Options) error {
+	for _, dst := range plan.Destinations {
+		dr := &report.RetainDestination{Name: dst.Name, Output: dst.Output, Datasets: []*report.RetainDestinationDataset{}}
+		touched := false
+		for _, b := range dst.Bindings {
+			touched = touched || sets[b.Dataset.Name] != nil
+		}
+		if !touched {
+			// still complete an interrupted erasure of this output
+			if !opt.DryRun && pendingJournal(ctx, opt.Store, dst.Output) {
+				if err := eraseDestination(ctx, dst, erasedSets{}, dr, rep, opt); err != nil {
+					return fmt.Errorf("destination %s: %w", dst.Name, err)
+				}
+				rep.Destinations = append(rep.Destinations, dr)
+			}
+			continue
+		}
+		rep.Destinations = append(rep.Destinations, dr)
+		if err := eraseDestination(ctx, dst, sets, dr, rep, opt); err != nil {
+			return fmt.Errorf("destination %s: %w", dst.Name, err)
+		}
+	}
+	return nil
+}
+
+func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSets, dr *report.RetainDestination, rep *report.Retain, opt *Options) error {
+	st := opt.Store
+	work := storage.Join(dst.Output, workDir)
+	if !opt.DryRun {
+		if _, err := st.Stat(ctx, storage.Join(dst.Output, pipeline.ManifestName)); errors.Is(err, storage.ErrNotExist) {
+			return nil // nothing published
+		}
+		unlock, err := acquireLock(ctx, st, dst.Output, opt)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if dr.Recovered, err = recoverRun(ctx, st, work, opt); err != nil {
+			return fmt.Errorf("recover an interrupted run: %w", err)
+		}
+		defer func() {
+			if _, jerr := st.Stat(ctx, storage.Join(work, journalName)); errors.Is(jerr, storage.ErrNotExist) {
+				storage.RemoveAll(context.WithoutCancel(ctx), st, work)
+			}
+		}()
+	}
+	m, err := pipeline.ReadManifest(ctx, st, dst.Output)
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var actions []action
+	var rederive []*report.RetainDestinationDataset
+	d := &dataset{opt: opt, work: work}
+	for _, b := range dst.Bindings {
+		set := sets[b.Dataset.Name]
+		if set == nil {
+			continue
+		}
+		dd := &report.RetainDestinationDataset{Dataset: b.Dataset.Name}
+		dr.Datasets = append(dr.Datasets, dd)
+		match, method, err := outputMatcher(b, set, opt)
+		if err != nil {
+			return err
+		}
+		dd.Method = method
+		if match == nil {
+			rederive = append(rederive, dd)
+			continue
+		}
+		for _, mf := range m.Files {
+			if mf.Dataset != b.Dataset.Name {
+				continue
+			}
+			dd.FilesScanned++
+			loc := storage.Join(dst.Output, mf.Path)
+			a, erased, err := d.eraseOutputFile(ctx, loc, b.Dataset.Subject, match, len(actions))
+			if err != nil {
+				return err
+			}
+			if erased == 0 {
+				continue
+			}
+			dd.FilesRewritten++
+			dd.RowsErased += erased
+			dr.RowsErased += erased
+			mf.Rows -= erased
+			if a != nil {
+				mf.Bytes, mf.SHA256 = a.size, a.sum
+				actions = append(actions, a.action)
+			}
+		}
+	}
+	if !opt.DryRun && len(actions) > 0 {
+		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, opt); err != nil {
+			return err
+		}
+	}
+	for _, dd := range rederive {
+		if err := rederiveOutputs(ctx, dst, dd, dr, rep, opt); err != nil {
+			return fmt.Errorf("dataset %s: re-derive the published files: %w", dd.Dataset, err)
+		}
+	}
+	return nil
+}
+
+// commitWithManifest stages the updated manifest m and carries out the
+// actions and the manifest's swap, last, under a journal.
+func commitWithManifest(ctx context.Context, st storage.Store, output string, m *pipeline.Manifest, actions []action, what string, opt *Options) error {
+	work := storage.Join(output, workDir)
+	b, err := m.JSON()
+	if err != nil {
+		return err
+	}
+	staged := storage.Join(work, opt.RunID, pipeline.ManifestName)
+	w, err := st.Create(ctx, staged)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if _, err := w.Commit(); err != nil {
+		return err
+	}
+	actions = append(actions, action{File: storage.Join(output, pipeline.ManifestName), Staged: staged})
+	return commit(ctx, st, work, journal{Format: journalFormat, RunID: opt.RunID, Dataset: what, Actions: actions}, opt)
+}
+
+// outputMatcher returns the set of subject values as the destination's
+// outputs hold them, and the method; nil when they hold none.
+func outputMatcher(b *rules.Binding, set *transforms.SubjectSet, opt *Options) (*transforms.SubjectSet, string, error) {
+	bc := b.Columns[b.Dataset.Subject]
+	switch {
+	case bc == nil || bc.Spec.Drops || bc.Transform == nil:
+		return nil, "none", nil
+	case bc.Spec.Name == "keep":
+		return set, "raw id", nil
+	case bc.Spec.Name != "pseudonymize":
+		return nil, "none", nil
+	}
+	ints, strs := set.Values()
+	var ids arrow.Array
+	if set.IsInteger() {
+		bld := array.NewInt64Builder(opt.Mem)
+		bld.AppendValues(ints, nil)
+		ids = bld.NewArray()
+		bld.Release()
+	} else {
+		bld := array.NewStringBuilder(opt.Mem)
+		bld.AppendValues(strs, nil)
+		ids = bld.NewArray()
+		bld.Release()
+	}
+	defer ids.Release()
+	out, err := bc.Transform.Apply(opt.Mem, ids)
+	if err != nil {
+		return nil, "", fmt.Errorf("pseudonymize the erased subjects: %w", err)
+	}
+	defer out.Release()
+	ps, ok := out.(*array.String)
+	if !ok {
+		return nil, "", fmt.Errorf("pseudonyms are %s, want strings", out.DataType())
+	}
+	vals := make([]string, ps.Len())
+	for i := range vals {
+		vals[i] = strings.Clone(ps.Value(i))
+	}
+	return transforms.NewStringSubjectSet(vals), "pseudonym", nil
+}
+
+// stagedOutput is a staged output file with its size and hash, for the
+// manifest.
+type stagedOutput struct {
+	action action
+	size   int64
+	sum    string
+}
+
+// eraseOutputFile removes the rows whose subject column is in match from
+// one output file: it returns the staged replacement (nil in a dry run)
+// and the rows erased.
+func (d *dataset) eraseOutputFile(ctx context.Context, loc, subject string, match *transforms.SubjectSet, n int) (*stagedOutput, int64, error) {
+	st, mem := d.opt.Store, d.opt.Mem
+	f, err := parquetio.Open(ctx, st, loc, mem)
+	if err != nil {
+		return nil, 0, &pipeline.DataError{Err: err}
+	}
+	defer f.Close()
+	if f.Schema().FieldIndices(subject) == nil {
+		return nil, 0, &pipeline.DataError{Location: loc, Column: subject, Err: errors.New("the published output lacks the subject column the policy gives it")}
+	}
+	leaf := f.LeafIndex(subject)
+	rule := transforms.RetainRule{Erasure: match}
+	fates := make([][]transforms.Fate, f.NumRowGroups())
+	var counts transforms.RetainCounts
+	for rg := range fates {
+		fs := make([]transforms.Fate, f.RowGroupRows(rg))
+		off := 0
+		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: []int{leaf}, BatchSize: d.opt.BatchSize}, func(b arrow.RecordBatch) error {
+			k := int(b.NumRows())
+			err := rule.Decide(nil, nil, b.Column(0), fs[off:off+k], &counts)
+			off += k
+			return err
+		})
+		if err != nil {
+			return nil, 0, &pipeline.DataError{Location: loc, Err: err}
+		}
+		if slices.Contains(fs, transforms.FateErased) {
+			fates[rg] = fs
+		}
+	}
+	erased := counts.Erased
+	if erased == 0 || d.opt.DryRun {
+		return nil, erased, nil
+	}
+	src, err := st.Open(ctx, loc)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer src.Close()
+	defer d.closeParts()
+	pieces := []parquetio.Piece{{Part: src}}
+	var rewritten []int
+	next := 0
+	for rg, fs := range fates {
+		if fs == nil {
+			pieces = append(pieces, parquetio.Piece{Part: src, RowGroups: []int{rg}})
+			next++
+			continue
+		}
+		part, groups, err := d.rewrite(ctx, f, rg, fs, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		if groups > 0 {
+			idx := make([]int, groups)
+			for i := range idx {
+				idx[i], rewritten = i, append(rewritten, next+i)
+			}
+			next += groups
+			pieces = append(pieces, parquetio.Piece{Part: part, RowGroups: idx})
+		}
+	}
+	staged := storage.Join(d.work, d.opt.RunID, fmt.Sprintf("%05d.parquet", n))
+	var sum string
+	var size int64
+	err = writeVerified(ctx, st, staged, f.NumRows()-erased, f.Schema(), rewritten, mem, func(w io.Writer) error {
+		h := sha256.New()
+		cw := &countingWriter{w: io.MultiWriter(w, h)}
+		if _, err := parquetio.Assemble(cw, pieces); err != nil {
+			return err
+		}
+		sum, size = hex.EncodeToString(h.Sum(nil)), cw.n
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: stage the erased output: %w", loc, err)
+	}
+	return &stagedOutput{action: action{File: loc, Staged: staged}, size: size, sum: sum}, erased, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// pendingJournal reports whether an interrupted retain run left a journal
+// in folder.
+func pendingJournal(ctx context.Context, st storage.Store, folder string) bool {
+	_, err := st.Stat(ctx, storage.Join(folder, workDir, journalName))
+	return err == nil
+}
