@@ -184,8 +184,8 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 					f.Close()
 					return nil, err
 				}
-				if gone != nil {
-					subjectCol = sch.FieldIndices(b.Dataset.Subject)[0]
+				if idx := sch.FieldIndices(b.Dataset.Subject); gone != nil && len(idx) > 0 {
+					subjectCol = idx[0] // a missing subject column is a schema finding
 				}
 			}
 			// retention: no time before the cut-off, as the destination writes it

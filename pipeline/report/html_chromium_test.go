@@ -43,7 +43,7 @@ func headless(t *testing.T, bin, page string, flags ...string) (string, []string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions",
 		"--enable-logging=stderr", "--v=0", "--user-data-dir=" + t.TempDir()}, flags...)
 	cmd := exec.CommandContext(ctx, bin, append(args, "file://"+page)...)
 	var out, errb bytes.Buffer
