@@ -100,3 +100,28 @@ func TestIncremental(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeListsRefusesDifferentLists: shards that read different erasure
+// or consent lists (one changed while they ran) cannot be merged.
+func TestMergeListsRefusesDifferentLists(t *testing.T) {
+	a := []report.ErasureList{{Location: "e.csv", SHA256: "aa"}}
+	b := []report.ErasureList{{Location: "e.csv", SHA256: "bb"}}
+	c := []report.ConsentList{{Location: "c.csv", SHA256: "cc"}}
+	cases := []struct {
+		name      string
+		into, sh  *report.Dataset
+		wantError string
+	}{
+		{"first shard with lists", &report.Dataset{Name: "d"}, &report.Dataset{Erasure: a, Consent: c}, ""},
+		{"same lists", &report.Dataset{Name: "d", Erasure: a, Consent: c}, &report.Dataset{Erasure: a, Consent: c}, ""},
+		{"shard without files of the dataset", &report.Dataset{Name: "d", Erasure: a}, &report.Dataset{}, ""},
+		{"erasure changed", &report.Dataset{Name: "d", Erasure: a}, &report.Dataset{Erasure: b}, "dataset d: the shards read different erasure lists"},
+		{"consent changed", &report.Dataset{Name: "d", Consent: c}, &report.Dataset{Consent: []report.ConsentList{{Location: "c.csv", SHA256: "dd"}}}, "different consent lists"},
+	}
+	for _, tc := range cases {
+		err := mergeLists(tc.into, tc.sh)
+		if tc.wantError == "" && err != nil || tc.wantError != "" && (err == nil || !strings.Contains(err.Error(), tc.wantError)) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
