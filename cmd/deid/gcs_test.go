@@ -250,8 +250,9 @@ func TestGCSRunMatchesLocal(t *testing.T) {
 }
 
 // TestGCSRunWithFaults: a proxy in front of the emulator fails about 10% of
-// requests (503, 429, dropped connections, seeded); the run completes with
-// the local run's outputs and reports its retries.
+// requests (503, 429, dropped connections, answers lost after the emulator
+// acted; seeded); the run completes with the local run's outputs and
+// reports its retries.
 func TestGCSRunWithFaults(t *testing.T) {
 	p := gcsPolicies[0]
 	localOut := localRun(t, p.file, p.out)
@@ -266,11 +267,11 @@ func TestGCSRunWithFaults(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
-	u, m, d := proxy.Injected()
-	if u+m+d == 0 || rep.StorageRetries == 0 || rep.StorageRetries > u+m+d {
-		t.Errorf("faults injected: %d 503, %d 429, %d dropped; the report counts %d retries", u, m, d, rep.StorageRetries)
+	u, m, d, l := proxy.Injected()
+	if u == 0 || m == 0 || d == 0 || l == 0 || rep.StorageRetries == 0 || rep.StorageRetries > u+m+d+l {
+		t.Errorf("faults injected: %d 503, %d 429, %d dropped, %d lost; the report counts %d retries", u, m, d, l, rep.StorageRetries)
 	}
-	t.Logf("%d requests forwarded; faults: %d 503, %d 429, %d dropped; %d retries reported", proxy.Forwarded(), u, m, d, rep.StorageRetries)
+	t.Logf("%d requests forwarded; faults: %d 503, %d 429, %d dropped, %d lost; %d retries reported", proxy.Forwarded(), u, m, d, l, rep.StorageRetries)
 }
 
 // TestGCSPermanentErrors: a missing output bucket, and a 403 on uploads
