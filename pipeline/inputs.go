@@ -148,6 +148,7 @@ func (r *runner) checkOutputs(ctx context.Context) error {
 		if j := storage.Join(dst.Output, RetainDir, RetainJournal); r.statExists(ctx, j) {
 			return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst.Name, j)
 		}
+		r.checkProtection(ctx, dst.Name, dst.Output)
 		owners := map[string]string{}
 		m, err := ReadManifest(ctx, r.opt.Store, dst.Output)
 		switch {
@@ -366,4 +367,24 @@ func (r *runner) noteDropped(ds *rules.Dataset, cols []string) {
 func (r *runner) statExists(ctx context.Context, location string) bool {
 	_, err := r.opt.Store.Stat(ctx, location)
 	return err == nil
+}
+
+// checkProtection warns, in the report, when an output lives in a bucket
+// that keeps what deid deletes or replaces (object versioning, soft
+// delete): staged files and replaced outputs, with the rows a later run
+// removes (erasure, retention), survive there until the bucket's own rules
+// remove them. Not being allowed to read the bucket's settings is logged,
+// not fatal.
+func (r *runner) checkProtection(ctx context.Context, name, output string) {
+	if !storage.IsURI(output) {
+		return
+	}
+	p, err := storage.DeleteProtection(ctx, r.opt.Store, output)
+	if err != nil {
+		r.opt.Logger.Warn("could not read the bucket's versioning and soft delete settings", "destination", name, "error", err)
+		return
+	}
+	if w := p.Warning(); w != "" {
+		r.rep.Warn("destination " + name + ": " + w + " (replaced outputs and staged files included)")
+	}
 }

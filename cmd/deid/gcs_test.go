@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -250,8 +252,9 @@ func TestGCSRunMatchesLocal(t *testing.T) {
 }
 
 // TestGCSRunWithFaults: a proxy in front of the emulator fails about 10% of
-// requests (503, 429, dropped connections, seeded); the run completes with
-// the local run's outputs and reports its retries.
+// requests (503, 429, dropped connections, answers lost after the emulator
+// acted; seeded); the run completes with the local run's outputs and
+// reports its retries.
 func TestGCSRunWithFaults(t *testing.T) {
 	p := gcsPolicies[0]
 	localOut := localRun(t, p.file, p.out)
@@ -266,11 +269,11 @@ func TestGCSRunWithFaults(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
-	u, m, d := proxy.Injected()
-	if u+m+d == 0 || rep.StorageRetries == 0 || rep.StorageRetries > u+m+d {
-		t.Errorf("faults injected: %d 503, %d 429, %d dropped; the report counts %d retries", u, m, d, rep.StorageRetries)
+	u, m, d, l := proxy.Injected()
+	if u == 0 || m == 0 || d == 0 || l == 0 || rep.StorageRetries == 0 || rep.StorageRetries > u+m+d+l {
+		t.Errorf("faults injected: %d 503, %d 429, %d dropped, %d lost; the report counts %d retries", u, m, d, l, rep.StorageRetries)
 	}
-	t.Logf("%d requests forwarded; faults: %d 503, %d 429, %d dropped; %d retries reported", proxy.Forwarded(), u, m, d, rep.StorageRetries)
+	t.Logf("%d requests forwarded; faults: %d 503, %d 429, %d dropped, %d lost; %d retries reported", proxy.Forwarded(), u, m, d, l, rep.StorageRetries)
 }
 
 // TestGCSPermanentErrors: a missing output bucket, and a 403 on uploads
@@ -315,4 +318,35 @@ func TestGCSPermanentErrors(t *testing.T) {
 			t.Errorf("a failed run left %v", left)
 		}
 	})
+}
+
+// TestGCSVersionedOutputWarns: outputs in a bucket with object versioning
+// get a warning in the report, since replaced outputs (and the rows a later
+// erasure removes from them) survive as noncurrent versions.
+func TestGCSVersionedOutputWarns(t *testing.T) {
+	p := gcsPolicies[1]
+	g, emu := inProcessGCS(t, nil)
+	emu.Server.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "versioned", VersioningEnabled: true})
+	dir := sampleWorkdir(t)
+	g.upload(t, dir)
+	policy, _ := os.ReadFile(filepath.Join(repoRoot(t), p.file))
+	for _, c := range []struct {
+		outputs string
+		warn    bool
+	}{{"versioned", true}, {"lake", false}} {
+		os.WriteFile(filepath.Join(dir, "gcs.yaml"), []byte(onGCS(string(policy), g.bucket, c.outputs)), 0o644)
+		res := runDeid(t, dir, []string{"STORAGE_EMULATOR_HOST=" + g.host}, "run", "-c", "gcs.yaml", "--now", sampleNow, "--json")
+		if res.code != 0 {
+			t.Fatalf("exit %d\n%s", res.code, res.stderr)
+		}
+		var rep report.Run
+		json.Unmarshal([]byte(res.stdout), &rep)
+		warned := false
+		for _, w := range rep.Warnings {
+			warned = warned || strings.Contains(w, "gs://"+c.outputs+": object versioning keeps deleted and replaced objects")
+		}
+		if warned != c.warn {
+			t.Errorf("outputs in %s: warnings %q", c.outputs, rep.Warnings)
+		}
+	}
 }

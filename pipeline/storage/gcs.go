@@ -357,7 +357,7 @@ func (g *GCS) CreateIf(ctx context.Context, location string, cond Condition) (Wr
 	w.ChunkSize = g.opt.ChunkSize
 	w.ChunkRetryDeadline = g.opt.ChunkRetryDeadline
 	w.ContentType = contentType(location)
-	return &gcsWriter{w: w, cancel: cancel, location: location, crc: crc32.New(crc32.MakeTable(crc32.Castagnoli))}, nil
+	return &gcsWriter{g: g, ctx: ctx, w: w, cancel: cancel, location: location, crc: crc32.New(crc32.MakeTable(crc32.Castagnoli))}, nil
 }
 
 func contentType(location string) string {
@@ -371,6 +371,8 @@ func contentType(location string) string {
 }
 
 type gcsWriter struct {
+	g        *GCS
+	ctx      context.Context
 	mu       sync.Mutex
 	w        *gcs.Writer
 	cancel   context.CancelFunc
@@ -402,6 +404,11 @@ func (w *gcsWriter) Write(p []byte) (int, error) {
 
 // Commit completes the upload and checks the stored CRC32C against the
 // bytes written.
+//
+// A retried upload whose first try succeeded but whose answer was lost
+// fails its own precondition (the object now exists). Commit then reads the
+// object: if it holds exactly the bytes written (size and CRC32C), the
+// upload did succeed and Commit returns it.
 func (w *gcsWriter) Commit() (Attrs, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -411,12 +418,21 @@ func (w *gcsWriter) Commit() (Attrs, error) {
 	w.done = true
 	defer w.cancel()
 	if err := w.w.Close(); err != nil {
-		return Attrs{}, gsError("commit", w.location, err)
+		err = gsError("commit", w.location, err)
+		if errors.Is(err, ErrPrecondition) {
+			if a, serr := w.g.Stat(w.ctx, w.location); serr == nil && a.Size == w.n && a.CRC32C == w.crc.Sum32() {
+				return a, nil
+			}
+		}
+		return Attrs{}, err
 	}
 	a := w.w.Attrs()
 	if a.Size != w.n || a.CRC32C != w.crc.Sum32() {
-		return Attrs{}, fmt.Errorf("commit %s: stored %d bytes with CRC32C %08x, wrote %d with %08x",
-			w.location, a.Size, a.CRC32C, w.n, w.crc.Sum32())
+		// GCS itself rejects such uploads (the client sends the CRC32C);
+		// should one get through, remove exactly the version just made
+		derr := w.g.DeleteIf(context.WithoutCancel(w.ctx), w.location, a.Generation)
+		return Attrs{}, errors.Join(fmt.Errorf("commit %s: stored %d bytes with CRC32C %08x, wrote %d with %08x",
+			w.location, a.Size, a.CRC32C, w.n, w.crc.Sum32()), derr)
 	}
 	return Attrs{Location: w.location, Size: a.Size, ModTime: a.Updated, Generation: a.Generation,
 		CRC32C: a.CRC32C, HasCRC32C: true}, nil
@@ -461,9 +477,23 @@ func (g *GCS) Move(ctx context.Context, src, dst string) error {
 	cctx, cancel := context.WithTimeout(ctx, g.opt.OpTimeout)
 	defer cancel()
 	if _, err := do.If(c).CopierFrom(so.Generation(sa.Generation)).Run(cctx); err != nil {
-		return gsError("copy "+src+" to", dst, err)
+		err = gsError("copy "+src+" to", dst, err)
+		// a retried copy whose first answer was lost meets its own result
+		if !errors.Is(err, ErrPrecondition) || !g.holds(ctx, dst, sa) {
+			return err
+		}
 	}
-	return g.DeleteIf(ctx, src, sa.Generation)
+	// a retried delete whose first answer was lost finds nothing: moved
+	if err := g.DeleteIf(ctx, src, sa.Generation); err != nil && !errors.Is(err, ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// holds reports whether the object at location has the content of a.
+func (g *GCS) holds(ctx context.Context, location string, a Attrs) bool {
+	b, err := g.Stat(ctx, location)
+	return err == nil && b.Size == a.Size && b.CRC32C == a.CRC32C
 }
 
 // BucketProtection describes what a bucket does with deleted objects.

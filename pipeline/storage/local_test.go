@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/pipeline/storage/gcstest"
 	"github.com/deidproject/deid/pipeline/storage/storagetest"
 )
 
@@ -18,7 +19,15 @@ func TestLocalConformance(t *testing.T) {
 }
 
 func TestGlob(t *testing.T) {
-	root := t.TempDir()
+	emu := gcstest.Start(t, []string{"lake"})
+	stores := []struct {
+		name string
+		s    storage.Store
+		root string
+	}{
+		{"local", storage.Local{}, t.TempDir()},
+		{"gcs", gcstest.Store(t, emu.URL, storage.GCSOptions{}), "gs://lake/glob"},
+	}
 	files := []string{
 		"browsing/dt=2026-10-30/part-0.parquet",
 		"browsing/dt=2026-10-31/part-0.parquet",
@@ -29,11 +38,6 @@ func TestGlob(t *testing.T) {
 		"browsing/.hidden/part-8.parquet",
 		"browsing/x/y/z.parquet",
 		"other.parquet",
-	}
-	for _, f := range files {
-		p := filepath.Join(root, f)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(f), 0o644)
 	}
 	cases := []struct {
 		pattern string
@@ -49,23 +53,29 @@ func TestGlob(t *testing.T) {
 		{"*.parquet", ".", []string{"other.parquet"}},
 		{"nothing/*.parquet", "nothing", nil},
 	}
-	for _, c := range cases {
-		r, m, err := storage.Glob(context.Background(), storage.Local{}, filepath.Join(root, c.pattern))
-		if err != nil {
-			t.Errorf("%s: %v", c.pattern, err)
-			continue
+	for _, st := range stores {
+		for _, f := range files {
+			put(t, st.s, storage.Join(st.root, f), f)
 		}
-		var rels []string
-		for _, x := range m {
-			rels = append(rels, x.Rel)
-			if x.Location != filepath.Join(root, c.root, x.Rel) {
-				t.Errorf("%s: location %s, rel %s", c.pattern, x.Location, x.Rel)
+		for _, c := range cases {
+			r, m, err := storage.Glob(context.Background(), st.s, storage.Join(st.root, c.pattern))
+			if err != nil {
+				t.Errorf("%s: %s: %v", st.name, c.pattern, err)
+				continue
+			}
+			var rels []string
+			for _, x := range m {
+				rels = append(rels, x.Rel)
+				if x.Location != storage.Join(st.root, c.root, x.Rel) {
+					t.Errorf("%s: %s: location %s, rel %s", st.name, c.pattern, x.Location, x.Rel)
+				}
+			}
+			if !reflect.DeepEqual(rels, c.rels) || r != storage.Join(st.root, c.root) {
+				t.Errorf("%s: %s: root %s, matches %v; want %s, %v", st.name, c.pattern, r, rels, c.root, c.rels)
 			}
 		}
-		if !reflect.DeepEqual(rels, c.rels) || r != filepath.Join(root, c.root) {
-			t.Errorf("%s: root %s, matches %v; want %s, %v", c.pattern, r, rels, c.root, c.rels)
-		}
 	}
+	root := stores[0].root
 	// a literal path names one file, which must exist
 	_, m, err := storage.Glob(context.Background(), storage.Local{}, filepath.Join(root, "other.parquet"))
 	if err != nil || len(m) != 1 || m[0].Rel != "other.parquet" {

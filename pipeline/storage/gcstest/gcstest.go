@@ -118,24 +118,35 @@ const (
 	TooMany
 	// Drop closes the connection without an answer.
 	Drop
+	// Lost forwards the request, then closes the connection instead of
+	// answering: the emulator acted, the client does not know it. Chunks
+	// of resumable uploads are exempt: fake-gcs-server appends a resent
+	// chunk again (it ignores Content-Range's start, which GCS honours),
+	// and the corrupt object would only test the emulator. (deid's commit
+	// would catch it by CRC32C.)
+	Lost
+	numFaults
 )
 
 // Proxy is a reverse proxy in front of an emulator. It forwards every
 // request, except that, at a seeded rate, it answers 503 or 429 or drops
-// the connection instead (before forwarding, so the emulator never sees a
-// request it was not meant to), and it answers Deny's status to the
-// requests Deny picks (a permanent error such as 403).
+// the connection instead of forwarding, or forwards and then loses the
+// answer (Lost); and it answers Deny's status to the requests Deny picks
+// (a permanent error such as 403).
 type Proxy struct {
 	// URL is the proxy's base URL.
 	URL string
 	// Deny, when set, picks requests to refuse with a permanent status
 	// (return 0 to forward).
 	Deny func(*http.Request) int
+	// Lose, when set, picks requests to forward and then hang up on (as
+	// Lost), beyond the random faults.
+	Lose func(*http.Request) bool
 
 	mu        sync.Mutex
 	rng       *rand.Rand
 	rate      float64
-	injected  [3]atomic.Int64
+	injected  [numFaults]atomic.Int64
 	forwarded atomic.Int64
 }
 
@@ -158,7 +169,13 @@ func NewProxy(t testing.TB, target string, rate float64, seed uint64) *Proxy {
 				return
 			}
 		}
-		if f, ok := p.fault(); ok {
+		f, ok := p.fault()
+		if p.Lose != nil && p.Lose(r) {
+			f, ok = Lost, true
+		} else if f == Lost && r.URL.Query().Has("upload_id") {
+			ok = false
+		}
+		if ok {
 			p.injected[f].Add(1)
 			switch f {
 			case Unavailable:
@@ -166,13 +183,11 @@ func NewProxy(t testing.TB, target string, rate float64, seed uint64) *Proxy {
 			case TooMany:
 				writeError(w, http.StatusTooManyRequests)
 			case Drop:
-				if hj, ok := w.(http.Hijacker); ok {
-					if c, _, err := hj.Hijack(); err == nil {
-						c.Close()
-						return
-					}
-				}
-				panic(http.ErrAbortHandler)
+				hangUp(w)
+			case Lost:
+				p.forwarded.Add(1)
+				rp.ServeHTTP(httptest.NewRecorder(), r)
+				hangUp(w)
 			}
 			return
 		}
@@ -190,12 +205,24 @@ func (p *Proxy) fault() (Fault, bool) {
 	if p.rng.Float64() >= p.rate {
 		return 0, false
 	}
-	return Fault(p.rng.IntN(3)), true
+	return Fault(p.rng.IntN(int(numFaults))), true
 }
 
-// Injected returns how many faults of each kind were injected.
-func (p *Proxy) Injected() (unavailable, tooMany, dropped int64) {
-	return p.injected[Unavailable].Load(), p.injected[TooMany].Load(), p.injected[Drop].Load()
+// hangUp closes the client's connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			c.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// Injected returns how many faults of each kind were injected: 503s, 429s,
+// connections dropped before forwarding, and answers lost after it.
+func (p *Proxy) Injected() (unavailable, tooMany, dropped, lost int64) {
+	return p.injected[Unavailable].Load(), p.injected[TooMany].Load(), p.injected[Drop].Load(), p.injected[Lost].Load()
 }
 
 // Forwarded returns how many requests reached the emulator.
