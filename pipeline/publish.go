@@ -236,7 +236,13 @@ func removeEmptyDirs(dir string) {
 // report of its job and signed with the audit key when the policy has one,
 // and beside it report.html, the page an auditor reads.
 func (r *runner) writeReport(ctx context.Context, dst *report.Destination) error {
-	rep := r.rep.ForDestination(dst.Name)
+	return r.writeReportOf(ctx, r.rep, dst)
+}
+
+// writeReportOf writes the destination's part of run (this run's report, or
+// the merge of a sharded run's shard reports) as writeReport does.
+func (r *runner) writeReportOf(ctx context.Context, run *report.Run, dst *report.Destination) error {
+	rep := run.ForDestination(dst.Name)
 	chain, err := previousReport(ctx, r.opt.Store, dst.Output)
 	if err != nil {
 		return err

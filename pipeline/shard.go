@@ -230,7 +230,7 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 	merged.Seconds = merged.FinishedAt.Sub(merged.StartedAt).Seconds()
 	// commit: each destination's report, then its manifest
 	for _, dst := range merged.Destinations {
-		if err := r.writeJSON(ctx, storage.Join(dst.Output, ReportsDir, runID, "report.json"), merged.ForDestination(dst.Name)); err != nil {
+		if err := r.writeReportOf(ctx, merged, dst); err != nil {
 			return merged, err
 		}
 		if err := r.writeManifest(ctx, dst); err != nil {
