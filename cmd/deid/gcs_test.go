@@ -350,3 +350,25 @@ func TestGCSVersionedOutputWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestGCSValidateAndPlan: validate reads the sources' schemas on GCS, and
+// plan lists and reads them there, writing nothing.
+func TestGCSValidateAndPlan(t *testing.T) {
+	p := gcsPolicies[0]
+	g, _ := inProcessGCS(t, nil)
+	dir := sampleWorkdir(t)
+	g.upload(t, dir)
+	policy, _ := os.ReadFile(filepath.Join(repoRoot(t), p.file))
+	os.WriteFile(filepath.Join(dir, "gcs.yaml"), []byte(onGCS(string(policy), g.bucket, g.bucket)), 0o644)
+	env := []string{"STORAGE_EMULATOR_HOST=" + g.host}
+	if res := runDeid(t, dir, env, "validate", "-c", "gcs.yaml"); res.code != 0 {
+		t.Fatalf("validate: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res := runDeid(t, dir, env, "plan", "-c", "gcs.yaml", "--now", sampleNow)
+	if res.code != 0 || !strings.Contains(res.stdout, "read gs://lake/testdata/lake/orders/orders.parquet") {
+		t.Fatalf("plan: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if left := g.list(t, "gs://lake/out/"); len(left) != 0 {
+		t.Errorf("plan wrote %v", left)
+	}
+}
