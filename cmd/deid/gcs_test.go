@@ -187,6 +187,19 @@ func compareWithLocal(t *testing.T, g gcsTarget, localOut, out string) {
 					t.Errorf("report input %+v", in)
 				}
 			}
+			for _, l := range ds.Erasure {
+				if !strings.HasPrefix(l.Location, "gs://") || l.Generation == 0 || !crcRE.MatchString(l.CRC32C) {
+					t.Errorf("report erasure list %+v", l)
+				}
+			}
+			for _, l := range ds.Consent {
+				if !strings.HasPrefix(l.Location, "gs://") || l.Generation == 0 || !crcRE.MatchString(l.CRC32C) {
+					t.Errorf("report consent list %+v", l)
+				}
+			}
+			if len(ds.Erasure) == 0 {
+				t.Errorf("dataset %s: no erasure list in the report", ds.Name)
+			}
 		}
 		for _, loc := range g.list(t, prefix+"/") {
 			if strings.Contains(loc, pipeline.StagingDir) {
