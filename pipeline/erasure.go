@@ -36,7 +36,7 @@ func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inpu
 	var ints []int64
 	var strs []string
 	for _, e := range ds.Erasure {
-		sum, size, err := r.hashFile(ctx, e.List)
+		sum, attrs, err := r.hashFile(ctx, e.List)
 		if errors.Is(err, storage.ErrNotExist) {
 			return dataErrorf(e.List, "", "erasure list of dataset %s (%s) does not exist", ds.Name, e.Pos)
 		}
@@ -48,7 +48,8 @@ func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inpu
 		if err != nil {
 			return err
 		}
-		dsr.Erasure = append(dsr.Erasure, report.ErasureList{Location: e.List, Column: e.Column, Size: size, SHA256: sum,
+		dsr.Erasure = append(dsr.Erasure, report.ErasureList{Location: e.List, Column: e.Column, Size: attrs.Size, SHA256: sum,
+			Generation: attrs.Generation, CRC32C: crcHex(attrs),
 			Entries: int64(len(ints) + len(strs) - before)})
 	}
 	var set *transforms.SubjectSet
@@ -64,23 +65,23 @@ func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inpu
 	return nil
 }
 
-// hashFile returns the SHA-256 and size of a stored file.
-func (r *runner) hashFile(ctx context.Context, location string) (string, int64, error) {
+// hashFile returns the SHA-256 and the attributes of a stored file.
+func (r *runner) hashFile(ctx context.Context, location string) (string, storage.Attrs, error) {
 	return HashFile(ctx, r.opt.Store, location)
 }
 
-// HashFile returns the hex SHA-256 and the size of a stored file.
-func HashFile(ctx context.Context, store storage.Store, location string) (string, int64, error) {
+// HashFile returns the hex SHA-256 and the attributes of a stored file.
+func HashFile(ctx context.Context, store storage.Store, location string) (string, storage.Attrs, error) {
 	src, err := store.Open(ctx, location)
 	if err != nil {
-		return "", 0, err
+		return "", storage.Attrs{}, err
 	}
 	defer src.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(src, 0, src.Size())); err != nil {
-		return "", 0, fmt.Errorf("read %s: %w", location, err)
+		return "", storage.Attrs{}, fmt.Errorf("read %s: %w", location, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), src.Size(), nil
+	return hex.EncodeToString(h.Sum(nil)), src.Attrs(), nil
 }
 
 // SubjectList is a list of subject ids to read: an erasure list, a legal

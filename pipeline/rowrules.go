@@ -160,7 +160,7 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 	}
 	kind, _ := transforms.KindOf(first.schema.Field(first.schema.FieldIndices(ds.Subject)[0]).Type)
 	for _, c := range ds.Consent {
-		sum, size, err := r.hashFile(ctx, c.List)
+		sum, attrs, err := r.hashFile(ctx, c.List)
 		if errors.Is(err, storage.ErrNotExist) {
 			return dataErrorf(c.List, "", "consent list of dataset %s (%s) does not exist", ds.Name, c.Pos)
 		}
@@ -192,7 +192,8 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 			r.consent[ds.Name] = append(r.consent[ds.Name], consentRule{purpose: p, timeColumn: c.TimeColumn,
 				filter: transforms.Consent{Withdrawn: w, FromWithdrawal: c.History == rules.HistoryFromWithdrawal}})
 		}
-		dsr.Consent = append(dsr.Consent, report.ConsentList{Location: c.List, Column: c.Column, Size: size, SHA256: sum,
+		dsr.Consent = append(dsr.Consent, report.ConsentList{Location: c.List, Column: c.Column, Size: attrs.Size, SHA256: sum,
+			Generation: attrs.Generation, CRC32C: crcHex(attrs),
 			History: c.History, Entries: int64(len(rows))})
 	}
 	return nil

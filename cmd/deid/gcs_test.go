@@ -187,6 +187,19 @@ func compareWithLocal(t *testing.T, g gcsTarget, localOut, out string) {
 					t.Errorf("report input %+v", in)
 				}
 			}
+			for _, l := range ds.Erasure {
+				if !strings.HasPrefix(l.Location, "gs://") || l.Generation == 0 || !crcRE.MatchString(l.CRC32C) {
+					t.Errorf("report erasure list %+v", l)
+				}
+			}
+			for _, l := range ds.Consent {
+				if !strings.HasPrefix(l.Location, "gs://") || l.Generation == 0 || !crcRE.MatchString(l.CRC32C) {
+					t.Errorf("report consent list %+v", l)
+				}
+			}
+			if len(ds.Erasure) == 0 {
+				t.Errorf("dataset %s: no erasure list in the report", ds.Name)
+			}
 		}
 		for _, loc := range g.list(t, prefix+"/") {
 			if strings.Contains(loc, pipeline.StagingDir) {
@@ -348,5 +361,27 @@ func TestGCSVersionedOutputWarns(t *testing.T) {
 		if warned != c.warn {
 			t.Errorf("outputs in %s: warnings %q", c.outputs, rep.Warnings)
 		}
+	}
+}
+
+// TestGCSValidateAndPlan: validate reads the sources' schemas on GCS, and
+// plan lists and reads them there, writing nothing.
+func TestGCSValidateAndPlan(t *testing.T) {
+	p := gcsPolicies[0]
+	g, _ := inProcessGCS(t, nil)
+	dir := sampleWorkdir(t)
+	g.upload(t, dir)
+	policy, _ := os.ReadFile(filepath.Join(repoRoot(t), p.file))
+	os.WriteFile(filepath.Join(dir, "gcs.yaml"), []byte(onGCS(string(policy), g.bucket, g.bucket)), 0o644)
+	env := []string{"STORAGE_EMULATOR_HOST=" + g.host}
+	if res := runDeid(t, dir, env, "validate", "-c", "gcs.yaml"); res.code != 0 {
+		t.Fatalf("validate: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res := runDeid(t, dir, env, "plan", "-c", "gcs.yaml", "--now", sampleNow)
+	if res.code != 0 || !strings.Contains(res.stdout, "read gs://lake/testdata/lake/orders/orders.parquet") {
+		t.Fatalf("plan: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if left := g.list(t, "gs://lake/out/"); len(left) != 0 {
+		t.Errorf("plan wrote %v", left)
 	}
 }

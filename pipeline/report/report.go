@@ -119,6 +119,9 @@ type ErasureList struct {
 	Column   string `json:"column"`
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
+	// Generation and CRC32C identify the list's version on GCS.
+	Generation int64  `json:"generation,omitempty"`
+	CRC32C     string `json:"crc32c,omitempty"`
 	// Entries counts the list's non-NULL ids; Subjects the distinct ones.
 	Entries  int64 `json:"entries"`
 	Subjects int64 `json:"subjects"`
@@ -130,6 +133,9 @@ type ConsentList struct {
 	Column   string `json:"column"`
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256"`
+	// Generation and CRC32C identify the list's version on GCS.
+	Generation int64  `json:"generation,omitempty"`
+	CRC32C     string `json:"crc32c,omitempty"`
 	// History says which rows a withdrawal excludes: all, or from_withdrawal.
 	History string `json:"history"`
 	// Entries counts the list's withdrawals (rows with a subject).

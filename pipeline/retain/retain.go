@@ -300,7 +300,7 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 	load := func(what string, list, column string, pos rules.Pos, into *[]report.ErasureList) (*transforms.SubjectSet, error) {
 		var ints []int64
 		var strs []string
-		sum, size, err := pipeline.HashFile(ctx, d.opt.Store, list)
+		sum, attrs, err := pipeline.HashFile(ctx, d.opt.Store, list)
 		if errors.Is(err, storage.ErrNotExist) {
 			return nil, &pipeline.DataError{Location: list, Err: fmt.Errorf("%s of dataset %s (%s) does not exist", what, ds.Name, pos)}
 		}
@@ -317,7 +317,7 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 		} else {
 			set = transforms.NewStringSubjectSet(strs)
 		}
-		*into = append(*into, report.ErasureList{Location: list, Column: column, Size: size, SHA256: sum, Entries: int64(len(ints) + len(strs)), Subjects: int64(set.Len())})
+		*into = append(*into, report.ErasureList{Location: list, Column: column, Size: attrs.Size, Generation: attrs.Generation, SHA256: sum, Entries: int64(len(ints) + len(strs)), Subjects: int64(set.Len())})
 		return set, nil
 	}
 	var eIDs, hIDs []*transforms.SubjectSet

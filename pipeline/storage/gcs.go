@@ -32,8 +32,9 @@ type GCSOptions struct {
 	// endpoint with Application Default Credentials.
 	Endpoint string
 	// OpTimeout bounds one operation (a metadata read, one ranged read, a
-	// listing page, a delete, a copy) with all its retries; 0 means 2
-	// minutes. Uploads are bounded per chunk by ChunkRetryDeadline.
+	// delete, a copy) with all its retries; 0 means 2 minutes. Uploads are
+	// bounded per chunk by ChunkRetryDeadline, listings (which may be long)
+	// per page by MaxAttempts, and everything by the caller's context.
 	OpTimeout time.Duration
 	// MaxAttempts bounds the tries of one request, the first included; 0
 	// means 8.
@@ -132,8 +133,9 @@ func NewGCS(ctx context.Context, opt GCSOptions) (*GCS, error) {
 // Close releases the client's connections.
 func (g *GCS) Close() error { return g.client.Close() }
 
-// Retries returns how many requests were retried after a transient error
-// since the store was made.
+// Retries returns how many transient errors requests met since the store
+// was made: each was retried, unless MaxAttempts or a deadline ran out
+// (the operation then failed).
 func (g *GCS) Retries() int64 { return g.retries.Load() }
 
 // ParseGS splits a gs://bucket/object location. The object may be empty

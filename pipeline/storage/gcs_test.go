@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,5 +344,52 @@ func TestGCSLostAnswers(t *testing.T) {
 	io.WriteString(w, "other")
 	if _, err := w.Commit(); !errors.Is(err, storage.ErrPrecondition) {
 		t.Errorf("DoesNotExist over another object: %v", err)
+	}
+}
+
+// TestGCSDeleteAndCopyPreconditions: fake-gcs-server ignores
+// ifGenerationMatch on deletes and copy destinations, so a proxy enforces
+// it here, as GCS does; the test covers deid's side: a delete or a move
+// onto an object that changed since it was read is refused with
+// ErrPrecondition and removes nothing.
+func TestGCSDeleteAndCopyPreconditions(t *testing.T) {
+	emu := gcstest.Start(t, []string{"lake"})
+	p := gcstest.NewProxy(t, emu.URL, 0, 1)
+	p.EnforcePreconditions = true
+	g := gcstest.Store(t, p.URL, storage.GCSOptions{})
+	ctx := context.Background()
+	v1 := put(t, g, "gs://lake/pc/x.bin", "one")
+	v2 := put(t, g, "gs://lake/pc/x.bin", "two")
+	if err := g.DeleteIf(ctx, "gs://lake/pc/x.bin", v1.Generation); !errors.Is(err, storage.ErrPrecondition) {
+		t.Errorf("delete of a replaced generation: %v", err)
+	}
+	if a, err := g.Stat(ctx, "gs://lake/pc/x.bin"); err != nil || a.Generation != v2.Generation {
+		t.Errorf("after a refused delete: %+v %v", a, err)
+	}
+	if err := g.DeleteIf(ctx, "gs://lake/pc/x.bin", v2.Generation); err != nil {
+		t.Errorf("delete of the current generation: %v", err)
+	}
+
+	// a move whose target appears between Move's look and its copy
+	put(t, g, "gs://lake/pc/src.bin", "source")
+	direct := gcstest.Store(t, emu.URL, storage.GCSOptions{})
+	var once sync.Once
+	p.Before = func(r *http.Request) {
+		if strings.Contains(r.URL.Path, "/rewriteTo/") {
+			once.Do(func() {
+				w, _ := direct.Create(ctx, "gs://lake/pc/dst.bin")
+				io.WriteString(w, "someone else's")
+				w.Commit()
+			})
+		}
+	}
+	if err := storage.Move(ctx, g, "gs://lake/pc/src.bin", "gs://lake/pc/dst.bin"); !errors.Is(err, storage.ErrPrecondition) {
+		t.Errorf("move onto a new object: %v", err)
+	}
+	if a, err := g.Stat(ctx, "gs://lake/pc/dst.bin"); err != nil || a.Size != int64(len("someone else's")) {
+		t.Errorf("the other object was overwritten: %+v %v", a, err)
+	}
+	if _, err := g.Stat(ctx, "gs://lake/pc/src.bin"); err != nil {
+		t.Errorf("the source of a refused move is gone: %v", err)
 	}
 }

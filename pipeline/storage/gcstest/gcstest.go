@@ -16,6 +16,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,9 +141,18 @@ type Proxy struct {
 	// Deny, when set, picks requests to refuse with a permanent status
 	// (return 0 to forward).
 	Deny func(*http.Request) int
+	// Before, when set, is called first with every request (a test's
+	// concurrent writer acts there).
+	Before func(*http.Request)
 	// Lose, when set, picks requests to forward and then hang up on (as
 	// Lost), beyond the random faults.
 	Lose func(*http.Request) bool
+	// EnforcePreconditions makes the proxy check ifGenerationMatch on
+	// deletes and on copy (rewrite) destinations against the emulator,
+	// answering 412 as GCS would: fake-gcs-server ignores them there.
+	EnforcePreconditions bool
+
+	target string
 
 	mu        sync.Mutex
 	rng       *rand.Rand
@@ -158,16 +169,23 @@ func NewProxy(t testing.TB, target string, rate float64, seed uint64) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), rate: rate}
+	p := &Proxy{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), rate: rate, target: target}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	// keep the client's Host header: the emulator builds resumable upload
 	// URLs from it, so they come back through the proxy
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.Before != nil {
+			p.Before(r)
+		}
 		if p.Deny != nil {
 			if code := p.Deny(r); code != 0 {
 				writeError(w, code)
 				return
 			}
+		}
+		if p.EnforcePreconditions && !p.preconditionHolds(r) {
+			writeError(w, http.StatusPreconditionFailed)
+			return
 		}
 		f, ok := p.fault()
 		if p.Lose != nil && p.Lose(r) {
@@ -206,6 +224,46 @@ func (p *Proxy) fault() (Fault, bool) {
 		return 0, false
 	}
 	return Fault(p.rng.IntN(int(numFaults))), true
+}
+
+// preconditionHolds checks ifGenerationMatch of a delete or of a copy's
+// destination by reading the object's generation from the emulator.
+func (p *Proxy) preconditionHolds(r *http.Request) bool {
+	q := r.URL.Query()
+	if !q.Has("ifGenerationMatch") {
+		return true
+	}
+	want, err := strconv.ParseInt(q.Get("ifGenerationMatch"), 10, 64)
+	if err != nil {
+		return false
+	}
+	// /storage/v1/b/B/o/O, or /storage/v1/b/SB/o/SO/rewriteTo/b/DB/o/DO
+	segs := strings.Split(r.URL.EscapedPath(), "/")
+	var bucket, object string
+	switch {
+	case r.Method == http.MethodDelete && len(segs) == 7 && segs[3] == "b" && segs[5] == "o":
+		bucket, object = segs[4], segs[6]
+	case r.Method == http.MethodPost && len(segs) == 12 && segs[7] == "rewriteTo":
+		bucket, object = segs[9], segs[11]
+	default:
+		return true
+	}
+	resp, err := http.Get(p.target + "/storage/v1/b/" + bucket + "/o/" + object + "?alt=json")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return want == 0
+	}
+	var meta struct {
+		Generation string `json:"generation"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil {
+		return false
+	}
+	gen, err := strconv.ParseInt(meta.Generation, 10, 64)
+	return err == nil && gen == want
 }
 
 // hangUp closes the client's connection without an answer.
