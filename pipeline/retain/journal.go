@@ -15,7 +15,7 @@ import (
 )
 
 // The crash-safe replace. A run stages every new file (and every file of
-// anonymized rows) in <root>/.deid-retain/<run id>/ and verifies it; only
+// anonymized or isolated rows) in <root>/.deid-retain/<run id>/ and verifies it; only
 // then does it write the journal, <root>/.deid-retain/journal.json, which
 // lists the moves and deletes to make. Writing the journal is the commit
 // point:
@@ -64,6 +64,10 @@ type action struct {
 	// AnonStaged, when set, moves to AnonFinal (before File changes).
 	AnonStaged string `json:"anonymized_staged,omitempty"`
 	AnonFinal  string `json:"anonymized,omitempty"`
+	// IsoStaged, when set, moves to IsoFinal, in the isolated part (before
+	// File changes).
+	IsoStaged string `json:"restricted_staged,omitempty"`
+	IsoFinal  string `json:"restricted,omitempty"`
 }
 
 // lockInfo is the lock file's content.
@@ -210,6 +214,12 @@ func replay(ctx context.Context, st storage.Store, j journal, opt *Options) erro
 				return err
 			}
 			opt.failpoint("anonymized-moved")
+		}
+		if a.IsoStaged != "" {
+			if err := moveIfThere(ctx, st, a.IsoStaged, a.IsoFinal); err != nil {
+				return err
+			}
+			opt.failpoint("isolated-moved")
 		}
 		switch {
 		case a.Staged != "":
