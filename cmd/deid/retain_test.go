@@ -64,6 +64,9 @@ func TestRetainCommand(t *testing.T) {
 		}
 		return n
 	}
+	if isolated(first) == 0 {
+		t.Error("the example lake's erased orders inside the legal minimum were not isolated")
+	}
 	if isolated(first) != isolated(dry) {
 		t.Errorf("run isolated or released %d rows, the dry run said %d", isolated(first), isolated(dry))
 	}

@@ -345,3 +345,29 @@ func mustLoad(t *testing.T, path string) *rules.Policy {
 	}
 	return p
 }
+
+// TestRetainReplaysV1Journal: a journal an earlier version wrote (format
+// v1, no isolated rows) is still completed.
+func TestRetainReplaysV1Journal(t *testing.T) {
+	dir := t.TempDir()
+	writeOrders(t, filepath.Join(dir, "orders", "part-0.parquet"), genOrders(0, []string{"new"}, 10), 10, nil)
+	writeOrders(t, filepath.Join(dir, "orders", "part-1.parquet"), genOrders(1, []string{"new"}, 10), 10, nil)
+	plan := writePolicy(t, dir, policyOpts{})
+	work := filepath.Join(dir, "orders", workDir)
+	os.MkdirAll(work, 0o755)
+	j := fmt.Sprintf(`{"format": %q, "run_id": "old", "dataset": "orders", "actions": [{"file": %q, "delete": true}]}`,
+		journalFormatV1, filepath.Join(dir, "orders", "part-1.parquet"))
+	if err := os.WriteFile(filepath.Join(work, journalName), []byte(j), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := run(t, plan, false)
+	if rep.Datasets[0].Recovered != recoveredForward {
+		t.Errorf("recovered %q, want %q", rep.Datasets[0].Recovered, recoveredForward)
+	}
+	if rows := lakeRows(t, dir, nil); len(rows) != 1 || len(rows["part-0.parquet"]) != 10 {
+		t.Errorf("after replaying the v1 journal: %d files", len(rows))
+	}
+	if left := leftovers(t, dir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}

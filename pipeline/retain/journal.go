@@ -33,10 +33,13 @@ import (
 // longer runs, is taken over.
 
 const (
-	workDir       = pipeline.RetainDir
-	journalName   = pipeline.RetainJournal
-	lockName      = ".deid-retain.lock"
-	journalFormat = "deid-retain-journal/v1"
+	workDir     = pipeline.RetainDir
+	journalName = pipeline.RetainJournal
+	lockName    = ".deid-retain.lock"
+	// journalFormat is v2 since actions may move isolated rows: a v1
+	// reader would ignore that move and lose them, so it must refuse
+	journalFormat   = "deid-retain-journal/v2"
+	journalFormatV1 = "deid-retain-journal/v1"
 
 	recoveredForward = "rolled forward"
 	recoveredBack    = "rolled back"
@@ -167,7 +170,7 @@ func recoverRun(ctx context.Context, st storage.Store, work string, opt *Options
 		return "", err
 	}
 	var j journal
-	if err := json.Unmarshal(b, &j); err != nil || j.Format != journalFormat {
+	if err := json.Unmarshal(b, &j); err != nil || j.Format != journalFormat && j.Format != journalFormatV1 {
 		return "", fmt.Errorf("journal %s is unreadable (%v): inspect the dataset by hand", jloc, err)
 	}
 	opt.Logger.Info("completing an interrupted retain run", "run", j.RunID, "actions", len(j.Actions))
