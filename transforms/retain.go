@@ -27,6 +27,10 @@ const (
 	// FateErased: the subject is on an erasure list and the row is outside
 	// any legal minimum; the row is deleted or anonymized.
 	FateErased
+	// FateRestricted: the subject is on an erasure list but the row is
+	// still inside the legal minimum; the row is moved to the dataset's
+	// isolated part (stored, processed no more) until the minimum ends.
+	FateRestricted
 )
 
 // RetainCounts are the decisions of RetainRule.Decide, by reason. Every row
@@ -44,8 +48,9 @@ type RetainCounts struct {
 	// Held rows would have gone but their subject is on a legal hold.
 	Held int64
 	// Restricted rows belong to erased subjects but are still inside the
-	// legal minimum: kept in storage ("restricted: legal minimum"), out of
-	// every destination, erased when the minimum ends.
+	// legal minimum ("restricted: legal minimum"): isolated (FateRestricted),
+	// or, with RetainRule.Isolated, left in the isolated part (FateKeep);
+	// erased when the minimum ends.
 	Restricted int64
 	// NullKept rows have a NULL time and stay (on_null: keep, a fallback
 	// clock not yet run out, or a NULL fallback time), other than those
@@ -87,11 +92,16 @@ type RetainRule struct {
 	Erasure *SubjectSet
 	// Hold holds the subjects on legal hold, or nil.
 	Hold *SubjectSet
+	// Isolated decides the rows of a dataset's isolated part: every row is
+	// of an erased subject, whatever Erasure holds now (lists may be pruned
+	// once acted on), and a row still inside the legal minimum stays where
+	// it is (FateKeep) instead of being restricted again.
+	Isolated bool
 }
 
 // NeedsSubjects reports whether Decide needs the subject column.
 func (r RetainRule) NeedsSubjects() bool {
-	return r.Erasure != nil && r.Erasure.Len() > 0 || r.Hold != nil && r.Hold.Len() > 0
+	return r.Isolated || r.Erasure != nil && r.Erasure.Len() > 0 || r.Hold != nil && r.Hold.Len() > 0
 }
 
 // Decide sets fates[i] for every row and adds the decisions to c. times is
@@ -113,12 +123,12 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 		legalCut = CeilTicks(r.LegalCutoff, times.DataType().(*arrow.TimestampType).Unit)
 	}
 	erased := r.matches(r.Erasure, subjects, n)
-	held := r.matches(r.Hold, subjects, n)
+	holds := r.matches(r.Hold, subjects, n)
 	if erased.err != nil {
 		return erased.err
 	}
-	if held.err != nil {
-		return held.err
+	if holds.err != nil {
+		return holds.err
 	}
 	for i := range fates {
 		fate := FateKeep
@@ -139,16 +149,23 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 			}
 		}
 		restricted := false
-		if fate == FateKeep && erased.hit(i) {
+		if fate == FateKeep && (r.Isolated || erased.hit(i)) {
 			if r.LegalMinimum && times != nil && (nullTime || int64(timeTicks.vals[i]) >= legalCut) {
 				restricted = true
+				if !r.Isolated {
+					fate = FateRestricted
+				}
 			} else {
 				fate = FateErased
 			}
 		}
+		held := false
 		switch {
-		case fate != FateKeep && held.hit(i):
-			fate, restricted = FateKeep, true // kept for a reason of its own
+		case restricted:
+			// isolation keeps the row, as a hold would: it counts once
+			c.Restricted++
+		case fate != FateKeep && holds.hit(i):
+			fate, held = FateKeep, true // kept for a reason of its own
 			c.Held++
 		case fate == FateExpired && nullCounted:
 			c.ExpiredNull++
@@ -156,10 +173,8 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 			c.Expired++
 		case fate == FateErased:
 			c.Erased++
-		case restricted:
-			c.Restricted++
 		}
-		if fate == FateKeep && nullTime && !restricted {
+		if fate == FateKeep && nullTime && !restricted && !held {
 			c.NullKept++
 		}
 		fates[i] = fate

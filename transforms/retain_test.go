@@ -30,7 +30,7 @@ func TestRetainDecide(t *testing.T) {
 	fcol := timestamps(t, mem, arrow.Microsecond, fallback)
 	defer fcol.Release()
 
-	K, X, E := FateKeep, FateExpired, FateErased
+	K, X, E, R := FateKeep, FateExpired, FateErased, FateRestricted
 	cases := []struct {
 		name   string
 		rule   RetainRule
@@ -46,7 +46,16 @@ func TestRetainDecide(t *testing.T) {
 		{"erasure without legal minimum", RetainRule{Retention: true, Cutoff: cut, Erasure: NewIntSubjectSet([]int64{3})},
 			[]Fate{K, X, X, K, K, E, K, X, E}, RetainCounts{Expired: 3, Erased: 2, NullKept: 2}},
 		{"legal minimum restricts erasure inside it and of NULL times", RetainRule{Retention: true, Cutoff: cut, LegalMinimum: true, LegalCutoff: cut, Erasure: NewIntSubjectSet([]int64{1, 3})},
-			[]Fate{K, X, X, K, K, K, K, X, K}, RetainCounts{Expired: 3, Restricted: 5}},
+			[]Fate{R, X, X, R, R, R, K, X, R}, RetainCounts{Expired: 3, Restricted: 5}},
+		{"legal minimum beats a hold: restricted rows are isolated, not held", RetainRule{Retention: true, Cutoff: cut, LegalMinimum: true, LegalCutoff: cut, Erasure: NewIntSubjectSet([]int64{1, 3}), Hold: NewIntSubjectSet([]int64{3})},
+			[]Fate{R, X, X, R, R, R, K, X, R}, RetainCounts{Expired: 3, Restricted: 5}},
+		// the isolated part: every row is of an erased subject, lists or not
+		{"isolated rows inside the legal minimum stay, the others go", RetainRule{Retention: true, Cutoff: cut, LegalMinimum: true, LegalCutoff: recent.Add(time.Second), Isolated: true},
+			[]Fate{E, X, X, K, K, E, E, X, K}, RetainCounts{Expired: 3, Erased: 3, Restricted: 3}},
+		{"isolated rows of held subjects stay held once the minimum ends", RetainRule{Retention: true, Cutoff: cut, LegalMinimum: true, LegalCutoff: recent.Add(time.Second), Isolated: true, Hold: NewIntSubjectSet([]int64{1, 4})},
+			[]Fate{K, K, X, K, K, E, K, K, K}, RetainCounts{Expired: 1, Erased: 1, Held: 4, Restricted: 3}},
+		{"isolated rows without a legal minimum go", RetainRule{Retention: true, Cutoff: cut, Isolated: true},
+			[]Fate{E, X, X, E, E, E, E, X, E}, RetainCounts{Expired: 3, Erased: 6}},
 		{"legal hold beats retention and erasure", RetainRule{Retention: true, Cutoff: cut, OnNullRemove: true, Erasure: NewIntSubjectSet([]int64{3}), Hold: NewIntSubjectSet([]int64{1, 3})},
 			[]Fate{K, K, X, K, K, K, K, X, K}, RetainCounts{Expired: 2, Held: 5}},
 		{"erasure only (no retention rule)", RetainRule{Erasure: NewIntSubjectSet([]int64{4})},

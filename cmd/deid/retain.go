@@ -108,6 +108,10 @@ func printRetainSummary(w io.Writer, rep *report.Retain) {
 		fmt.Fprintf(w, "  rows: %d in, %d kept; removed: retention %d, null_time %d, erasure %d; anonymized %d; held: legal_hold %d, restricted (legal minimum) %d; NULL times kept %d\n",
 			ds.RowsIn, ds.RowsKept, ds.Removed[report.RemovedRetention], ds.Removed[report.RemovedNullTime], ds.Removed[report.RemovedErasure],
 			ds.Anonymized, ds.Held[report.HeldLegalHold], ds.Held[report.HeldLegalMinimum], ds.NullTimeKept)
+		if iso := ds.Isolation; iso.Isolated+iso.Released+iso.Remaining > 0 {
+			fmt.Fprintf(w, "  isolated part %s: %d rows isolated now, %d released (deleted or anonymized), %d remain; files: %d scanned, %d rewritten, %d deleted\n",
+				iso.Folder, iso.Isolated, iso.Released, iso.Remaining, iso.Files.Scanned, iso.Files.Rewritten, iso.Files.Deleted)
+		}
 		if ds.Subjects.Listed > 0 {
 			fmt.Fprintf(w, "  subjects: %d listed for erasure, %d erased now\n", ds.Subjects.Listed, ds.Subjects.Erased)
 		}

@@ -58,8 +58,20 @@ func TestRetainCommand(t *testing.T) {
 	if total(first) != total(dry) {
 		t.Errorf("run removed %d rows, the dry run said %d", total(first), total(dry))
 	}
-	if second := decode(runDeid(t, dir, nil, args...)); total(second) != 0 {
-		t.Errorf("second run removed %d rows", total(second))
+	isolated := func(rep *report.Retain) (n int64) {
+		for _, ds := range rep.Datasets {
+			n += ds.Isolation.Isolated + ds.Isolation.Released
+		}
+		return n
+	}
+	if isolated(first) == 0 {
+		t.Error("the example lake's erased orders inside the legal minimum were not isolated")
+	}
+	if isolated(first) != isolated(dry) {
+		t.Errorf("run isolated or released %d rows, the dry run said %d", isolated(first), isolated(dry))
+	}
+	if second := decode(runDeid(t, dir, nil, args...)); total(second) != 0 || isolated(second) != 0 {
+		t.Errorf("second run removed %d rows, isolated or released %d", total(second), isolated(second))
 	}
 	if res := runDeid(t, dir, nil, "run", "-c", "deploy/examples/policy.yaml", "--now", "2026-11-01T00:00:00Z"); res.code != 0 {
 		t.Errorf("deid run on the retained lake: exit %d: %s", res.code, res.stderr)

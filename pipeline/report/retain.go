@@ -20,7 +20,8 @@ const (
 	// HeldLegalHold: the subject is on a legal hold list.
 	HeldLegalHold = "legal_hold"
 	// HeldLegalMinimum: the subject is erased but the row is still inside
-	// the dataset's legal minimum; it stays in storage, restricted.
+	// the dataset's legal minimum; it is stored, isolated in the dataset's
+	// _restricted part, and processed no more.
 	HeldLegalMinimum = "restricted: legal minimum"
 )
 
@@ -83,8 +84,32 @@ type RetainDataset struct {
 	NullTimeKept int64 `json:"null_time_kept"`
 	// Subjects are the erased subjects: counts and fingerprints, never ids.
 	Subjects ErasedSubjects `json:"subjects"`
+	// Isolation is what happened in the dataset's isolated part.
+	Isolation RetainIsolation `json:"isolation"`
 	// FileDetails say per file what was (or, in a dry run, would be) done.
 	FileDetails []*RetainFile `json:"file_details"`
+}
+
+// RetainIsolation describes a dataset's isolated part,
+// <root>/_restricted: rows of erased subjects still inside the legal
+// minimum, moved out of the source files (PIPL art. 47: stored, processed
+// no more) until the minimum ends.
+type RetainIsolation struct {
+	// Folder is the isolated part's folder.
+	Folder string `json:"folder"`
+	// Isolated counts the rows this run moved from source files into the
+	// isolated part.
+	Isolated int64 `json:"isolated"`
+	// Released counts the rows of the isolated part this run deleted or
+	// anonymized (the legal minimum or the retention ended); they are also
+	// counted in Removed by reason, and in Anonymized.
+	Released int64 `json:"released"`
+	// Remaining counts the rows the isolated part's files scanned keep:
+	// still inside the legal minimum, or on a legal hold.
+	Remaining int64 `json:"remaining"`
+	// Files count the isolated part's files found at the start of the run
+	// by what happened to them (the files this run writes are not counted).
+	Files FileCounts `json:"files"`
 }
 
 // LegalMinimum is a dataset's legal minimum as applied.
@@ -141,6 +166,9 @@ type RetainFile struct {
 	Anonymized int64            `json:"anonymized,omitempty"`
 	// AnonymizedTo is the file the anonymized rows went to.
 	AnonymizedTo string `json:"anonymized_to,omitempty"`
+	// Isolated counts the rows moved to IsolatedTo, in the isolated part.
+	Isolated   int64  `json:"isolated,omitempty"`
+	IsolatedTo string `json:"isolated_to,omitempty"`
 }
 
 // JSON renders the report.

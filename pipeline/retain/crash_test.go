@@ -70,22 +70,26 @@ func TestRetainChild(t *testing.T) {
 }
 
 // crashLake writes the crash test's dataset under dir: four files, with
-// rows to drop, rewrite, anonymize and erase, and a file that goes whole.
+// rows to drop, rewrite, anonymize, erase and isolate (a legal minimum of 2
+// years), a file that goes whole, and a file an earlier run isolated, some
+// of whose rows are released.
 func crashLake(t testing.TB, dir string) *rules.RetainPlan {
-	files := [][]string{{"old", "mixed", "new"}, {"old"}, {"new", "mixed"}, {"new", "new"}}
+	files := [][]string{{"old", "mixed", "new"}, {"old"}, {"new", "mixed", "recent"}, {"new", "recent"}}
 	for i, kinds := range files {
 		writeOrders(t, filepath.Join(dir, "orders", fmt.Sprintf("part-%d.parquet", i)), genOrders(i, kinds, 30), 30, nil)
 	}
-	return writePolicy(t, dir, policyOpts{anonymize: true, erasure: []int64{1004, 1013}, holds: []int64{1001}})
+	writeOrders(t, filepath.Join(dir, "orders", isoFolder, "part-1", "earlier.parquet"), genOrders(9, []string{"new", "recent", "old"}, 30), 30, nil)
+	return writePolicy(t, dir, policyOpts{anonymize: true, legal: true, legalKeep: "2y", erasure: []int64{1004, 1013}, holds: []int64{1001}})
 }
 
 type lakeState struct {
 	rows map[string][]string
+	iso  map[string][]string
 	anon []string
 }
 
 func state(t testing.TB, dir string) lakeState {
-	return lakeState{rows: lakeRows(t, dir, nil), anon: anonRows(t, dir)}
+	return lakeState{rows: lakeRows(t, dir, nil), iso: isoRows(t, dir, nil), anon: anonRows(t, dir)}
 }
 
 // child starts the child process on the lake in dir.
@@ -116,8 +120,11 @@ func TestRetainCrash(t *testing.T) {
 	}
 	// the expected state: one uninterrupted run
 	ref := t.TempDir()
-	run(t, crashLake(t, ref), false)
+	refRep := run(t, crashLake(t, ref), false)
 	want := state(t, ref)
+	if iso := refRep.Datasets[0].Isolation; iso.Isolated == 0 || iso.Released == 0 || iso.Remaining == 0 {
+		t.Fatalf("the crash lake must isolate, release and keep isolated rows: %+v", iso)
+	}
 
 	// how often each failpoint fires in one run, and how long a run takes
 	counts := map[string]int{}
@@ -183,10 +190,19 @@ func TestRetainCrash(t *testing.T) {
 				t.Fatalf("trial %d (%s%v): after the kill, %s lacks rows the policy keeps", i, tr.failpoint, tr.delay, file)
 			}
 		}
+		// and every row to isolate is in its source file or isolated
+		crashedIso := isoRows(t, dir, nil)
+		for stem, rows := range want.iso {
+			both := append(slices.Clone(crashed[stem+".parquet"]), crashedIso[stem]...)
+			slices.Sort(both)
+			if !subset(rows, both) {
+				t.Fatalf("trial %d (%s%v): after the kill, rows to isolate from %s are lost", i, tr.failpoint, tr.delay, stem)
+			}
+		}
 		rep := run(t, plan, false)
 		if got := state(t, dir); !equalState(got, want) {
-			t.Fatalf("trial %d (%s%v, recovery %q): data after the rerun differs:\n%s\nanonymized %d rows, want %d",
-				i, tr.failpoint, tr.delay, rep.Datasets[0].Recovered, diffRows(got.rows, want.rows), len(got.anon), len(want.anon))
+			t.Fatalf("trial %d (%s%v, recovery %q): data after the rerun differs:\n%s\nisolated:\n%s\nanonymized %d rows, want %d",
+				i, tr.failpoint, tr.delay, rep.Datasets[0].Recovered, diffRows(got.rows, want.rows), diffRows(got.iso, want.iso), len(got.anon), len(want.anon))
 		}
 		if left := leftovers(t, dir); len(left) > 0 {
 			t.Fatalf("trial %d (%s%v): left behind: %v", i, tr.failpoint, tr.delay, left)
@@ -196,7 +212,7 @@ func TestRetainCrash(t *testing.T) {
 }
 
 func equalState(a, b lakeState) bool {
-	return equalRows(a.rows, b.rows) && slices.Equal(a.anon, b.anon)
+	return equalRows(a.rows, b.rows) && equalRows(a.iso, b.iso) && slices.Equal(a.anon, b.anon)
 }
 
 // subset reports whether sorted multiset a is contained in sorted multiset b.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -37,8 +38,12 @@ type ruleCols struct {
 	timeType, fallbackType, subjectType arrow.DataType
 }
 
-// anonFolder is the dataset's anonymized part, under its root.
-const anonFolder = "_anonymized"
+// anonFolder is the dataset's anonymized part, isoFolder its isolated
+// part, under its root.
+const (
+	anonFolder = "_anonymized"
+	isoFolder  = "_restricted"
+)
 
 // processFile decides the file's row groups and, unless this is a dry run,
 // stages its new version. It returns the journal action, or nil when the
@@ -54,10 +59,16 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	if err != nil {
 		return nil, err
 	}
+	iso := d.rule.Isolated
 	fr := &report.RetainFile{Location: m.Location, RowGroups: f.NumRowGroups(), RowsIn: f.NumRows(), Removed: map[string]int64{}}
 	d.rep.FileDetails = append(d.rep.FileDetails, fr)
-	d.rep.Files.Scanned++
-	d.rep.RowsIn += f.NumRows()
+	files := &d.rep.Files
+	if iso {
+		files = &d.rep.Isolation.Files
+	} else {
+		d.rep.RowsIn += f.NumRows()
+	}
+	files.Scanned++
 	var counts transforms.RetainCounts
 	kinds := make([]rgKind, f.NumRowGroups())
 	fates := make([][]transforms.Fate, f.NumRowGroups())
@@ -68,7 +79,11 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		}
 	}
 	removed := counts.Removed()
-	fr.RowsKept = fr.RowsIn - removed
+	if !iso {
+		// every restricted row of a source file moves to the isolated part
+		fr.Isolated = counts.Restricted
+	}
+	fr.RowsKept = fr.RowsIn - removed - fr.Isolated
 	for k, v := range map[string]int64{report.RemovedRetention: counts.Expired, report.RemovedNullTime: counts.ExpiredNull, report.RemovedErasure: counts.Erased} {
 		if v > 0 {
 			fr.Removed[k] = v
@@ -77,8 +92,14 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	}
 	d.rep.Held[report.HeldLegalHold] += counts.Held
 	d.rep.Held[report.HeldLegalMinimum] += counts.Restricted
-	d.rep.NullTimeKept += counts.NullKept
-	d.rep.RowsKept += fr.RowsKept
+	if iso {
+		d.rep.Isolation.Released += removed
+		d.rep.Isolation.Remaining += fr.RowsKept
+	} else {
+		d.rep.NullTimeKept += counts.NullKept
+		d.rep.RowsKept += fr.RowsKept
+		d.rep.Isolation.Isolated += fr.Isolated
+	}
 	anonymize := d.ds.Anonymizes()
 	if anonymize {
 		fr.Anonymized = removed
@@ -89,13 +110,13 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		prefix = "would be "
 	}
 	switch {
-	case removed == 0:
+	case removed+fr.Isolated == 0:
 		fr.Action = "untouched"
-		d.rep.Files.Untouched++
+		files.Untouched++
 		return nil, nil
-	case fr.RowsKept == 0 && !anonymize:
+	case fr.RowsKept == 0 && !anonymize && fr.Isolated == 0:
 		fr.Action = prefix + "deleted"
-		d.rep.Files.Deleted++
+		files.Deleted++
 		if d.opt.DryRun {
 			return nil, nil
 		}
@@ -103,17 +124,29 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	}
 	if fr.RowsKept == 0 {
 		fr.Action = prefix + "deleted"
-		d.rep.Files.Deleted++
+		files.Deleted++
 	} else {
 		fr.Action = prefix + "rewritten"
-		d.rep.Files.Rewritten++
+		files.Rewritten++
 	}
-	if anonymize {
-		rel, err := storage.Rel(d.root, m.Location)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", m.Location, err)
-		}
-		fr.AnonymizedTo = storage.Join(d.root, anonFolder, strings.TrimSuffix(rel, ".parquet"), d.opt.RunID+".parquet")
+	rel, err := storage.Rel(d.root, m.Location)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Location, err)
+	}
+	// the source file's path without .parquet names its folders in the
+	// isolated and anonymized parts
+	stem, name := strings.TrimSuffix(rel, ".parquet"), d.opt.RunID+".parquet"
+	if iso {
+		// <isoFolder>/<stem>/<isolating run>.parquet: released rows are
+		// named after both runs, apart from the source file's own
+		stem = strings.TrimPrefix(path.Dir(rel), isoFolder+"/")
+		name = d.opt.RunID + "-released-" + path.Base(rel)
+	}
+	if anonymize && removed > 0 {
+		fr.AnonymizedTo = storage.Join(d.root, anonFolder, stem, name)
+	}
+	if fr.Isolated > 0 {
+		fr.IsolatedTo = storage.Join(d.root, isoFolder, stem, name)
 	}
 	if d.opt.DryRun {
 		return nil, nil
@@ -235,8 +268,11 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 		counts.ExpiredNull += nulls
 		rc.Dropped++
 		return rgDrop, nil, nil
-	case span == transforms.SpanInside && !subjectsMayMatch(f, c, rg, d.rule.Erasure):
-		if c.time >= 0 {
+	case span == transforms.SpanInside && !d.mayErase(f, c, rg, ts):
+		switch {
+		case d.rule.Isolated:
+			counts.Restricted += rows // every row is still inside the legal minimum
+		case c.time >= 0:
 			counts.NullKept += max(ts.Nulls, 0)
 		}
 		rc.Copied++
@@ -305,22 +341,38 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 	if err != nil {
 		return 0, nil, err
 	}
-	kept := 0
+	kept, isolated := 0, 0
 	for _, fate := range fates {
-		if fate == transforms.FateKeep {
+		switch fate {
+		case transforms.FateKeep:
 			kept++
+		case transforms.FateRestricted:
+			isolated++
 		}
 	}
 	switch {
 	case kept == len(fates):
 		rc.RuleColumnsOnly++
 		return rgCopy, nil, nil
-	case kept == 0 && !anonymize:
+	case kept == 0 && !anonymize && isolated == 0:
 		rc.RuleColumnsOnly++
 		return rgDrop, nil, nil
 	}
 	rc.Rewritten++
 	return rgRewrite, fates, nil
+}
+
+// mayErase reports whether row group rg, every row of which is inside
+// retention by its statistics ts, may hold rows to erase or isolate: rows
+// of a subject on an erasure list (by the subject column's statistics) or,
+// in the isolated part, rows past the legal minimum.
+func (d *dataset) mayErase(f *parquetio.File, c ruleCols, rg int, ts transforms.TimeStats) bool {
+	if !d.rule.Isolated {
+		return subjectsMayMatch(f, c, rg, d.rule.Erasure)
+	}
+	// NULL times are inside the legal minimum: its clock has not started
+	legal := transforms.RetainRule{Retention: true, Cutoff: d.rule.LegalCutoff}
+	return !d.rule.LegalMinimum || c.time < 0 || legal.Classify(ts) != transforms.SpanInside
 }
 
 // noteErased records the subjects of erased rows, for the report.
@@ -354,20 +406,28 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 	orig := parquetio.Part(src)
 	dir := storage.Join(d.work, d.opt.RunID)
 	a := &action{File: m.Location, Delete: fr.RowsKept == 0}
-	var anon *anonWriter
-	if d.ds.Anonymizes() {
+	var out sinks
+	if fr.Anonymized > 0 {
 		a.AnonStaged, a.AnonFinal = storage.Join(dir, fmt.Sprintf("%05d-anonymized.parquet", n)), fr.AnonymizedTo
-		if anon, err = d.newAnonWriter(ctx, f.Schema(), a.AnonStaged); err != nil {
+		if out.anon, err = d.newAnonWriter(ctx, f.Schema(), a.AnonStaged); err != nil {
 			return nil, err
 		}
-		defer anon.abort()
+		defer out.anon.abort()
+	}
+	if fr.Isolated > 0 {
+		a.IsoStaged, a.IsoFinal = storage.Join(dir, fmt.Sprintf("%05d-restricted.parquet", n)), fr.IsolatedTo
+		if out.iso, err = d.newIsoWriter(ctx, f.Schema(), a.IsoStaged); err != nil {
+			return nil, err
+		}
+		defer out.iso.abort()
 	}
 	defer d.closeParts()
 	// build lists the pieces of the new file: the original's footer, its
 	// kept row groups copied and the re-encoded ones. With reencode, kept
 	// row groups are re-encoded too (for files whose Parquet schema deid's
-	// writer does not reproduce); anonymized rows are written once.
-	build := func(reencode bool, anon *anonWriter) ([]parquetio.Piece, []int, error) {
+	// writer does not reproduce); anonymized and isolated rows are written
+	// once.
+	build := func(reencode bool, out sinks) ([]parquetio.Piece, []int, error) {
 		pieces := []parquetio.Piece{{Part: orig}}
 		if reencode {
 			pieces = nil
@@ -386,7 +446,7 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 			case k == rgDrop:
 				continue
 			}
-			part, groups, err := d.rewrite(ctx, f, rg, fs, anon)
+			part, groups, err := d.rewrite(ctx, f, rg, fs, out)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -402,7 +462,7 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 		}
 		return pieces, rewritten, nil
 	}
-	pieces, rewritten, err := build(false, anon)
+	pieces, rewritten, err := build(false, out)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +474,7 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 				d.rep.RowGroups.Rewritten++
 			}
 		}
-		if pieces, rewritten, err = build(true, nil); err != nil {
+		if pieces, rewritten, err = build(true, sinks{}); err != nil {
 			return nil, err
 		}
 	}
@@ -427,21 +487,39 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 			return nil, fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
 		}
 	}
-	if anon != nil {
-		if err := anon.close(); err != nil {
+	if out.anon != nil {
+		if err := out.anon.close(); err != nil {
 			return nil, fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
 		}
-		if err := verifyFile(ctx, st, a.AnonStaged, fr.Anonymized, anon.schema, nil, mem); err != nil {
+		if err := verifyFile(ctx, st, a.AnonStaged, fr.Anonymized, out.anon.schema, nil, mem); err != nil {
 			return nil, fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
+		}
+	}
+	if out.iso != nil {
+		// the isolated rows keep every column: rows = isolated, schema = the source's
+		if err := out.iso.close(); err != nil {
+			return nil, fmt.Errorf("%s: stage the isolated rows: %w", m.Location, err)
+		}
+		if err := verifyFile(ctx, st, a.IsoStaged, fr.Isolated, f.Schema(), nil, mem); err != nil {
+			return nil, fmt.Errorf("%s: stage the isolated rows: %w", m.Location, err)
 		}
 	}
 	return a, nil
 }
 
+// sinks receive the rows of a rewritten row group that do not stay: the
+// anonymized ones (Expired, Erased) and the isolated ones (Restricted);
+// nil sinks drop them.
+type sinks struct {
+	anon *anonWriter
+	iso  *isoWriter
+}
+
 // rewrite decodes row group rg whole and encodes its kept rows as a part;
-// the rows that go are anonymized into anon when it is set. It returns the
-// part and its number of row groups (0 when no row stays).
-func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates []transforms.Fate, anon *anonWriter) (parquetio.Part, int, error) {
+// the rows that go are anonymized into out.anon, and the restricted rows
+// written to out.iso, when they are set. It returns the part and its number
+// of row groups (0 when no row stays).
+func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates []transforms.Fate, out sinks) (parquetio.Part, int, error) {
 	mem := d.opt.Mem
 	sch := f.Schema()
 	all := make([]int, sch.NumFields())
@@ -469,27 +547,34 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 		n := int(b.NumRows())
 		seg := fates[off : off+n]
 		off += n
-		for _, keep := range []bool{true, false} {
-			if !keep && anon == nil {
-				break
+		// the kept rows, then those anonymized, then those isolated
+		for class := range 3 {
+			var write func(arrow.RecordBatch) error
+			switch {
+			case class == 0:
+				write = enc.Write
+			case class == 1 && out.anon != nil:
+				write = out.anon.write
+			case class == 2 && out.iso != nil:
+				write = out.iso.enc.Write
+			default:
+				continue
 			}
 			mb := array.NewBooleanBuilder(mem)
 			for _, fate := range seg {
-				mb.Append((fate == transforms.FateKeep) == keep)
+				mb.Append(fateClass(fate) == class)
 			}
 			mask := mb.NewArray()
 			mb.Release()
-			out, err := compute.FilterRecordBatch(cctx, b, mask, compute.DefaultFilterOptions())
+			rows, err := compute.FilterRecordBatch(cctx, b, mask, compute.DefaultFilterOptions())
 			mask.Release()
 			if err != nil {
 				return err
 			}
-			if keep {
-				err = enc.Write(out)
-			} else {
-				err = anon.write(out)
+			if rows.NumRows() > 0 {
+				err = write(rows)
 			}
-			out.Release()
+			rows.Release()
 			if err != nil {
 				return err
 			}
@@ -529,6 +614,18 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 		return nil, 0, err
 	}
 	return part, groups, nil
+}
+
+// fateClass sorts a row of a rewritten row group: 0 stays, 1 goes
+// (deleted or anonymized), 2 is isolated.
+func fateClass(f transforms.Fate) int {
+	switch f {
+	case transforms.FateKeep:
+		return 0
+	case transforms.FateRestricted:
+		return 2
+	}
+	return 1
 }
 
 // closeParts closes the parts opened for assembling; the work folder's

@@ -207,6 +207,29 @@ func anonRows(t testing.TB, dir string) []string {
 	return out
 }
 
+// isoRows reads every file of the isolated part under dir with parquet-go:
+// the source file's stem (its folder in the part) -> sorted row keys, the
+// files of all runs together.
+func isoRows(t testing.TB, dir string, local *time.Location) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	base := filepath.Join(dir, "orders", isoFolder)
+	filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		stem, _ := filepath.Rel(base, filepath.Dir(p))
+		for _, o := range readOrders(t, p, local) {
+			out[stem] = append(out[stem], o.key())
+		}
+		return nil
+	})
+	for _, keys := range out {
+		sort.Strings(keys)
+	}
+	return out
+}
+
 // leftovers lists files under dir that are neither data nor anonymized
 // data: temporary files, journals, locks.
 func leftovers(t testing.TB, dir string) []string {
@@ -229,6 +252,7 @@ type policyOpts struct {
 	onNull    string // keep, remove, or "{fallback: created_at, keep: 1y}"
 	anonymize bool
 	legal     bool
+	legalKeep string // the legal minimum (default 3y)
 	erasure   []int64
 	holds     []int64
 	zone      string // the dataset's time_zone (default UTC)
@@ -263,7 +287,10 @@ func writePolicy(t testing.TB, dir string, o policyOpts) *rules.RetainPlan {
 		extra += fmt.Sprintf("    holds: [{list: %s}]\n", list("holds.csv", o.holds))
 	}
 	if o.legal {
-		extra += "    legal_minimum: {keep: 3y, basis: PRC E-Commerce Law art. 31}\n"
+		if o.legalKeep == "" {
+			o.legalKeep = "3y"
+		}
+		extra += fmt.Sprintf("    legal_minimum: {keep: %s, basis: PRC E-Commerce Law art. 31}\n", o.legalKeep)
 	}
 	if o.anonymize {
 		then = "      then: anonymize\n      anonymize:\n        amount: keep\n        province: keep\n        completed_at: {transform: truncate_time, unit: day}\n"

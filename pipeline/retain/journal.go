@@ -15,7 +15,7 @@ import (
 )
 
 // The crash-safe replace. A run stages every new file (and every file of
-// anonymized rows) in <root>/.deid-retain/<run id>/ and verifies it; only
+// anonymized or isolated rows) in <root>/.deid-retain/<run id>/ and verifies it; only
 // then does it write the journal, <root>/.deid-retain/journal.json, which
 // lists the moves and deletes to make. Writing the journal is the commit
 // point:
@@ -33,10 +33,13 @@ import (
 // longer runs, is taken over.
 
 const (
-	workDir       = pipeline.RetainDir
-	journalName   = pipeline.RetainJournal
-	lockName      = ".deid-retain.lock"
-	journalFormat = "deid-retain-journal/v1"
+	workDir     = pipeline.RetainDir
+	journalName = pipeline.RetainJournal
+	lockName    = ".deid-retain.lock"
+	// journalFormat is v2 since actions may move isolated rows: a v1
+	// reader would ignore that move and lose them, so it must refuse
+	journalFormat   = "deid-retain-journal/v2"
+	journalFormatV1 = "deid-retain-journal/v1"
 
 	recoveredForward = "rolled forward"
 	recoveredBack    = "rolled back"
@@ -64,6 +67,10 @@ type action struct {
 	// AnonStaged, when set, moves to AnonFinal (before File changes).
 	AnonStaged string `json:"anonymized_staged,omitempty"`
 	AnonFinal  string `json:"anonymized,omitempty"`
+	// IsoStaged, when set, moves to IsoFinal, in the isolated part (before
+	// File changes).
+	IsoStaged string `json:"restricted_staged,omitempty"`
+	IsoFinal  string `json:"restricted,omitempty"`
 }
 
 // lockInfo is the lock file's content.
@@ -163,7 +170,7 @@ func recoverRun(ctx context.Context, st storage.Store, work string, opt *Options
 		return "", err
 	}
 	var j journal
-	if err := json.Unmarshal(b, &j); err != nil || j.Format != journalFormat {
+	if err := json.Unmarshal(b, &j); err != nil || j.Format != journalFormat && j.Format != journalFormatV1 {
 		return "", fmt.Errorf("journal %s is unreadable (%v): inspect the dataset by hand", jloc, err)
 	}
 	opt.Logger.Info("completing an interrupted retain run", "run", j.RunID, "actions", len(j.Actions))
@@ -210,6 +217,12 @@ func replay(ctx context.Context, st storage.Store, j journal, opt *Options) erro
 				return err
 			}
 			opt.failpoint("anonymized-moved")
+		}
+		if a.IsoStaged != "" {
+			if err := moveIfThere(ctx, st, a.IsoStaged, a.IsoFinal); err != nil {
+				return err
+			}
+			opt.failpoint("isolated-moved")
 		}
 		switch {
 		case a.Staged != "":

@@ -272,7 +272,7 @@ func (d *dataset) eraseOutputFile(ctx context.Context, loc, subject string, matc
 			next++
 			continue
 		}
-		part, groups, err := d.rewrite(ctx, f, rg, fs, nil)
+		part, groups, err := d.rewrite(ctx, f, rg, fs, sinks{})
 		if err != nil {
 			return nil, 0, err
 		}

@@ -34,7 +34,10 @@ type published struct {
 	erasure string
 }
 
-func publish(t *testing.T) published {
+func publish(t *testing.T) published { return publishWith(t, "") }
+
+// publishWith publishes with extra lines in the orders dataset's policy.
+func publishWith(t *testing.T, extra string) published {
 	dir := t.TempDir()
 	for i := range 3 {
 		writeOrders(t, filepath.Join(dir, "orders", fmt.Sprintf("part-%d.parquet", i)), genOrders(i, []string{"new", "new"}, 30), 30, nil)
@@ -64,11 +67,11 @@ datasets:
     columns: {order_id: order_id, user_id: account_id, created_at: timestamp, completed_at: timestamp, amount: amount, province: province, phone: phone}
     retention: {time_column: completed_at, keep: 3y, on_null: keep}
     erasure: [{list: erasure.csv}]
-destinations:
+%[2]sdestinations:
   an_a: {purpose: analytics, output: out/a, key: a, datasets: {orders: {columns: {user_id: pseudonymize, amount: keep, %[1]s}}}}
   an_b: {purpose: analytics, output: out/b, key: b, datasets: {orders: {columns: {user_id: pseudonymize, amount: keep, %[1]s}}}}
   partner: {purpose: partner_sharing, output: out/p, datasets: {orders: {columns: {user_id: drop, amount: keep, %[1]s}}}}
-`, drop)
+`, drop, extra)
 	path := filepath.Join(dir, "policy.yaml")
 	os.WriteFile(path, []byte(src), 0o644)
 	pol, err := rules.Load(path, os.LookupEnv)
@@ -262,5 +265,95 @@ func TestRetainOutputJournalBlocksRun(t *testing.T) {
 	}
 	if _, err := pipeline.Run(context.Background(), pub.full, pipeline.Options{Store: storage.Local{}, RunID: "after", Workers: 1}); err != nil {
 		t.Errorf("deid run after the retain run completed: %v", err)
+	}
+}
+
+// TestRetainIsolatedLeaveOutputs: subjects erased while their rows are
+// inside the legal minimum leave the published outputs at once: the
+// pseudonymized destinations by their recomputed pseudonyms, the partner's
+// (no identity) by re-derivation from the cleaned inputs, since isolating
+// the rows changed those inputs. The rows themselves wait in the isolated
+// part.
+func TestRetainIsolatedLeaveOutputs(t *testing.T) {
+	pub := publishWith(t, "    legal_minimum: {keep: 3y, basis: PRC E-Commerce Law art. 31}\n")
+	dir := pub.dir
+	type outRow struct {
+		User   *string `parquet:"user_id,optional"`
+		Amount float64 `parquet:"amount,optional"`
+	}
+	read := func(dest string) map[string][]outRow {
+		out := map[string][]outRow{}
+		files, _ := filepath.Glob(filepath.Join(dir, "out", dest, "orders", "*.parquet"))
+		for _, f := range files {
+			rows, err := parquet.ReadFile[outRow](f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[filepath.Base(f)] = rows
+		}
+		return out
+	}
+	erased := []int64{1003, 1011}
+	os.WriteFile(pub.erasure, []byte("user_id\n1003\n1011\n"), 0o644)
+	plan, err := rules.CompileRetain(pub.pol, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partnerBefore := read("p")
+	rep, err := Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "erase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := rep.Datasets[0]
+	if ds.Isolation.Isolated == 0 || ds.Removed["erasure"] != 0 {
+		t.Fatalf("the erased subjects' rows should all be isolated: %+v removed %v", ds.Isolation, ds.Removed)
+	}
+	var isolated int64
+	for _, rows := range isoRows(t, dir, nil) {
+		isolated += int64(len(rows))
+	}
+	if isolated != ds.Isolation.Isolated {
+		t.Errorf("isolated part holds %d rows, report says %d", isolated, ds.Isolation.Isolated)
+	}
+	for _, dest := range []string{"a", "b"} {
+		targets := map[string]bool{}
+		for _, id := range erased {
+			m := hmac.New(sha256.New, pub.keys[dest])
+			fmt.Fprint(m, id)
+			targets[hex.EncodeToString(m.Sum(nil)[:16])] = true
+		}
+		for file, rows := range read(dest) {
+			for _, r := range rows {
+				if r.User != nil && targets[*r.User] {
+					t.Errorf("%s/%s still holds an isolated subject's row", dest, file)
+				}
+			}
+		}
+	}
+	var partnerErased int64
+	for _, d := range rep.Destinations {
+		if d.Name == "partner" {
+			partnerErased = d.RowsErased
+		}
+	}
+	if partnerErased == 0 {
+		t.Error("the partner's outputs kept the isolated rows")
+	}
+	for file, rows := range read("p") {
+		var got, want []string
+		for _, r := range rows {
+			got = append(got, fmt.Sprint(r.Amount))
+		}
+		for _, o := range readOrders(t, filepath.Join(dir, "orders", file), nil) {
+			want = append(want, fmt.Sprint(o.Amount))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) || len(rows) == len(partnerBefore[file]) {
+			t.Errorf("partner %s: %d rows (before %d), want the cleaned source's %d", file, len(rows), len(partnerBefore[file]), len(want))
+		}
+	}
+	if left := leftovers(t, dir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

@@ -23,11 +23,9 @@ import (
 // file whose input is gone (all its rows removed) is deleted with its
 // manifest entry. The manifest then records the new inputs, so a second
 // retain run finds nothing stale. A file published under another policy
-// (its hash differs) is not re-derived: a warning says so.
-//
-// Known gap: rows of erased subjects kept in the source as restricted
-// (legal minimum) leave their input unchanged, so a file published before
-// the erasure request still holds them until the next deid run.
+// (its hash differs) is not re-derived: a warning says so. Rows of erased
+// subjects inside the legal minimum are isolated out of their input, which
+// so changes too: they leave the re-derived files at once.
 
 func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.RetainDestinationDataset, dr *report.RetainDestination, rep *report.Retain, opt *Options) error {
 	st := opt.Store

@@ -30,10 +30,15 @@
 // expired again and retain stays idempotent. Anonymized rows are not
 // personal data and are kept until deleted by hand.
 //
-// Rows of an erased subject still inside the dataset's legal minimum stay
-// where they are, counted as "restricted: legal minimum"; the pipeline keeps
-// every erased subject's rows out of all destinations, so they are only
-// stored, and a later retain run erases them once the minimum ends.
+// Rows of an erased subject still inside the dataset's legal minimum are
+// isolated (PIPL art. 47: stored, processed no more), counted as
+// "restricted: legal minimum": they move, whole, out of the source file to
+// <root>/_restricted/<path of the file>/<run id>.parquet, in the same
+// journaled swap, out of the source glob and so out of every deid run. Each
+// run also decides the isolated part's files, where every row counts as
+// erased (whatever the lists say now): rows still inside the minimum stay,
+// rows of subjects on a legal hold stay, the others are deleted or
+// anonymized per the dataset's then:, and a file emptied is deleted.
 package retain
 
 import (
@@ -46,6 +51,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -91,9 +97,10 @@ type Options struct {
 
 // Failpoints are the named steps of a run at which Options.Failpoint is
 // called, in order: after a file is staged, after the journal is written,
-// after each move of an anonymized file, after each swap or delete, after
-// the journal is removed, after the work folder is removed.
-var Failpoints = []string{"staged", "journal-written", "anonymized-moved", "swapped", "journal-removed", "work-removed"}
+// after each move of an anonymized file, after each move of a file of
+// isolated rows, after each swap or delete, after the journal is removed,
+// after the work folder is removed.
+var Failpoints = []string{"staged", "journal-written", "anonymized-moved", "isolated-moved", "swapped", "journal-removed", "work-removed"}
 
 func (o *Options) failpoint(name string) {
 	if o != nil && o.Failpoint != nil {
@@ -135,7 +142,7 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		if err = runDataset(ctx, plan, ds, dsr, sets, &opt); err != nil {
 			break
 		}
-		if dsr.Files.Deleted+dsr.Files.Rewritten > 0 && !opt.DryRun {
+		if dsr.Files.Deleted+dsr.Files.Rewritten+dsr.Isolation.Files.Deleted+dsr.Isolation.Files.Rewritten > 0 && !opt.DryRun {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf(
 				"dataset %s: deleted rows may survive outside %s: in backups and snapshots, and in object versions or soft-deleted objects "+
 					"of a bucket with versioning or soft delete; isolate them and purge them on the backups' schedule", ds.Name, dsr.Root))
@@ -223,7 +230,14 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	} else if _, err := st.Stat(ctx, storage.Join(d.work, journalName)); err == nil {
 		return fmt.Errorf("dataset %s: an interrupted retain run awaits completion (%s): run deid retain without --dry-run first", ds.Name, storage.Join(d.work, journalName))
 	}
-	if len(matches) == 0 {
+	dsr.Isolation.Folder = storage.Join(root, isoFolder)
+	// the isolated part, as the previous runs left it; listed after the
+	// recovery, which may have moved files into it
+	_, isolated, err := storage.Glob(ctx, st, storage.Join(root, isoFolder, "**", "*.parquet"))
+	if err != nil && !errors.Is(err, storage.ErrNotExist) {
+		return fmt.Errorf("dataset %s: list its isolated part %s: %w", ds.Name, dsr.Isolation.Folder, err)
+	}
+	if len(matches)+len(isolated) == 0 {
 		return nil
 	}
 	d.rule = transforms.RetainRule{Retention: ds.Retention != nil, Cutoff: ds.Cutoff, FallbackCutoff: ds.FallbackCutoff,
@@ -232,7 +246,8 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 		d.rule.OnNullRemove = r.OnNullRemove
 		d.rule.Fallback = r.OnNullFallback != nil
 	}
-	if err := d.loadLists(ctx, matches[0].Location); err != nil {
+	first := append(slices.Clip(matches), isolated...)[0].Location
+	if err := d.loadLists(ctx, first); err != nil {
 		return err
 	}
 	if e := d.rule.Erasure; e != nil && e.Len() > 0 {
@@ -252,6 +267,21 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 			return err
 		}
 		a, err := d.processFile(ctx, m, i)
+		if err != nil {
+			return err
+		}
+		if a != nil {
+			actions = append(actions, *a)
+			opt.failpoint("staged")
+		}
+	}
+	// then the isolated part: every row there is an erased subject's
+	d.rule.Isolated = true
+	for i, m := range isolated {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a, err := d.processFile(ctx, m, len(matches)+i)
 		if err != nil {
 			return err
 		}

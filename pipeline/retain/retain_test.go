@@ -22,7 +22,8 @@ import (
 // kind: "old" (past retention), "new" (inside; the first exactly at the
 // cut-off), "mixed" (alternately one tick before and at or after the
 // cut-off), "null" (NULL completed_at; created alternately before and at or
-// after the fallback cut-off).
+// after the fallback cut-off), "recent" (a month before now: inside a legal
+// minimum of up to 2 years).
 func genOrders(file int, kinds []string, rgRows int) []order {
 	var rows []order
 	us := time.Microsecond
@@ -36,6 +37,8 @@ func genOrders(file int, kinds []string, rgRows int) []order {
 				c = cutoff.AddDate(0, 0, -(i + 2))
 			case "new":
 				c = cutoff.Add(time.Duration(i) * time.Hour)
+			case "recent":
+				c = now.AddDate(0, -1, 0).Add(-time.Duration(i) * time.Hour)
 			case "mixed":
 				if i%2 == 0 {
 					c = cutoff.Add(-time.Duration(i/2+1) * us)
@@ -147,6 +150,7 @@ func (c scenario) check(t *testing.T) {
 	removed := map[string]int64{report.RemovedRetention: 0, report.RemovedNullTime: 0, report.RemovedErasure: 0}
 	held := map[string]int64{report.HeldLegalHold: 0, report.HeldLegalMinimum: 0}
 	var wantAnon []string
+	wantIso := map[string][]string{}
 	erased := map[int64]bool{}
 	for i, kinds := range c.files {
 		rows := genOrders(i, kinds, rgRows)
@@ -156,6 +160,11 @@ func (c scenario) check(t *testing.T) {
 			reason, h := oracle(o, c.opts, retCut)
 			if h != "" {
 				held[h]++
+			}
+			if h == report.HeldLegalMinimum {
+				stem := fmt.Sprintf("part-%d", i)
+				wantIso[stem] = append(wantIso[stem], o.key())
+				continue
 			}
 			if reason == "" {
 				keys = append(keys, o.key())
@@ -179,6 +188,9 @@ func (c scenario) check(t *testing.T) {
 		}
 	}
 	sort.Strings(wantAnon)
+	for _, keys := range wantIso {
+		sort.Strings(keys)
+	}
 	plan := writePolicy(t, dir, c.opts)
 	if c.keep != "" {
 		// the policy says 3y; a longer retention moves its cut-off
@@ -198,6 +210,12 @@ func (c scenario) check(t *testing.T) {
 	got := lakeRows(t, dir, loc)
 	if !equalRows(got, want) {
 		t.Errorf("rows after retain differ from the policy's:\n%s", diffRows(got, want))
+	}
+	if got := isoRows(t, dir, loc); !equalRows(got, wantIso) {
+		t.Errorf("rows in the isolated part differ from the policy's:\n%s", diffRows(got, wantIso))
+	}
+	if ds.Isolation.Isolated != held[report.HeldLegalMinimum] || ds.Isolation.Released != 0 {
+		t.Errorf("isolation %+v, want %d isolated", ds.Isolation, held[report.HeldLegalMinimum])
 	}
 	if !mapsEqual(ds.Removed, removed) || !mapsEqual(ds.Held, held) {
 		t.Errorf("removed %v held %v, want %v %v", ds.Removed, ds.Held, removed, held)
@@ -239,10 +257,11 @@ func (c scenario) check(t *testing.T) {
 	mtimes := modTimes(t, dir)
 	again := run(t, plan, false)
 	a := again.Datasets[0]
-	if a.Files.Rewritten+a.Files.Deleted != 0 || a.Removed[report.RemovedRetention]+a.Removed[report.RemovedErasure]+a.Removed[report.RemovedNullTime] != 0 || a.Anonymized != 0 {
-		t.Errorf("second run: files %+v removed %v anonymized %d", a.Files, a.Removed, a.Anonymized)
+	if a.Files.Rewritten+a.Files.Deleted != 0 || a.Removed[report.RemovedRetention]+a.Removed[report.RemovedErasure]+a.Removed[report.RemovedNullTime] != 0 || a.Anonymized != 0 ||
+		a.Isolation.Isolated+a.Isolation.Released != 0 || a.Isolation.Files.Rewritten+a.Isolation.Files.Deleted != 0 {
+		t.Errorf("second run: files %+v removed %v anonymized %d isolation %+v", a.Files, a.Removed, a.Anonymized, a.Isolation)
 	}
-	if !equalRows(lakeRows(t, dir, loc), want) || !mapsEqualT(modTimes(t, dir), mtimes) {
+	if !equalRows(lakeRows(t, dir, loc), want) || !equalRows(isoRows(t, dir, loc), wantIso) || !mapsEqualT(modTimes(t, dir), mtimes) {
 		t.Error("the second run changed files")
 	}
 	if c.opts.anonymize && !slices.Equal(anonRows(t, dir), wantAnon) {

@@ -168,3 +168,42 @@ func fieldDiff(got, want *arrow.Schema) string {
 	}
 	return ""
 }
+
+// isoWriter encodes isolated rows whole, with the source file's schema.
+type isoWriter struct {
+	w   storage.Writer
+	enc parquetio.PartEncoder
+}
+
+// newIsoWriter starts the staged file of isolated rows at location; the
+// caller aborts it unless close succeeds.
+func (d *dataset) newIsoWriter(ctx context.Context, src *arrow.Schema, location string) (*isoWriter, error) {
+	w, err := d.opt.Store.Create(ctx, location)
+	if err != nil {
+		return nil, err
+	}
+	var enc parquetio.PartEncoder
+	if allNullable(src) {
+		enc, err = parquetio.NewPartEncoder(w, src, nil, d.opt.Writer, d.opt.Mem)
+	} else {
+		// keep required columns required, as in rewrite
+		enc, err = parquetio.NewPartWriter(w, src, nil, d.opt.Writer, d.opt.Mem)
+	}
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return &isoWriter{w: w, enc: enc}, nil
+}
+
+// close finishes and commits the file.
+func (i *isoWriter) close() error {
+	if err := i.enc.Close(); err != nil {
+		return err
+	}
+	_, err := i.w.Commit()
+	return err
+}
+
+// abort discards the file unless it was committed.
+func (i *isoWriter) abort() { i.w.Abort() }
