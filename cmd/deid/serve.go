@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/retain"
 	"github.com/deidproject/deid/pipeline/schedule"
 	"github.com/deidproject/deid/rules"
 )
@@ -94,13 +97,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// newScheduler builds the scheduler of the policy's jobs with the runners
-// this build has: deidentify (retain arrives with deid retain). clock, when
+// newScheduler builds the scheduler of the policy's jobs with their
+// runners: deidentify (the pipeline) and retain (pipeline/retain). clock, when
 // set, fixes each run's reference instant (deid run --job --now).
 func newScheduler(pol *rules.Policy, opt pipeline.Options, lockTTL time.Duration, reg prometheus.Registerer, clock func() time.Time) (*schedule.Scheduler, error) {
 	return schedule.New(pol, schedule.Options{
 		Runners: map[string]schedule.RunFunc{
 			rules.JobDeidentify: schedule.Deidentify(pol, opt, os.LookupEnv, clock),
+			rules.JobRetain:     schedule.Retain(pol, retain.Options{Logger: opt.Logger, Mem: opt.Mem}, os.LookupEnv, clock),
 		},
 		Logger:     opt.Logger,
 		Registerer: reg,
@@ -147,8 +151,11 @@ func runJob(ctx context.Context, f *runFlags, opt pipeline.Options, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	if res.Report == nil {
-		fmt.Fprintf(stdout, "job %s done\n", f.job)
+	if res.Report == nil { // a retain job: its report is stored beside the data
+		fmt.Fprintf(stdout, "job %s done: run %s, %d rows scanned, removed %s\n", f.job, res.RunID, res.RowsIn, removedText(res.Removed))
+		for _, r := range res.Reports {
+			fmt.Fprintf(stdout, "  report %s\n", r)
+		}
 		return nil
 	}
 	if f.json {
@@ -156,4 +163,23 @@ func runJob(ctx context.Context, f *runFlags, opt pipeline.Options, stdout io.Wr
 	}
 	printSummary(stdout, res.Report)
 	return nil
+}
+
+// removedText lists counts by reason in a stable order.
+func removedText(m map[string]int64) string {
+	reasons := make([]string, 0, len(m))
+	for r, n := range m {
+		if n > 0 {
+			reasons = append(reasons, r)
+		}
+	}
+	if len(reasons) == 0 {
+		return "nothing"
+	}
+	sort.Strings(reasons)
+	parts := make([]string, len(reasons))
+	for i, r := range reasons {
+		parts[i] = fmt.Sprintf("%s %d", r, m[r])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -263,8 +263,8 @@ func TestServeSIGTERMAbortsAfterGrace(t *testing.T) {
 	}
 }
 
-// TestRunJob: deid run --job runs one job once under its lock; a held lock,
-// an unknown job and a retain job (until deid retain lands) fail clearly.
+// TestRunJob: deid run --job runs one job once under its lock; a held lock
+// and an unknown job fail clearly; a retain job runs deid retain.
 func TestRunJob(t *testing.T) {
 	dir := sampleWorkdir(t)
 	policy := string(samplePolicy)
@@ -311,9 +311,16 @@ jobs:
 	if res.code != 2 || !strings.Contains(res.stderr, "--job nope: no such job in jobs.yaml (jobs: partners sweep)") {
 		t.Errorf("unknown job: exit %d\n%s", res.code, res.stderr)
 	}
-	res = runDeid(t, dir, nil, "run", "-c", "jobs.yaml", "--job", "sweep")
-	if res.code != 1 || !strings.Contains(res.stderr, "retain is not supported by this build") {
-		t.Errorf("retain job: exit %d\n%s", res.code, res.stderr)
+	// the retain job runs deid retain on the lake and leaves its report in
+	// each dataset's root; run again, it changes nothing
+	for i, want := range []string{"removed erasure 42, null_time 29, retention 313", "removed nothing"} {
+		res = runDeid(t, dir, nil, "run", "-c", "jobs.yaml", "--job", "sweep", "--now", sampleNow)
+		if res.code != 0 || !strings.Contains(res.stdout, want) || !strings.Contains(res.stdout, filepath.Join("orders", "_reports", "retain-")) {
+			t.Errorf("retain job, run %d: exit %d, want %q\n%s%s", i+1, res.code, want, res.stdout, res.stderr)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "testdata", "lake", "orders", "_reports", "retain-*.json")); len(m) != 2 {
+		t.Errorf("retain reports: %v", m)
 	}
 	res = runDeid(t, dir, nil, "serve", "-c", "reference.yaml")
 	if res.code != 2 || !strings.Contains(res.stderr, "declares no jobs") {

@@ -14,9 +14,9 @@
 //   - Prometheus metrics and an HTTP handler with /healthz, /readyz,
 //     /metrics and /jobs.
 //
-// What a job does is given per kind (Runners): deidentify runs the
-// pipeline; retain plugs in when deid retain lands. A job whose kind has no
-// runner is accepted by the policy and reported as unsupported when it runs.
+// What a job does is given per kind (Runners): Deidentify runs the
+// pipeline, Retain runs deid retain. A job whose kind has no runner is
+// accepted by the policy and reported as unsupported when it runs.
 package schedule
 
 import (
