@@ -29,8 +29,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -129,8 +131,13 @@ type runner struct {
 	// consent and births hold the destination-level row rules' lists
 	consent map[string][]consentRule
 	births  map[string]*transforms.SubjectValues
-	scratch string
-	dryRun  bool
+	// classes count, per destination and dataset enforcing min_k, the
+	// equivalence classes (the first pass of a run); counting is set
+	// during that pass
+	classes  map[string]*classCounts
+	counting bool
+	scratch  string
+	dryRun   bool
 	// skipErasure leaves erasure lists unread (validation only)
 	skipErasure bool
 
@@ -175,7 +182,7 @@ func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 		rep.Keys = append(rep.Keys, rk)
 	}
 	r := &runner{plan: plan, opt: opt, rep: rep, erasure: map[string]*transforms.SubjectSet{},
-		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, dryRun: command == "plan"}
+		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, classes: map[string]*classCounts{}, dryRun: command == "plan"}
 	if c, ok := opt.Store.(storage.RetryCounter); ok {
 		r.retryBase = c.Retries()
 	}
@@ -222,6 +229,11 @@ func (r *runner) destReport(dst *rules.Destination) *report.Destination {
 		Datasets: []*report.Treatment{}, Removed: map[string]int64{}}
 	for _, reason := range transforms.DestinationReasons() {
 		d.Removed[reason.String()] = 0
+	}
+	for _, b := range dst.Bindings {
+		if b.MinK > 0 {
+			d.Removed[transforms.ReasonSmallClass.String()] = 0
+		}
 	}
 	if dst.Key != nil {
 		d.KeyFingerprint = dst.Key.Fingerprint()
@@ -284,6 +296,10 @@ func Plan(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, erro
 
 func (r *runner) run(ctx context.Context) (err error) {
 	log := r.opt.Logger
+	if where, ok := enforcesMinK(r.plan); ok && r.opt.Shard != nil {
+		return fmt.Errorf("%s sets min_k: a sharded run cannot enforce it, since its equivalence classes span every shard's files; "+
+			"run this destination without --shard (or remove min_k and let deid verify measure k): %w", where, ErrMinKShard)
+	}
 	log.Info("run starting", "run_id", r.opt.RunID, "policy", r.plan.Policy.File, "now", r.plan.Now, "workers", r.opt.Workers)
 	if err := r.listInputs(ctx); err != nil {
 		return err
@@ -311,6 +327,23 @@ func (r *runner) run(ctx context.Context) (err error) {
 				r.abortStaging(context.WithoutCancel(ctx))
 			}
 		}()
+	}
+	if len(r.classes) > 0 {
+		// first pass: count the equivalence classes of every destination
+		// enforcing min_k, so the second can drop the rows of small ones
+		log.Info("counting equivalence classes for min_k", "destinations", len(r.classes))
+		r.counting = true
+		err := r.process(ctx)
+		r.counting = false
+		if err != nil {
+			return err
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.classes)) {
+			c := r.classes[k]
+			rows, classes := c.smallRows()
+			log.Info("equivalence classes counted", "destination", c.dst, "dataset", c.dataset, "classes", len(c.counts),
+				"min_k", c.minK, "classes_below", classes, "rows_below", rows)
+		}
 	}
 	return r.process(ctx)
 }
@@ -374,6 +407,9 @@ func (r *runner) process(ctx context.Context) error {
 		}
 	}()
 	for _, in := range r.inputs {
+		if r.counting && !slices.ContainsFunc(in.outputs, func(o *fileOutput) bool { return o.classes != nil }) {
+			continue
+		}
 		st := &fileState{left: len(in.rgRows), counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows))}
 		for range in.outputs {
 			st.parts = append(st.parts, make([]string, len(in.rgRows)))
@@ -382,7 +418,7 @@ func (r *runner) process(ctx context.Context) error {
 		for rg := range in.rgRows {
 			tasks = append(tasks, task{in: in, rg: rg})
 		}
-		if len(in.rgRows) == 0 {
+		if len(in.rgRows) == 0 && !r.counting {
 			// a file without row groups still gets (empty) outputs
 			if err := r.finishFile(ctx, in, st); err != nil {
 				return err
@@ -452,7 +488,7 @@ func (r *runner) runTask(ctx context.Context, t task, st *fileState) error {
 		st.file = nil
 	}
 	st.mu.Unlock()
-	if !last {
+	if !last || r.counting {
 		return nil
 	}
 	return r.finishFile(ctx, t.in, st)
@@ -482,12 +518,16 @@ func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) e
 	r.rep.Unlock()
 	for i, out := range in.outputs {
 		outKept := kept
-		if out.rules != nil {
+		if out.rules != nil || out.classes != nil {
 			outKept = 0
 			r.rep.Lock()
 			for _, oc := range st.outCounts {
-				for j, reason := range transforms.DestinationReasons() {
+				dreasons := transforms.DestinationReasons()
+				for j, reason := range dreasons {
 					out.rep.Removed[reason.String()] += oc[i][j]
+				}
+				if out.classes != nil {
+					out.rep.Removed[transforms.ReasonSmallClass.String()] += oc[i][len(dreasons)]
 				}
 				out.rep.AgeUnknown += oc[i][len(oc[i])-2]
 				outKept += oc[i][len(oc[i])-1]

@@ -162,7 +162,9 @@ type Destination struct {
 	RowsOut        int64         `json:"rows_out"`
 	Bytes          int64         `json:"bytes"`
 	// Removed counts rows kept from this destination only, by reason
-	// (consent, child), beyond those removed from every destination.
+	// (consent, child; small_class, when the destination sets min_k for a
+	// dataset: rows of equivalence classes smaller than min_k), beyond
+	// those removed from every destination.
 	Removed map[string]int64 `json:"removed"`
 	// AgeUnknown counts rows a children rule kept because their age could
 	// not be told (no or invalid birth date, no event time).
