@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/deidproject/deid/pipeline/storage"
 )
 
 // benchData returns the bench generator's browsing table of rows rows and its
@@ -98,5 +100,27 @@ func BenchmarkRun1M(b *testing.B) {
 			b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(rows)/float64(b.N), "allocs/row")
 			b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(rows)/float64(b.N), "B/row")
 		})
+	}
+}
+
+// BenchmarkInputSHA256 measures what recording a local input's SHA-256 in
+// the report costs a run: one more sequential read and hash of the 1M-row
+// bench file (compare BenchmarkRun1M's time per run).
+//
+//	go test ./pipeline -run XXX -bench InputSHA256
+func BenchmarkInputSHA256(b *testing.B) {
+	input, _ := benchData(b, 1_000_000)
+	fi, err := os.Stat(input)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &runner{}
+	r.opt.defaults()
+	in := &inputFile{match: storage.Match{Attrs: storage.Attrs{Location: input, Size: fi.Size()}}}
+	b.SetBytes(fi.Size())
+	for b.Loop() {
+		if res := <-r.hash(context.Background(), in); res.err != nil || len(res.sum) != 64 {
+			b.Fatalf("hash: %+v", res)
+		}
 	}
 }

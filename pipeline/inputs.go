@@ -36,6 +36,8 @@ type inputFile struct {
 	pos     map[string]int
 	outputs []*fileOutput
 	report  *report.InputFile
+	// sha256 is the file's SHA-256 in hex, once a run hashed it (hashes)
+	sha256 string
 }
 
 // fileOutput is what one destination receives from one input file.

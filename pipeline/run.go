@@ -26,8 +26,10 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -365,6 +367,48 @@ type fileState struct {
 	// rows of unknown age, then kept
 	outCounts [][][]int64
 	started   time.Time
+	// sum receives the file's SHA-256, hashed beside the tasks (see hash)
+	sum chan hashResult
+}
+
+// hashResult is a file's SHA-256 in hex, or why it could not be computed.
+type hashResult struct {
+	sum string
+	err error
+}
+
+// hashes reports whether a run records the SHA-256 of in: when it writes
+// (not in a dry run or the counting pass) and the store keeps no checksum
+// of its own (local files; GCS objects have a CRC32C and a generation).
+func (r *runner) hashes(in *inputFile) bool {
+	return !r.dryRun && !r.counting && !in.match.HasCRC32C
+}
+
+// hash reads in once more, sequentially, for its SHA-256, and sends the
+// result on the returned channel. The tasks read only the column chunks
+// they need, at random, so they cannot hash the file as they go; this read
+// runs beside them and mostly hits the page cache.
+func (r *runner) hash(ctx context.Context, in *inputFile) chan hashResult {
+	ch := make(chan hashResult, 1)
+	go func() {
+		rd, err := r.opt.Store.Open(ctx, in.match.Location)
+		if err != nil {
+			ch <- hashResult{err: err}
+			return
+		}
+		defer rd.Close()
+		if rd.Size() != in.match.Size {
+			ch <- hashResult{err: fmt.Errorf("the file changed while the run was reading it (%d bytes, then %d)", in.match.Size, rd.Size())}
+			return
+		}
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(rd, 0, rd.Size()), make([]byte, 1<<20)); err != nil {
+			ch <- hashResult{err: err}
+			return
+		}
+		ch <- hashResult{sum: hex.EncodeToString(h.Sum(nil))}
+	}()
+	return ch
 }
 
 // open returns the file, opening it on first use.
@@ -373,6 +417,9 @@ func (st *fileState) open(ctx context.Context, r *runner, in *inputFile) (*parqu
 	defer st.mu.Unlock()
 	if st.started.IsZero() {
 		st.started = r.opt.Clock()
+	}
+	if st.sum == nil && r.hashes(in) {
+		st.sum = r.hash(ctx, in)
 	}
 	if st.file == nil {
 		f, err := parquetio.Open(ctx, r.opt.Store, in.match.Location, r.opt.Mem)
@@ -504,8 +551,19 @@ func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) e
 		}
 		kept += c[len(c)-1]
 	}
+	if st.sum == nil && r.hashes(in) {
+		st.sum = r.hash(ctx, in) // a file without row groups
+	}
+	if st.sum != nil {
+		res := <-st.sum
+		if res.err != nil {
+			return dataErrorf(in.match.Location, "", "SHA-256 for the report: %v", res.err)
+		}
+		in.sha256 = res.sum
+	}
 	dsr := r.datasetReport(in.ds)
 	r.rep.Lock()
+	in.report.SHA256 = in.sha256
 	in.report.RowsIn = in.rows
 	in.report.RowsKept = kept
 	in.report.Removed = removed
@@ -553,7 +611,7 @@ func (r *runner) planOutput(in *inputFile, out *fileOutput, rows int64) {
 	r.rep.Lock()
 	defer r.rep.Unlock()
 	out.rep.Files = append(out.rep.Files, &report.OutputFile{Path: out.rel, Dataset: in.ds.Name, Rows: rows, Columns: out.columns,
-		Input: inputOf(in.match.Attrs)})
+		Input: inputOf(in)})
 	out.rep.RowsOut += rows
 }
 
@@ -601,8 +659,9 @@ func (r *runner) countRetries() {
 }
 
 // inputOf identifies the version of a source file read.
-func inputOf(a storage.Attrs) report.Input {
-	return report.Input{Location: a.Location, Size: a.Size, ModTime: a.ModTime.UTC(), Generation: a.Generation, CRC32C: crcHex(a)}
+func inputOf(in *inputFile) report.Input {
+	a := in.match.Attrs
+	return report.Input{Location: a.Location, Size: a.Size, ModTime: a.ModTime.UTC(), Generation: a.Generation, CRC32C: crcHex(a), SHA256: in.sha256}
 }
 
 // crcHex is an object's CRC32C in hex, or "" when the store keeps none.

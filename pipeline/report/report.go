@@ -143,7 +143,11 @@ type InputFile struct {
 	ModTime    time.Time `json:"mod_time"`
 	Generation int64     `json:"generation,omitempty"`
 	// CRC32C is the stored object's CRC32C (Castagnoli) in hex, on GCS.
-	CRC32C    string           `json:"crc32c,omitempty"`
+	CRC32C string `json:"crc32c,omitempty"`
+	// SHA256 is the file's SHA-256 in hex, computed by deid run for a file
+	// whose store keeps no checksum (local files); empty on GCS, whose
+	// generation and CRC32C identify the object.
+	SHA256    string           `json:"sha256,omitempty"`
 	RowGroups int              `json:"row_groups"`
 	RowsIn    int64            `json:"rows_in"`
 	RowsKept  int64            `json:"rows_kept"`
@@ -225,6 +229,9 @@ type Input struct {
 	Generation int64     `json:"generation,omitempty"`
 	// CRC32C is the stored object's CRC32C (Castagnoli) in hex, on GCS.
 	CRC32C string `json:"crc32c,omitempty"`
+	// SHA256 is the file's SHA-256 in hex when the store keeps no checksum
+	// (local files), as InputFile.SHA256.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Warn records a warning. Safe for concurrent use.
