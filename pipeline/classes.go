@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -26,10 +27,10 @@ type classHasher struct {
 }
 
 // keys appends to dst the class key of each row of cols, which must all
-// have the same length. A value is hashed as its bytes for strings and
-// binaries (dictionary-encoded or not) and as its text otherwise, each
-// length-prefixed, with NULL distinct from every value (the empty string
-// included): rows fall in one class exactly when every value is equal.
+// have the same length. Each value is tagged (appendValue), with NULL
+// distinct from every value (the empty string included) and dictionary
+// values as their dense equivalent: rows fall in one class exactly when
+// every value is equal.
 func (h *classHasher) keys(dst []classKey, cols []arrow.Array) []classKey {
 	if len(cols) == 0 {
 		return dst
@@ -45,30 +46,59 @@ func (h *classHasher) keys(dst []classKey, cols []arrow.Array) []classKey {
 	return dst
 }
 
-// appendValue appends row i of a, tagged and length-prefixed.
+// appendValue appends row i of a, tagged and length-prefixed. Strings and
+// binaries are their bytes, numbers and times their 8-byte value (no
+// allocation per value); other types their text.
 func appendValue(buf []byte, a arrow.Array, i int) []byte {
 	if a.IsNull(i) {
 		return append(buf, 0)
 	}
-	if d, ok := a.(*array.Dictionary); ok {
-		return appendValue(buf, d.Dictionary(), d.GetValueIndex(i))
-	}
-	var v []byte
 	switch c := a.(type) {
+	case *array.Dictionary:
+		return appendValue(buf, c.Dictionary(), c.GetValueIndex(i))
 	case *array.String:
-		v = []byte(c.Value(i))
+		return appendBytes(buf, c.Value(i))
 	case *array.LargeString:
-		v = []byte(c.Value(i))
+		return appendBytes(buf, c.Value(i))
 	case *array.Binary:
-		v = c.Value(i)
+		return appendBytes(buf, c.Value(i))
 	case *array.LargeBinary:
-		v = c.Value(i)
-	default:
-		v = []byte(a.ValueStr(i))
+		return appendBytes(buf, c.Value(i))
+	case *array.Int64:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Int32:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Int16:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Int8:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Uint64:
+		return appendFixed(buf, c.Value(i))
+	case *array.Uint32:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Float64:
+		return appendFixed(buf, math.Float64bits(c.Value(i)))
+	case *array.Float32:
+		return appendFixed(buf, math.Float64bits(float64(c.Value(i))))
+	case *array.Timestamp:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Date32:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Date64:
+		return appendFixed(buf, uint64(c.Value(i)))
 	}
+	return appendBytes(buf, a.ValueStr(i))
+}
+
+func appendBytes[T string | []byte](buf []byte, v T) []byte {
 	buf = append(buf, 1)
 	buf = binary.AppendUvarint(buf, uint64(len(v)))
 	return append(buf, v...)
+}
+
+func appendFixed(buf []byte, v uint64) []byte {
+	buf = append(buf, 2)
+	return binary.LittleEndian.AppendUint64(buf, v)
 }
 
 // classCounts counts the rows of each equivalence class of one dataset in

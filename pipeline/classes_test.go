@@ -66,6 +66,7 @@ func TestClassKeys(t *testing.T) {
 		{"dictionary as dense", []arrow.Array{dictOf("北京")}, []arrow.Array{strs(mem, "北京")}, true},
 		{"integers", []arrow.Array{ints(1990)}, []arrow.Array{ints(1990)}, true},
 		{"integers differ", []arrow.Array{ints(1990)}, []arrow.Array{ints(1991)}, false},
+		{"integer and its text", []arrow.Array{ints(1990)}, []arrow.Array{strs(mem, "1990")}, false},
 		{"order of columns", []arrow.Array{strs(mem, "a"), strs(mem, "b")}, []arrow.Array{strs(mem, "b"), strs(mem, "a")}, false},
 	}
 	for _, c := range cases {
