@@ -298,3 +298,26 @@ func TestMinKRefusesShards(t *testing.T) {
 		t.Fatalf("err = %v, want ErrMinKShard naming the destination", err)
 	}
 }
+
+// TestMinKIncremental: an incremental run keeps no output of a dataset
+// whose destination enforces min_k (a new file changes every class), and
+// suppresses the same rows again.
+func TestMinKIncremental(t *testing.T) {
+	for _, minK := range []string{"", "        min_k: 5\n"} {
+		plan, _, _, _ := verifyJobPolicy(t, minKPolicy+minK)
+		rep, err := Run(context.Background(), plan, Options{Incremental: true, ScratchDir: t.TempDir(), BatchSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rep.Destinations[0]
+		if minK == "" {
+			if len(d.Unchanged) != 1 {
+				t.Errorf("without min_k, the unchanged output is kept: %v", d.Unchanged)
+			}
+			continue
+		}
+		if len(d.Unchanged) != 0 || len(d.Files) != 1 || d.Removed["small_class"] == 0 {
+			t.Errorf("with min_k: unchanged %v, files %d, removed %v; want the output written again, small classes removed", d.Unchanged, len(d.Files), d.Removed)
+		}
+	}
+}
