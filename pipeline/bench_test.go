@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/deidproject/deid/pipeline/storage"
 )
 
 // benchData returns the bench generator's browsing table of rows rows and its
@@ -70,33 +72,66 @@ func generate(rows int) (string, error) {
 }
 
 // BenchmarkRun1M runs the reference policy on the bench's 1M-row browsing
-// table (1461 days: nearly every row is transformed and written) and reports
-// rows per second and heap allocations per input row.
+// table (1461 days: nearly every row is transformed and written; with
+// -min_k, also enforcing min_k 3 over city and hour, which needs a counting
+// pass first) and reports rows per second, heap allocations per input row,
+// and the rows written and suppressed.
 //
 //	go test ./pipeline -run XXX -bench Run1M -benchtime 3x
 func BenchmarkRun1M(b *testing.B) {
 	const rows = 1_000_000
 	input, erasure := benchData(b, rows)
-	for _, days := range []string{"365", "1461"} {
+	for _, days := range []string{"365", "1461", "1461-min_k"} {
 		b.Run("days="+days, func(b *testing.B) {
 			dir := b.TempDir()
 			text := samplePolicy(input, erasure, filepath.Join(dir, "out"))
-			text = strings.Replace(text, "keep: 365d", "keep: "+days+"d", 1)
+			keep, minK := strings.CutSuffix(days, "-min_k")
+			if minK {
+				text += "        quasi_identifiers: [city, event_time]\n        min_k: 3\n"
+			}
+			text = strings.Replace(text, "keep: 365d", "keep: "+keep+"d", 1)
 			plan := compile(b, dir, text)
 			var ms0, ms1 runtime.MemStats
 			runtime.ReadMemStats(&ms0)
 			b.ResetTimer()
+			var rowsOut, small int64
 			for i := 0; i < b.N; i++ {
 				os.RemoveAll(filepath.Join(dir, "out"))
-				if _, err := Run(context.Background(), plan, Options{ScratchDir: dir}); err != nil {
+				rep, err := Run(context.Background(), plan, Options{ScratchDir: dir})
+				if err != nil {
 					b.Fatal(err)
 				}
+				rowsOut, small = rep.Destinations[0].RowsOut, rep.Destinations[0].Removed["small_class"]
 			}
 			b.StopTimer()
 			runtime.ReadMemStats(&ms1)
+			b.ReportMetric(float64(rowsOut), "rows_out")
+			b.ReportMetric(float64(small), "small_class")
 			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 			b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(rows)/float64(b.N), "allocs/row")
 			b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(rows)/float64(b.N), "B/row")
 		})
+	}
+}
+
+// BenchmarkInputSHA256 measures what recording a local input's SHA-256 in
+// the report costs a run: one more sequential read and hash of the 1M-row
+// bench file (compare BenchmarkRun1M's time per run).
+//
+//	go test ./pipeline -run XXX -bench InputSHA256
+func BenchmarkInputSHA256(b *testing.B) {
+	input, _ := benchData(b, 1_000_000)
+	fi, err := os.Stat(input)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &runner{}
+	r.opt.defaults()
+	in := &inputFile{match: storage.Match{Attrs: storage.Attrs{Location: input, Size: fi.Size()}}}
+	b.SetBytes(fi.Size())
+	for b.Loop() {
+		if res := <-r.hash(context.Background(), in); res.err != nil || len(res.sum) != 64 {
+			b.Fatalf("hash: %+v", res)
+		}
 	}
 }

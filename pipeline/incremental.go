@@ -47,7 +47,8 @@ func (r *runner) skipCommitted(ctx context.Context) error {
 			}
 			current := listsDigest(r.datasetReport(in.ds))
 			for _, out := range in.outputs {
-				if out.dst != dst {
+				if out.dst != dst || out.classes != nil {
+					// min_k counts classes over every file: all are processed
 					continue
 				}
 				f := committed[out.rel]

@@ -36,6 +36,8 @@ type inputFile struct {
 	pos     map[string]int
 	outputs []*fileOutput
 	report  *report.InputFile
+	// sha256 is the file's SHA-256 in hex, once a run hashed it (hashes)
+	sha256 string
 }
 
 // fileOutput is what one destination receives from one input file.
@@ -48,6 +50,10 @@ type fileOutput struct {
 	schema  *arrow.Schema // dense output schema, for outputs without rows
 	// rules are the destination's own row rules (consent, children), or nil
 	rules *outputRules
+	// classes, when the destination sets min_k for the dataset, count its
+	// equivalence classes; qi indexes the quasi-identifiers in cols
+	classes *classCounts
+	qi      []int
 }
 
 // outColumn is one output column: which batch column feeds which transform.
@@ -322,6 +328,16 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 			fields = append(fields, denseField(fld.Name, ot))
 		}
 		out.schema = arrow.NewSchema(fields, nil)
+		if b.MinK > 0 {
+			k := dst.Name + "\x00" + ds.Name
+			if r.classes[k] == nil {
+				r.classes[k] = newClassCounts(dst.Name, b)
+			}
+			out.classes = r.classes[k]
+			if out.qi, err = out.classes.qiIndices(loc, out.cols); err != nil {
+				return nil, err
+			}
+		}
 		in.outputs = append(in.outputs, out)
 	}
 	return in, nil

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,12 +67,24 @@ func TestRunSample(t *testing.T) {
 		if len(f.Columns) != 12 || f.Columns[1].Transform != "pseudonymize" || f.Columns[1].SourceType != "int64" || f.Columns[1].OutputType != "utf8" {
 			t.Errorf("%s: columns %+v", f.Path, f.Columns[1])
 		}
+		// the input's SHA-256, for a local file, hashed here again
+		if b, err := os.ReadFile(f.Input.Location); err != nil || f.Input.SHA256 != fmt.Sprintf("%x", sha256.Sum256(b)) {
+			t.Errorf("%s: input SHA-256 %q, want that of %s (%v)", f.Path, f.Input.SHA256, f.Input.Location, err)
+		}
 		rows += f.Rows
 		// read back with parquet-go
 		pf := openParquetGo(t, filepath.Join(out, f.Path))
 		if pf.NumRows() != f.Rows {
 			t.Errorf("%s: parquet-go reads %d rows, manifest says %d", f.Path, pf.NumRows(), f.Rows)
 		}
+	}
+	for _, in := range ds.Files {
+		if b, err := os.ReadFile(in.Location); err != nil || in.SHA256 != fmt.Sprintf("%x", sha256.Sum256(b)) {
+			t.Errorf("report: input %s SHA-256 %q (%v)", in.Location, in.SHA256, err)
+		}
+	}
+	if pr, err := Plan(context.Background(), plan, Options{}); err != nil || pr.Datasets[0].Files[0].SHA256 != "" {
+		t.Errorf("a dry run hashed its inputs: %v", err)
 	}
 	if rows != ds.RowsKept || rep.Destinations[0].RowsOut != rows {
 		t.Errorf("rows: manifest %d, kept %d, destination %d", rows, ds.RowsKept, rep.Destinations[0].RowsOut)

@@ -40,7 +40,15 @@ func (p *partFile) discard() {
 // processRowGroup decodes one row group in batches, applies the row rules
 // and, per destination, the transforms, and encodes each destination's rows
 // as a part. It returns the part paths (one per output, "" when no row
-// survived) and the counts: removed per reason, then kept.
+// survived) and the counts: removed per reason, then kept; per output,
+// removed per destination reason, then by min_k (small classes), rows of
+// unknown age, and kept.
+//
+// During the first pass of a run enforcing min_k (r.counting), it reads
+// only the row rules' and quasi-identifiers' columns, transforms the
+// quasi-identifiers of the kept rows and adds their classes to the
+// outputs' counts; it writes nothing. A dry run reads the same columns and
+// counts the rows min_k would remove.
 func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File) (parts []string, counts []int64, outCounts [][]int64, err error) {
 	mem := r.opt.Mem
 	reasons := transforms.Reasons()
@@ -48,16 +56,28 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 	counts = make([]int64, len(reasons)+1)
 	outCounts = make([][]int64, len(in.outputs))
 	for i := range in.outputs {
-		outCounts[i] = make([]int64, len(dreasons)+2) // by reason, unknown age, kept
+		outCounts[i] = make([]int64, len(dreasons)+3) // by reason, small class, unknown age, kept
 	}
+	iSmall, iUnknown, iKept := len(dreasons), len(dreasons)+1, len(dreasons)+2
+	lean := r.dryRun || r.counting // read and transform only what counting needs
 	ruleCols := map[int]bool{}
 	for _, c := range rowRuleColumns(in.ds) {
 		ruleCols[in.pos[c]] = true
 	}
+	for _, out := range in.outputs {
+		for _, ci := range out.qi {
+			ruleCols[out.cols[ci].pos] = true
+		}
+	}
+	// local class counts of this row group, per output, merged at the end
+	local := make([]map[classKey]uint32, len(in.outputs))
+	var hasher classHasher
+	var keys []classKey
+	var small transforms.Selection
 	read := make([]int, 0, len(in.leaves))    // leaves to read
 	readPos := make([]int, 0, len(in.leaves)) // their positions in in.readCols
 	for i, leaf := range in.leaves {
-		if r.dryRun && i != in.timePos && i != in.subjectPos && !ruleCols[i] {
+		if lean && i != in.timePos && i != in.subjectPos && !ruleCols[i] {
 			continue
 		}
 		read = append(read, leaf)
@@ -67,9 +87,11 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 		// a dry run of a dataset without row rules: every row is kept
 		counts[len(reasons)] = in.rgRows[rg]
 		for i := range outCounts {
-			outCounts[i][len(dreasons)+1] = in.rgRows[rg]
+			outCounts[i][iKept] = in.rgRows[rg]
 		}
-		r.rowsDone.Add(in.rgRows[rg])
+		if !r.counting {
+			r.rowsDone.Add(in.rgRows[rg])
+		}
 		return nil, counts, outCounts, nil
 	}
 	// A string column stored dictionary-encoded is read as an Arrow
@@ -161,12 +183,17 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 				counts[i] += sel.Removed(reason)
 			}
 			counts[len(reasons)] += int64(sel.Kept())
-			r.rowsDone.Add(int64(n))
-			r.progress(int(r.filesDone.Load()))
+			if !r.counting {
+				r.rowsDone.Add(int64(n))
+				r.progress(int(r.filesDone.Load()))
+			}
 			for oi, out := range in.outputs {
 				oc := outCounts[oi]
+				if r.counting && out.classes == nil {
+					continue
+				}
 				if out.rules == nil {
-					oc[len(dreasons)+1] += int64(sel.Kept())
+					oc[iKept] += int64(sel.Kept())
 					continue
 				}
 				unknown, err := out.rules.apply(r, in, cols, &sel, &outSel[oi])
@@ -176,10 +203,10 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 				for j, reason := range dreasons {
 					oc[j] += outSel[oi].Removed(reason)
 				}
-				oc[len(dreasons)] += unknown
-				oc[len(dreasons)+1] += int64(outSel[oi].Kept())
+				oc[iUnknown] += unknown
+				oc[iKept] += int64(outSel[oi].Kept())
 			}
-			if r.dryRun || sel.Kept() == 0 {
+			if sel.Kept() == 0 {
 				return nil
 			}
 			// each column is filtered once, for all destinations
@@ -192,6 +219,9 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 				}
 			}()
 			for oi, out := range in.outputs {
+				if lean && out.classes == nil {
+					continue
+				}
 				osel := &sel
 				if out.rules != nil {
 					osel = &outSel[oi]
@@ -199,8 +229,16 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 						continue
 					}
 				}
-				arrays := make([]arrow.Array, len(out.cols))
-				fields := make([]arrow.Field, len(out.cols))
+				// the columns to transform: all, or the quasi-identifiers
+				want := out.qi
+				if !lean {
+					want = make([]int, len(out.cols))
+					for ci := range want {
+						want[ci] = ci
+					}
+				}
+				arrays := make([]arrow.Array, len(want))
+				fields := make([]arrow.Field, len(want))
 				release := func() {
 					for _, a := range arrays {
 						if a != nil {
@@ -216,7 +254,8 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 						}
 					}
 				}
-				for ci, oc := range out.cols {
+				for wi, ci := range want {
+					oc := out.cols[ci]
 					src := filtered
 					if osel != &sel {
 						src = own
@@ -253,12 +292,58 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 						releaseOwn()
 						return dataErrorf(in.match.Location, oc.name, "%s (%s): %v", oc.bc.Spec.Name, oc.bc.Pos, err)
 					}
-					arrays[ci] = a
-					fields[ci] = arrow.Field{Name: oc.name, Type: a.DataType(), Nullable: true}
+					arrays[wi] = a
+					fields[wi] = arrow.Field{Name: oc.name, Type: a.DataType(), Nullable: true}
 				}
-				rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), arrays, int64(osel.Kept()))
-				release()
 				releaseOwn()
+				rows := osel.Kept()
+				if out.classes != nil {
+					qiArrays := arrays
+					if !lean {
+						qiArrays = make([]arrow.Array, len(out.qi))
+						for j, ci := range out.qi {
+							qiArrays[j] = arrays[ci]
+						}
+					}
+					keys = hasher.keys(keys[:0], qiArrays)
+					if r.counting {
+						if local[oi] == nil {
+							local[oi] = map[classKey]uint32{}
+						}
+						for _, k := range keys {
+							local[oi][k]++
+						}
+						release()
+						continue
+					}
+					small.Reset(len(keys))
+					for i, k := range keys {
+						if out.classes.small(k) {
+							small.Drop(i, transforms.ReasonSmallClass)
+						}
+					}
+					dropped := small.Removed(transforms.ReasonSmallClass)
+					outCounts[oi][iSmall] += dropped
+					outCounts[oi][iKept] -= dropped
+					if dropped > 0 && !lean {
+						for j, a := range arrays {
+							fa, err := small.Filter(mem, a)
+							if err != nil {
+								release()
+								return fmt.Errorf("%s: filter column %s: %w", in.match.Location, fields[j].Name, err)
+							}
+							a.Release()
+							arrays[j] = fa
+						}
+					}
+					rows = small.Kept()
+				}
+				if lean || rows == 0 {
+					release()
+					continue
+				}
+				rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), arrays, int64(rows))
+				release()
 				if writers[oi] == nil {
 					w, err := r.newPart(rec)
 					if err != nil {
@@ -277,6 +362,11 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 		})
 	if err != nil {
 		return nil, nil, nil, dataError(err)
+	}
+	for oi, m := range local {
+		if m != nil {
+			in.outputs[oi].classes.merge(m)
+		}
 	}
 	parts = make([]string, len(in.outputs))
 	for i, w := range writers {

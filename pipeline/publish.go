@@ -100,7 +100,7 @@ func (r *runner) assemble(ctx context.Context, in *inputFile, out *fileOutput, p
 	}
 	of := &report.OutputFile{
 		Path: out.rel, Dataset: in.ds.Name, Rows: rows, Bytes: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)),
-		Input:   inputOf(in.match.Attrs),
+		Input:   inputOf(in),
 		Columns: out.columns,
 	}
 	r.rep.Lock()

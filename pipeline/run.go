@@ -26,11 +26,15 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -129,8 +133,13 @@ type runner struct {
 	// consent and births hold the destination-level row rules' lists
 	consent map[string][]consentRule
 	births  map[string]*transforms.SubjectValues
-	scratch string
-	dryRun  bool
+	// classes count, per destination and dataset enforcing min_k, the
+	// equivalence classes (the first pass of a run); counting is set
+	// during that pass
+	classes  map[string]*classCounts
+	counting bool
+	scratch  string
+	dryRun   bool
 	// skipErasure leaves erasure lists unread (validation only)
 	skipErasure bool
 
@@ -175,7 +184,7 @@ func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 		rep.Keys = append(rep.Keys, rk)
 	}
 	r := &runner{plan: plan, opt: opt, rep: rep, erasure: map[string]*transforms.SubjectSet{},
-		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, dryRun: command == "plan"}
+		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, classes: map[string]*classCounts{}, dryRun: command == "plan"}
 	if c, ok := opt.Store.(storage.RetryCounter); ok {
 		r.retryBase = c.Retries()
 	}
@@ -222,6 +231,11 @@ func (r *runner) destReport(dst *rules.Destination) *report.Destination {
 		Datasets: []*report.Treatment{}, Removed: map[string]int64{}}
 	for _, reason := range transforms.DestinationReasons() {
 		d.Removed[reason.String()] = 0
+	}
+	for _, b := range dst.Bindings {
+		if b.MinK > 0 {
+			d.Removed[transforms.ReasonSmallClass.String()] = 0
+		}
 	}
 	if dst.Key != nil {
 		d.KeyFingerprint = dst.Key.Fingerprint()
@@ -284,6 +298,10 @@ func Plan(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, erro
 
 func (r *runner) run(ctx context.Context) (err error) {
 	log := r.opt.Logger
+	if where, ok := enforcesMinK(r.plan); ok && r.opt.Shard != nil {
+		return fmt.Errorf("%s sets min_k: a sharded run cannot enforce it, since its equivalence classes span every shard's files; "+
+			"run this destination without --shard (or remove min_k and let deid verify measure k): %w", where, ErrMinKShard)
+	}
 	log.Info("run starting", "run_id", r.opt.RunID, "policy", r.plan.Policy.File, "now", r.plan.Now, "workers", r.opt.Workers)
 	if err := r.listInputs(ctx); err != nil {
 		return err
@@ -312,6 +330,23 @@ func (r *runner) run(ctx context.Context) (err error) {
 			}
 		}()
 	}
+	if len(r.classes) > 0 {
+		// first pass: count the equivalence classes of every destination
+		// enforcing min_k, so the second can drop the rows of small ones
+		log.Info("counting equivalence classes for min_k", "destinations", len(r.classes))
+		r.counting = true
+		err := r.process(ctx)
+		r.counting = false
+		if err != nil {
+			return err
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.classes)) {
+			c := r.classes[k]
+			rows, classes := c.smallRows()
+			log.Info("equivalence classes counted", "destination", c.dst, "dataset", c.dataset, "classes", len(c.counts),
+				"min_k", c.minK, "classes_below", classes, "rows_below", rows)
+		}
+	}
 	return r.process(ctx)
 }
 
@@ -332,6 +367,48 @@ type fileState struct {
 	// rows of unknown age, then kept
 	outCounts [][][]int64
 	started   time.Time
+	// sum receives the file's SHA-256, hashed beside the tasks (see hash)
+	sum chan hashResult
+}
+
+// hashResult is a file's SHA-256 in hex, or why it could not be computed.
+type hashResult struct {
+	sum string
+	err error
+}
+
+// hashes reports whether a run records the SHA-256 of in: when it writes
+// (not in a dry run or the counting pass) and the store keeps no checksum
+// of its own (local files; GCS objects have a CRC32C and a generation).
+func (r *runner) hashes(in *inputFile) bool {
+	return !r.dryRun && !r.counting && !in.match.HasCRC32C
+}
+
+// hash reads in once more, sequentially, for its SHA-256, and sends the
+// result on the returned channel. The tasks read only the column chunks
+// they need, at random, so they cannot hash the file as they go; this read
+// runs beside them and mostly hits the page cache.
+func (r *runner) hash(ctx context.Context, in *inputFile) chan hashResult {
+	ch := make(chan hashResult, 1)
+	go func() {
+		rd, err := r.opt.Store.Open(ctx, in.match.Location)
+		if err != nil {
+			ch <- hashResult{err: err}
+			return
+		}
+		defer rd.Close()
+		if rd.Size() != in.match.Size {
+			ch <- hashResult{err: fmt.Errorf("the file changed while the run was reading it (%d bytes, then %d)", in.match.Size, rd.Size())}
+			return
+		}
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(rd, 0, rd.Size()), make([]byte, 1<<20)); err != nil {
+			ch <- hashResult{err: err}
+			return
+		}
+		ch <- hashResult{sum: hex.EncodeToString(h.Sum(nil))}
+	}()
+	return ch
 }
 
 // open returns the file, opening it on first use.
@@ -340,6 +417,9 @@ func (st *fileState) open(ctx context.Context, r *runner, in *inputFile) (*parqu
 	defer st.mu.Unlock()
 	if st.started.IsZero() {
 		st.started = r.opt.Clock()
+	}
+	if st.sum == nil && r.hashes(in) {
+		st.sum = r.hash(ctx, in)
 	}
 	if st.file == nil {
 		f, err := parquetio.Open(ctx, r.opt.Store, in.match.Location, r.opt.Mem)
@@ -374,6 +454,9 @@ func (r *runner) process(ctx context.Context) error {
 		}
 	}()
 	for _, in := range r.inputs {
+		if r.counting && !slices.ContainsFunc(in.outputs, func(o *fileOutput) bool { return o.classes != nil }) {
+			continue
+		}
 		st := &fileState{left: len(in.rgRows), counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows))}
 		for range in.outputs {
 			st.parts = append(st.parts, make([]string, len(in.rgRows)))
@@ -382,7 +465,7 @@ func (r *runner) process(ctx context.Context) error {
 		for rg := range in.rgRows {
 			tasks = append(tasks, task{in: in, rg: rg})
 		}
-		if len(in.rgRows) == 0 {
+		if len(in.rgRows) == 0 && !r.counting {
 			// a file without row groups still gets (empty) outputs
 			if err := r.finishFile(ctx, in, st); err != nil {
 				return err
@@ -452,7 +535,7 @@ func (r *runner) runTask(ctx context.Context, t task, st *fileState) error {
 		st.file = nil
 	}
 	st.mu.Unlock()
-	if !last {
+	if !last || r.counting {
 		return nil
 	}
 	return r.finishFile(ctx, t.in, st)
@@ -468,8 +551,19 @@ func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) e
 		}
 		kept += c[len(c)-1]
 	}
+	if st.sum == nil && r.hashes(in) {
+		st.sum = r.hash(ctx, in) // a file without row groups
+	}
+	if st.sum != nil {
+		res := <-st.sum
+		if res.err != nil {
+			return dataErrorf(in.match.Location, "", "SHA-256 for the report: %v", res.err)
+		}
+		in.sha256 = res.sum
+	}
 	dsr := r.datasetReport(in.ds)
 	r.rep.Lock()
+	in.report.SHA256 = in.sha256
 	in.report.RowsIn = in.rows
 	in.report.RowsKept = kept
 	in.report.Removed = removed
@@ -482,12 +576,16 @@ func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) e
 	r.rep.Unlock()
 	for i, out := range in.outputs {
 		outKept := kept
-		if out.rules != nil {
+		if out.rules != nil || out.classes != nil {
 			outKept = 0
 			r.rep.Lock()
 			for _, oc := range st.outCounts {
-				for j, reason := range transforms.DestinationReasons() {
+				dreasons := transforms.DestinationReasons()
+				for j, reason := range dreasons {
 					out.rep.Removed[reason.String()] += oc[i][j]
+				}
+				if out.classes != nil {
+					out.rep.Removed[transforms.ReasonSmallClass.String()] += oc[i][len(dreasons)]
 				}
 				out.rep.AgeUnknown += oc[i][len(oc[i])-2]
 				outKept += oc[i][len(oc[i])-1]
@@ -513,7 +611,7 @@ func (r *runner) planOutput(in *inputFile, out *fileOutput, rows int64) {
 	r.rep.Lock()
 	defer r.rep.Unlock()
 	out.rep.Files = append(out.rep.Files, &report.OutputFile{Path: out.rel, Dataset: in.ds.Name, Rows: rows, Columns: out.columns,
-		Input: inputOf(in.match.Attrs)})
+		Input: inputOf(in)})
 	out.rep.RowsOut += rows
 }
 
@@ -561,8 +659,9 @@ func (r *runner) countRetries() {
 }
 
 // inputOf identifies the version of a source file read.
-func inputOf(a storage.Attrs) report.Input {
-	return report.Input{Location: a.Location, Size: a.Size, ModTime: a.ModTime.UTC(), Generation: a.Generation, CRC32C: crcHex(a)}
+func inputOf(in *inputFile) report.Input {
+	a := in.match.Attrs
+	return report.Input{Location: a.Location, Size: a.Size, ModTime: a.ModTime.UTC(), Generation: a.Generation, CRC32C: crcHex(a), SHA256: in.sha256}
 }
 
 // crcHex is an object's CRC32C in hex, or "" when the store keeps none.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/maphash"
 	"slices"
 	"sort"
 	"strconv"
@@ -207,7 +206,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			var qiCols []int
 			if b != nil && len(b.QuasiIdentifiers) > 0 {
 				if rc = classes[mf.Dataset]; rc == nil {
-					rc = &riskClasses{binding: b, counts: map[uint64]uint32{}, seed: maphash.MakeSeed()}
+					rc = &riskClasses{binding: b, counts: map[classKey]uint32{}}
 					classes[mf.Dataset] = rc
 				}
 				for _, q := range b.QuasiIdentifiers {
@@ -844,33 +843,29 @@ func countBefore(a arrow.Array, cut int64) int64 {
 }
 
 // riskClasses counts rows per equivalence class of one binding's
-// quasi-identifiers, over every file checked. A class is keyed by a 64-bit
-// hash of its values (memory: one map entry per class, not per row).
+// quasi-identifiers, over every file checked. A class is keyed as a run
+// enforcing min_k keys it (classHasher), so both count the same classes
+// (memory: one map entry per class, not per row).
 type riskClasses struct {
 	binding    *rules.Binding
-	counts     map[uint64]uint32
-	seed       maphash.Seed
+	counts     map[classKey]uint32
 	rows       int64
 	incomplete bool
-	h          maphash.Hash
+	h          classHasher
+	keys       []classKey
+	cols       []arrow.Array
 }
 
 func (rc *riskClasses) add(rec arrow.RecordBatch, cols []int) {
-	rc.h.SetSeed(rc.seed)
-	for i := 0; i < int(rec.NumRows()); i++ {
-		rc.h.Reset()
-		for _, j := range cols {
-			a := rec.Column(j)
-			if a.IsNull(i) {
-				rc.h.WriteString("\x00null\x00")
-				continue
-			}
-			rc.h.WriteString(a.ValueStr(i))
-			rc.h.WriteByte(0)
-		}
-		rc.counts[rc.h.Sum64()]++
-		rc.rows++
+	rc.cols = rc.cols[:0]
+	for _, j := range cols {
+		rc.cols = append(rc.cols, rec.Column(j))
 	}
+	rc.keys = rc.h.keys(rc.keys[:0], rc.cols)
+	for _, k := range rc.keys {
+		rc.counts[k]++
+	}
+	rc.rows += int64(len(rc.keys))
 }
 
 func (rc *riskClasses) result(dataset string) *report.Risk {

@@ -57,7 +57,7 @@ type Binding struct {
 	// Columns holds the treatment of every classified column, by name.
 	Columns map[string]*BoundColumn
 	// QuasiIdentifiers and MinK are the binding's re-identification risk
-	// measure (see BindingDecl).
+	// measure and, with MinK, its enforcement (see BindingDecl).
 	QuasiIdentifiers []string
 	MinK             int
 }

@@ -174,7 +174,8 @@ type BindingDecl struct {
 	// when the policy lists none.
 	QuasiIdentifiers []string
 	// MinK is the smallest equivalence class size the policy accepts; 0
-	// when it sets none. deid verify reports a smaller class as a finding.
+	// when it sets none. deid run suppresses the rows of smaller classes;
+	// deid verify reports a smaller class as a finding.
 	MinK int
 }
 

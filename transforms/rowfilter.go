@@ -33,6 +33,11 @@ const (
 	// ReasonChild: the subject was a child at the event and the destination
 	// excludes children. Counted per destination.
 	ReasonChild
+	// ReasonSmallClass: the row's equivalence class over the destination's
+	// quasi-identifiers (its output values) holds fewer rows than the
+	// policy's min_k. Counted per destination, for the destinations that
+	// set min_k only.
+	ReasonSmallClass
 	numReasons
 )
 
@@ -65,6 +70,8 @@ func (r Reason) String() string {
 		return "consent"
 	case ReasonChild:
 		return "child"
+	case ReasonSmallClass:
+		return "small_class"
 	}
 	return fmt.Sprintf("Reason(%d)", int(r))
 }
@@ -110,6 +117,10 @@ func (s *Selection) remove(i int, r Reason) {
 		s.removed[r]++
 	}
 }
+
+// Drop removes row i for reason r unless an earlier filter already did;
+// for filters outside this package (k-anonymity suppression).
+func (s *Selection) Drop(i int, r Reason) { s.remove(i, r) }
 
 // Filter returns the surviving rows of a, which must have the selection's length.
 func (s *Selection) Filter(mem memory.Allocator, a arrow.Array) (arrow.Array, error) {

@@ -201,7 +201,7 @@ func printSummary(w io.Writer, rep *report.Run) {
 }
 
 // destinationRemovals says which rows the destination's own row rules kept
-// from it (consent withdrawals, children) and how many rows a children rule
+// from it (consent withdrawals, children, classes below min_k) and how many rows a children rule
 // kept because their age was unknown; empty when there are none.
 func destinationRemovals(d *report.Destination) string {
 	var parts []string
@@ -209,6 +209,9 @@ func destinationRemovals(d *report.Destination) string {
 		if n := d.Removed[reason.String()]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", reason, n))
 		}
+	}
+	if n := d.Removed[transforms.ReasonSmallClass.String()]; n > 0 {
+		parts = append(parts, fmt.Sprintf("in classes below min_k %d", n))
 	}
 	if d.AgeUnknown > 0 {
 		parts = append(parts, fmt.Sprintf("kept with unknown age %d", d.AgeUnknown))

@@ -149,7 +149,11 @@ type InputFile struct {
 	ModTime    time.Time `json:"mod_time"`
 	Generation int64     `json:"generation,omitempty"`
 	// CRC32C is the stored object's CRC32C (Castagnoli) in hex, on GCS.
-	CRC32C    string           `json:"crc32c,omitempty"`
+	CRC32C string `json:"crc32c,omitempty"`
+	// SHA256 is the file's SHA-256 in hex, computed by deid run for a file
+	// whose store keeps no checksum (local files); empty on GCS, whose
+	// generation and CRC32C identify the object.
+	SHA256    string           `json:"sha256,omitempty"`
 	RowGroups int              `json:"row_groups"`
 	RowsIn    int64            `json:"rows_in"`
 	RowsKept  int64            `json:"rows_kept"`
@@ -168,7 +172,9 @@ type Destination struct {
 	RowsOut        int64         `json:"rows_out"`
 	Bytes          int64         `json:"bytes"`
 	// Removed counts rows kept from this destination only, by reason
-	// (consent, child), beyond those removed from every destination.
+	// (consent, child; small_class, when the destination sets min_k for a
+	// dataset: rows of equivalence classes smaller than min_k), beyond
+	// those removed from every destination.
 	Removed map[string]int64 `json:"removed"`
 	// AgeUnknown counts rows a children rule kept because their age could
 	// not be told (no or invalid birth date, no event time).
@@ -229,6 +235,9 @@ type Input struct {
 	Generation int64     `json:"generation,omitempty"`
 	// CRC32C is the stored object's CRC32C (Castagnoli) in hex, on GCS.
 	CRC32C string `json:"crc32c,omitempty"`
+	// SHA256 is the file's SHA-256 in hex when the store keeps no checksum
+	// (local files), as InputFile.SHA256.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Warn records a warning. Safe for concurrent use.

@@ -1,0 +1,182 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/zeebo/xxh3"
+
+	"github.com/deidproject/deid/rules"
+)
+
+// classKey identifies one equivalence class: a 128-bit hash of a row's
+// quasi-identifier values. Two different tuples share a key with
+// probability about n²/2¹²⁹ for n classes (below 10⁻²² for 10M classes),
+// so counting keys counts classes; the hash has no seed, so every run,
+// worker count and process (deid verify included) agrees on the classes.
+type classKey xxh3.Uint128
+
+// classHasher hashes rows of quasi-identifier columns into class keys.
+// The zero value is ready to use; it is not safe for concurrent use.
+type classHasher struct {
+	buf []byte
+}
+
+// keys appends to dst the class key of each row of cols, which must all
+// have the same length. Each value is tagged (appendValue), with NULL
+// distinct from every value (the empty string included) and dictionary
+// values as their dense equivalent: rows fall in one class exactly when
+// every value is equal.
+func (h *classHasher) keys(dst []classKey, cols []arrow.Array) []classKey {
+	if len(cols) == 0 {
+		return dst
+	}
+	n := cols[0].Len()
+	for i := 0; i < n; i++ {
+		h.buf = h.buf[:0]
+		for _, a := range cols {
+			h.buf = appendValue(h.buf, a, i)
+		}
+		dst = append(dst, classKey(xxh3.Hash128(h.buf)))
+	}
+	return dst
+}
+
+// appendValue appends row i of a, tagged and length-prefixed. Strings and
+// binaries are their bytes, numbers and times their 8-byte value (no
+// allocation per value); other types their text.
+func appendValue(buf []byte, a arrow.Array, i int) []byte {
+	if a.IsNull(i) {
+		return append(buf, 0)
+	}
+	switch c := a.(type) {
+	case *array.Dictionary:
+		return appendValue(buf, c.Dictionary(), c.GetValueIndex(i))
+	case *array.String:
+		return appendBytes(buf, c.Value(i))
+	case *array.LargeString:
+		return appendBytes(buf, c.Value(i))
+	case *array.Binary:
+		return appendBytes(buf, c.Value(i))
+	case *array.LargeBinary:
+		return appendBytes(buf, c.Value(i))
+	case *array.Int64:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Int32:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Int16:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Int8:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Uint64:
+		return appendFixed(buf, c.Value(i))
+	case *array.Uint32:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Float64:
+		return appendFixed(buf, math.Float64bits(c.Value(i)))
+	case *array.Float32:
+		return appendFixed(buf, math.Float64bits(float64(c.Value(i))))
+	case *array.Timestamp:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Date32:
+		return appendFixed(buf, uint64(c.Value(i)))
+	case *array.Date64:
+		return appendFixed(buf, uint64(c.Value(i)))
+	}
+	return appendBytes(buf, a.ValueStr(i))
+}
+
+func appendBytes[T string | []byte](buf []byte, v T) []byte {
+	buf = append(buf, 1)
+	buf = binary.AppendUvarint(buf, uint64(len(v)))
+	return append(buf, v...)
+}
+
+func appendFixed(buf []byte, v uint64) []byte {
+	buf = append(buf, 2)
+	return binary.LittleEndian.AppendUint64(buf, v)
+}
+
+// classCounts counts the rows of each equivalence class of one dataset in
+// one destination that enforces min_k. The first pass of a run adds every
+// row group's counts (addition commutes, so the totals do not depend on
+// the order tasks end in); the second reads them without locking, to drop
+// the rows of classes smaller than minK. Memory is one map entry (about 40
+// bytes) per class, not per row.
+type classCounts struct {
+	dst, dataset string
+	minK         int
+	// qi are the quasi-identifier (output) column names, in policy order
+	qi []string
+
+	mu     sync.Mutex
+	counts map[classKey]uint32
+}
+
+func newClassCounts(dst string, b *rules.Binding) *classCounts {
+	return &classCounts{dst: dst, dataset: b.Dataset.Name, minK: b.MinK, qi: b.QuasiIdentifiers, counts: map[classKey]uint32{}}
+}
+
+// merge adds one task's counts.
+func (c *classCounts) merge(local map[classKey]uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, n := range local {
+		c.counts[k] += n
+	}
+}
+
+// small reports whether the class of key k has fewer than minK rows. Only
+// after every count was merged.
+func (c *classCounts) small(k classKey) bool {
+	return c.counts[k] < uint32(c.minK)
+}
+
+// smallRows returns the number of rows in classes below minK, and the
+// number of such classes.
+func (c *classCounts) smallRows() (rows, classes int64) {
+	for _, n := range c.counts {
+		if n < uint32(c.minK) {
+			rows += int64(n)
+			classes++
+		}
+	}
+	return rows, classes
+}
+
+// qiIndices returns, for an output's columns, the index of each
+// quasi-identifier among them; an error names one the file does not give.
+func (c *classCounts) qiIndices(loc string, cols []outColumn) ([]int, error) {
+	idx := make([]int, 0, len(c.qi))
+	for _, q := range c.qi {
+		found := -1
+		for i, oc := range cols {
+			if oc.name == q {
+				found = i
+				break
+			}
+		}
+		if found < 0 {
+			return nil, dataErrorf(loc, q, "destination %s lists %s as a quasi-identifier of dataset %s with min_k %d, but this file does not give it: the classes cannot be counted",
+				c.dst, q, c.dataset, c.minK)
+		}
+		idx = append(idx, found)
+	}
+	return idx, nil
+}
+
+// enforcesMinK reports whether any destination of the plan enforces min_k.
+func enforcesMinK(plan *rules.Plan) (string, bool) {
+	for _, d := range plan.Destinations {
+		for _, b := range d.Bindings {
+			if b.MinK > 0 {
+				return fmt.Sprintf("destination %s, dataset %s", d.Name, b.Dataset.Name), true
+			}
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,323 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// strs builds a string array; nil entries are NULL.
+func strs(mem memory.Allocator, vals ...any) arrow.Array {
+	b := array.NewStringBuilder(mem)
+	defer b.Release()
+	for _, v := range vals {
+		if v == nil {
+			b.AppendNull()
+		} else {
+			b.Append(v.(string))
+		}
+	}
+	return b.NewArray()
+}
+
+// TestClassKeys: rows fall in one class exactly when every quasi-identifier
+// value is equal, whatever the encoding; NULL is its own value and the
+// boundaries between values count.
+func TestClassKeys(t *testing.T) {
+	mem := memory.NewGoAllocator()
+	dictOf := func(vals ...string) arrow.Array {
+		b := array.NewDictionaryBuilder(mem, &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String})
+		defer b.Release()
+		for _, v := range vals {
+			b.(*array.BinaryDictionaryBuilder).AppendString(v)
+		}
+		return b.NewArray()
+	}
+	ints := func(vals ...int64) arrow.Array {
+		b := array.NewInt64Builder(mem)
+		defer b.Release()
+		b.AppendValues(vals, nil)
+		return b.NewArray()
+	}
+	cases := []struct {
+		name string
+		// two rows each: one set of columns for row a, one for row b
+		a, b []arrow.Array
+		same bool
+	}{
+		{"equal strings", []arrow.Array{strs(mem, "杭州"), strs(mem, "30-45")}, []arrow.Array{strs(mem, "杭州"), strs(mem, "30-45")}, true},
+		{"one value differs", []arrow.Array{strs(mem, "杭州"), strs(mem, "30-45")}, []arrow.Array{strs(mem, "杭州"), strs(mem, "45-60")}, false},
+		{"value boundaries", []arrow.Array{strs(mem, "ab"), strs(mem, "c")}, []arrow.Array{strs(mem, "a"), strs(mem, "bc")}, false},
+		{"NULL is not empty", []arrow.Array{strs(mem, nil)}, []arrow.Array{strs(mem, "")}, false},
+		{"NULL equals NULL", []arrow.Array{strs(mem, nil), strs(mem, "x")}, []arrow.Array{strs(mem, nil), strs(mem, "x")}, true},
+		{"dictionary as dense", []arrow.Array{dictOf("北京")}, []arrow.Array{strs(mem, "北京")}, true},
+		{"integers", []arrow.Array{ints(1990)}, []arrow.Array{ints(1990)}, true},
+		{"integers differ", []arrow.Array{ints(1990)}, []arrow.Array{ints(1991)}, false},
+		{"integer and its text", []arrow.Array{ints(1990)}, []arrow.Array{strs(mem, "1990")}, false},
+		{"order of columns", []arrow.Array{strs(mem, "a"), strs(mem, "b")}, []arrow.Array{strs(mem, "b"), strs(mem, "a")}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var h classHasher
+			ka := h.keys(nil, c.a)
+			kb := h.keys(nil, c.b)
+			if len(ka) != 1 || len(kb) != 1 {
+				t.Fatalf("keys: %d and %d, want one row each", len(ka), len(kb))
+			}
+			if (ka[0] == kb[0]) != c.same {
+				t.Errorf("same class %v, want %v", ka[0] == kb[0], c.same)
+			}
+			// a fresh hasher gives the same key: no seed
+			var h2 classHasher
+			if h2.keys(nil, c.a)[0] != ka[0] {
+				t.Error("the key depends on the hasher")
+			}
+		})
+	}
+}
+
+// TestClassCounts: counts merged from row groups in any order give the
+// classes' sizes; small and smallRows agree with them.
+func TestClassCounts(t *testing.T) {
+	mem := memory.NewGoAllocator()
+	cases := []struct {
+		name   string
+		groups [][]any // per row group: the city of each row
+		minK   int
+		rows   int64 // rows in classes below minK
+		small  int64 // classes below minK
+	}{
+		{"empty", nil, 2, 0, 0},
+		{"all large", [][]any{{"a", "a"}, {"a", "b", "b"}}, 2, 0, 0},
+		{"one small", [][]any{{"a", "a", "c"}, {"b", "b"}}, 2, 1, 1},
+		{"split across groups", [][]any{{"a"}, {"a"}, {"a"}, {"b", "b"}}, 3, 2, 1},
+		{"NULL is a class", [][]any{{nil, nil, "a"}, {"a", nil}}, 3, 2, 1},
+		{"all small", [][]any{{"a", "b", "c"}}, 1000, 3, 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, reverse := range []bool{false, true} {
+				cc := &classCounts{minK: c.minK, counts: map[classKey]uint32{}}
+				want := map[any]int{}
+				for i := range c.groups {
+					g := c.groups[i]
+					if reverse {
+						g = c.groups[len(c.groups)-1-i]
+					}
+					a := strs(mem, g...)
+					var h classHasher
+					local := map[classKey]uint32{}
+					for _, k := range h.keys(nil, []arrow.Array{a}) {
+						local[k]++
+					}
+					a.Release()
+					cc.merge(local)
+					for _, v := range g {
+						want[v]++
+					}
+				}
+				rows, classes := cc.smallRows()
+				if rows != c.rows || classes != c.small {
+					t.Errorf("reverse %v: %d rows in %d small classes, want %d in %d", reverse, rows, classes, c.rows, c.small)
+				}
+				for v, n := range want {
+					a := strs(mem, v)
+					var h classHasher
+					k := h.keys(nil, []arrow.Array{a})[0]
+					a.Release()
+					if got := cc.counts[k]; got != uint32(n) || cc.small(k) != (n < c.minK) {
+						t.Errorf("class %v: %d rows (small %v), want %d", v, got, cc.small(k), n)
+					}
+				}
+			}
+		})
+	}
+}
+
+// minKPolicy is verifyPolicy with days and an age-free class: city and the
+// event's day are the quasi-identifiers.
+const minKPolicy = verifyPolicy + `          at: {transform: truncate_time, unit: day}
+        quasi_identifiers: [city, at]
+`
+
+// outputClasses reads the quasi-identifier columns of an output file with
+// parquet-go and returns the size of each class.
+func outputClasses(t *testing.T, path string, qis []string) map[string]int64 {
+	t.Helper()
+	pf := openParquetGo(t, path)
+	idx := make([]int, len(qis))
+	for i, q := range qis {
+		col, ok := pf.Schema().Lookup(q)
+		if !ok {
+			t.Fatalf("%s has no column %s", path, q)
+		}
+		idx[i] = col.ColumnIndex
+	}
+	sizes := map[string]int64{}
+	for _, rg := range pf.RowGroups() {
+		rows := rg.Rows()
+		buf := make([]parquet.Row, 64)
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, row := range buf[:n] {
+				vals := make([]string, len(idx))
+				for _, v := range row {
+					for i, ci := range idx {
+						if v.Column() == ci {
+							if v.IsNull() {
+								vals[i] = "\x00NULL"
+							} else {
+								vals[i] = v.String()
+							}
+						}
+					}
+				}
+				sizes[strings.Join(vals, "|")]++
+			}
+			if err != nil {
+				break
+			}
+		}
+		rows.Close()
+	}
+	return sizes
+}
+
+// TestMinK: a run enforcing min_k drops the rows of the classes smaller than
+// min_k, counted as small_class; every class left has at least min_k rows
+// (read back with parquet-go), the count removed equals the rows of small
+// classes in the output of the same run without min_k, the bytes do not
+// depend on the number of workers, a dry run reports the same counts, and
+// deid verify finds k >= min_k.
+func TestMinK(t *testing.T) {
+	qis := []string{"city", "at"}
+	// the output without min_k: the reference
+	_, refOut, _, _ := verifyJobPolicy(t, minKPolicy)
+	ref := outputClasses(t, refOut, qis)
+	var refRows int64
+	for _, n := range ref {
+		refRows += n
+	}
+	for _, minK := range []int{2, 5, 8, 1000} {
+		t.Run(fmt.Sprint("min_k ", minK), func(t *testing.T) {
+			var wantRemoved int64
+			for _, n := range ref {
+				if n < int64(minK) {
+					wantRemoved += n
+				}
+			}
+			if minK < 1000 && (wantRemoved == 0 || wantRemoved == refRows) {
+				t.Fatalf("the sample should have classes on both sides of min_k %d: %d of %d rows below", minK, wantRemoved, refRows)
+			}
+			t.Logf("%d classes, %d rows; %d rows in classes below %d", len(ref), refRows, wantRemoved, minK)
+			policy := minKPolicy + fmt.Sprintf("        min_k: %d\n", minK)
+			plan, out, _, _ := verifyJobPolicy(t, policy)
+			dir := filepath.Dir(filepath.Dir(filepath.Dir(out)))
+			got := outputClasses(t, out, qis)
+			var rows int64
+			for class, n := range got {
+				rows += n
+				if n < int64(minK) {
+					t.Errorf("class %q has %d rows, below min_k %d", class, n, minK)
+				}
+				if ref[class] != n {
+					t.Errorf("class %q: %d rows, %d without min_k: a class was cut, not dropped whole", class, n, ref[class])
+				}
+			}
+			if rows != refRows-wantRemoved {
+				t.Errorf("%d rows out, want %d - %d", rows, refRows, wantRemoved)
+			}
+			// the report of the run
+			m, err := ReadManifest(context.Background(), storage.NewRouter(), filepath.Join(dir, "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep report.Run
+			b, err := os.ReadFile(filepath.Join(dir, "out", "_reports", m.RunID, "report.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			d := rep.Destinations[0]
+			if d.Removed["small_class"] != wantRemoved || d.RowsOut != rows {
+				t.Errorf("report: removed %v, rows out %d; want small_class %d, rows out %d", d.Removed, d.RowsOut, wantRemoved, rows)
+			}
+			// workers do not change the bytes
+			before := tree(t, filepath.Join(dir, "out", "logs"))
+			if _, err := runPlan(t, plan, 1); err != nil {
+				t.Fatal(err)
+			}
+			if after := tree(t, filepath.Join(dir, "out", "logs")); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("outputs with 1 worker differ from 2 workers: %v, %v", after, before)
+			}
+			// a dry run reports the same counts
+			pr, err := Plan(context.Background(), plan, Options{Workers: 3, BatchSize: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pd := pr.Destinations[0]; pd.Removed["small_class"] != wantRemoved || pd.RowsOut != rows {
+				t.Errorf("plan: removed %v, rows out %d; want small_class %d, rows out %d", pd.Removed, pd.RowsOut, wantRemoved, rows)
+			}
+			// verify measures k >= min_k, without findings
+			res, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{BatchSize: 64}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vd := res.Destinations[0]
+			if len(vd.Risk) != 1 || vd.Risk[0].Rows != rows || rows > 0 && vd.Risk[0].K < int64(minK) || vd.Risk[0].ClassesBelow != 0 {
+				t.Errorf("verify risk: %+v", vd.Risk)
+			}
+			for _, f := range vd.Findings {
+				t.Errorf("verify finding: %v", f)
+			}
+		})
+	}
+}
+
+// TestMinKRefusesShards: a sharded run cannot count classes that span
+// shards, and says so before reading any data.
+func TestMinKRefusesShards(t *testing.T) {
+	plan, _, _, _ := verifyJobPolicy(t, minKPolicy+"        min_k: 3\n")
+	_, err := Run(context.Background(), plan, Options{Shard: &Shard{Index: 0, Count: 2, Inputs: &FrozenInputs{}}})
+	if !errors.Is(err, ErrMinKShard) || !strings.Contains(err.Error(), "destination analytics, dataset logs") {
+		t.Fatalf("err = %v, want ErrMinKShard naming the destination", err)
+	}
+}
+
+// TestMinKIncremental: an incremental run keeps no output of a dataset
+// whose destination enforces min_k (a new file changes every class), and
+// suppresses the same rows again.
+func TestMinKIncremental(t *testing.T) {
+	for _, minK := range []string{"", "        min_k: 5\n"} {
+		plan, _, _, _ := verifyJobPolicy(t, minKPolicy+minK)
+		rep, err := Run(context.Background(), plan, Options{Incremental: true, ScratchDir: t.TempDir(), BatchSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rep.Destinations[0]
+		if minK == "" {
+			if len(d.Unchanged) != 1 {
+				t.Errorf("without min_k, the unchanged output is kept: %v", d.Unchanged)
+			}
+			continue
+		}
+		if len(d.Unchanged) != 0 || len(d.Files) != 1 || d.Removed["small_class"] == 0 {
+			t.Errorf("with min_k: unchanged %v, files %d, removed %v; want the output written again, small classes removed", d.Unchanged, len(d.Files), d.Removed)
+		}
+	}
+}
