@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	runv1 "google.golang.org/api/run/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -452,5 +453,63 @@ func TestDockerBuildIsStatic(t *testing.T) {
 	}
 	if f.Section(".dynamic") != nil {
 		t.Error("the binary has a .dynamic section")
+	}
+}
+
+// TestCloudRunJob: the Cloud Run job decodes strictly into the Cloud Run
+// Admin API's Job type and runs a sharded run the way deid expects: tasks
+// in parallel, no explicit --shard or --run-id (deid reads
+// CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_COUNT and CLOUD_RUN_EXECUTION), keys
+// mounted as files, a timeout and a bounded retry.
+func TestCloudRunJob(t *testing.T) {
+	b, err := os.ReadFile("../cloudrun/job-sharded.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j runv1.Job
+	if err := yaml.UnmarshalStrict(b, &j); err != nil {
+		t.Fatalf("deploy/cloudrun/job-sharded.yaml: %v", err)
+	}
+	if j.ApiVersion != "run.googleapis.com/v1" || j.Kind != "Job" || j.Metadata == nil || j.Metadata.Name == "" {
+		t.Fatalf("not a named Cloud Run Job: %s %s", j.ApiVersion, j.Kind)
+	}
+	if j.Spec == nil || j.Spec.Template == nil || j.Spec.Template.Spec == nil {
+		t.Fatal("no execution template")
+	}
+	ex := j.Spec.Template.Spec
+	if ex.TaskCount < 2 || ex.Parallelism != ex.TaskCount {
+		t.Errorf("taskCount %d, parallelism %d: a sharded run runs its tasks at once", ex.TaskCount, ex.Parallelism)
+	}
+	task := ex.Template.Spec
+	if task.TimeoutSeconds <= 0 || task.MaxRetries < 1 || task.ServiceAccountName == "" {
+		t.Errorf("timeout %d, maxRetries %d, service account %q", task.TimeoutSeconds, task.MaxRetries, task.ServiceAccountName)
+	}
+	if len(task.Containers) != 1 {
+		t.Fatalf("%d containers", len(task.Containers))
+	}
+	c := task.Containers[0]
+	if len(c.Args) < 3 || c.Args[0] != "run" || !slices.Contains(c.Args, "-c") {
+		t.Errorf("args %v: want run -c <policy>", c.Args)
+	}
+	if slices.Contains(c.Args, "--shard") || slices.Contains(c.Args, "--run-id") {
+		t.Errorf("args %v: Cloud Run gives the shard and run id through its environment", c.Args)
+	}
+	for _, e := range c.Env {
+		if strings.Contains(strings.ToUpper(e.Name), "KEY") {
+			t.Errorf("env %s: keys are mounted as files, not passed in the environment", e.Name)
+		}
+	}
+	mounts := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	keys := false
+	for _, v := range task.Volumes {
+		if v.Secret != nil && mounts[v.Name] == "/var/run/secrets/deid/keys" {
+			keys = v.Secret.DefaultMode == 0o400
+		}
+	}
+	if !keys {
+		t.Error("the keys must be a secret volume at /var/run/secrets/deid/keys with mode 0400")
 	}
 }
