@@ -296,6 +296,11 @@ jobs:
 			t.Errorf("unexpected file: %s", f)
 		}
 	}
+	// a scheduled de-identification is verified: deid verify's result lies
+	// beside the run's report
+	if m, _ := filepath.Glob(filepath.Join(dir, "out", "example", "partner_ads", "_reports", "*", "verify.json")); len(m) != 1 {
+		t.Errorf("verify.json after the job: %v", m)
+	}
 	// run again, incremental: the orders file is kept; the service files are
 	// read again because their children rule takes ages from orders, which
 	// the comparison does not cover. --force reprocesses all.

@@ -499,6 +499,12 @@ func Deidentify(policy *rules.Policy, opt pipeline.Options, lookup rules.LookupE
 			o.Logger = o.Logger.With("job", job.Name)
 		}
 		rep, err := pipeline.Run(ctx, plan, o)
+		if err == nil && rep != nil {
+			// deid verify's checks on what this run published; the result is
+			// written beside each report (verify.json) and a finding fails the
+			// job, so an alert fires before anyone consumes the outputs
+			err = verifyRun(ctx, plan, o, rep.RunID)
+		}
 		res := &Result{Removed: map[string]int64{}, Report: rep}
 		if rep != nil {
 			res.RunID = rep.RunID
@@ -521,4 +527,20 @@ func Deidentify(policy *rules.Policy, opt pipeline.Options, lookup rules.LookupE
 		}
 		return res, err
 	}
+}
+
+// verifyRun runs deid verify on the files run runID published.
+func verifyRun(ctx context.Context, plan *rules.Plan, opt pipeline.Options, runID string) error {
+	res, err := pipeline.Verify(ctx, plan, pipeline.VerifyOptions{Options: opt, RunID: runID})
+	if err != nil {
+		return fmt.Errorf("verify run %s: %w", runID, err)
+	}
+	if !res.OK() {
+		var n int
+		for _, d := range res.Destinations {
+			n += len(d.Findings)
+		}
+		return fmt.Errorf("verify run %s: %d findings in the published outputs (see verify.json beside each report): %w", runID, n, pipeline.ErrCheck)
+	}
+	return nil
 }
