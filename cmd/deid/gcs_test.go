@@ -385,3 +385,39 @@ func TestGCSValidateAndPlan(t *testing.T) {
 		t.Errorf("plan wrote %v", left)
 	}
 }
+
+// TestGCSVerifyAndReportCheck: deid verify and deid report check work on
+// outputs in a bucket as on disk: a clean run passes both, and an output
+// object replaced behind deid's back fails the report check, naming it.
+func TestGCSVerifyAndReportCheck(t *testing.T) {
+	g, _ := inProcessGCS(t, nil)
+	dir := sampleWorkdir(t)
+	g.upload(t, dir)
+	os.WriteFile(filepath.Join(dir, "gcs.yaml"), []byte(onGCS(string(samplePolicy), g.bucket, g.bucket)), 0o644)
+	env := []string{"STORAGE_EMULATOR_HOST=" + g.host}
+	if res := runDeid(t, dir, env, "run", "-c", "gcs.yaml", "--now", sampleNow, "--progress", "never"); res.code != 0 {
+		t.Fatalf("run: exit %d\n%s", res.code, res.stderr)
+	}
+	res := runDeid(t, dir, env, "verify", "-c", "gcs.yaml")
+	if res.code != 0 || !strings.Contains(res.stdout, "destination partner_ads: 3 files") || !strings.Contains(res.stdout, "0 findings") {
+		t.Errorf("verify on gs://: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	training := "gs://" + g.bucket + "/out/example/training"
+	if res := runDeid(t, dir, env, "report", "check", training, "-c", "gcs.yaml"); res.code != 0 {
+		t.Fatalf("report check on gs://: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	// replace one published object
+	obj := training + "/orders/orders.parquet"
+	w, err := g.store.Create(context.Background(), obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("not what was published"))
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	res = runDeid(t, dir, env, "report", "check", training, "-c", "gcs.yaml")
+	if res.code != 4 || !strings.Contains(res.stdout+res.stderr, "orders/orders.parquet") {
+		t.Errorf("report check after replacing %s: exit %d\n%s%s", obj, res.code, res.stdout, res.stderr)
+	}
+}

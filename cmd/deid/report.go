@@ -125,7 +125,7 @@ func reportCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	case !*unsigned:
 		return usageError("deid report check needs the key reports are signed with: -c policy.yaml or --public-key HEX (or --unsigned to skip signatures)")
 	}
-	res, err := pipeline.CheckReports(ctx, storage.Local{}, dir, opt)
+	res, err := pipeline.CheckReports(ctx, storage.NewRouter(), dir, opt)
 	if err != nil {
 		return err
 	}
