@@ -284,18 +284,7 @@ func (r *runner) writeJSON(ctx context.Context, loc string, v interface{ JSON() 
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", loc, err)
 	}
-	w, err := r.opt.Store.Create(ctx, loc)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", loc, err)
-	}
-	defer w.Abort()
-	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", loc, err)
-	}
-	if _, err := w.Commit(); err != nil {
-		return fmt.Errorf("write %s: %w", loc, err)
-	}
-	return nil
+	return storage.WriteFile(ctx, r.opt.Store, loc, b)
 }
 
 // denseSchema is the output schema with dictionary types replaced by their

@@ -403,7 +403,7 @@ func publishVerification(ctx context.Context, s storage.Store, plan *rules.Plan,
 		}
 	}
 	dir := storage.Join(v.Output, ReportsDir, runID)
-	if err := writeBytes(ctx, s, storage.Join(dir, "verify.json"), b); err != nil {
+	if err := storage.WriteFile(ctx, s, storage.Join(dir, "verify.json"), b); err != nil {
 		return err
 	}
 	data, err := readAll(ctx, s, storage.Join(dir, "report.json"))
@@ -424,23 +424,12 @@ func publishVerification(ctx context.Context, s storage.Store, plan *rules.Plan,
 	if err != nil {
 		return err
 	}
-	return writeBytes(ctx, s, storage.Join(dir, "report.html"), page)
+	return storage.WriteFile(ctx, s, storage.Join(dir, "report.html"), page)
 }
 
 // writeBytes writes b at loc atomically.
 func writeBytes(ctx context.Context, s storage.Store, loc string, b []byte) error {
-	w, err := s.Create(ctx, loc)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", loc, err)
-	}
-	defer w.Abort()
-	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", loc, err)
-	}
-	if _, err := w.Commit(); err != nil {
-		return fmt.Errorf("write %s: %w", loc, err)
-	}
-	return nil
+	return storage.WriteFile(ctx, s, loc, b)
 }
 
 // columnChecks returns the detectors an output column is checked with, and

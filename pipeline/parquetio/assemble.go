@@ -1,14 +1,12 @@
 package parquetio
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"reflect"
 
-	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -81,16 +79,8 @@ func Assemble(w io.Writer, pieces []Piece) (int64, error) {
 			offset += end - start
 		}
 	}
-	footer, err := thrift.Marshal(new(thrift.CompactProtocol), merged)
-	if err != nil {
-		return 0, fmt.Errorf("assemble: encode footer: %w", err)
-	}
-	var tail [4]byte
-	binary.LittleEndian.PutUint32(tail[:], uint32(len(footer)))
-	for _, b := range [][]byte{footer, tail[:], magic} {
-		if _, err := w.Write(b); err != nil {
-			return 0, err
-		}
+	if err := writeFooter(w, merged); err != nil {
+		return 0, fmt.Errorf("assemble: %w", err)
 	}
 	return merged.NumRows, nil
 }

@@ -97,18 +97,27 @@ func Splice(w io.Writer, parts []Part) (int64, error) {
 			merged.NumRows += rg.NumRows
 		}
 	}
-	footer, err := thrift.Marshal(new(thrift.CompactProtocol), merged)
+	if err := writeFooter(w, merged); err != nil {
+		return 0, fmt.Errorf("splice: %w", err)
+	}
+	return merged.NumRows, nil
+}
+
+// writeFooter ends a Parquet file: the encoded footer, its length and the
+// closing magic.
+func writeFooter(w io.Writer, md *format.FileMetaData) error {
+	footer, err := thrift.Marshal(new(thrift.CompactProtocol), md)
 	if err != nil {
-		return 0, fmt.Errorf("splice: encode footer: %w", err)
+		return fmt.Errorf("encode footer: %w", err)
 	}
 	var tail [4]byte
 	binary.LittleEndian.PutUint32(tail[:], uint32(len(footer)))
 	for _, b := range [][]byte{footer, tail[:], magic} {
 		if _, err := w.Write(b); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return merged.NumRows, nil
+	return nil
 }
 
 // shiftRowGroup moves every absolute file offset of rg by delta. Offsets of

@@ -61,7 +61,7 @@ func Retain(policy *rules.Policy, opt retain.Options, lookup rules.LookupEnv, cl
 			}
 			delete(roots, d.Root)
 			loc := storage.Join(d.Root, RetainReportsDir, "retain-"+rep.RunID+".json")
-			if werr := writeObject(ctx, o.Store, loc, b); werr != nil && err == nil {
+			if werr := storage.WriteFile(ctx, o.Store, loc, b); werr != nil && err == nil {
 				err = fmt.Errorf("job %s: write the retain report: %w", job.Name, werr)
 			} else if werr == nil {
 				res.Reports = append(res.Reports, loc)
@@ -72,18 +72,4 @@ func Retain(policy *rules.Policy, opt retain.Options, lookup rules.LookupEnv, cl
 		}
 		return res, err
 	}
-}
-
-// writeObject writes b at loc atomically.
-func writeObject(ctx context.Context, s storage.Store, loc string, b []byte) error {
-	w, err := s.Create(ctx, loc)
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	if _, err := w.Write(b); err != nil {
-		return err
-	}
-	_, err = w.Commit()
-	return err
 }
