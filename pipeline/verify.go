@@ -427,11 +427,6 @@ func publishVerification(ctx context.Context, s storage.Store, plan *rules.Plan,
 	return storage.WriteFile(ctx, s, storage.Join(dir, "report.html"), page)
 }
 
-// writeBytes writes b at loc atomically.
-func writeBytes(ctx context.Context, s storage.Store, loc string, b []byte) error {
-	return storage.WriteFile(ctx, s, loc, b)
-}
-
 // columnChecks returns the detectors an output column is checked with, and
 // whether the identifier check exempts it. bc is nil for a column the
 // policy does not promise.
