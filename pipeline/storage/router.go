@@ -162,6 +162,16 @@ func (r *Router) DeleteIf(ctx context.Context, location string, generation int64
 	return c.DeleteIf(ctx, location, generation)
 }
 
+// CreateExclusive implements ExclusiveCreator for stores that do; others
+// give an error matching ErrUnsupported.
+func (r *Router) CreateExclusive(ctx context.Context, location string, data []byte) (Attrs, error) {
+	s, err := r.storeFor(ctx, location)
+	if err != nil {
+		return Attrs{}, err
+	}
+	return CreateExclusive(ctx, s, location, data)
+}
+
 // Retries implements RetryCounter: the retries of the stores made so far.
 func (r *Router) Retries() int64 {
 	if c, ok := r.gcsStore().(RetryCounter); ok {

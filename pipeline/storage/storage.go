@@ -178,8 +178,11 @@ var ErrUnsupported = errors.New("not supported by this store")
 
 // ExclusiveCreator is implemented by stores that can create an object only
 // where none exists, atomically: two callers racing for one location cannot
-// both succeed. deid retain builds its per-dataset lock on it. (Local disk:
-// O_CREATE|O_EXCL; Google Cloud Storage: a write with ifGenerationMatch=0.)
+// both succeed. deid retain builds its per-dataset lock on it, job locks and
+// sharded runs' frozen input lists too. (Local disk: O_CREATE|O_EXCL; Google
+// Cloud Storage: a write with ifGenerationMatch=0.) data should be unique to
+// the caller: a store that recovers from a lost answer recognises its own
+// object by its bytes.
 type ExclusiveCreator interface {
 	// CreateExclusive writes data at location if no object is there and
 	// returns its attributes; if one is, it returns an error matching
