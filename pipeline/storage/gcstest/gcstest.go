@@ -150,10 +150,13 @@ type Proxy struct {
 	// EnforcePreconditions makes the proxy check ifGenerationMatch on
 	// deletes and on copy (rewrite) destinations against the emulator,
 	// answering 412 as GCS would: fake-gcs-server ignores them there.
+	// Such requests are checked and forwarded one at a time, so two racing
+	// conditional deletes of one generation cannot both pass.
 	EnforcePreconditions bool
 
 	target string
 
+	enforceMu sync.Mutex // serializes precondition-checked requests
 	mu        sync.Mutex
 	rng       *rand.Rand
 	rate      float64
@@ -183,9 +186,13 @@ func NewProxy(t testing.TB, target string, rate float64, seed uint64) *Proxy {
 				return
 			}
 		}
-		if p.EnforcePreconditions && !p.preconditionHolds(r) {
-			writeError(w, http.StatusPreconditionFailed)
-			return
+		if p.EnforcePreconditions && p.checked(r) {
+			p.enforceMu.Lock()
+			defer p.enforceMu.Unlock()
+			if !p.preconditionHolds(r) {
+				writeError(w, http.StatusPreconditionFailed)
+				return
+			}
 		}
 		f, ok := p.fault()
 		if p.Lose != nil && p.Lose(r) {
@@ -224,6 +231,15 @@ func (p *Proxy) fault() (Fault, bool) {
 		return 0, false
 	}
 	return Fault(p.rng.IntN(int(numFaults))), true
+}
+
+// checked reports whether the proxy checks r's precondition itself: a
+// delete or a copy (rewrite) with ifGenerationMatch.
+func (p *Proxy) checked(r *http.Request) bool {
+	if !r.URL.Query().Has("ifGenerationMatch") {
+		return false
+	}
+	return r.Method == http.MethodDelete || r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/rewriteTo/")
 }
 
 // preconditionHolds checks ifGenerationMatch of a delete or of a copy's
