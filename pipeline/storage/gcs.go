@@ -525,15 +525,43 @@ func (g *GCS) Move(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	sa, err := g.Stat(ctx, src)
-	if err != nil {
-		return fmt.Errorf("move: %w", err)
-	}
-	c := gcs.Conditions{DoesNotExist: true}
+	c := Condition{DoesNotExist: true}
 	switch da, err := g.Stat(ctx, dst); {
 	case err == nil:
-		c = gcs.Conditions{GenerationMatch: da.Generation}
+		c = Condition{GenerationMatch: da.Generation}
 	case !errors.Is(err, ErrNotExist):
+		return fmt.Errorf("move: %w", err)
+	}
+	return g.moveIf(ctx, so, do, src, dst, c)
+}
+
+// MoveIf implements ConditionalMover: Move, with the copy conditional on
+// cond instead of on the target's generation found now. A failed
+// condition gives ErrPrecondition and leaves both objects as they were.
+func (g *GCS) MoveIf(ctx context.Context, src, dst string, cond Condition) error {
+	so, err := g.object(src)
+	if err != nil {
+		return err
+	}
+	do, err := g.object(dst)
+	if err != nil {
+		return err
+	}
+	return g.moveIf(ctx, so, do, src, dst, cond)
+}
+
+func (g *GCS) moveIf(ctx context.Context, so, do *gcs.ObjectHandle, src, dst string, cond Condition) error {
+	var c gcs.Conditions
+	switch {
+	case cond.DoesNotExist && cond.GenerationMatch == 0:
+		c.DoesNotExist = true
+	case !cond.DoesNotExist && cond.GenerationMatch > 0:
+		c.GenerationMatch = cond.GenerationMatch
+	default:
+		return fmt.Errorf("move %s to %s: a condition needs exactly one of DoesNotExist and GenerationMatch", src, dst)
+	}
+	sa, err := g.Stat(ctx, src)
+	if err != nil {
 		return fmt.Errorf("move: %w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.opt.OpTimeout)
