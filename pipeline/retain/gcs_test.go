@@ -2,6 +2,7 @@ package retain
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -307,5 +308,42 @@ func TestRetainGCSConcurrentWriter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRetainGCSLock: the dataset's lock on GCS is an object created with
+// DoesNotExist: a live one refuses the run; one of a process of this host
+// that is gone is taken over (by a delete conditional on the generation
+// judged stale) and removed at the end.
+func TestRetainGCSLock(t *testing.T) {
+	lake := newGCSLake(t, false)
+	dir := t.TempDir()
+	writeOrders(t, filepath.Join(dir, "src", "part-0.parquet"), genOrders(0, []string{"old", "new"}, 10), 10, nil)
+	lake.upload(t, filepath.Join(dir, "src", "part-0.parquet"), "gs://lake/orders/part-0.parquet")
+	plan := writePolicy(t, dir, policyOpts{})
+	onGCS(plan)
+	ctx := context.Background()
+	host, _ := os.Hostname()
+	lock := "gs://lake/orders/" + lockName
+	put := func(info lockInfo) {
+		b, _ := json.Marshal(info)
+		if _, err := storage.CreateExclusive(ctx, lake.direct, lock, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(lockInfo{RunID: "other", Host: host, PID: os.Getpid(), Created: time.Now()})
+	if _, err := lake.run(t, plan, nil); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), lock) {
+		t.Fatalf("run beside a live lock: %v", err)
+	}
+	if err := lake.direct.Delete(ctx, lock); err != nil {
+		t.Fatal(err)
+	}
+	put(lockInfo{RunID: "dead", Host: host, PID: 1 << 22, Created: time.Now()})
+	rep, err := lake.run(t, plan, nil)
+	if err != nil || rep.Datasets[0].Removed[report.RemovedRetention] != 10 {
+		t.Fatalf("run after a dead process's lock: %v", err)
+	}
+	if left := lake.download(t, dir); len(left) > 0 {
+		t.Errorf("left in the bucket: %v", left)
 	}
 }

@@ -108,22 +108,28 @@ func acquireLock(ctx context.Context, st storage.Store, root string, opt *Option
 		if !errors.Is(err, storage.ErrExist) || attempt > 0 {
 			return nil, fmt.Errorf("lock %s: %w", loc, err)
 		}
-		held, why := staleLock(ctx, st, loc, host, opt.LockStale)
+		held, why, gen := staleLock(ctx, st, loc, host, opt.LockStale)
 		if held != "" {
 			return nil, fmt.Errorf("%w: %s (%s); if no run is active, remove the lock or wait until it is older than %s", ErrLocked, loc, held, opt.LockStale)
 		}
 		opt.Logger.Warn("taking over a stale retain lock", "lock", loc, "why", why)
-		if err := st.Delete(ctx, loc); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		// only the version judged stale (GCS: its generation), so that two
+		// runs taking over at once cannot both remove and recreate it
+		if err := deleteIf(ctx, st, loc, gen); err != nil {
+			if errors.Is(err, storage.ErrPrecondition) {
+				return nil, fmt.Errorf("%w: %s was taken over by another run meanwhile", ErrLocked, loc)
+			}
 			return nil, fmt.Errorf("remove stale lock %s: %w", loc, err)
 		}
 	}
 }
 
-// staleLock says who holds a live lock (held), or why it is stale.
-func staleLock(ctx context.Context, st storage.Store, loc, host string, stale time.Duration) (held, why string) {
+// staleLock says who holds a live lock (held), or why it is stale and the
+// generation judged stale (0 where the store keeps none).
+func staleLock(ctx context.Context, st storage.Store, loc, host string, stale time.Duration) (held, why string, gen int64) {
 	a, err := st.Stat(ctx, loc)
 	if err != nil {
-		return "", "it vanished"
+		return "", "it vanished", 0
 	}
 	var info lockInfo
 	if r, err := st.Open(ctx, loc); err == nil {
@@ -134,11 +140,11 @@ func staleLock(ctx context.Context, st storage.Store, loc, host string, stale ti
 	age := time.Since(a.ModTime)
 	switch {
 	case age > stale:
-		return "", fmt.Sprintf("older than %s", stale)
+		return "", fmt.Sprintf("older than %s", stale), a.Generation
 	case info.Host == host && info.PID > 0 && !processAlive(info.PID):
-		return "", fmt.Sprintf("its process %d on this host is gone", info.PID)
+		return "", fmt.Sprintf("its process %d on this host is gone", info.PID), a.Generation
 	}
-	return fmt.Sprintf("run %s, process %d on %s, since %s", info.RunID, info.PID, info.Host, a.ModTime.UTC().Format(time.RFC3339)), ""
+	return fmt.Sprintf("run %s, process %d on %s, since %s", info.RunID, info.PID, info.Host, a.ModTime.UTC().Format(time.RFC3339)), "", 0
 }
 
 // processAlive reports whether a process of this host runs with that id.
