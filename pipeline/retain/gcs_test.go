@@ -27,7 +27,6 @@ import (
 // and copy destinations (the swap of a rewritten file is a conditional
 // copy), as GCS does.
 type gcsLake struct {
-	emu    *gcstest.Emulator
 	proxy  *gcstest.Proxy
 	store  *storage.Router
 	direct *storage.GCS // straight to the emulator: the test's own access
@@ -42,15 +41,20 @@ func newGCSLake(t *testing.T, versioned bool) *gcsLake {
 	} else {
 		emu = gcstest.Start(t, []string{"lake"})
 	}
-	p := gcstest.NewProxy(t, emu.URL, 0, 1)
+	return lakeOn(t, emu.URL, "lake")
+}
+
+// lakeOn is the dataset in bucket of the emulator at url.
+func lakeOn(t testing.TB, url, bucket string) *gcsLake {
+	p := gcstest.NewProxy(t, url, 0, 1)
 	p.EnforcePreconditions = true
 	g := gcstest.Store(t, p.URL, storage.GCSOptions{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	r := &storage.Router{NewGCS: func(context.Context) (storage.Store, error) { return g, nil }}
-	return &gcsLake{emu: emu, proxy: p, store: r, direct: gcstest.Store(t, emu.URL, storage.GCSOptions{}), bucket: "lake"}
+	return &gcsLake{proxy: p, store: r, direct: gcstest.Store(t, url, storage.GCSOptions{}), bucket: bucket}
 }
 
 // upload copies a local file to a gs:// location.
-func (l *gcsLake) upload(t *testing.T, local, loc string) storage.Attrs {
+func (l *gcsLake) upload(t testing.TB, local, loc string) storage.Attrs {
 	t.Helper()
 	b, err := os.ReadFile(local)
 	if err != nil {
@@ -69,15 +73,15 @@ func (l *gcsLake) upload(t *testing.T, local, loc string) storage.Attrs {
 	return a
 }
 
-// download copies every object under gs://lake/orders/ into dir/orders,
+// download copies every object of the bucket into dir (orders/...),
 // so that the parquet-go helpers read them; it returns the object names
 // that are neither data nor anonymized data (journals, locks, staged files).
-func (l *gcsLake) download(t *testing.T, dir string) (leftover []string) {
+func (l *gcsLake) download(t testing.TB, dir string) (leftover []string) {
 	t.Helper()
 	ctx := context.Background()
 	os.RemoveAll(filepath.Join(dir, "orders"))
-	err := l.direct.List(ctx, "gs://lake/", func(a storage.Attrs) error {
-		rel := strings.TrimPrefix(a.Location, "gs://lake/")
+	err := l.direct.List(ctx, "gs://"+l.bucket+"/", func(a storage.Attrs) error {
+		rel := strings.TrimPrefix(a.Location, "gs://"+l.bucket+"/")
 		if strings.Contains(rel, ".deid") {
 			leftover = append(leftover, rel)
 			return nil
@@ -103,12 +107,14 @@ func (l *gcsLake) download(t *testing.T, dir string) (leftover []string) {
 
 // onGCS moves the compiled plan's dataset to gs://lake/orders (the lists
 // stay local files: a policy may mix the two).
-func onGCS(plan *rules.RetainPlan) {
-	plan.Datasets[0].Source = "gs://lake/orders/*.parquet"
-	plan.Datasets[0].Root = "gs://lake/orders"
+func onGCS(plan *rules.RetainPlan) { onBucket(plan, "lake") }
+
+func onBucket(plan *rules.RetainPlan, bucket string) {
+	plan.Datasets[0].Source = "gs://" + bucket + "/orders/*.parquet"
+	plan.Datasets[0].Root = "gs://" + bucket + "/orders"
 }
 
-func (l *gcsLake) run(t *testing.T, plan *rules.RetainPlan, fail func(string)) (*report.Retain, error) {
+func (l *gcsLake) run(t testing.TB, plan *rules.RetainPlan, fail func(string)) (*report.Retain, error) {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
