@@ -353,3 +353,41 @@ func TestRetainGCSLock(t *testing.T) {
 		t.Errorf("left in the bucket: %v", left)
 	}
 }
+
+// TestRetainGCSConcurrentWriterOnDelete: a file whose rows all expired is
+// deleted only if it is still the generation retain read: a writer that
+// replaced it meanwhile (with rows inside retention) keeps its version,
+// and the rerun applies the policy to it.
+func TestRetainGCSConcurrentWriterOnDelete(t *testing.T) {
+	lake := newGCSLake(t, false)
+	dir := t.TempDir()
+	writeOrders(t, filepath.Join(dir, "src", "part-0.parquet"), genOrders(0, []string{"old"}, 20), 20, nil)
+	lake.upload(t, filepath.Join(dir, "src", "part-0.parquet"), "gs://lake/orders/part-0.parquet")
+	theirs := genOrders(5, []string{"old", "new"}, 20)
+	writeOrders(t, filepath.Join(dir, "src", "theirs.parquet"), theirs, 20, nil)
+	plan := writePolicy(t, dir, policyOpts{})
+	onGCS(plan)
+	replaced := false
+	_, err := lake.run(t, plan, func(name string) {
+		if name == "staged" && !replaced {
+			replaced = true
+			lake.upload(t, filepath.Join(dir, "src", "theirs.parquet"), "gs://lake/orders/part-0.parquet")
+		}
+	})
+	if !errors.Is(err, ErrConcurrentChange) || !strings.Contains(err.Error(), "gs://lake/orders/part-0.parquet") {
+		t.Fatalf("delete over a concurrent change: %v", err)
+	}
+	if left := lake.download(t, dir); len(left) > 0 {
+		t.Errorf("left in the bucket: %v", left)
+	}
+	if got := lakeRows(t, dir, nil)["part-0.parquet"]; len(got) != 40 {
+		t.Fatalf("the writer's version holds %d rows after the refused delete, want 40", len(got))
+	}
+	if _, err := lake.run(t, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	lake.download(t, dir)
+	if got := lakeRows(t, dir, nil)["part-0.parquet"]; len(got) != 20 {
+		t.Errorf("after the rerun the writer's file holds %d rows, want its 20 inside retention", len(got))
+	}
+}
