@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -206,5 +207,61 @@ func TestSchedulersContendOnGCS(t *testing.T) {
 	g.List(ctx, "gs://lake/", func(storage.Attrs) error { n++; return nil })
 	if n != 0 {
 		t.Errorf("%d objects left in the bucket", n)
+	}
+}
+
+// TestStoreLockLostAnswers: the answers to the lock's create, renewal and
+// release are lost after GCS acted; the retried requests meet their own
+// result (the create and the renewal their own bytes, the release an
+// object already gone) and each call still succeeds, leaving the lock held,
+// renewed, then gone.
+func TestStoreLockLostAnswers(t *testing.T) {
+	emu := gcstest.Start(t, []string{"lake"})
+	p := gcstest.NewProxy(t, emu.URL, 0, 1)
+	p.EnforcePreconditions = true
+	var mu sync.Mutex
+	lose := map[string]bool{}
+	p.Lose = func(r *http.Request) bool {
+		kind := ""
+		switch {
+		case r.Method == http.MethodPost && r.URL.Query().Get("uploadType") == "multipart" && r.URL.Query().Get("ifGenerationMatch") == "0":
+			kind = "create"
+		case r.Method == http.MethodPost && r.URL.Query().Get("uploadType") == "multipart":
+			kind = "renew"
+		case r.Method == http.MethodDelete:
+			kind = "release"
+		default:
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if lose[kind] {
+			return false
+		}
+		lose[kind] = true
+		return true
+	}
+	g := gcstest.Store(t, p.URL, storage.GCSOptions{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	ctx := context.Background()
+	now := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	l, _ := NewLock(g, "gs://lake/out", "n", "a", time.Minute, func() time.Time { return now })
+	if err := l.Acquire(ctx); err != nil {
+		t.Fatalf("acquire after a lost answer: %v", err)
+	}
+	now = now.Add(30 * time.Second)
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("renew after a lost answer: %v", err)
+	}
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("renew after a recovered renewal (the generation must be the new one): %v", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatalf("release after a lost answer: %v", err)
+	}
+	if _, err := g.Stat(ctx, LockPath("gs://lake/out", "n")); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("lock left: %v", err)
+	}
+	if !lose["create"] || !lose["renew"] || !lose["release"] {
+		t.Errorf("answers lost: %v", lose)
 	}
 }
