@@ -132,8 +132,12 @@ func (r *runner) publishShard(ctx context.Context) error {
 		staging := r.stagingRoot(dst.Output)
 		sortedOutputs(dst.Files)
 		for _, f := range dst.Files {
-			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), storage.Join(dst.Output, f.Path)); err != nil {
-				return fmt.Errorf("publish %s: %w", storage.Join(dst.Output, f.Path), err)
+			loc := storage.Join(dst.Output, f.Path)
+			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
+				return fmt.Errorf("publish %s: %w", loc, err)
+			}
+			if err := r.notePublished(ctx, f, loc); err != nil {
+				return err
 			}
 		}
 		loc := shardReportLocation(dst.Output, s.Inputs.RunID, s.Index, s.Count)
