@@ -155,15 +155,8 @@ func (r *runner) publish(ctx context.Context) error {
 			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
 				return fmt.Errorf("publish %s: %w", loc, err)
 			}
-			if storage.IsURI(loc) {
-				// the published object's own generation and checksum
-				a, err := r.opt.Store.Stat(ctx, loc)
-				if err != nil {
-					return fmt.Errorf("publish %s: %w", loc, err)
-				}
-				r.rep.Lock()
-				f.Generation, f.CRC32C = a.Generation, crcHex(a)
-				r.rep.Unlock()
+			if err := r.notePublished(ctx, f, loc); err != nil {
+				return err
 			}
 		}
 		r.countRetries()
@@ -178,6 +171,22 @@ func (r *runner) publish(ctx context.Context) error {
 		}
 		r.opt.Logger.Info("published", "destination", dst.Name, "output", dst.Output, "files", len(dst.Files), "rows", dst.RowsOut)
 	}
+	return nil
+}
+
+// notePublished records, on object storage, the published object's own
+// generation and checksum in its report entry.
+func (r *runner) notePublished(ctx context.Context, f *report.OutputFile, loc string) error {
+	if !storage.IsURI(loc) {
+		return nil
+	}
+	a, err := r.opt.Store.Stat(ctx, loc)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", loc, err)
+	}
+	r.rep.Lock()
+	f.Generation, f.CRC32C = a.Generation, crcHex(a)
+	r.rep.Unlock()
 	return nil
 }
 

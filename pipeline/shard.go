@@ -132,8 +132,12 @@ func (r *runner) publishShard(ctx context.Context) error {
 		staging := r.stagingRoot(dst.Output)
 		sortedOutputs(dst.Files)
 		for _, f := range dst.Files {
-			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), storage.Join(dst.Output, f.Path)); err != nil {
-				return fmt.Errorf("publish %s: %w", storage.Join(dst.Output, f.Path), err)
+			loc := storage.Join(dst.Output, f.Path)
+			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
+				return fmt.Errorf("publish %s: %w", loc, err)
+			}
+			if err := r.notePublished(ctx, f, loc); err != nil {
+				return err
 			}
 		}
 		loc := shardReportLocation(dst.Output, s.Inputs.RunID, s.Index, s.Count)
@@ -303,16 +307,14 @@ func readReport(ctx context.Context, s storage.Store, loc string) (*report.Run, 
 
 // FreezeInputs returns the frozen input list of sharded run runID: the one
 // a shard already wrote, or, for the first shard to arrive, the list of
-// the inputs now, written exclusively so that every shard gets the same.
-// Only local outputs are supported until storage offers an exclusive
-// create (GCS: ifGenerationMatch=0).
+// the inputs now, written exclusively so that every shard gets the same:
+// on disk by a hard link of a complete temporary file (which, like O_EXCL,
+// fails when the list exists), on GCS by an upload conditional on
+// DoesNotExist (storage.CreateExclusive), which appears only complete.
 func FreezeInputs(ctx context.Context, plan *rules.Plan, opt Options, runID string) (*FrozenInputs, error) {
 	opt.defaults()
 	loc := FrozenInputsLocation(plan, runID)
-	if storage.IsURI(loc) {
-		return nil, fmt.Errorf("sharded runs need a local first destination in this build (%s): freezing the input list on object storage needs a create-if-absent precondition", loc)
-	}
-	if fi, err := readFrozen(loc); err == nil || !errors.Is(err, fs.ErrNotExist) {
+	if fi, err := readFrozen(ctx, opt.Store, loc); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return fi, err
 	}
 	fi, err := ListInputs(ctx, plan, opt, runID)
@@ -323,40 +325,60 @@ func FreezeInputs(ctx context.Context, plan *rules.Plan, opt Options, runID stri
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(loc), 0o755); err != nil {
-		return nil, fmt.Errorf("freeze inputs: %w", err)
+	if storage.IsURI(loc) {
+		_, err = storage.CreateExclusive(ctx, opt.Store, loc, b)
+	} else {
+		err = linkNew(loc, b)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(loc), ".inputs-*")
+	if errors.Is(err, fs.ErrExist) { // another shard froze it first: use theirs
+		return readFrozen(ctx, opt.Store, loc)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("freeze inputs: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("freeze inputs: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("freeze inputs: %w", err)
-	}
-	if err := os.Link(tmp.Name(), loc); err != nil {
-		if errors.Is(err, fs.ErrExist) { // another shard froze it first: use theirs
-			return readFrozen(loc)
-		}
 		return nil, fmt.Errorf("freeze inputs: %w", err)
 	}
 	opt.Logger.Info("input list frozen", "location", loc, "files", len(fi.Files))
 	return fi, nil
 }
 
-// ReadFrozenInputs reads the frozen input list of run runID.
-func ReadFrozenInputs(plan *rules.Plan, runID string) (*FrozenInputs, error) {
-	return readFrozen(FrozenInputsLocation(plan, runID))
+// linkNew creates the local file loc holding b, failing with fs.ErrExist
+// when it exists; the file is never seen half written.
+func linkNew(loc string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(loc), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(loc), ".inputs-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), loc)
 }
 
-func readFrozen(loc string) (*FrozenInputs, error) {
-	b, err := os.ReadFile(loc)
+// ReadFrozenInputs reads the frozen input list of run runID from st (nil
+// means a storage.Router).
+func ReadFrozenInputs(ctx context.Context, st storage.Store, plan *rules.Plan, runID string) (*FrozenInputs, error) {
+	if st == nil {
+		st = storage.NewRouter()
+	}
+	return readFrozen(ctx, st, FrozenInputsLocation(plan, runID))
+}
+
+func readFrozen(ctx context.Context, st storage.Store, loc string) (*FrozenInputs, error) {
+	r, err := st.Open(ctx, loc)
 	if err != nil {
 		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", loc, err)
 	}
 	var fi FrozenInputs
 	if err := json.Unmarshal(b, &fi); err != nil {

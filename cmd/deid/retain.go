@@ -11,6 +11,7 @@ import (
 
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/retain"
+	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
 
@@ -63,7 +64,9 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	opt := retain.Options{Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch}
+	st := storage.NewRouter() // local paths and gs://
+	defer st.Close()
+	opt := retain.Options{Store: st, Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch}
 	if *outputs {
 		if opt.Outputs, err = rules.Compile(pol, rules.CompileOptions{Now: now, Lookup: os.LookupEnv}); err != nil {
 			return err

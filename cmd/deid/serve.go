@@ -19,6 +19,7 @@ import (
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/retain"
 	"github.com/deidproject/deid/pipeline/schedule"
+	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
 
@@ -101,6 +102,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // runners: deidentify (the pipeline) and retain (pipeline/retain). clock, when
 // set, fixes each run's reference instant (deid run --job --now).
 func newScheduler(pol *rules.Policy, opt pipeline.Options, lockTTL time.Duration, reg prometheus.Registerer, clock func() time.Time) (*schedule.Scheduler, error) {
+	if opt.Store == nil {
+		opt.Store = storage.NewRouter() // one GCS client for runs and job locks
+	}
 	return schedule.New(pol, schedule.Options{
 		Runners: map[string]schedule.RunFunc{
 			rules.JobDeidentify: schedule.Deidentify(pol, opt, os.LookupEnv, clock),
@@ -108,6 +112,7 @@ func newScheduler(pol *rules.Policy, opt pipeline.Options, lockTTL time.Duration
 		},
 		Logger:     opt.Logger,
 		Registerer: reg,
+		Store:      opt.Store,
 		LockTTL:    lockTTL,
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
 
@@ -100,14 +101,16 @@ func reportMergeCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	frozen, err := pipeline.ReadFrozenInputs(plan, *runID)
+	st := storage.NewRouter() // one GCS client for the list and the merge
+	defer st.Close()
+	frozen, err := pipeline.ReadFrozenInputs(ctx, st, plan, *runID)
 	if err != nil {
 		return fmt.Errorf("run %s: its frozen input list: %w (did its shards run with this policy and --destination?)", *runID, err)
 	}
 	if plan, err = f.compile(log, frozen.Now); err != nil {
 		return err
 	}
-	rep, err := pipeline.MergeShards(ctx, plan, pipeline.Options{Logger: log}, *runID, *shards)
+	rep, err := pipeline.MergeShards(ctx, plan, pipeline.Options{Logger: log, Store: st}, *runID, *shards)
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		if d.opt.DryRun {
 			return nil, nil
 		}
-		return &action{File: m.Location, Delete: true}, nil
+		return &action{File: m.Location, Delete: true, Generation: f.Attrs().Generation}, nil
 	}
 	if fr.RowsKept == 0 {
 		fr.Action = prefix + "deleted"
@@ -403,9 +403,12 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 		return nil, err
 	}
 	defer src.Close()
+	if g := src.Attrs().Generation; g != f.Attrs().Generation {
+		return nil, fmt.Errorf("%s (generation %d, now %d): %w", m.Location, f.Attrs().Generation, g, ErrConcurrentChange)
+	}
 	orig := parquetio.Part(src)
 	dir := storage.Join(d.work, d.opt.RunID)
-	a := &action{File: m.Location, Delete: fr.RowsKept == 0}
+	a := &action{File: m.Location, Delete: fr.RowsKept == 0, Generation: f.Attrs().Generation}
 	var out sinks
 	if fr.Anonymized > 0 {
 		a.AnonStaged, a.AnonFinal = storage.Join(dir, fmt.Sprintf("%05d-anonymized.parquet", n)), fr.AnonymizedTo

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,15 @@ import (
 //     staged file that is still there is moved into place (the move is
 //     atomic, so a staged file that is gone was moved already), a file to
 //     delete that is still there is deleted. Replaying is idempotent.
+//
+// On stores that keep generations (GCS) each action records the generation
+// of the file it was computed from, and the swap replaces (or deletes) the
+// file only if it is still that generation: a file another writer changed
+// during the run is left as that writer made it, its action abandoned, and
+// the run fails with ErrConcurrentChange naming it; the next run reads the
+// new version. (The anonymized rows of a file move only after a check
+// that the file is still that generation; a change in the instant between
+// that check and the swap would leave them both there and in the file.)
 //
 // Then the journal is removed, then the work folder. The lock,
 // <root>/.deid-retain.lock, is created exclusively and removed last; a lock
@@ -47,6 +57,10 @@ const (
 
 // ErrLocked is returned when another retain run holds a dataset's lock.
 var ErrLocked = errors.New("another deid retain run holds the dataset's lock")
+
+// ErrConcurrentChange is matched when a file changed between the moment
+// retain read it and its swap: the change was kept, not overwritten.
+var ErrConcurrentChange = errors.New("changed by another writer while retain ran: left as that writer made it; run deid retain again to apply retention to the new version")
 
 // journal is the intent of a run, written before any data file changes.
 type journal struct {
@@ -71,6 +85,9 @@ type action struct {
 	// File changes).
 	IsoStaged string `json:"restricted_staged,omitempty"`
 	IsoFinal  string `json:"restricted,omitempty"`
+	// Generation is File's generation when it was read (0: the store
+	// keeps none); the swap happens only if File is still that version.
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // lockInfo is the lock file's content.
@@ -98,22 +115,28 @@ func acquireLock(ctx context.Context, st storage.Store, root string, opt *Option
 		if !errors.Is(err, storage.ErrExist) || attempt > 0 {
 			return nil, fmt.Errorf("lock %s: %w", loc, err)
 		}
-		held, why := staleLock(ctx, st, loc, host, opt.LockStale)
+		held, why, gen := staleLock(ctx, st, loc, host, opt.LockStale)
 		if held != "" {
 			return nil, fmt.Errorf("%w: %s (%s); if no run is active, remove the lock or wait until it is older than %s", ErrLocked, loc, held, opt.LockStale)
 		}
 		opt.Logger.Warn("taking over a stale retain lock", "lock", loc, "why", why)
-		if err := st.Delete(ctx, loc); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		// only the version judged stale (GCS: its generation), so that two
+		// runs taking over at once cannot both remove and recreate it
+		if err := deleteIf(ctx, st, loc, gen); err != nil {
+			if errors.Is(err, storage.ErrPrecondition) {
+				return nil, fmt.Errorf("%w: %s was taken over by another run meanwhile", ErrLocked, loc)
+			}
 			return nil, fmt.Errorf("remove stale lock %s: %w", loc, err)
 		}
 	}
 }
 
-// staleLock says who holds a live lock (held), or why it is stale.
-func staleLock(ctx context.Context, st storage.Store, loc, host string, stale time.Duration) (held, why string) {
+// staleLock says who holds a live lock (held), or why it is stale and the
+// generation judged stale (0 where the store keeps none).
+func staleLock(ctx context.Context, st storage.Store, loc, host string, stale time.Duration) (held, why string, gen int64) {
 	a, err := st.Stat(ctx, loc)
 	if err != nil {
-		return "", "it vanished"
+		return "", "it vanished", 0
 	}
 	var info lockInfo
 	if r, err := st.Open(ctx, loc); err == nil {
@@ -124,11 +147,11 @@ func staleLock(ctx context.Context, st storage.Store, loc, host string, stale ti
 	age := time.Since(a.ModTime)
 	switch {
 	case age > stale:
-		return "", fmt.Sprintf("older than %s", stale)
+		return "", fmt.Sprintf("older than %s", stale), a.Generation
 	case info.Host == host && info.PID > 0 && !processAlive(info.PID):
-		return "", fmt.Sprintf("its process %d on this host is gone", info.PID)
+		return "", fmt.Sprintf("its process %d on this host is gone", info.PID), a.Generation
 	}
-	return fmt.Sprintf("run %s, process %d on %s, since %s", info.RunID, info.PID, info.Host, a.ModTime.UTC().Format(time.RFC3339)), ""
+	return fmt.Sprintf("run %s, process %d on %s, since %s", info.RunID, info.PID, info.Host, a.ModTime.UTC().Format(time.RFC3339)), "", 0
 }
 
 // processAlive reports whether a process of this host runs with that id.
@@ -174,10 +197,14 @@ func recoverRun(ctx context.Context, st storage.Store, work string, opt *Options
 		return "", fmt.Errorf("journal %s is unreadable (%v): inspect the dataset by hand", jloc, err)
 	}
 	opt.Logger.Info("completing an interrupted retain run", "run", j.RunID, "actions", len(j.Actions))
-	if err := replay(ctx, st, j, nil); err != nil {
+	changed, err := replay(ctx, st, j, nil)
+	if err != nil {
 		return "", err
 	}
 	if err := finish(ctx, st, work, nil); err != nil {
+		return "", err
+	}
+	if err := changedError(changed); err != nil {
 		return "", err
 	}
 	return recoveredForward, nil
@@ -203,50 +230,116 @@ func commit(ctx context.Context, st storage.Store, work string, j journal, opt *
 	opt.failpoint("journal-written")
 	// past the commit point, finish even if the context is cancelled
 	ctx = context.WithoutCancel(ctx)
-	if err := replay(ctx, st, j, opt); err != nil {
+	changed, err := replay(ctx, st, j, opt)
+	if err != nil {
 		return err
 	}
-	return finish(ctx, st, work, opt)
+	if err := finish(ctx, st, work, opt); err != nil {
+		return err
+	}
+	return changedError(changed)
 }
 
-// replay carries out a journal's actions; it is idempotent.
-func replay(ctx context.Context, st storage.Store, j journal, opt *Options) error {
+// changedError names the files whose actions were abandoned.
+func changedError(changed []string) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", strings.Join(changed, ", "), ErrConcurrentChange)
+}
+
+// replay carries out a journal's actions; it is idempotent. It returns the
+// files whose actions it abandoned because they changed since they were
+// read (each named with the generation read).
+func replay(ctx context.Context, st storage.Store, j journal, opt *Options) (changed []string, err error) {
 	for _, a := range j.Actions {
+		pending := (a.AnonStaged != "" && exists(ctx, st, a.AnonStaged)) || (a.IsoStaged != "" && exists(ctx, st, a.IsoStaged))
+		if a.Generation != 0 && pending {
+			// anonymized or isolated rows leave the file only if it is
+			// still the version they came from
+			fa, err := st.Stat(ctx, a.File)
+			if err != nil && !errors.Is(err, storage.ErrNotExist) {
+				return nil, err
+			}
+			if err != nil || fa.Generation != a.Generation {
+				changed = append(changed, fmt.Sprintf("%s (generation %d when read)", a.File, a.Generation))
+				continue
+			}
+		}
 		if a.AnonStaged != "" {
-			if err := moveIfThere(ctx, st, a.AnonStaged, a.AnonFinal); err != nil {
-				return err
+			if err := moveIfThere(ctx, st, a.AnonStaged, a.AnonFinal, 0); err != nil {
+				return nil, err
 			}
 			opt.failpoint("anonymized-moved")
 		}
 		if a.IsoStaged != "" {
-			if err := moveIfThere(ctx, st, a.IsoStaged, a.IsoFinal); err != nil {
-				return err
+			if err := moveIfThere(ctx, st, a.IsoStaged, a.IsoFinal, 0); err != nil {
+				return nil, err
 			}
 			opt.failpoint("isolated-moved")
 		}
+		var err error
 		switch {
 		case a.Staged != "":
-			if err := moveIfThere(ctx, st, a.Staged, a.File); err != nil {
-				return err
-			}
+			err = moveIfThere(ctx, st, a.Staged, a.File, a.Generation)
 		case a.Delete:
-			if err := st.Delete(ctx, a.File); err != nil && !errors.Is(err, storage.ErrNotExist) {
-				return fmt.Errorf("delete %s: %w", a.File, err)
+			err = deleteIf(ctx, st, a.File, a.Generation)
+			if err != nil && !errors.Is(err, storage.ErrPrecondition) {
+				err = fmt.Errorf("delete %s: %w", a.File, err)
 			}
 		}
+		if errors.Is(err, storage.ErrPrecondition) {
+			changed = append(changed, fmt.Sprintf("%s (generation %d when read)", a.File, a.Generation))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
 		opt.failpoint("swapped")
+	}
+	return changed, nil
+}
+
+func exists(ctx context.Context, st storage.Store, loc string) bool {
+	_, err := st.Stat(ctx, loc)
+	return err == nil
+}
+
+// moveIfThere moves src to dst unless src is gone (moved already); with a
+// generation, only if dst is still that generation.
+func moveIfThere(ctx context.Context, st storage.Store, src, dst string, generation int64) error {
+	if _, err := st.Stat(ctx, src); errors.Is(err, storage.ErrNotExist) {
+		return nil // moved already
+	}
+	err := storage.ErrUnsupported
+	if generation != 0 {
+		err = storage.MoveIf(ctx, st, src, dst, storage.Condition{GenerationMatch: generation})
+	}
+	if errors.Is(err, storage.ErrUnsupported) {
+		err = storage.Move(ctx, st, src, dst)
+	}
+	if err != nil {
+		return fmt.Errorf("move %s to %s: %w", src, dst, err)
 	}
 	return nil
 }
 
-func moveIfThere(ctx context.Context, st storage.Store, src, dst string) error {
-	if _, err := st.Stat(ctx, src); errors.Is(err, storage.ErrNotExist) {
-		return nil // moved already
+// deleteIf deletes loc, only if it is still that generation when one is
+// given and the store checks it; a missing file was deleted already.
+func deleteIf(ctx context.Context, st storage.Store, loc string, generation int64) error {
+	var err error
+	if c, ok := st.(storage.Conditional); ok && generation != 0 {
+		err = c.DeleteIf(ctx, loc, generation)
+		if errors.Is(err, errors.ErrUnsupported) {
+			err = st.Delete(ctx, loc)
+		}
+	} else {
+		err = st.Delete(ctx, loc)
 	}
-	if err := storage.Move(ctx, st, src, dst); err != nil {
-		return fmt.Errorf("move %s to %s: %w", src, dst, err)
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 // finish removes the journal, then the work folder.

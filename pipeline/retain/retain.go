@@ -146,6 +146,9 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf(
 				"dataset %s: deleted rows may survive outside %s: in backups and snapshots, and in object versions or soft-deleted objects "+
 					"of a bucket with versioning or soft delete; isolate them and purge them on the backups' schedule", ds.Name, dsr.Root))
+			if w := protectionWarning(ctx, opt.Store, ds.Name, dsr.Root); w != "" {
+				rep.Warnings = append(rep.Warnings, w)
+			}
 		}
 	}
 	rep.Destinations = []*report.RetainDestination{}
@@ -158,6 +161,19 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		rep.Outcome, rep.Error = "failed", err.Error()
 	}
 	return rep, err
+}
+
+// protectionWarning says when the bucket of a dataset keeps what retain
+// deleted or replaced (object versioning, soft delete).
+func protectionWarning(ctx context.Context, st storage.Store, name, root string) string {
+	p, err := storage.DeleteProtection(ctx, st, root)
+	if err != nil {
+		return fmt.Sprintf("dataset %s: could not check whether the bucket of %s keeps deleted objects (%v): check its versioning and soft delete settings", name, root, err)
+	}
+	if w := p.Warning(); w != "" {
+		return "dataset " + name + ": " + w
+	}
+	return ""
 }
 
 func newDatasetReport(ds *rules.RetainDataset) *report.RetainDataset {

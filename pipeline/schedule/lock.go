@@ -2,15 +2,19 @@ package schedule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/deidproject/deid/pipeline/storage"
 )
 
 // ErrLocked is matched (errors.Is) when another process holds a job's lock
@@ -28,12 +32,24 @@ type lockRecord struct {
 	Expires time.Time `json:"expires"`
 }
 
+// Lock is a job lock with a lease: Acquire takes it (or fails with
+// ErrLocked), Renew extends the lease while the job runs, Release gives it
+// up if it is still ours. FileLock serves local outputs, StoreLock object
+// storage (gs://).
+type Lock interface {
+	// Acquire takes the lock, taking over one whose lease expired.
+	Acquire(ctx context.Context) error
+	// Renew extends the lease; it fails if the lock is no longer ours.
+	Renew(ctx context.Context) error
+	// Release removes the lock if it is still ours.
+	Release(ctx context.Context) error
+}
+
 // FileLock is a job lock held in a local file, created exclusively (a
 // hard link, which like O_EXCL fails when the file exists) so that
 // exactly one process can hold it, with a lease: the holder renews it while
 // the job runs, and a lock whose lease expired (its holder died) is taken
-// over. Until deid's storage has a lock primitive for every backend (local
-// and GCS with preconditions), job locks on gs:// outputs are refused.
+// over. Locks on object storage are StoreLocks.
 type FileLock struct {
 	// Path is the lock file.
 	Path string
@@ -56,17 +72,29 @@ func (l *FileLock) now() time.Time {
 }
 
 // LockPath returns where the lock of job lives when its first destination
-// writes to output, or an error when output is not a local folder.
-func LockPath(output, job string) (string, error) {
-	if strings.Contains(output, "://") {
-		return "", fmt.Errorf("job %s: locks on %s need the storage's lock primitive, not in this build: run the job from one scheduler only", job, output)
+// writes to output (a local folder or a gs:// URI).
+func LockPath(output, job string) string {
+	return storage.Join(output, LockDir, "job-"+job+".json")
+}
+
+// NewLock returns the lock of job for an output: a FileLock for a local
+// folder, a StoreLock in st for object storage, which needs exclusive
+// creates and preconditions (storage.ExclusiveCreator and
+// storage.Conditional, as GCS has).
+func NewLock(st storage.Store, output, job, owner string, ttl time.Duration, clock func() time.Time) (Lock, error) {
+	path := LockPath(output, job)
+	if !storage.IsURI(output) {
+		return &FileLock{Path: path, Job: job, Owner: owner, TTL: ttl, Clock: clock}, nil
 	}
-	return filepath.Join(output, LockDir, "job-"+job+".json"), nil
+	if st == nil {
+		return nil, fmt.Errorf("lock %s: no store for object storage", path)
+	}
+	return &StoreLock{Store: st, Location: path, Job: job, Owner: owner, TTL: ttl, Clock: clock}, nil
 }
 
 // Acquire takes the lock, or returns an error matching ErrLocked naming the
 // holder and when its lease expires. An expired lock is taken over.
-func (l *FileLock) Acquire() error {
+func (l *FileLock) Acquire(context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(l.Path), 0o755); err != nil {
@@ -112,7 +140,7 @@ func (l *FileLock) Acquire() error {
 }
 
 // Renew extends the lease; it fails if the lock is no longer ours.
-func (l *FileLock) Renew() error {
+func (l *FileLock) Renew(context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held == nil {
@@ -138,7 +166,7 @@ func (l *FileLock) Renew() error {
 
 // Release removes the lock if it is still ours, and the lock folder when
 // empty.
-func (l *FileLock) Release() error {
+func (l *FileLock) Release(context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held == nil {
@@ -201,4 +229,174 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// StoreLock is a job lock held in an object of a store with exclusive
+// creates and preconditions (Google Cloud Storage), with a lease:
+//
+//   - Acquire creates the object only where none exists (ifGenerationMatch=0),
+//     so of two contenders exactly one gets it;
+//   - Renew replaces it only if it is still the generation we wrote
+//     (GenerationMatch), so a holder whose lease expired and was taken over
+//     learns it instead of overwriting the new holder's lock;
+//   - an expired lock is taken over by deleting exactly the generation read
+//     (DeleteIf), then creating exclusively: two contenders taking over
+//     the same stale lock cannot both succeed (the second one's delete or
+//     create fails its precondition);
+//   - Release deletes only the generation we wrote.
+//
+// The record holds the owner (host, process and a random suffix) and the
+// lease's end, so its bytes are unique to the holder: a create whose answer
+// was lost is recognised as ours.
+type StoreLock struct {
+	// Store holds the lock; it must implement storage.ExclusiveCreator and
+	// storage.Conditional (a storage.Router routes them to GCS).
+	Store storage.Store
+	// Location is the lock object.
+	Location string
+	// Job and Owner are recorded in the object for people and for takeover.
+	Job, Owner string
+	// TTL is the lease: how long the lock stays valid without renewal.
+	TTL time.Duration
+	// Clock returns the current time; nil means time.Now.
+	Clock func() time.Time
+
+	mu   sync.Mutex
+	held *lockRecord
+	gen  int64 // generation of the object we wrote
+}
+
+func (l *StoreLock) now() time.Time {
+	if l.Clock != nil {
+		return l.Clock()
+	}
+	return time.Now()
+}
+
+func (l *StoreLock) conditional() (storage.Conditional, error) {
+	c, ok := l.Store.(storage.Conditional)
+	if !ok {
+		return nil, fmt.Errorf("lock %s: the store has no preconditions: %w", l.Location, storage.ErrUnsupported)
+	}
+	return c, nil
+}
+
+// Acquire implements Lock.
+func (l *StoreLock) Acquire(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, err := l.conditional()
+	if err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		rec := &lockRecord{Job: l.Job, Owner: l.Owner, Expires: l.now().Add(l.TTL).UTC()}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		a, err := storage.CreateExclusive(ctx, l.Store, l.Location, b)
+		if err == nil {
+			l.held, l.gen = rec, a.Generation
+			return nil
+		}
+		if !errors.Is(err, storage.ErrExist) {
+			return fmt.Errorf("lock %s: %w", l.Location, err)
+		}
+		old, gen, err := l.read(ctx)
+		if errors.Is(err, storage.ErrNotExist) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("lock %s: %w", l.Location, err)
+		}
+		if old != nil && l.now().Before(old.Expires) {
+			return fmt.Errorf("lock %s: %w: held by %s until %s", l.Location, ErrLocked, old.Owner, old.Expires.Format(time.RFC3339))
+		}
+		// stale: remove exactly the version read; if it changed (renewed,
+		// or taken over by another contender), the delete is refused
+		switch err := c.DeleteIf(ctx, l.Location, gen); {
+		case errors.Is(err, storage.ErrPrecondition):
+			return fmt.Errorf("lock %s: %w: taken over or renewed by another process meanwhile", l.Location, ErrLocked)
+		case err != nil && !errors.Is(err, storage.ErrNotExist):
+			return fmt.Errorf("lock %s: remove the expired lock: %w", l.Location, err)
+		}
+	}
+	return fmt.Errorf("lock %s: %w: contended", l.Location, ErrLocked)
+}
+
+// read returns the lock's record (nil when unreadable: treated as expired)
+// and the generation it was read from.
+func (l *StoreLock) read(ctx context.Context) (*lockRecord, int64, error) {
+	r, err := l.Store.Open(ctx, l.Location)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	if err != nil {
+		return nil, 0, err
+	}
+	var rec lockRecord
+	if json.Unmarshal(b, &rec) != nil {
+		return nil, r.Attrs().Generation, nil
+	}
+	return &rec, r.Attrs().Generation, nil
+}
+
+// Renew implements Lock: the object is replaced only if it is still the
+// generation this holder wrote.
+func (l *StoreLock) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held == nil {
+		return fmt.Errorf("lock %s: not held", l.Location)
+	}
+	c, err := l.conditional()
+	if err != nil {
+		return err
+	}
+	rec := &lockRecord{Job: l.Job, Owner: l.Owner, Expires: l.now().Add(l.TTL).UTC()}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	w, err := c.CreateIf(ctx, l.Location, storage.Condition{GenerationMatch: l.gen})
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", l.Location, err)
+	}
+	defer w.Abort()
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("lock %s: %w", l.Location, err)
+	}
+	a, err := w.Commit()
+	if errors.Is(err, storage.ErrPrecondition) || errors.Is(err, storage.ErrNotExist) {
+		l.held = nil
+		return fmt.Errorf("lock %s: lost (it expired and another process took it over): %w", l.Location, err)
+	}
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", l.Location, err)
+	}
+	l.held, l.gen = rec, a.Generation
+	return nil
+}
+
+// Release implements Lock: only the generation this holder wrote is
+// deleted; a lock taken over by another process is left alone.
+func (l *StoreLock) Release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held == nil {
+		return nil
+	}
+	l.held = nil
+	c, err := l.conditional()
+	if err != nil {
+		return err
+	}
+	err = c.DeleteIf(ctx, l.Location, l.gen)
+	if err != nil && !errors.Is(err, storage.ErrPrecondition) && !errors.Is(err, storage.ErrNotExist) {
+		return fmt.Errorf("unlock %s: %w", l.Location, err)
+	}
+	return nil
 }

@@ -6,7 +6,8 @@
 //     package logs and counts) a trigger while the previous run is going;
 //   - a panic in a job is recovered (cron.Recover, after the skip wrapper:
 //     the reverse order would skip the job forever after its first panic);
-//   - a lock with a lease in the job's output (FileLock), so that two
+//   - a lock with a lease in the job's output (FileLock on disk, StoreLock
+//     on GCS with preconditions), so that two
 //     schedulers, or a scheduler and a manual run, never run a job at once;
 //   - a graceful stop: no new runs, the running one gets a grace period to
 //     finish, then its context is cancelled and the pipeline aborts without
@@ -90,6 +91,10 @@ type Options struct {
 	LockTTL time.Duration
 	// NoLock runs jobs without locks (tests of the scheduler alone).
 	NoLock bool
+	// Store holds the locks of jobs whose output is on object storage
+	// (gs://); nil means a storage.Router with the default stores. Locks
+	// on local outputs are files (FileLock).
+	Store storage.Store
 	// Location is the zone of schedules without CRON_TZ; nil means UTC.
 	Location *time.Location
 	// Clock returns the current time; nil means time.Now.
@@ -154,6 +159,9 @@ func New(policy *rules.Policy, opt Options) (*Scheduler, error) {
 	}
 	if opt.LockTTL <= 0 {
 		opt.LockTTL = 2 * time.Minute
+	}
+	if opt.Store == nil {
+		opt.Store = storage.NewRouter()
 	}
 	host, _ := os.Hostname()
 	s := &Scheduler{policy: policy, opt: opt, log: opt.Logger, metrics: newMetrics(opt.Registerer),
@@ -315,7 +323,7 @@ func (s *Scheduler) RunJob(ctx context.Context, name string) (res *Result, err e
 		s.finish(st, started, outcome, err, res)
 	}()
 
-	lock, err := s.lock(j)
+	lock, err := s.lock(ctx, j)
 	if err != nil {
 		if errors.Is(err, ErrLocked) {
 			outcome = OutcomeLocked
@@ -323,7 +331,11 @@ func (s *Scheduler) RunJob(ctx context.Context, name string) (res *Result, err e
 		return nil, err
 	}
 	if lock != nil {
-		defer lock.Release()
+		defer func() {
+			if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("job lock could not be released: it expires with its lease", "error", err)
+			}
+		}()
 		stopRenew := s.renew(ctx, lock, log)
 		defer stopRenew()
 	}
@@ -376,7 +388,7 @@ func (s *Scheduler) runKinds(ctx context.Context, j *rules.JobDecl) (*Result, er
 
 // lock takes the job's lock in its first destination's output, or returns
 // nil when locks are off.
-func (s *Scheduler) lock(j *rules.JobDecl) (*FileLock, error) {
+func (s *Scheduler) lock(ctx context.Context, j *rules.JobDecl) (Lock, error) {
 	if s.opt.NoLock {
 		return nil, nil
 	}
@@ -391,32 +403,31 @@ func (s *Scheduler) lock(j *rules.JobDecl) (*FileLock, error) {
 	if output == "" {
 		return nil, fmt.Errorf("job %s: no destination to hold its lock", j.Name)
 	}
-	path, err := LockPath(output, j.Name)
+	l, err := NewLock(s.opt.Store, output, j.Name, s.owner, s.opt.LockTTL, s.opt.Clock)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("job %s: %w", j.Name, err)
 	}
-	l := &FileLock{Path: path, Job: j.Name, Owner: s.owner, TTL: s.opt.LockTTL, Clock: s.opt.Clock}
-	if err := l.Acquire(); err != nil {
+	if err := l.Acquire(ctx); err != nil {
 		return nil, fmt.Errorf("job %s: %w", j.Name, err)
 	}
 	return l, nil
 }
 
 // renew renews the lock's lease every third of its TTL until stopped.
-func (s *Scheduler) renew(ctx context.Context, l *FileLock, log *slog.Logger) func() {
+func (s *Scheduler) renew(ctx context.Context, l Lock, log *slog.Logger) func() {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(l.TTL / 3)
+		t := time.NewTicker(s.opt.LockTTL / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				if err := l.Renew(); err != nil {
+				if err := l.Renew(context.WithoutCancel(ctx)); err != nil {
 					log.Error("job lock lease could not be renewed", "error", err)
 				}
 			}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -248,13 +249,19 @@ func (g *GCS) Stat(ctx context.Context, location string) (Attrs, error) {
 // Delete implements Store. The delete is conditional on the generation
 // Stat finds, which makes it idempotent (retried) and never removes a newer
 // version written meanwhile. (fake-gcs-server ignores preconditions on
-// delete.)
+// delete.) An object that vanishes between the Stat and the delete is
+// deleted: no error.
 func (g *GCS) Delete(ctx context.Context, location string) error {
 	a, err := g.Stat(ctx, location)
 	if err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	return g.DeleteIf(ctx, location, a.Generation)
+	// the object was there: a 404 now is a retried delete whose first
+	// answer was lost (or a concurrent delete), and the object is gone
+	if err := g.DeleteIf(ctx, location, a.Generation); err != nil && !errors.Is(err, ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // DeleteIf implements Conditional.
@@ -382,6 +389,9 @@ type gcsWriter struct {
 	crc      hashWriter
 	n        int64
 	done     bool
+	// recovered: the commit met an object with the bytes written after a
+	// 412 (a lost answer, or an identical object someone else wrote)
+	recovered bool
 }
 
 type hashWriter interface {
@@ -423,6 +433,7 @@ func (w *gcsWriter) Commit() (Attrs, error) {
 		err = gsError("commit", w.location, err)
 		if errors.Is(err, ErrPrecondition) {
 			if a, serr := w.g.Stat(w.ctx, w.location); serr == nil && a.Size == w.n && a.CRC32C == w.crc.Sum32() {
+				w.recovered = true
 				return a, nil
 			}
 		}
@@ -453,6 +464,55 @@ func (w *gcsWriter) Abort() error {
 	return nil
 }
 
+// CreateExclusive implements ExclusiveCreator with a write conditional on
+// DoesNotExist (ifGenerationMatch=0): of callers racing for one location,
+// GCS lets exactly one upload commit; the others get ErrExist and change
+// nothing.
+//
+// A retried upload whose first try succeeded but whose answer was lost
+// meets its own object and fails its precondition: CreateExclusive then
+// reads the object and, when it holds exactly data, reports the success.
+// So data should be unique to the caller (an owner id, a run id): an
+// object with the same bytes written by someone else is taken for ours.
+func (g *GCS) CreateExclusive(ctx context.Context, location string, data []byte) (Attrs, error) {
+	wr, err := g.CreateIf(ctx, location, Condition{DoesNotExist: true})
+	if err != nil {
+		return Attrs{}, err
+	}
+	w := wr.(*gcsWriter)
+	defer w.Abort()
+	if _, err := w.Write(data); err != nil {
+		return Attrs{}, err
+	}
+	a, err := w.Commit()
+	switch {
+	case errors.Is(err, ErrPrecondition):
+		return Attrs{}, fmt.Errorf("create %s exclusively: %w", location, ErrExist)
+	case err != nil:
+		return Attrs{}, err
+	case w.recovered:
+		// size and CRC32C matched; compare the bytes themselves
+		got, rerr := g.readAll(ctx, location)
+		if rerr != nil {
+			return Attrs{}, fmt.Errorf("create %s exclusively: check the object after a lost answer: %w", location, rerr)
+		}
+		if !bytes.Equal(got, data) {
+			return Attrs{}, fmt.Errorf("create %s exclusively: %w", location, ErrExist)
+		}
+	}
+	return a, nil
+}
+
+// readAll reads a whole (small) object.
+func (g *GCS) readAll(ctx context.Context, location string) ([]byte, error) {
+	r, err := g.Open(ctx, location)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+}
+
 // Move implements Mover with a server-side copy, conditional on the
 // target's generation, then a delete of the source's generation. The
 // object is visible at dst before it leaves src.
@@ -465,15 +525,43 @@ func (g *GCS) Move(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	sa, err := g.Stat(ctx, src)
-	if err != nil {
-		return fmt.Errorf("move: %w", err)
-	}
-	c := gcs.Conditions{DoesNotExist: true}
+	c := Condition{DoesNotExist: true}
 	switch da, err := g.Stat(ctx, dst); {
 	case err == nil:
-		c = gcs.Conditions{GenerationMatch: da.Generation}
+		c = Condition{GenerationMatch: da.Generation}
 	case !errors.Is(err, ErrNotExist):
+		return fmt.Errorf("move: %w", err)
+	}
+	return g.moveIf(ctx, so, do, src, dst, c)
+}
+
+// MoveIf implements ConditionalMover: Move, with the copy conditional on
+// cond instead of on the target's generation found now. A failed
+// condition gives ErrPrecondition and leaves both objects as they were.
+func (g *GCS) MoveIf(ctx context.Context, src, dst string, cond Condition) error {
+	so, err := g.object(src)
+	if err != nil {
+		return err
+	}
+	do, err := g.object(dst)
+	if err != nil {
+		return err
+	}
+	return g.moveIf(ctx, so, do, src, dst, cond)
+}
+
+func (g *GCS) moveIf(ctx context.Context, so, do *gcs.ObjectHandle, src, dst string, cond Condition) error {
+	var c gcs.Conditions
+	switch {
+	case cond.DoesNotExist && cond.GenerationMatch == 0:
+		c.DoesNotExist = true
+	case !cond.DoesNotExist && cond.GenerationMatch > 0:
+		c.GenerationMatch = cond.GenerationMatch
+	default:
+		return fmt.Errorf("move %s to %s: a condition needs exactly one of DoesNotExist and GenerationMatch", src, dst)
+	}
+	sa, err := g.Stat(ctx, src)
+	if err != nil {
 		return fmt.Errorf("move: %w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.opt.OpTimeout)

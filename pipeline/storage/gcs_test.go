@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -391,5 +392,92 @@ func TestGCSDeleteAndCopyPreconditions(t *testing.T) {
 	}
 	if _, err := g.Stat(ctx, "gs://lake/pc/src.bin"); err != nil {
 		t.Errorf("the source of a refused move is gone: %v", err)
+	}
+}
+
+// TestGCSCreateExclusiveRace: many goroutines create one object
+// exclusively, each with its own bytes; exactly one wins, the others get
+// ErrExist, and the object holds the winner's bytes. Through a proxy that
+// also fails and loses answers, a winner whose answer was lost still wins
+// (it recognises its own object) and no loser mistakes the winner's object
+// for its own. (fake-gcs-server checks DoesNotExist on uploads atomically,
+// under its backend's lock, as GCS does.)
+func TestGCSCreateExclusiveRace(t *testing.T) {
+	emu := gcstest.Start(t, []string{"lake"})
+	for _, rate := range []float64{0, 0.3} {
+		t.Run(fmt.Sprintf("faults %.0f%%", rate*100), func(t *testing.T) {
+			p := gcstest.NewProxy(t, emu.URL, rate, 11)
+			g := gcstest.Store(t, p.URL, storage.GCSOptions{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxAttempts: 20})
+			ctx := context.Background()
+			for round := 0; round < 5; round++ {
+				loc := fmt.Sprintf("gs://lake/race/%.0f/%d.lock", rate*100, round)
+				const n = 12
+				errs := make([]error, n)
+				var wg sync.WaitGroup
+				for i := 0; i < n; i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						_, errs[i] = storage.CreateExclusive(ctx, g, loc, []byte(fmt.Sprintf("owner-%02d", i)))
+					}()
+				}
+				wg.Wait()
+				winner := -1
+				for i, err := range errs {
+					switch {
+					case err == nil && winner >= 0:
+						t.Errorf("round %d: owners %d and %d both created %s", round, winner, i, loc)
+					case err == nil:
+						winner = i
+					case !errors.Is(err, storage.ErrExist):
+						t.Errorf("round %d: owner %d: %v, want ErrExist", round, i, err)
+					}
+				}
+				if winner < 0 {
+					t.Fatalf("round %d: nobody created %s: %v", round, loc, errs)
+				}
+				r, err := g.Open(ctx, loc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+				if want := fmt.Sprintf("owner-%02d", winner); string(b) != want {
+					t.Errorf("round %d: object holds %q, the winner wrote %q", round, b, want)
+				}
+			}
+		})
+	}
+}
+
+// TestGCSCreateExclusiveLostAnswer: the answer to a successful exclusive
+// create is lost; the retried upload fails its DoesNotExist precondition on
+// the caller's own object, which CreateExclusive recognises byte for byte
+// and reports as created. A second create with other bytes whose answer is
+// lost too is still refused with ErrExist.
+func TestGCSCreateExclusiveLostAnswer(t *testing.T) {
+	emu := gcstest.Start(t, []string{"lake"})
+	p := gcstest.NewProxy(t, emu.URL, 0, 1)
+	var lost atomic.Int64
+	p.Lose = func(r *http.Request) bool {
+		if r.Method == http.MethodPost && r.URL.Query().Get("uploadType") == "multipart" && lost.Load() < 2 {
+			lost.Add(1)
+			return true
+		}
+		return false
+	}
+	g := gcstest.Store(t, p.URL, storage.GCSOptions{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	ctx := context.Background()
+	a, err := storage.CreateExclusive(ctx, g, "gs://lake/lostx/lock", []byte("mine"))
+	if err != nil || a.Size != 4 || a.Generation == 0 {
+		t.Fatalf("create after a lost answer: %+v %v", a, err)
+	}
+	if _, err := storage.CreateExclusive(ctx, g, "gs://lake/lostx/lock", []byte("them")); !errors.Is(err, storage.ErrExist) {
+		t.Errorf("second create with a lost answer: %v, want ErrExist", err)
+	}
+	if lost.Load() != 2 || g.Retries() < 2 {
+		t.Errorf("%d answers lost, %d retries", lost.Load(), g.Retries())
+	}
+	if b, _ := g.Stat(ctx, "gs://lake/lostx/lock"); b.Generation != a.Generation {
+		t.Errorf("the object changed: %+v, created %+v", b, a)
 	}
 }

@@ -134,6 +134,23 @@ func (r *Router) Move(ctx context.Context, src, dst string) error {
 	return copyThenDelete(ctx, from, src, to, dst)
 }
 
+// MoveIf implements ConditionalMover within one store that does; others,
+// and moves across stores, give an error matching ErrUnsupported.
+func (r *Router) MoveIf(ctx context.Context, src, dst string, cond Condition) error {
+	from, err := r.storeFor(ctx, src)
+	if err != nil {
+		return err
+	}
+	to, err := r.storeFor(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if from != to {
+		return fmt.Errorf("move %s to %s with a precondition: across stores: %w", src, dst, ErrUnsupported)
+	}
+	return MoveIf(ctx, from, src, dst, cond)
+}
+
 // CreateIf implements Conditional for stores that do; others give an
 // error matching errors.ErrUnsupported.
 func (r *Router) CreateIf(ctx context.Context, location string, cond Condition) (Writer, error) {
@@ -160,6 +177,16 @@ func (r *Router) DeleteIf(ctx context.Context, location string, generation int64
 		return fmt.Errorf("conditional delete of %s: %w", location, errors.ErrUnsupported)
 	}
 	return c.DeleteIf(ctx, location, generation)
+}
+
+// CreateExclusive implements ExclusiveCreator for stores that do; others
+// give an error matching ErrUnsupported.
+func (r *Router) CreateExclusive(ctx context.Context, location string, data []byte) (Attrs, error) {
+	s, err := r.storeFor(ctx, location)
+	if err != nil {
+		return Attrs{}, err
+	}
+	return CreateExclusive(ctx, s, location, data)
 }
 
 // Retries implements RetryCounter: the retries of the stores made so far.

@@ -92,6 +92,26 @@ type Mover interface {
 	Move(ctx context.Context, src, dst string) error
 }
 
+// ConditionalMover is implemented by stores that can move an object onto a
+// target only if the target still is what the caller read (GCS): a rewrite
+// swapped in this way cannot overwrite a concurrent change.
+type ConditionalMover interface {
+	// MoveIf is Mover.Move whose replacement of dst happens only if cond
+	// holds on dst; otherwise it returns an error matching ErrPrecondition
+	// and changes nothing. A move whose copy already happened (its answer
+	// lost, or a crash before the source was removed) completes.
+	MoveIf(ctx context.Context, src, dst string, cond Condition) error
+}
+
+// MoveIf moves an object within one store only if cond holds on dst, with
+// the store's ConditionalMover; a store without one gives ErrUnsupported.
+func MoveIf(ctx context.Context, s Store, src, dst string, cond Condition) error {
+	if m, ok := s.(ConditionalMover); ok {
+		return m.MoveIf(ctx, src, dst, cond)
+	}
+	return fmt.Errorf("move %s to %s with a precondition: %w", src, dst, ErrUnsupported)
+}
+
 // Move moves an object within one store: with the store's Mover when it has
 // one, otherwise by copying and deleting.
 func Move(ctx context.Context, s Store, src, dst string) error {
@@ -178,8 +198,11 @@ var ErrUnsupported = errors.New("not supported by this store")
 
 // ExclusiveCreator is implemented by stores that can create an object only
 // where none exists, atomically: two callers racing for one location cannot
-// both succeed. deid retain builds its per-dataset lock on it. (Local disk:
-// O_CREATE|O_EXCL; Google Cloud Storage: a write with ifGenerationMatch=0.)
+// both succeed. deid retain builds its per-dataset lock on it, job locks and
+// sharded runs' frozen input lists too. (Local disk: O_CREATE|O_EXCL; Google
+// Cloud Storage: a write with ifGenerationMatch=0.) data should be unique to
+// the caller: a store that recovers from a lost answer recognises its own
+// object by its bytes.
 type ExclusiveCreator interface {
 	// CreateExclusive writes data at location if no object is there and
 	// returns its attributes; if one is, it returns an error matching

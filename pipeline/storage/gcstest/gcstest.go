@@ -150,10 +150,15 @@ type Proxy struct {
 	// EnforcePreconditions makes the proxy check ifGenerationMatch on
 	// deletes and on copy (rewrite) destinations against the emulator,
 	// answering 412 as GCS would: fake-gcs-server ignores them there.
+	// Every request with ifGenerationMatch (uploads too, which the emulator
+	// checks itself) is forwarded one at a time, so that no conditional
+	// write lands between the proxy's check and the emulator acting; a
+	// conditional delete of a missing object is answered 404, as GCS does.
 	EnforcePreconditions bool
 
 	target string
 
+	enforceMu sync.Mutex // serializes precondition-checked requests
 	mu        sync.Mutex
 	rng       *rand.Rand
 	rate      float64
@@ -183,9 +188,15 @@ func NewProxy(t testing.TB, target string, rate float64, seed uint64) *Proxy {
 				return
 			}
 		}
-		if p.EnforcePreconditions && !p.preconditionHolds(r) {
-			writeError(w, http.StatusPreconditionFailed)
-			return
+		if p.EnforcePreconditions && r.URL.Query().Has("ifGenerationMatch") {
+			// conditional requests one at a time, so that no write lands
+			// between a check here and the emulator acting
+			p.enforceMu.Lock()
+			defer p.enforceMu.Unlock()
+			if code := p.preconditionFails(r); code != 0 {
+				writeError(w, code)
+				return
+			}
 		}
 		f, ok := p.fault()
 		if p.Lose != nil && p.Lose(r) {
@@ -226,16 +237,17 @@ func (p *Proxy) fault() (Fault, bool) {
 	return Fault(p.rng.IntN(int(numFaults))), true
 }
 
-// preconditionHolds checks ifGenerationMatch of a delete or of a copy's
-// destination by reading the object's generation from the emulator.
-func (p *Proxy) preconditionHolds(r *http.Request) bool {
+// preconditionFails checks ifGenerationMatch of a delete or of a copy's
+// destination by reading the object's generation from the emulator, and
+// returns the status GCS would answer when it fails (0 when it holds).
+func (p *Proxy) preconditionFails(r *http.Request) int {
 	q := r.URL.Query()
 	if !q.Has("ifGenerationMatch") {
-		return true
+		return 0
 	}
 	want, err := strconv.ParseInt(q.Get("ifGenerationMatch"), 10, 64)
 	if err != nil {
-		return false
+		return http.StatusBadRequest
 	}
 	// /storage/v1/b/B/o/O, or /storage/v1/b/SB/o/SO/rewriteTo/b/DB/o/DO
 	segs := strings.Split(r.URL.EscapedPath(), "/")
@@ -246,24 +258,35 @@ func (p *Proxy) preconditionHolds(r *http.Request) bool {
 	case r.Method == http.MethodPost && len(segs) == 12 && segs[7] == "rewriteTo":
 		bucket, object = segs[9], segs[11]
 	default:
-		return true
+		return 0
 	}
 	resp, err := http.Get(p.target + "/storage/v1/b/" + bucket + "/o/" + object + "?alt=json")
 	if err != nil {
-		return false
+		return http.StatusBadGateway
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return want == 0
+		switch {
+		case want == 0:
+			return 0
+		case r.Method == http.MethodDelete:
+			// GCS answers a delete of a missing object 404, whatever its
+			// precondition; answered here, not forwarded, since an
+			// object created meanwhile would be deleted by the emulator
+			return http.StatusNotFound
+		}
+		return http.StatusPreconditionFailed
 	}
 	var meta struct {
 		Generation string `json:"generation"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil {
-		return false
+		return http.StatusBadGateway
 	}
-	gen, err := strconv.ParseInt(meta.Generation, 10, 64)
-	return err == nil && gen == want
+	if gen, err := strconv.ParseInt(meta.Generation, 10, 64); err != nil || gen != want {
+		return http.StatusPreconditionFailed
+	}
+	return 0
 }
 
 // hangUp closes the client's connection without an answer.
