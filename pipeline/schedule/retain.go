@@ -25,7 +25,7 @@ func Retain(policy *rules.Policy, opt retain.Options, lookup rules.LookupEnv, cl
 		clock = time.Now
 	}
 	if opt.Store == nil {
-		opt.Store = storage.Local{} // retain.Run's default
+		opt.Store = storage.NewRouter()
 	}
 	return func(ctx context.Context, job *rules.JobDecl) (*Result, error) {
 		now := clock().UTC()
