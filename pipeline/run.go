@@ -68,6 +68,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, when set, is called as rows are processed.
 	Progress func(Progress)
+	// StaleStaging is the age past which the staging folder of another run
+	// (one killed before it published) is removed when a run starts: its
+	// newest object must be older than this. 0 means 24 hours; negative
+	// keeps every staging folder.
+	StaleStaging time.Duration
 	// RunID names the run; empty means a new id from the clock.
 	RunID string
 	// Writer shapes the output Parquet.
@@ -313,6 +318,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	if err := r.checkOutputs(ctx); err != nil {
 		return err
+	}
+	if !r.dryRun {
+		r.removeStaleStaging(ctx)
 	}
 	for _, in := range r.inputs {
 		r.rowsTotal += in.rows
