@@ -2,7 +2,10 @@ package retain
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +25,10 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/transforms"
 )
 
 // bloomGroup is a row group of the bloom filter tests: its rows cycle
@@ -371,5 +377,101 @@ func TestBloomFilters(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestBloomHashesPerType checks the ids' hashes against filters arrow-go
+// wrote for subject columns of every integer width and signedness and of
+// strings: a listed id absent from the row group (within its min and max)
+// is ruled out by the filter, a present one is not, and ids out of the
+// column's range (which no row can hold) are left out rather than making
+// the filter useless.
+func TestBloomHashesPerType(t *testing.T) {
+	users := span(1000, 1018) // even ids
+	cases := []struct {
+		typ    arrow.DataType
+		absent []int64 // none in the row group: settled by the filter
+	}{
+		{arrow.PrimitiveTypes.Int64, []int64{1003, -7, 1 << 40}},
+		{arrow.PrimitiveTypes.Uint64, []int64{1003, -7}},
+		{arrow.PrimitiveTypes.Int32, []int64{1003, -7, 1 << 40}},
+		{arrow.PrimitiveTypes.Uint32, []int64{1003, -7, 1 << 40}},
+		{arrow.PrimitiveTypes.Int16, []int64{1003, -7}},
+		{arrow.PrimitiveTypes.Uint8, []int64{3, -7, 300}}, // uint8 ids: 0..18, even
+		{arrow.BinaryTypes.String, []int64{1003}},
+	}
+	for _, c := range cases {
+		t.Run(c.typ.String(), func(t *testing.T) {
+			mem := memory.NewGoAllocator()
+			sch := arrow.NewSchema([]arrow.Field{{Name: "user_id", Type: c.typ, Nullable: true}}, nil)
+			b := array.NewRecordBuilder(mem, sch)
+			defer b.Release()
+			ids := users
+			if c.typ.ID() == arrow.UINT8 {
+				ids = span(0, 18)
+			}
+			for _, u := range ids {
+				switch bb := b.Field(0).(type) {
+				case *array.Int64Builder:
+					bb.Append(u)
+				case *array.Uint64Builder:
+					bb.Append(uint64(u))
+				case *array.Int32Builder:
+					bb.Append(int32(u))
+				case *array.Uint32Builder:
+					bb.Append(uint32(u))
+				case *array.Int16Builder:
+					bb.Append(int16(u))
+				case *array.Uint8Builder:
+					bb.Append(uint8(u))
+				case *array.StringBuilder:
+					bb.Append(strUser(u))
+				}
+			}
+			rec := b.NewRecordBatch()
+			defer rec.Release()
+			var buf bytes.Buffer
+			props := apq.NewWriterProperties(apq.WithStats(true), apq.WithBloomFilterEnabledFor("user_id", true),
+				apq.WithBloomFilterNDVFor("user_id", 64), apq.WithBloomFilterFPPFor("user_id", 0.001))
+			w, err := pqarrow.NewFileWriter(sch, &buf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "f.parquet")
+			if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := parquetio.Open(context.Background(), storage.Local{}, p, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			d := &dataset{opt: &Options{Mem: mem, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+			cols := ruleCols{time: -1, fallback: -1, subject: f.LeafIndex("user_id"), subjectType: c.typ}
+			set := func(extra ...int64) *transforms.SubjectSet {
+				all := append(slices.Clone(c.absent), extra...)
+				if c.typ.ID() == arrow.STRING {
+					var s []string
+					for _, id := range all {
+						s = append(s, strUser(id))
+					}
+					return transforms.NewStringSubjectSet(s)
+				}
+				return transforms.NewIntSubjectSet(all)
+			}
+			if may, bloom := d.subjectsMayMatch(f, cols, 0, set()); may || !bloom {
+				t.Errorf("ids %v, none in the row group: may %v, bloom %v; want ruled out by the bloom filter", c.absent, may, bloom)
+			}
+			present := ids[3]
+			if may, bloom := d.subjectsMayMatch(f, cols, 0, set(present)); !may || bloom {
+				t.Errorf("ids %v and %d, which is in the row group: may %v, bloom %v; want may", c.absent, present, may, bloom)
+			}
+		})
 	}
 }
