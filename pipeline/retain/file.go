@@ -239,7 +239,7 @@ func (d *dataset) subjectsMayMatch(f *parquetio.File, c ruleCols, rg int, set *t
 	}
 	hashes := d.subjectHashes(f, c, set)
 	if hashes == nil {
-		return true, false // no subject of the set can be hashed as the column stores it
+		return true, false // the column's type gives no exact hash
 	}
 	may = true
 	found, err := f.VisitBloomFilter(rg, c.subject, func(bf metadata.BloomFilter) error {
