@@ -105,9 +105,9 @@ func printRetainSummary(w io.Writer, rep *report.Retain) {
 	}
 	fmt.Fprintf(w, "%s: policy %s, now %s\n", verb, rep.Policy.Name, rep.Now.Format(time.RFC3339))
 	for _, ds := range rep.Datasets {
-		fmt.Fprintf(w, "dataset %s: %d files scanned, %d untouched, %d rewritten, %d deleted; row groups: %d copied, %d dropped undecoded, %d decided on rule columns, %d rewritten\n",
+		fmt.Fprintf(w, "dataset %s: %d files scanned, %d untouched, %d rewritten, %d deleted; row groups: %d copied, %d dropped undecoded (%d of them settled by bloom filters), %d decided on rule columns, %d rewritten\n",
 			ds.Name, ds.Files.Scanned, ds.Files.Untouched, ds.Files.Rewritten, ds.Files.Deleted,
-			ds.RowGroups.Copied, ds.RowGroups.Dropped, ds.RowGroups.RuleColumnsOnly, ds.RowGroups.Rewritten)
+			ds.RowGroups.Copied, ds.RowGroups.Dropped, ds.RowGroups.BloomSkipped, ds.RowGroups.RuleColumnsOnly, ds.RowGroups.Rewritten)
 		fmt.Fprintf(w, "  rows: %d in, %d kept; removed: retention %d, null_time %d, erasure %d; anonymized %d; held: legal_hold %d, restricted (legal minimum) %d; NULL times kept %d\n",
 			ds.RowsIn, ds.RowsKept, ds.Removed[report.RemovedRetention], ds.Removed[report.RemovedNullTime], ds.Removed[report.RemovedErasure],
 			ds.Anonymized, ds.Held[report.HeldLegalHold], ds.Held[report.HeldLegalMinimum], ds.NullTimeKept)

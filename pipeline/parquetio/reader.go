@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -50,6 +51,7 @@ type File struct {
 	pf       *file.Reader
 	schema   *arrow.Schema
 	mem      memory.Allocator
+	blooms   *metadata.BloomFilterReader
 }
 
 // corruptf wraps a problem of the file at location as ErrCorrupt.
@@ -122,7 +124,11 @@ func Open(ctx context.Context, s storage.Store, location string, mem memory.Allo
 	if err != nil {
 		return nil, corruptf(location, "schema: %v", err)
 	}
-	return &File{location: location, attrs: src.Attrs(), src: src, raw: sr, check: check, pf: pf, schema: sch, mem: mem}, nil
+	// bloom filters are read with their own buffers, from Go's heap: the
+	// reader keeps them in a pool for the next filter
+	pool := &sync.Pool{New: func() any { return memory.NewResizableBuffer(memory.DefaultAllocator) }}
+	blooms := &metadata.BloomFilterReader{Input: sr, FileMetadata: md, Props: props, BufferPool: pool}
+	return &File{location: location, attrs: src.Attrs(), src: src, raw: sr, check: check, pf: pf, schema: sch, mem: mem, blooms: blooms}, nil
 }
 
 // Location returns the file's location.
@@ -146,6 +152,30 @@ func (f *File) RowGroupRows(i int) int64 { return f.pf.MetaData().RowGroup(i).Nu
 // ColumnChunk returns the metadata of column j in row group i.
 func (f *File) ColumnChunk(i, j int) (*metadata.ColumnChunkMetaData, error) {
 	return f.pf.MetaData().RowGroup(i).ColumnChunk(j)
+}
+
+// VisitBloomFilter calls fn with the bloom filter of column j in row group i
+// and reports whether the chunk has one (fn is not called when it has not).
+// The filter is recycled when fn returns and must not be kept. A filter
+// that cannot be read is an error wrapping ErrCorrupt.
+func (f *File) VisitBloomFilter(i, j int, fn func(metadata.BloomFilter) error) (found bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			found, err = false, corruptf(f.location, "row group %d column %d: the bloom filter reader failed: %v", i, j, r)
+		}
+	}()
+	rg, err := f.blooms.RowGroup(i)
+	if err != nil {
+		return false, corruptf(f.location, "row group %d: %v", i, err)
+	}
+	err = rg.VisitColumnBloomFilter(j, func(bf metadata.BloomFilter) error {
+		found = true
+		return fn(bf)
+	})
+	if err != nil && !found {
+		return false, corruptf(f.location, "row group %d column %d: bloom filter: %v", i, j, err)
+	}
+	return found, err
 }
 
 // LeafIndex returns the Parquet leaf column index of top-level field name, or

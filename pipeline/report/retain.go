@@ -139,6 +139,10 @@ type RowGroupCounts struct {
 	RuleColumnsOnly int `json:"rule_columns_only"`
 	// Rewritten row groups were decoded and re-encoded without some rows.
 	Rewritten int `json:"rewritten"`
+	// BloomSkipped counts the copied and dropped row groups that the
+	// subject column's bloom filter settled where its statistics could
+	// not: no subject to erase (or, expired, to hold) is in them.
+	BloomSkipped int `json:"bloom_skipped"`
 }
 
 // ErasedSubjects describes the subjects erased in a run.

@@ -210,6 +210,7 @@ type dataset struct {
 	erased map[any]bool // subjects with rows erased in this run
 	parts  int          // re-encoded parts written so far
 	open   []storage.Reader
+	hashes []*bloomHashes // subject ids as bloom filters hash them, per set and column type
 }
 
 func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDataset, dsr *report.RetainDataset, sets erasedSets, opt *Options) error {
