@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/apache/arrow-go/v18/parquet/compress"
 	"io"
 	"runtime/debug"
 	"sync"
@@ -318,3 +319,39 @@ func (f *File) readError(rg int, err error) error {
 
 // Close releases the file.
 func (f *File) Close() error { return f.src.Close() }
+
+// Codec returns the name (as WriterOptions.Codec takes it) of the one
+// compression codec every column chunk of the file uses, or false when
+// chunks differ or use a codec deid does not write. A file deid rewrites in
+// part keeps this codec in the row groups it re-encodes: a file whose row
+// groups disagree on a column's codec is valid Parquet, but some readers
+// (parquet-go v0.32) decode every row group with the first one's codec.
+func (f *File) Codec() (string, bool) {
+	md := f.pf.MetaData()
+	name := ""
+	for i := 0; i < md.NumRowGroups(); i++ {
+		rg := md.RowGroup(i)
+		for j := 0; j < rg.NumColumns(); j++ {
+			cc, err := rg.ColumnChunk(j)
+			if err != nil {
+				return "", false
+			}
+			n, ok := codecName(cc.Compression())
+			if !ok || name != "" && n != name {
+				return "", false
+			}
+			name = n
+		}
+	}
+	return name, name != ""
+}
+
+// codecName is the WriterOptions name of codec c.
+func codecName(c compress.Compression) (string, bool) {
+	for name, k := range Codecs {
+		if name != "" && k == c {
+			return name, true
+		}
+	}
+	return "", false
+}

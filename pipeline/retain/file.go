@@ -586,8 +586,12 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := parquetio.Assemble(io.Discard, pieces); errors.Is(err, parquetio.ErrSchemaMismatch) {
-		d.opt.Logger.Info("re-encoding the whole file: its Parquet schema differs from what deid writes", "file", m.Location)
+	_, uniformCodec := f.Codec()
+	if _, err := parquetio.Assemble(io.Discard, pieces); errors.Is(err, parquetio.ErrSchemaMismatch) || !uniformCodec {
+		// copied row groups next to re-encoded ones must agree on each
+		// column's codec: some readers (parquet-go) decode every row group
+		// with the first one's
+		d.opt.Logger.Info("re-encoding the whole file: its Parquet schema or codecs differ from what deid writes", "file", m.Location)
 		for _, k := range kinds {
 			if k == rgCopy {
 				d.rep.RowGroups.Copied--
@@ -651,12 +655,16 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 	var buf bytes.Buffer
 	var err error
 	var enc parquetio.PartEncoder
+	wopt := d.opt.Writer
+	if codec, ok := f.Codec(); ok {
+		wopt.Codec = codec // the file's own, so that its row groups agree
+	}
 	if allNullable(sch) {
-		enc, err = parquetio.NewPartEncoder(&buf, sch, dict, d.opt.Writer, mem)
+		enc, err = parquetio.NewPartEncoder(&buf, sch, dict, wopt, mem)
 	} else {
 		// deid's fast writer writes every column optional; arrow-go's
 		// keeps required columns required, as the original has them
-		enc, err = parquetio.NewPartWriter(&buf, sch, dict, d.opt.Writer, mem)
+		enc, err = parquetio.NewPartWriter(&buf, sch, dict, wopt, mem)
 	}
 	if err != nil {
 		return nil, 0, err

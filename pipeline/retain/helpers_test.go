@@ -72,6 +72,13 @@ func orderSchema(local bool) *arrow.Schema {
 // in loc.
 func writeOrders(t testing.TB, path string, rows []order, rgRows int64, local *time.Location) {
 	t.Helper()
+	writeOrdersWith(t, path, rows, rgRows, local, "")
+}
+
+// writeOrdersWith is writeOrders with the pages compressed by codec (a
+// parquetio.WriterOptions codec name; "" is zstd).
+func writeOrdersWith(t testing.TB, path string, rows []order, rgRows int64, local *time.Location, codec string) {
+	t.Helper()
 	mem := memory.NewGoAllocator()
 	sch := orderSchema(local != nil)
 	b := array.NewRecordBuilder(mem, sch)
@@ -99,7 +106,7 @@ func writeOrders(t testing.TB, path string, rows []order, rgRows int64, local *t
 	rec := b.NewRecordBatch()
 	defer rec.Release()
 	var buf bytes.Buffer
-	enc, err := parquetio.NewPartEncoder(&buf, sch, map[string]bool{"province": true}, parquetio.WriterOptions{MaxRowGroupRows: rgRows}, mem)
+	enc, err := parquetio.NewPartEncoder(&buf, sch, map[string]bool{"province": true}, parquetio.WriterOptions{MaxRowGroupRows: rgRows, Codec: codec}, mem)
 	if err != nil {
 		t.Fatal(err)
 	}

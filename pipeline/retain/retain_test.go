@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -382,5 +385,37 @@ func TestRetainLock(t *testing.T) {
 	os.WriteFile(lock, dead, 0o644)
 	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}}); err != nil {
 		t.Fatalf("run after a dead process's lock: %v", err)
+	}
+}
+
+// TestRetainKeepsTheFileCodec: a file retain rewrites in part keeps one
+// codec in every row group, the one the file had, so that readers which
+// decode all row groups of a column with the first one's codec (parquet-go)
+// still read it; parquet-go reads every kept row back.
+func TestRetainKeepsTheFileCodec(t *testing.T) {
+	for _, codec := range []string{"none", "snappy", "zstd"} {
+		t.Run(codec, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "orders", "part-0.parquet")
+			rows := genOrders(0, []string{"new", "mixed", "new"}, 40)
+			writeOrdersWith(t, path, rows, 40, nil, codec)
+			plan := writePolicy(t, dir, policyOpts{})
+			rep := run(t, plan, false)
+			if rep.Datasets[0].Files.Rewritten != 1 || rep.Datasets[0].RowGroups.Copied != 2 {
+				t.Fatalf("want one rewritten file with two copied row groups: %+v %+v", rep.Datasets[0].Files, rep.Datasets[0].RowGroups)
+			}
+			kept := readOrders(t, path, nil)
+			if n := int(rep.Datasets[0].RowsKept); len(kept) != n || n == 0 || n >= len(rows) {
+				t.Errorf("parquet-go read %d rows, the report keeps %d of %d", len(kept), n, len(rows))
+			}
+			f, err := parquetio.Open(context.Background(), storage.Local{}, path, memory.NewGoAllocator())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if got, ok := f.Codec(); !ok || got != codec {
+				t.Errorf("codec after the rewrite: %q (uniform %v), want %q", got, ok, codec)
+			}
+		})
 	}
 }
