@@ -255,10 +255,15 @@ func TestShardedRunWithMinKEqualsSingleRun(t *testing.T) {
 			t.Fatalf("shard %d: exit %d\n%s\n%s", i, res.code, res.stdout, res.stderr)
 		}
 	}
+	out := filepath.Join(sharded, "out", "example")
+	// each shard left its counts beside the frozen list, in the first
+	// destination's output
+	if m, _ := filepath.Glob(filepath.Join(out, "training", ".deid-shards", "sim", "classes-*-of-3.bin")); len(m) != 3 {
+		t.Errorf("class counts files: %v, want 3", m)
+	}
 	if res := runDeid(t, sharded, nil, "report", "merge", "-c", shardedPolicy, "--run-id", "sim", "--shards", "3"); res.code != 0 {
 		t.Fatalf("merge: exit %d\n%s", res.code, res.stderr)
 	}
-	out := filepath.Join(sharded, "out", "example")
 	for _, d := range destinations {
 		a, b := filepath.Join(single, "out", "example", d), filepath.Join(out, d)
 		ta, tb := hashes(t, a), hashes(t, b)
@@ -329,8 +334,10 @@ func TestShardedRunWithMinKEqualsSingleRun(t *testing.T) {
 		t.Errorf("no device class is below min_k in one shard's file: the test does not exercise the exchange of counts")
 	}
 	t.Logf("research: %d rows removed in small classes, %d device classes, %d of them below min_k in one file", research.Removed["small_class"], len(total), spanning)
-	if _, err := os.Stat(filepath.Join(out, "research", ".deid-shards")); !os.IsNotExist(err) {
-		t.Errorf("shards folder left after the merge: %v", err)
+	for _, d := range destinations {
+		if _, err := os.Stat(filepath.Join(out, d, ".deid-shards", "sim")); !os.IsNotExist(err) {
+			t.Errorf("%s: shards folder left after the merge: %v", d, err)
+		}
 	}
 }
 
