@@ -5,14 +5,18 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
 )
 
 type decoded struct {
@@ -239,4 +243,93 @@ func FuzzDecodeClasses(f *testing.F) {
 			t.Fatalf("%d classes accepted, %d after re-encoding", n, len(back))
 		}
 	})
+}
+
+// shardedMinKPlan compiles the min_k test policy (min_k 3) over the files
+// verifyJobPolicy wrote, with its output in a fresh folder, and returns
+// the plan and that folder.
+func shardedMinKPlan(t *testing.T) (*rules.Plan, string) {
+	t.Helper()
+	_, published, _, _ := verifyJobPolicy(t, minKPolicy+"        min_k: 3\n")
+	dir := filepath.Dir(filepath.Dir(filepath.Dir(published)))
+	out := filepath.Join(dir, "sharded")
+	return recompile(t, dir, strings.ReplaceAll(minKPolicy+"        min_k: 3\n", "OUT", out)), out
+}
+
+// TestShardedMinKInProcess: two shards of one run, one with the only input
+// file and one with none (its counts file is empty), run together and give
+// the single run's output file byte for byte.
+func TestShardedMinKInProcess(t *testing.T) {
+	plan, out := shardedMinKPlan(t)
+	single, err := Run(context.Background(), plan, Options{Workers: 2, Store: storage.NewRouter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(out, "logs", "part-0.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if single.Destinations[0].Removed["small_class"] == 0 {
+		t.Fatal("the single run removed no rows in small classes: min_k would not be exercised")
+	}
+	if err := os.RemoveAll(out); err != nil {
+		t.Fatal(err)
+	}
+	frozen, err := FreezeInputs(context.Background(), plan, Options{}, "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 2)
+	reps := make([]*report.Run, 2)
+	done := make(chan int)
+	for i := range 2 {
+		go func() {
+			reps[i], errs[i] = Run(context.Background(), plan, Options{Workers: 1, RunID: fmt.Sprintf("sim-%d", i),
+				Shard: &Shard{Index: i, Count: 2, Inputs: frozen}, ShardWait: time.Minute})
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("shard %d: %v", i, err)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(out, "logs", "part-0.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the sharded output differs from the single run's")
+	}
+	if a, b := reps[0].Destinations[0].Removed["small_class"], single.Destinations[0].Removed["small_class"]; a != b {
+		t.Errorf("shard 0 removed %d rows in small classes, the single run %d", a, b)
+	}
+}
+
+// TestShardedMinKCorruptCounts: a shard that finds another shard's counts
+// file damaged fails naming the file, and publishes nothing.
+func TestShardedMinKCorruptCounts(t *testing.T) {
+	plan, out := shardedMinKPlan(t)
+	frozen, err := FreezeInputs(context.Background(), plan, Options{}, "sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := &Shard{Index: 0, Count: 2, Inputs: frozen}
+	other := classesLocation(shard, out, 1)
+	b := encodeToBytes(t, []classGroup{{dst: "analytics", dataset: "logs", counts: map[classKey]uint32{{Hi: 1}: 2, {Hi: 2}: 1}}})
+	if err := os.WriteFile(other, b[:len(b)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), plan, Options{Workers: 1, Shard: shard, ShardWait: time.Minute})
+	if !errors.Is(err, errCorruptClasses) || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), "shard 1 of 2") {
+		t.Fatalf("err = %v, want a corrupt-counts error naming %s", err, other)
+	}
+	if m, _ := filepath.Glob(filepath.Join(out, "logs", "*.parquet")); len(m) > 0 {
+		t.Errorf("a failed shard published %v", m)
+	}
+	if _, err := os.Stat(shardReportLocation(out, "sim", 0, 2)); err == nil {
+		t.Error("a failed shard wrote its report")
+	}
 }
