@@ -252,7 +252,7 @@ func (r *runner) exchangeClasses(ctx context.Context) error {
 			pending[i] = true
 		}
 	}
-	delay := 50 * time.Millisecond
+	delay, logged := 50*time.Millisecond, time.Now()
 	for len(pending) > 0 {
 		for _, i := range slices.Sorted(maps.Keys(pending)) {
 			loc := classesLocation(s, first, i)
@@ -277,9 +277,13 @@ func (r *runner) exchangeClasses(ctx context.Context) error {
 				"nothing was published: rerun every shard at once: %w",
 				wait, strings.Join(missing, ", "), s.Count, storage.Dir(own), ErrShardWait)
 		}
+		if time.Since(logged) >= time.Minute {
+			logged = time.Now()
+			log.Info("still waiting for the other shards' class counts", "missing", slices.Sorted(maps.Keys(pending)), "shards", s.Count, "deadline", deadline.UTC())
+		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("waiting for the other shards' class counts: %w", ctx.Err())
 		case <-time.After(min(delay, max(time.Until(deadline), time.Millisecond))):
 		}
 		delay = min(delay*2, 5*time.Second)
