@@ -309,7 +309,7 @@ func (r *runner) addClasses(ctx context.Context, loc string) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w: rerun the shard that wrote it", loc, err)
+		return fmt.Errorf("%s: %w: rerun the shard that wrote it, then this one", loc, err)
 	}
 	return nil
 }
