@@ -49,8 +49,3 @@ func dataError(err error) error {
 	}
 	return &DataError{Err: err}
 }
-
-// ErrMinKShard is matched (errors.Is) by the error of a sharded run whose
-// policy enforces min_k in some destination: the classes span every
-// shard's files, so no shard can count them alone.
-var ErrMinKShard = errors.New("min_k cannot be enforced in a sharded run")

@@ -92,6 +92,10 @@ type Options struct {
 	// share of the frozen input list, published without a manifest until
 	// MergeShards commits the run.
 	Shard *Shard
+	// ShardWait bounds how long a shard of a run enforcing min_k waits for
+	// the other shards' class counts between its two passes; 0 means
+	// DefaultShardWait. The shards of such a run must run at the same time.
+	ShardWait time.Duration
 	// Inputs, when set, selects the source files to read by location: a
 	// run re-deriving some published files (deid retain) reads only their
 	// inputs, and the manifest keeps the entries of the others.
@@ -303,10 +307,6 @@ func Plan(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, erro
 
 func (r *runner) run(ctx context.Context) (err error) {
 	log := r.opt.Logger
-	if where, ok := enforcesMinK(r.plan); ok && r.opt.Shard != nil {
-		return fmt.Errorf("%s sets min_k: a sharded run cannot enforce it, since its equivalence classes span every shard's files; "+
-			"run this destination without --shard (or remove min_k and let deid verify measure k): %w", where, ErrMinKShard)
-	}
 	log.Info("run starting", "run_id", r.opt.RunID, "policy", r.plan.Policy.File, "now", r.plan.Now, "workers", r.opt.Workers)
 	if err := r.listInputs(ctx); err != nil {
 		return err
@@ -348,6 +348,14 @@ func (r *runner) run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
+	}
+	if _, ok := enforcesMinK(r.plan); ok && r.opt.Shard != nil && !r.dryRun {
+		// a class can span shards: add every shard's counts (shardclasses.go)
+		if err := r.exchangeClasses(ctx); err != nil {
+			return err
+		}
+	}
+	if len(r.classes) > 0 {
 		for _, k := range slices.Sorted(maps.Keys(r.classes)) {
 			c := r.classes[k]
 			rows, classes := c.smallRows()

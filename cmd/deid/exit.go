@@ -45,7 +45,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil || errors.Is(err, errHelp):
 		return exitOK
-	case errors.Is(err, errUsage) || errors.Is(err, rules.ErrPolicy) || errors.Is(err, pipeline.ErrMinKShard):
+	case errors.Is(err, errUsage) || errors.Is(err, rules.ErrPolicy):
 		return exitPolicy
 	case errors.Is(err, pipeline.ErrData):
 		return exitData

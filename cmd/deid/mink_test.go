@@ -179,22 +179,3 @@ func TestMinKOnTheExample(t *testing.T) {
 		t.Errorf("verify measured no risk for research/orders:\n%s", v.stdout)
 	}
 }
-
-// TestMinKRefusesShard: deid run --shard refuses a policy that enforces
-// min_k, as a policy error (exit 2) naming the destination, and writes
-// nothing.
-func TestMinKRefusesShard(t *testing.T) {
-	dir := sampleWorkdir(t)
-	qiLine := "        quasi_identifiers: [receiver_address, birth_date, created_at]\n"
-	policy := filepath.Join(dir, "mink.yaml")
-	if err := os.WriteFile(policy, []byte(strings.Replace(string(samplePolicy), qiLine, qiLine+"        min_k: 2\n", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res := runDeid(t, dir, nil, "run", "-c", policy, "--now", sampleNow, "--shard", "0/2", "--run-id", "sim")
-	if res.code != 2 || !strings.Contains(res.stderr, "destination research, dataset orders sets min_k: a sharded run cannot enforce it") {
-		t.Errorf("exit %d, want 2 naming research/orders:\n%s", res.code, res.stderr)
-	}
-	if m, _ := filepath.Glob(filepath.Join(dir, "out", "example", "*", "*", "*.parquet")); len(m) > 0 {
-		t.Errorf("a refused run wrote %v", m)
-	}
-}

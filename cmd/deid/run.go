@@ -31,6 +31,7 @@ type runFlags struct {
 	force     bool
 	shard     string
 	runID     string
+	shardWait time.Duration
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -81,6 +82,7 @@ func (f *runFlags) setup(name string, args []string, stderr io.Writer) (plan *ru
 		fs.BoolVar(&f.force, "force", false, "with --job: reprocess every input, also those whose outputs are committed and unchanged")
 		fs.StringVar(&f.shard, "shard", "", "run shard INDEX/COUNT of a sharded run (default: from CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT when set); commit with deid report merge")
 		fs.StringVar(&f.runID, "run-id", "", "with --shard: the id every shard of the run shares (default: CLOUD_RUN_EXECUTION)")
+		fs.DurationVar(&f.shardWait, "shard-wait", pipeline.DefaultShardWait, "with --shard and a policy enforcing min_k: how long to wait for every shard's class counts (the shards must run at the same time)")
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return nil, opt, nil, err

@@ -66,6 +66,7 @@ func runShard(ctx context.Context, f *runFlags, plan *rules.Plan, opt pipeline.O
 		return fmt.Errorf("the policy changed since shard run %s froze its inputs: start a new run id", runID)
 	}
 	opt.Shard = &pipeline.Shard{Index: index, Count: count, Inputs: frozen}
+	opt.ShardWait = f.shardWait
 	opt.RunID = fmt.Sprintf("%s-shard-%d-of-%d", runID, index, count)
 	rep, err := pipeline.Run(ctx, plan, opt)
 	if err != nil {

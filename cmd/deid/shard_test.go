@@ -194,3 +194,182 @@ func TestShardSpec(t *testing.T) {
 		}
 	}
 }
+
+// shardedMinKPolicy writes the example policy with min_k 3 enforced in the
+// research destination on orders (one file: over province and age band)
+// and on device (two files, of different shards: over device model and
+// OS version, so classes span shards), and returns its path relative to
+// dir, so that the reports of two copies of the lake name the same files.
+func shardedMinKPolicy(t *testing.T, dir string) string {
+	t.Helper()
+	qiLine := "        quasi_identifiers: [receiver_address, birth_date, created_at]\n"
+	deviceLine := "      device: {}\n"
+	text := string(samplePolicy)
+	if !strings.Contains(text, qiLine) || !strings.Contains(text, deviceLine) {
+		t.Fatalf("the example policy no longer has %q and %q", qiLine, deviceLine)
+	}
+	text = strings.Replace(text, qiLine, "        quasi_identifiers: [receiver_address, birth_date]\n        min_k: 3\n", 1)
+	text = strings.Replace(text, deviceLine, "      device:\n        quasi_identifiers: [device_model, os_version]\n        min_k: 3\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "mink.yaml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "mink.yaml"
+}
+
+// runShards runs shards of run id "sim" of policy in dir as processes of
+// the real binary started together, with extra arguments, and returns their
+// results.
+func runShards(t *testing.T, dir, policy string, shards []int, count int, extra ...string) []deidResult {
+	t.Helper()
+	var wg sync.WaitGroup
+	results := make([]deidResult, len(shards))
+	for i, s := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := append([]string{"run", "-c", policy, "--now", sampleNow, "--shard", fmt.Sprintf("%d/%d", s, count), "--run-id", "sim"}, extra...)
+			results[i] = runDeid(t, dir, nil, args...)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// TestShardedRunWithMinKEqualsSingleRun: with min_k enforced, three shard
+// processes started together exchange their class counts and give exactly
+// the single run's outputs, manifests and reports (removed small_class
+// included), although a class's rows are spread over the shards' files.
+func TestShardedRunWithMinKEqualsSingleRun(t *testing.T) {
+	const minK = 3
+	single := sampleWorkdir(t)
+	fixTimes(t, single)
+	policy := shardedMinKPolicy(t, single)
+	if res := runDeid(t, single, nil, "run", "-c", policy, "--now", sampleNow); res.code != 0 {
+		t.Fatalf("single run: exit %d\n%s", res.code, res.stderr)
+	}
+	sharded := sampleWorkdir(t)
+	fixTimes(t, sharded)
+	shardedPolicy := shardedMinKPolicy(t, sharded)
+	for i, res := range runShards(t, sharded, shardedPolicy, []int{0, 1, 2}, 3) {
+		if res.code != 0 || !strings.Contains(res.stdout, "published, not committed") {
+			t.Fatalf("shard %d: exit %d\n%s\n%s", i, res.code, res.stdout, res.stderr)
+		}
+	}
+	out := filepath.Join(sharded, "out", "example")
+	// each shard left its counts beside the frozen list, in the first
+	// destination's output
+	if m, _ := filepath.Glob(filepath.Join(out, "training", ".deid-shards", "sim", "classes-*-of-3.bin")); len(m) != 3 {
+		t.Errorf("class counts files: %v, want 3", m)
+	}
+	if res := runDeid(t, sharded, nil, "report", "merge", "-c", shardedPolicy, "--run-id", "sim", "--shards", "3"); res.code != 0 {
+		t.Fatalf("merge: exit %d\n%s", res.code, res.stderr)
+	}
+	for _, d := range destinations {
+		a, b := filepath.Join(single, "out", "example", d), filepath.Join(out, d)
+		ta, tb := hashes(t, a), hashes(t, b)
+		for p, sum := range ta {
+			if !strings.HasPrefix(p, "_") && tb[p] != sum {
+				t.Errorf("%s/%s differs between the single and the sharded run", d, p)
+			}
+		}
+		for p := range tb {
+			if _, ok := ta[p]; !ok && !strings.HasPrefix(p, "_") {
+				t.Errorf("%s/%s only in the sharded run", d, p)
+			}
+		}
+		ra, rb := normalizedReport(t, onlyReport(t, a)), normalizedReport(t, onlyReport(t, b))
+		if ra != rb {
+			t.Errorf("%s: reports differ: %s", d, firstDifference(ra, rb))
+		}
+		var ma, mb struct{ Files []report.OutputFile }
+		ba, _ := os.ReadFile(filepath.Join(a, "_manifest.json"))
+		bb, _ := os.ReadFile(filepath.Join(b, "_manifest.json"))
+		json.Unmarshal(ba, &ma)
+		json.Unmarshal(bb, &mb)
+		ja, _ := json.Marshal(ma.Files)
+		jb, _ := json.Marshal(mb.Files)
+		if len(ma.Files) == 0 || string(ja) != string(jb) {
+			t.Errorf("%s: manifest files differ: %s", d, firstDifference(string(ja), string(jb)))
+		}
+	}
+	// the research report says what min_k removed, and it is not nothing
+	var rep report.Run
+	rb, _ := os.ReadFile(onlyReport(t, filepath.Join(out, "research")))
+	if err := json.Unmarshal(rb, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var research *report.Destination
+	for _, d := range rep.Destinations {
+		if d.Name == "research" {
+			research = d
+		}
+	}
+	if research == nil || research.Removed["small_class"] == 0 {
+		t.Fatalf("research removed no rows in small classes: %+v", research)
+	}
+	// the device classes span the shards' files: some class kept has fewer
+	// than min_k rows in one file (kept only thanks to the other shard's
+	// counts), and every class has at least min_k rows over both
+	qis := []string{"device_model", "os_version"}
+	files, _ := filepath.Glob(filepath.Join(out, "research", "device", "*", "*.parquet"))
+	if len(files) != 2 {
+		t.Fatalf("research device files: %v, want 2", files)
+	}
+	total := map[string]int64{}
+	spanning := 0
+	for _, f := range files {
+		for k, n := range classSizes(t, f, qis) {
+			total[k] += n
+			if n < minK {
+				spanning++
+			}
+		}
+	}
+	for k, n := range total {
+		if n < minK {
+			t.Errorf("class %s has %d rows, below min_k %d", k, n, minK)
+		}
+	}
+	if spanning == 0 {
+		t.Errorf("no device class is below min_k in one shard's file: the test does not exercise the exchange of counts")
+	}
+	t.Logf("research: %d rows removed in small classes, %d device classes, %d of them below min_k in one file", research.Removed["small_class"], len(total), spanning)
+	for _, d := range destinations {
+		if _, err := os.Stat(filepath.Join(out, d, ".deid-shards", "sim")); !os.IsNotExist(err) {
+			t.Errorf("%s: shards folder left after the merge: %v", d, err)
+		}
+	}
+}
+
+// TestShardedMinKMissingShard: when a shard of a run enforcing min_k never
+// starts, the others give up after --shard-wait with an error naming the
+// missing shard, publish nothing and leave the run uncommitted.
+func TestShardedMinKMissingShard(t *testing.T) {
+	dir := sampleWorkdir(t)
+	policy := shardedMinKPolicy(t, dir)
+	results := runShards(t, dir, policy, []int{0, 2}, 3, "--shard-wait", "2s")
+	for i, res := range results {
+		if res.code == 0 || !strings.Contains(res.stderr, "shard(s) 1 of 3 have not written their class counts") ||
+			!strings.Contains(res.stderr, "must run at the same time") {
+			t.Errorf("shard %d: exit %d, want an error naming shard 1:\n%s", []int{0, 2}[i], res.code, res.stderr)
+		}
+	}
+	out := filepath.Join(dir, "out", "example")
+	for _, d := range destinations {
+		if m, _ := filepath.Glob(filepath.Join(out, d, "*", "*", "*.parquet")); len(m) > 0 {
+			t.Errorf("%s: published %v", d, m)
+		}
+		if m, _ := filepath.Glob(filepath.Join(out, d, "*", "*.parquet")); len(m) > 0 {
+			t.Errorf("%s: published %v", d, m)
+		}
+		if _, err := os.Stat(filepath.Join(out, d, "_manifest.json")); err == nil {
+			t.Errorf("%s committed", d)
+		}
+		if m, _ := filepath.Glob(filepath.Join(out, d, ".deid-shards", "sim", "shard-*.json")); len(m) > 0 {
+			t.Errorf("%s: shard reports %v of failed shards", d, m)
+		}
+	}
+	if res := runDeid(t, dir, nil, "report", "merge", "-c", policy, "--run-id", "sim", "--shards", "3"); res.code == 0 {
+		t.Errorf("the merge of a failed run committed:\n%s", res.stdout)
+	}
+}

@@ -273,6 +273,9 @@ func TestIndexedJob(t *testing.T) {
 	if s.CompletionMode == nil || *s.CompletionMode != batchv1.IndexedCompletion || s.Completions == nil || s.Parallelism == nil {
 		t.Fatalf("not an Indexed Job with completions and parallelism: %+v", s)
 	}
+	if *s.Parallelism != *s.Completions {
+		t.Errorf("parallelism %d, completions %d: the shards of a run enforcing min_k wait for each other, so they must run at once", *s.Parallelism, *s.Completions)
+	}
 	if s.ActiveDeadlineSeconds == nil || s.BackoffLimitPerIndex == nil || s.MaxFailedIndexes == nil || *s.MaxFailedIndexes != 0 {
 		t.Errorf("deadline, per-index retries and maxFailedIndexes: 0 are required")
 	}
@@ -478,7 +481,7 @@ func TestCloudRunJob(t *testing.T) {
 	}
 	ex := j.Spec.Template.Spec
 	if ex.TaskCount < 2 || ex.Parallelism != ex.TaskCount {
-		t.Errorf("taskCount %d, parallelism %d: a sharded run runs its tasks at once", ex.TaskCount, ex.Parallelism)
+		t.Errorf("taskCount %d, parallelism %d: a sharded run runs its tasks at once (with min_k they wait for each other)", ex.TaskCount, ex.Parallelism)
 	}
 	task := ex.Template.Spec
 	if task.TimeoutSeconds <= 0 || task.MaxRetries < 1 || task.ServiceAccountName == "" {
