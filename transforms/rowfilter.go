@@ -134,6 +134,9 @@ func (s *Selection) Filter(mem memory.Allocator, a arrow.Array) (arrow.Array, er
 	if s.kept == 0 {
 		return array.NewSlice(a, 0, 0), nil
 	}
+	if out, ok := filterFast(mem, a, s.keep, s.kept); ok {
+		return out, nil
+	}
 	mask := s.mask(mem)
 	defer mask.Release()
 	ctx := compute.WithAllocator(context.Background(), mem)
