@@ -496,3 +496,64 @@ func TestBloomHashesPerType(t *testing.T) {
 		})
 	}
 }
+
+// TestStatsUnsignedSubjects: the statistics of an unsigned subject column
+// are read as unsigned, so ids at or above 2^31 (uint32) are not taken for
+// negative numbers and an erased subject inside the row group's range is
+// never ruled out by them.
+func TestStatsUnsignedSubjects(t *testing.T) {
+	const base = 3_000_000_000 // above math.MaxInt32
+	for _, typ := range []arrow.DataType{arrow.PrimitiveTypes.Uint32, arrow.PrimitiveTypes.Uint64} {
+		t.Run(typ.String(), func(t *testing.T) {
+			mem := memory.NewGoAllocator()
+			sch := arrow.NewSchema([]arrow.Field{{Name: "user_id", Type: typ, Nullable: true}}, nil)
+			b := array.NewRecordBuilder(mem, sch)
+			defer b.Release()
+			for u := uint64(base); u < base+10; u += 2 {
+				switch bb := b.Field(0).(type) {
+				case *array.Uint32Builder:
+					bb.Append(uint32(u))
+				case *array.Uint64Builder:
+					bb.Append(u)
+				}
+			}
+			rec := b.NewRecordBatch()
+			defer rec.Release()
+			var buf bytes.Buffer
+			w, err := pqarrow.NewFileWriter(sch, &buf, apq.NewWriterProperties(apq.WithStats(true)), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "f.parquet")
+			if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := parquetio.Open(context.Background(), storage.Local{}, p, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cols := ruleCols{time: -1, fallback: -1, subject: f.LeafIndex("user_id"), subjectType: typ}
+			for _, c := range []struct {
+				ids  []int64
+				want bool
+			}{
+				{[]int64{base + 4}, true},     // in the row group
+				{[]int64{base + 5}, true},     // absent, but within min and max: statistics cannot tell
+				{[]int64{base + 11}, false},   // above max
+				{[]int64{base - 1}, false},    // below min
+				{[]int64{-1294967296}, false}, // base's bit pattern read as int32
+			} {
+				if got := statsMayMatch(f, cols, 0, transforms.NewIntSubjectSet(c.ids)); got != c.want {
+					t.Errorf("ids %v: statistics may match %v, want %v", c.ids, got, c.want)
+				}
+			}
+		})
+	}
+}

@@ -268,10 +268,24 @@ func statsMayMatch(f *parquetio.File, c ruleCols, rg int, set *transforms.Subjec
 	if err != nil || stats == nil || !stats.HasMinMax() {
 		return true
 	}
+	// an unsigned column's statistics are ordered as unsigned numbers and
+	// stored in the signed physical type: read them back as unsigned
+	lt, isInt := f.LogicalType(c.subject).(schema.IntLogicalType)
+	unsigned := isInt && !lt.IsSigned()
 	switch s := stats.(type) {
 	case *metadata.Int64Statistics:
+		if unsigned {
+			lo, hi := uint64(s.Min()), uint64(s.Max())
+			if hi > math.MaxInt64 {
+				return true // beyond the ids a subject set holds: settle nothing
+			}
+			return set.AnyIntBetween(int64(lo), int64(hi))
+		}
 		return set.AnyIntBetween(s.Min(), s.Max())
 	case *metadata.Int32Statistics:
+		if unsigned {
+			return set.AnyIntBetween(int64(uint32(s.Min())), int64(uint32(s.Max())))
+		}
 		return set.AnyIntBetween(int64(s.Min()), int64(s.Max()))
 	}
 	return true
