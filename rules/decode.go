@@ -269,13 +269,22 @@ func (d *decoder) retention(n *yaml.Node, path string, ds *DatasetDecl) *Retenti
 }
 
 func (d *decoder) erasure(n *yaml.Node, path string, ds *DatasetDecl, baseDir string) []*ErasureDecl {
+	return d.subjectLists(n, path, ds, baseDir, "erasure lists",
+		"erasure needs the dataset's subject column: add subject: <column>")
+}
+
+// subjectLists decodes a list of subject id lists (erasure or legal hold
+// lists: what names them in errors), each {list: FILE, column: NAME}, the
+// column defaulting to the dataset's subject; noSubject is the error when
+// the dataset names no subject column.
+func (d *decoder) subjectLists(n *yaml.Node, path string, ds *DatasetDecl, baseDir, what, noSubject string) []*ErasureDecl {
 	n = resolve(n)
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, path, "must be a list of erasure lists, got %s", kindName(n))
+		d.errorf(n, path, "must be a list of %s, got %s", what, kindName(n))
 		return nil
 	}
 	if ds.Subject == "" {
-		d.errorf(n, path, "erasure needs the dataset's subject column: add subject: <column>")
+		d.errorf(n, path, "%s", noSubject)
 	}
 	var out []*ErasureDecl
 	for i, item := range n.Content {
@@ -287,7 +296,7 @@ func (d *decoder) erasure(n *yaml.Node, path string, ds *DatasetDecl, baseDir st
 			field{"column", false, func(n *yaml.Node, path string) { e.Column = d.str(n, path) }},
 		)
 		if e.List != "" && listFormat(e.List) == "" {
-			d.errorf(listNode, join(p, "list"), "%q: erasure lists are .parquet or .csv files", e.List)
+			d.errorf(listNode, join(p, "list"), "%q: %s are .parquet or .csv files", e.List, what)
 		}
 		out = append(out, e)
 	}

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -40,15 +39,8 @@ type LegalMinimumDecl struct {
 
 // HoldDecl is one legal hold list: a Parquet or CSV file of subject ids
 // whose rows deid retain never deletes or anonymizes while they are listed.
-type HoldDecl struct {
-	List string
-	// Column is the list's subject column; by default the dataset's subject.
-	Column string
-	Pos    Pos
-}
-
-// Format returns the list's file format: "parquet" or "csv".
-func (h *HoldDecl) Format() string { return listFormat(h.List) }
+// It is declared like an erasure list.
+type HoldDecl = ErasureDecl
 
 // fallback decodes on_null: {fallback: column, keep: duration}.
 func (d *decoder) fallback(n *yaml.Node, path string, ds *DatasetDecl) *FallbackDecl {
@@ -164,29 +156,8 @@ func ShorterSomewhere(a, b Duration, loc *time.Location) bool {
 }
 
 func (d *decoder) holds(n *yaml.Node, path string, ds *DatasetDecl, baseDir string) []*HoldDecl {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, path, "must be a list of legal hold lists, got %s", kindName(n))
-		return nil
-	}
-	if ds.Subject == "" {
-		d.errorf(n, path, "legal holds name subjects: add subject: <column> to the dataset")
-	}
-	var out []*HoldDecl
-	for i, item := range n.Content {
-		p := fmt.Sprintf("%s[%d]", path, i)
-		h := &HoldDecl{Pos: d.pos(resolve(item)), Column: ds.Subject}
-		var listNode *yaml.Node
-		d.mapping(item, p,
-			field{"list", true, func(n *yaml.Node, path string) { listNode, h.List = resolve(n), resolvePath(baseDir, d.str(n, path)) }},
-			field{"column", false, func(n *yaml.Node, path string) { h.Column = d.str(n, path) }},
-		)
-		if h.List != "" && listFormat(h.List) == "" {
-			d.errorf(listNode, join(p, "list"), "%q: legal hold lists are .parquet or .csv files", h.List)
-		}
-		out = append(out, h)
-	}
-	return out
+	return d.subjectLists(n, path, ds, baseDir, "legal hold lists",
+		"legal holds name subjects: add subject: <column> to the dataset")
 }
 
 // RetainPlan is what `deid retain` enforces, compiled for one instant: per
