@@ -1,0 +1,157 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
+)
+
+// This file holds deid verify's identifier check: a Bloom filter over keyed
+// hashes of the sources' identifier values.
+
+// identifierSet is a Bloom filter over the keyed hashes of the values of
+// the sources' identifier columns.
+type identifierSet struct {
+	plan    *rules.Plan
+	opt     VerifyOptions
+	columns []string // dataset.column, for messages
+	bits    []uint64
+	m       uint64
+	mac     hash.Hash
+	sum     []byte
+}
+
+const bloomHashes = 7
+
+// newIdentifierSet reads the sources' identifier columns into the filter.
+func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*identifierSet, error) {
+	key := make([]byte, 32)
+	if plan.AuditKey != nil {
+		key = plan.AuditKey.Secret()
+	} else if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	ids := &identifierSet{plan: plan, opt: opt, mac: hmac.New(sha256.New, key)}
+	for _, ds := range plan.Datasets {
+		for _, c := range ds.Columns {
+			if c.Type.Category == rules.DirectIdentifier || c.Type.Category == rules.DeviceIdentifier {
+				ids.columns = append(ids.columns, ds.Name+"."+c.Name)
+			}
+		}
+	}
+	// size: 10 bits per source row of every identifier column
+	var rows int64
+	if err := ids.eachFile(ctx, func(f *parquetio.File, cols []int, _ []string) error {
+		rows += f.NumRows() * int64(len(cols))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	ids.m = uint64(max(rows*10, 1024))
+	ids.bits = make([]uint64, (ids.m+63)/64)
+	err := ids.scan(ctx, func(_ string, v []byte) {
+		if len(v) < minIdentifierLen {
+			return
+		}
+		h1, h2 := ids.hash(v)
+		for i := uint64(0); i < bloomHashes; i++ {
+			p := (h1 + i*h2) % ids.m
+			ids.bits[p/64] |= 1 << (p % 64)
+		}
+	})
+	return ids, err
+}
+
+func (ids *identifierSet) hash(v []byte) (uint64, uint64) {
+	ids.mac.Reset()
+	ids.mac.Write(v)
+	ids.sum = ids.mac.Sum(ids.sum[:0])
+	return binary.LittleEndian.Uint64(ids.sum), binary.LittleEndian.Uint64(ids.sum[8:]) | 1
+}
+
+// has reports whether v may be a source identifier value.
+func (ids *identifierSet) has(v []byte) bool {
+	if len(ids.columns) == 0 {
+		return false
+	}
+	h1, h2 := ids.hash(v)
+	for i := uint64(0); i < bloomHashes; i++ {
+		p := (h1 + i*h2) % ids.m
+		if ids.bits[p/64]&(1<<(p%64)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// eachFile opens every source file of every dataset with identifier
+// columns and calls fn with the identifier columns' indices.
+func (ids *identifierSet) eachFile(ctx context.Context, fn func(f *parquetio.File, cols []int, names []string) error) error {
+	for _, ds := range ids.plan.Datasets {
+		var names []string
+		for _, c := range ds.Columns {
+			if c.Type.Category == rules.DirectIdentifier || c.Type.Category == rules.DeviceIdentifier {
+				names = append(names, c.Name)
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		_, matches, err := storage.Glob(ctx, ids.opt.Store, ds.Source)
+		if err != nil {
+			return fmt.Errorf("dataset %s: %w", ds.Name, err)
+		}
+		for _, mt := range matches {
+			f, err := parquetio.Open(ctx, ids.opt.Store, mt.Location, ids.opt.Mem)
+			if err != nil {
+				return err
+			}
+			var cols []int
+			var found []string
+			for _, n := range names {
+				if j := f.LeafIndex(n); j >= 0 {
+					cols = append(cols, j)
+					found = append(found, ds.Name+"."+n)
+				}
+			}
+			err = fn(f, cols, found)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// scan calls fn with the text of every value of the sources' identifier
+// columns and the column's name, dataset.column.
+func (ids *identifierSet) scan(ctx context.Context, fn func(column string, v []byte)) error {
+	return ids.eachFile(ctx, func(f *parquetio.File, cols []int, names []string) error {
+		if len(cols) == 0 {
+			return nil
+		}
+		for rg := 0; rg < f.NumRowGroups(); rg++ {
+			err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: int64(ids.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
+				for j := range cols {
+					eachText(rec.Column(j), func(v []byte) { fn(names[j], v) })
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,224 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
+	"github.com/deidproject/deid/transforms"
+)
+
+// This file holds deid verify's row checks (erased subjects, rows past
+// retention) and its re-identification risk measure.
+
+// erasedOutputs holds, per destination and dataset, the erased subjects as
+// the destination writes its subject column (the column's own transform
+// applied to the erasure lists' ids), so that they can be looked for in the
+// output whether the subject is kept or pseudonymized.
+type erasedOutputs struct {
+	r    *runner
+	sets map[string]map[string]bool
+}
+
+func newErasedOutputs(plan *rules.Plan, opt VerifyOptions) *erasedOutputs {
+	return &erasedOutputs{r: newRunner(plan, opt.Options, "verify"), sets: map[string]map[string]bool{}}
+}
+
+// forBinding returns the erased subjects as written, or nil when the
+// dataset has no erasure list or the destination drops its subject column.
+func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, b *rules.Binding) (map[string]bool, error) {
+	ds := b.Dataset
+	bc := b.Columns[ds.Subject]
+	if len(ds.Erasure) == 0 || ds.Subject == "" || bc == nil || bc.Transform == nil {
+		return nil, nil
+	}
+	k := dst.Name + "\x00" + ds.Name
+	if set, ok := e.sets[k]; ok {
+		return set, nil
+	}
+	// the ids' kind is the subject column's, read from a source file
+	_, matches, err := storage.Glob(ctx, e.r.opt.Store, ds.Source)
+	if err != nil || len(matches) == 0 {
+		return nil, fmt.Errorf("dataset %s: no source file to tell the subject column's type (%v)", ds.Name, err)
+	}
+	f, err := parquetio.Open(ctx, e.r.opt.Store, matches[0].Location, e.r.opt.Mem)
+	if err != nil {
+		return nil, err
+	}
+	idx := f.Schema().FieldIndices(ds.Subject)
+	var typ arrow.DataType
+	if len(idx) > 0 {
+		typ = f.Schema().Field(idx[0]).Type
+	}
+	f.Close()
+	kind, ok := transforms.KindOf(typ)
+	if !ok || (kind != transforms.KindInteger && kind != transforms.KindString) {
+		return nil, fmt.Errorf("dataset %s: subject column %s: type %v", ds.Name, ds.Subject, typ)
+	}
+	var ints []int64
+	var strs []string
+	for _, l := range ds.Erasure {
+		err = ReadSubjectList(ctx, e.r.opt.Store, e.r.opt.Mem, SubjectList{What: "erasure list", Location: l.List, Column: l.Column, Pos: l.Pos}, kind, &ints, &strs)
+		if err != nil {
+			return nil, err
+		}
+	}
+	mem := e.r.opt.Mem
+	var in arrow.Array
+	if kind == transforms.KindInteger {
+		bld := array.NewInt64Builder(mem)
+		bld.AppendValues(ints, nil)
+		in = bld.NewArray()
+		bld.Release()
+	} else {
+		bld := array.NewStringBuilder(mem)
+		bld.AppendValues(strs, nil)
+		in = bld.NewArray()
+		bld.Release()
+	}
+	defer in.Release()
+	out, err := bc.Transform.Apply(mem, in)
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s: apply %s to the erased subjects: %w", ds.Name, bc.Spec.Name, err)
+	}
+	defer out.Release()
+	set := map[string]bool{}
+	eachText(out, func(v []byte) { set[string(v)] = true })
+	e.sets[k] = set
+	return set, nil
+}
+
+// retentionBound returns the output column of the dataset's retention time
+// and the cut-off as the destination writes that column (kept, or floored
+// by truncate_time: both keep the order of times), in the column's own
+// units. ok is false when there is nothing to check: no retention, the
+// column dropped or treated otherwise, or a type other than a timestamp
+// with a time zone or a date.
+func retentionBound(mem memory.Allocator, b *rules.Binding, sch *arrow.Schema, now time.Time) (int, int64, bool, error) {
+	ds := b.Dataset
+	if ds.Retention == nil {
+		return 0, 0, false, nil
+	}
+	loc := ds.TimeZone
+	if loc == nil {
+		loc = time.UTC
+	}
+	cutoff := ds.Retention.Keep.Before(now, loc)
+	name := ds.Retention.TimeColumn
+	bc := b.Columns[name]
+	idx := sch.FieldIndices(name)
+	if bc == nil || bc.Transform == nil || len(idx) == 0 || (bc.Spec.Name != "keep" && bc.Spec.Name != "truncate_time") {
+		return 0, 0, false, nil
+	}
+	switch typ := sch.Field(idx[0]).Type.(type) {
+	case *arrow.TimestampType:
+		if typ.TimeZone == "" {
+			return 0, 0, false, nil
+		}
+		v, err := arrow.TimestampFromTime(cutoff, typ.Unit)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		bld := array.NewTimestampBuilder(mem, typ)
+		bld.Append(v)
+		in := bld.NewArray()
+		bld.Release()
+		defer in.Release()
+		out, err := bc.Transform.Apply(mem, in)
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("apply %s to the retention cut-off: %w", bc.Spec.Name, err)
+		}
+		defer out.Release()
+		ts, ok := out.(*array.Timestamp)
+		if !ok || ts.IsNull(0) {
+			return 0, 0, false, nil
+		}
+		return idx[0], int64(ts.Value(0)), true, nil
+	case *arrow.Date32Type:
+		y, m, d := cutoff.In(loc).Date()
+		return idx[0], time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400, true, nil
+	}
+	return 0, 0, false, nil
+}
+
+// countBefore counts the non-NULL values of a timestamp or date array
+// below cut.
+func countBefore(a arrow.Array, cut int64) int64 {
+	var n int64
+	switch a := a.(type) {
+	case *array.Timestamp:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) && int64(a.Value(i)) < cut {
+				n++
+			}
+		}
+	case *array.Date32:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) && int64(a.Value(i)) < cut {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// riskClasses counts rows per equivalence class of one binding's
+// quasi-identifiers, over every file checked. A class is keyed as a run
+// enforcing min_k keys it (classHasher), so both count the same classes
+// (memory: one map entry per class, not per row).
+type riskClasses struct {
+	binding    *rules.Binding
+	counts     map[classKey]uint32
+	rows       int64
+	incomplete bool
+	h          classHasher
+	keys       []classKey
+	cols       []arrow.Array
+}
+
+func (rc *riskClasses) add(rec arrow.RecordBatch, cols []int) {
+	rc.cols = rc.cols[:0]
+	for _, j := range cols {
+		rc.cols = append(rc.cols, rec.Column(j))
+	}
+	rc.keys = rc.h.keys(rc.keys[:0], rc.cols)
+	for _, k := range rc.keys {
+		rc.counts[k]++
+	}
+	rc.rows += int64(len(rc.keys))
+}
+
+func (rc *riskClasses) result(dataset string) *report.Risk {
+	r := &report.Risk{Dataset: dataset, QuasiIdentifiers: rc.binding.QuasiIdentifiers, MinK: rc.binding.MinK, Threshold: rc.binding.MinK,
+		Rows: rc.rows, Classes: int64(len(rc.counts)), RowsBySize: map[string]int64{}}
+	if r.Threshold == 0 {
+		r.Threshold = 5
+	}
+	for _, n := range rc.counts {
+		k := int64(n)
+		if r.K == 0 || k < r.K {
+			r.K = k
+		}
+		if k == 1 {
+			r.UniqueRows++
+		}
+		if k < int64(r.Threshold) {
+			r.ClassesBelow++
+			r.RowsBelow += k
+		}
+		for _, b := range report.RiskBuckets {
+			if k >= b.Min && k <= b.Max {
+				r.RowsBySize[b.Label] += k
+			}
+		}
+	}
+	return r
+}
