@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -308,5 +309,29 @@ func TestMinKIncremental(t *testing.T) {
 		if len(d.Unchanged) != 0 || len(d.Files) != 1 || d.Removed["small_class"] == 0 {
 			t.Errorf("with min_k: unchanged %v, files %d, removed %v; want the output written again, small classes removed", d.Unchanged, len(d.Files), d.Removed)
 		}
+	}
+}
+
+// BenchmarkClassCountsMemory measures the heap one class costs in the
+// counts a min_k run keeps (the README quotes it):
+//
+//	go test ./pipeline -run XXX -bench ClassCountsMemory -benchtime 1x
+func BenchmarkClassCountsMemory(b *testing.B) {
+	const classes = 1_000_000
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := &classCounts{counts: map[classKey]uint32{}}
+		local := map[classKey]uint32{}
+		for k := uint64(0); k < classes; k++ {
+			local[classKey{Hi: k, Lo: k * 0x9e3779b97f4a7c15}] = 1
+		}
+		c.merge(local)
+		local = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/classes, "heap-bytes/class")
+		runtime.KeepAlive(c)
 	}
 }
