@@ -230,16 +230,6 @@ func datasetIndex(p *Policy, name string) int {
 	return -1
 }
 
-// Destination returns the destination called name, or nil.
-func (p *Plan) Destination(name string) *Destination {
-	for _, d := range p.Destinations {
-		if d.Name == name {
-			return d
-		}
-	}
-	return nil
-}
-
 // Binding returns the destination's binding of dataset name, or nil.
 func (d *Destination) Binding(dataset string) *Binding {
 	for _, b := range d.Bindings {

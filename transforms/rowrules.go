@@ -60,12 +60,6 @@ func NewStringSubjectValues(ids []string, vals []int64, merge func(a, b int64) i
 	return m
 }
 
-// Len returns the number of distinct subjects.
-func (m *SubjectValues) Len() int { return len(m.vals) }
-
-// IsInteger reports whether the map holds integer ids.
-func (m *SubjectValues) IsInteger() bool { return m.isInt }
-
 // lookup returns the value of row i's subject in col.
 func (m *SubjectValues) lookup(col arrow.Array, i int) (int64, bool) {
 	if col.IsNull(i) {

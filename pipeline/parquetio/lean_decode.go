@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 )
@@ -273,6 +272,3 @@ func unpack64(dst []uint64, src []byte, bit, w int) {
 		bit += w
 	}
 }
-
-// bitWidthOf is the number of bits needed for values below n.
-func bitWidthOf(n int) int { return bits.Len(uint(max(n-1, 0))) }

@@ -102,9 +102,6 @@ func New(seed uint64) *Gen {
 	return &Gen{r: rand.New(rand.NewPCG(seed, 0x6465696466616b65))} // "deidfake"
 }
 
-// NewRand returns a generator drawing from r.
-func NewRand(r *rand.Rand) *Gen { return &Gen{r: r} }
-
 // Value returns a fresh value of kind k in one of its usual spellings,
 // chosen at random: for a phone number "13812345678", "138 1234 5678",
 // "+86-138-1234-5678", full-width "１３８１２３４５６７８", and so on.
