@@ -41,6 +41,18 @@ func TestRetainChild(t *testing.T) {
 	if path == "" {
 		t.Skip("only run as the crash test's child")
 	}
+	plan, fire := childSetup(t, path)
+	fmt.Println("ready")
+	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}, RunID: fmt.Sprintf("child-%d", os.Getpid()), Failpoint: fire}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// childSetup is the start of a crash test's child process: the retain plan
+// of the policy at path, and the failpoint function that kills the process
+// at the step DEID_RETAIN_FAILPOINT names ("name:n", the nth time; none
+// when unset).
+func childSetup(t *testing.T, path string) (*rules.RetainPlan, func(string)) {
 	p, err := rules.Load(path, func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -49,24 +61,44 @@ func TestRetainChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fire func(string)
-	if fp := os.Getenv(failpointEnv); fp != "" {
-		name, nth, _ := strings.Cut(fp, ":")
-		want, _ := strconv.Atoi(nth)
-		seen := 0
-		fire = func(n string) {
-			if n == name {
-				if seen++; seen == want {
-					syscall.Kill(os.Getpid(), syscall.SIGKILL)
-					time.Sleep(time.Hour)
-				}
+	fp := os.Getenv(failpointEnv)
+	if fp == "" {
+		return plan, nil
+	}
+	name, nth, _ := strings.Cut(fp, ":")
+	want, _ := strconv.Atoi(nth)
+	seen := 0
+	return plan, func(n string) {
+		if n == name {
+			if seen++; seen == want {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Hour)
 			}
 		}
 	}
-	fmt.Println("ready")
-	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}, RunID: fmt.Sprintf("child-%d", os.Getpid()), Failpoint: fire}); err != nil {
+}
+
+// startChild starts the test binary running the child test named by run,
+// with env added, and waits for its "ready" line.
+func startChild(t *testing.T, run string, env ...string) (*exec.Cmd, *bufio.Reader) {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child did not start: %q %v", line, err)
+	}
+	return cmd, r
 }
 
 // crashLake writes the crash test's dataset under dir: four files, with
@@ -94,24 +126,7 @@ func state(t testing.TB, dir string) lakeState {
 
 // child starts the child process on the lake in dir.
 func child(t *testing.T, dir, failpoint string) (*exec.Cmd, *bufio.Reader) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRetainChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"="+filepath.Join(dir, "policy.yaml"), failpointEnv+"="+failpoint)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(out)
-	line, err := r.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("child did not start: %q %v", line, err)
-	}
-	return cmd, r
+	return startChild(t, "TestRetainChild", childEnv+"="+filepath.Join(dir, "policy.yaml"), failpointEnv+"="+failpoint)
 }
 
 func TestRetainCrash(t *testing.T) {

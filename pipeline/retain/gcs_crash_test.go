@@ -1,14 +1,12 @@
 package retain
 
 import (
-	"bufio"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,30 +39,9 @@ func TestRetainChildGCS(t *testing.T) {
 	if url == "" || path == "" {
 		t.Skip("only run as the GCS crash test's child")
 	}
-	p, err := rules.Load(path, func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := rules.CompileRetain(p, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan, fire := childSetup(t, path)
 	bucket := os.Getenv(childBucketEnv)
 	onBucket(plan, bucket)
-	var fire func(string)
-	if fp := os.Getenv(failpointEnv); fp != "" {
-		name, nth, _ := strings.Cut(fp, ":")
-		want, _ := strconv.Atoi(nth)
-		seen := 0
-		fire = func(n string) {
-			if n == name {
-				if seen++; seen == want {
-					syscall.Kill(os.Getpid(), syscall.SIGKILL)
-					time.Sleep(time.Hour)
-				}
-			}
-		}
-	}
 	fmt.Println("ready")
 	if _, err := lakeOn(t, url, bucket).run(t, plan, fire); err != nil {
 		t.Fatal(err)
@@ -91,23 +68,8 @@ func crashBucket(t *testing.T, emu *gcstest.Emulator, dir, bucket string) (*gcsL
 }
 
 func childGCS(t *testing.T, url, dir, bucket, failpoint string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRetainChildGCS$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"="+filepath.Join(dir, "policy.yaml"), failpointEnv+"="+failpoint,
+	cmd, _ := startChild(t, "TestRetainChildGCS", childEnv+"="+filepath.Join(dir, "policy.yaml"), failpointEnv+"="+failpoint,
 		childGCSEnv+"="+url, childBucketEnv+"="+bucket)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("child did not start: %q %v", line, err)
-	}
 	return cmd
 }
 
