@@ -13,10 +13,13 @@ import (
 // TestArrowMemoryFlatInDataSize is an untimed guard on memory: the
 // high-water mark of Arrow memory depends on the batch size and the number of
 // workers, not on how much data a run reads. Twelve copies of the sample's
-// 6,000-row partition must peak no higher than three (within 25%), and below
-// a fixed bound for 2,048-row batches on 2 workers. Both runs have more files
-// than workers, so both keep every worker busy: with one file, only one
-// worker would hold buffers and the comparison would measure concurrency.
+// 6,000-row partition (four times the data) must peak below twice what three
+// peak, and below a fixed bound for 2,048-row batches on 2 workers. Both runs
+// have more files than workers, so both keep every worker busy: with one file,
+// only one worker would hold buffers and the comparison would measure
+// concurrency. How many batches are in flight at the peak still depends on
+// scheduling (three files peaked between 950 and 1,250 KiB over 20 runs), so
+// the margin is 2x: memory growing with the data would show as about 4x.
 func TestArrowMemoryFlatInDataSize(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join(sampleDir(t), "browsing", "dt=2026-10-30", "part-0.parquet"))
 	if err != nil {
@@ -40,7 +43,7 @@ func TestArrowMemoryFlatInDataSize(t *testing.T) {
 		return mem.Peak()
 	}
 	few, many := peak(3), peak(12)
-	if many > few*5/4 {
+	if many > few*2 {
 		t.Errorf("Arrow memory grows with the data: %d KiB for three files, %d KiB for twelve", few>>10, many>>10)
 	}
 	const bound = 16 << 20
