@@ -208,17 +208,56 @@ func (f *File) readLean(ctx context.Context, rg int, opt ReadOptions, cols []*le
 			return err
 		}
 		n := int(min(batch, total-done))
-		for i, c := range cols {
-			a, err := c.readBatch(n)
-			if err != nil {
-				for _, x := range arrays[:i] {
+		clear(arrays)
+		release := func() {
+			for _, x := range arrays {
+				if x != nil {
 					x.Release()
 				}
+			}
+		}
+		var keep []bool
+		rows := n
+		if flt := opt.Filter; flt != nil {
+			in := make([]arrow.Array, len(flt.Columns))
+			for j, i := range flt.Columns {
+				a, err := cols[i].readBatch(n, nil, 0)
+				if err != nil {
+					for _, x := range in[:j] {
+						x.Release()
+					}
+					return fmt.Errorf("%s: %w: row group %d, column %s: %w", f.location, ErrCorrupt, rg, cols[i].name, err)
+				}
+				in[j] = a
+			}
+			var filtered []arrow.Array
+			var err error
+			keep, rows, filtered, err = flt.Select(in)
+			for _, x := range in {
+				x.Release()
+			}
+			if err != nil {
+				return err
+			}
+			if err := checkSelection(n, keep, rows, filtered, len(flt.Columns)); err != nil {
+				return err
+			}
+			for j, i := range flt.Columns {
+				arrays[i] = filtered[j]
+			}
+		}
+		for i, c := range cols {
+			if arrays[i] != nil {
+				continue
+			}
+			a, err := c.readBatch(n, keep, rows)
+			if err != nil {
+				release()
 				return fmt.Errorf("%s: %w: row group %d, column %s: %w", f.location, ErrCorrupt, rg, c.name, err)
 			}
 			arrays[i] = a
 		}
-		rec := array.NewRecordBatch(sch, arrays, int64(n))
+		rec := array.NewRecordBatch(sch, arrays, int64(rows))
 		for _, a := range arrays {
 			a.Release()
 		}
@@ -621,13 +660,22 @@ func (c *leanColumn) loadDataPage(h pageHeader, body []byte) error {
 }
 
 // readBatch decodes the next n rows of the column.
-func (c *leanColumn) readBatch(n int) (arrow.Array, error) {
+// readBatch decodes the next n slots of the column. With keep (n entries),
+// the array holds only the kept slots, kept of them.
+func (c *leanColumn) readBatch(n int, keep []bool, kept int) (arrow.Array, error) {
+	in := n // slots read
+	if keep != nil {
+		n = kept // slots handed out
+	}
 	var valid *memory.Buffer
 	var vbits []byte
 	if c.maxDef > 0 {
 		valid = memory.NewResizableBuffer(c.mem)
 		valid.Resize(int(bitutil.BytesForBits(int64(n))))
 		vbits = valid.Bytes()
+		if keep != nil {
+			clear(vbits)
+		}
 	}
 	var vals, offs, data *memory.Buffer
 	release := func() {
@@ -660,21 +708,43 @@ func (c *leanColumn) readBatch(n int) (arrow.Array, error) {
 		b.fixed = vals.Bytes()[:c.width()*n]
 	}
 	nulls := 0
-	for pos := 0; pos < n; {
+	for pos := 0; pos < in; {
 		if c.left == 0 {
 			if err := c.nextDataPage(); err != nil {
 				release()
 				return nil, err
 			}
 		}
-		k := min(n-pos, c.left)
+		k := min(in-pos, c.left)
 		m := k
-		if c.maxDef > 0 {
+		var err error
+		switch {
+		case keep != nil:
+			if c.maxDef > 0 {
+				m = bitutil.CountSetBits(c.valid, c.slot, k)
+				o := b.opos
+				for s, kp := range keep[pos : pos+k] {
+					if !kp {
+						continue
+					}
+					if bitSet(c.valid, c.slot+s) {
+						bitutil.SetBit(vbits, o)
+					} else {
+						nulls++
+					}
+					o++
+				}
+			}
+			err = c.decodeSelected(&b, keep[pos:pos+k], k, m)
+		case c.maxDef > 0:
 			bitutil.CopyBitmap(c.valid, c.slot, k, vbits, pos)
 			m = bitutil.CountSetBits(vbits, pos, k)
 			nulls += k - m
+			fallthrough
+		default:
+			err = c.decode(&b, vbits, pos, k, m)
 		}
-		if err := c.decode(&b, vbits, pos, k, m); err != nil {
+		if err != nil {
 			release()
 			return nil, err
 		}
@@ -735,6 +805,7 @@ type batchOut struct {
 	offs  []int32        // byte offsets, n+1
 	data  *memory.Buffer // bytes, grown by doubling
 	dlen  int
+	opos  int // the next slot to fill, in selected decoding
 }
 
 // appendData appends p to the batch's bytes.

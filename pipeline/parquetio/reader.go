@@ -261,6 +261,9 @@ type ReadOptions struct {
 	// ArrowGo reads through arrow-go even where the lean reader applies
 	// (for comparisons).
 	ArrowGo bool
+	// Filter, when set, leaves out the rows it removes: the lean reader
+	// then never copies their values.
+	Filter *RowFilter
 }
 
 // ReadRowGroup decodes row group rg in record batches of opt.BatchSize rows
@@ -297,6 +300,12 @@ func (f *File) readArrowGo(ctx context.Context, rg int, opt ReadOptions, fn func
 	}
 	defer rr.Release()
 	for rr.Next() {
+		if opt.Filter != nil {
+			if err := filterBatch(f.mem, opt.Filter, rr.RecordBatch(), fn); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := fn(rr.RecordBatch()); err != nil {
 			return err
 		}
