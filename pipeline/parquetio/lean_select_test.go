@@ -126,7 +126,7 @@ func TestRowFilterChecked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f.parquet")
 	writeParquetGo(t, rand.New(rand.NewPCG(1, 2)), path)
 	for _, tc := range []struct {
-		name   string
+		name    string
 		select_ func(in []arrow.Array) ([]bool, int, []arrow.Array, error)
 	}{
 		{"short keep", func(in []arrow.Array) ([]bool, int, []arrow.Array, error) {

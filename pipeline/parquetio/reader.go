@@ -21,10 +21,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/apache/arrow-go/v18/parquet/compress"
 	"io"
 	"runtime/debug"
 	"sync"
+
+	"github.com/apache/arrow-go/v18/parquet/compress"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
