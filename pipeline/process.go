@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/transforms"
@@ -94,6 +95,15 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 		}
 		return nil, counts, outCounts, nil
 	}
+	// The dataset's row rules decide which rows survive before the other
+	// columns are decoded: the reader then skips the removed rows' values
+	// instead of copying them (a retention sweep removes most rows). Only
+	// without destination-level rules, which read more columns and keep
+	// rows per destination.
+	var filter *parquetio.RowFilter
+	if !lean && !r.opt.readAll && in.ruleCount(r) > 0 && !in.hasOutputRules() {
+		filter = r.rowFilter(in, read, readPos, counts, reasons)
+	}
 	// A string column stored dictionary-encoded is read as an Arrow
 	// dictionary when its dictionary is no larger than a batch: arrow-go
 	// hands every batch the whole chunk dictionary, so a larger one would
@@ -135,7 +145,7 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 	filtered := make([]arrow.Array, len(in.leaves))
 	// columns filtered by an output's own selection, when it has row rules
 	own := make([]arrow.Array, len(in.leaves))
-	err = f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: read, BatchSize: int64(r.opt.BatchSize), Dictionary: dict},
+	err = f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: read, BatchSize: int64(r.opt.BatchSize), Dictionary: dict, Filter: filter},
 		func(b arrow.RecordBatch) error {
 			n := int(b.NumRows())
 			clear(cols)
@@ -143,50 +153,25 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 				cols[readPos[k]] = b.Column(k)
 			}
 			// wall-clock timestamps of a declared zone become instants
-			var converted []arrow.Array
-			defer func() {
-				for _, a := range converted {
-					a.Release()
-				}
-			}()
-			for pos := range in.naive {
-				if cols[pos] == nil {
-					continue
-				}
-				c, err := transforms.LocalToInstant(mem, cols[pos], in.ds.TimeZone)
-				if err != nil {
-					return dataErrorf(in.match.Location, in.schema.Field(in.readCols[pos]).Name, "%v", err)
-				}
-				converted = append(converted, c)
-				cols[pos] = c
+			converted, err := in.toInstants(mem, cols)
+			defer releaseAll(converted)
+			if err != nil {
+				return err
 			}
 			sel.Reset(n)
-			if in.timePos >= 0 {
-				rt := in.ds.Retention
-				rule := transforms.Retention{Cutoff: in.ds.Cutoff, OnNullRemove: rt.OnNullRemove, FallbackCutoff: in.ds.FallbackCutoff}
-				var err error
-				if fb := rt.OnNullFallback; fb != nil {
-					err = rule.ApplyFallback(cols[in.timePos], cols[in.pos[fb.TimeColumn]], &sel)
-				} else {
-					err = rule.Apply(cols[in.timePos], &sel)
+			if filter == nil { // else the reader applied the rules
+				if err := r.applyRowRules(in, cols, &sel); err != nil {
+					return err
 				}
-				if err != nil {
-					return dataErrorf(in.match.Location, rt.TimeColumn, "%v", err)
+				for i, reason := range reasons {
+					counts[i] += sel.Removed(reason)
 				}
-			}
-			if set := r.erasure[in.ds.Name]; in.subjectPos >= 0 && set != nil {
-				if err := (transforms.Erasure{Set: set}).Apply(cols[in.subjectPos], &sel); err != nil {
-					return dataErrorf(in.match.Location, in.ds.Subject, "%v", err)
+				if !r.counting {
+					r.rowsDone.Add(int64(n))
+					r.progress(int(r.filesDone.Load()))
 				}
-			}
-			for i, reason := range reasons {
-				counts[i] += sel.Removed(reason)
 			}
 			counts[len(reasons)] += int64(sel.Kept())
-			if !r.counting {
-				r.rowsDone.Add(int64(n))
-				r.progress(int(r.filesDone.Load()))
-			}
 			for oi, out := range in.outputs {
 				oc := outCounts[oi]
 				if r.counting && out.classes == nil {
@@ -409,4 +394,135 @@ func isBinary(t arrow.DataType) bool {
 		return true
 	}
 	return false
+}
+
+// toInstants converts the batch's wall-clock timestamps of the dataset's
+// declared zone (cols, by position) to instants in place, and returns the
+// arrays it made, for the caller to release.
+func (in *inputFile) toInstants(mem memory.Allocator, cols []arrow.Array) ([]arrow.Array, error) {
+	var converted []arrow.Array
+	for pos := range in.naive {
+		if cols[pos] == nil {
+			continue
+		}
+		c, err := transforms.LocalToInstant(mem, cols[pos], in.ds.TimeZone)
+		if err != nil {
+			return converted, dataErrorf(in.match.Location, in.schema.Field(in.readCols[pos]).Name, "%v", err)
+		}
+		converted = append(converted, c)
+		cols[pos] = c
+	}
+	return converted, nil
+}
+
+func releaseAll(arrays []arrow.Array) {
+	for _, a := range arrays {
+		if a != nil {
+			a.Release()
+		}
+	}
+}
+
+// applyRowRules removes from sel the rows of the batch (cols, by position)
+// that the dataset's row rules remove: retention and erasure.
+func (r *runner) applyRowRules(in *inputFile, cols []arrow.Array, sel *transforms.Selection) error {
+	if in.timePos >= 0 {
+		rt := in.ds.Retention
+		rule := transforms.Retention{Cutoff: in.ds.Cutoff, OnNullRemove: rt.OnNullRemove, FallbackCutoff: in.ds.FallbackCutoff}
+		var err error
+		if fb := rt.OnNullFallback; fb != nil {
+			err = rule.ApplyFallback(cols[in.timePos], cols[in.pos[fb.TimeColumn]], sel)
+		} else {
+			err = rule.Apply(cols[in.timePos], sel)
+		}
+		if err != nil {
+			return dataErrorf(in.match.Location, rt.TimeColumn, "%v", err)
+		}
+	}
+	if set := r.erasure[in.ds.Name]; in.subjectPos >= 0 && set != nil {
+		if err := (transforms.Erasure{Set: set}).Apply(cols[in.subjectPos], sel); err != nil {
+			return dataErrorf(in.match.Location, in.ds.Subject, "%v", err)
+		}
+	}
+	return nil
+}
+
+// ruleCount returns how many dataset-level row rules apply to the file.
+func (in *inputFile) ruleCount(r *runner) int {
+	n := 0
+	if in.timePos >= 0 {
+		n++
+	}
+	if in.subjectPos >= 0 && r.erasure[in.ds.Name] != nil {
+		n++
+	}
+	return n
+}
+
+// hasOutputRules reports whether a destination of the file has row rules
+// of its own (consent, children).
+func (in *inputFile) hasOutputRules() bool {
+	for _, out := range in.outputs {
+		if out.rules != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// rowFilter returns the reader's filter for the dataset's row rules: it
+// reads the rule columns (the time column, the retention's fallback clock,
+// the subject) among read (readPos: their positions), applies the rules,
+// and counts the removals (by reason, into counts) and the rows read.
+func (r *runner) rowFilter(in *inputFile, read, readPos []int, counts []int64, reasons []transforms.Reason) *parquetio.RowFilter {
+	want := map[int]bool{}
+	if in.timePos >= 0 {
+		want[in.timePos] = true
+		if fb := in.ds.Retention.OnNullFallback; fb != nil {
+			want[in.pos[fb.TimeColumn]] = true
+		}
+	}
+	if in.subjectPos >= 0 && r.erasure[in.ds.Name] != nil {
+		want[in.subjectPos] = true
+	}
+	flt := &parquetio.RowFilter{}
+	for k := range read {
+		if want[readPos[k]] {
+			flt.Columns = append(flt.Columns, k)
+		}
+	}
+	mem := r.opt.Mem
+	cols := make([]arrow.Array, len(in.leaves))
+	var sel transforms.Selection
+	flt.Select = func(batch []arrow.Array) ([]bool, int, []arrow.Array, error) {
+		clear(cols)
+		for j, k := range flt.Columns {
+			cols[readPos[k]] = batch[j]
+		}
+		n := batch[0].Len()
+		converted, err := in.toInstants(mem, cols)
+		defer releaseAll(converted)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		sel.Reset(n)
+		if err := r.applyRowRules(in, cols, &sel); err != nil {
+			return nil, 0, nil, err
+		}
+		for i, reason := range reasons {
+			counts[i] += sel.Removed(reason)
+		}
+		r.rowsDone.Add(int64(n))
+		r.progress(int(r.filesDone.Load()))
+		// the filter columns as read: the batch converts them again
+		filtered := make([]arrow.Array, len(batch))
+		for j, a := range batch {
+			if filtered[j], err = sel.Filter(mem, a); err != nil {
+				releaseAll(filtered)
+				return nil, 0, nil, fmt.Errorf("%s: filter column %s: %w", in.match.Location, in.schema.Field(in.readCols[readPos[flt.Columns[j]]]).Name, err)
+			}
+		}
+		return sel.Keep(), sel.Kept(), filtered, nil
+	}
+	return flt
 }

@@ -100,6 +100,10 @@ type Options struct {
 	// run re-deriving some published files (deid retain) reads only their
 	// inputs, and the manifest keeps the entries of the others.
 	Inputs func(location string) bool
+
+	// readAll decodes every row before the row rules apply, instead of
+	// letting the reader skip the removed rows' values (tests compare the two).
+	readAll bool
 }
 
 // Progress reports how far a run is.

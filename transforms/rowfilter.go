@@ -390,3 +390,7 @@ func IntValue(a arrow.Array, i int) (v int64, ok bool) {
 	}
 	return 0, false
 }
+
+// Keep returns, per row of the batch, whether it survives. The slice is
+// the selection's own: valid until the next Reset, and not to be changed.
+func (s *Selection) Keep() []bool { return s.keep }
