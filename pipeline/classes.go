@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -120,7 +121,7 @@ type classCounts struct {
 	tally *classTally
 
 	// set by finish
-	below                 smallClasses
+	below                 *smallClasses
 	classes, belowClasses int64
 	belowRows             int64
 }
@@ -146,7 +147,7 @@ func (c *classCounts) merge(local map[classKey]uint32) error {
 // count what more returns for it (the other shards' rows of the class; nil
 // adds nothing), records the classes below minK and closes the tally.
 func (c *classCounts) finish(more func(k classKey) (uint32, error)) error {
-	var below smallClasses
+	below := &smallClasses{}
 	var classes, belowClasses, belowRows int64
 	err := c.tally.each(func(k classKey, n uint32) error {
 		if more != nil {
@@ -158,7 +159,7 @@ func (c *classCounts) finish(more func(k classKey) (uint32, error)) error {
 		}
 		classes++
 		if n < uint32(c.minK) {
-			below = below.add(k)
+			below.add(k)
 			belowClasses++
 			belowRows += int64(n)
 		}
@@ -170,7 +171,7 @@ func (c *classCounts) finish(more func(k classKey) (uint32, error)) error {
 	if err != nil {
 		return fmt.Errorf("destination %s, dataset %s: count classes: %w", c.dst, c.dataset, err)
 	}
-	c.below, c.classes, c.belowClasses, c.belowRows = slices.Clip(below), classes, belowClasses, belowRows
+	c.below, c.classes, c.belowClasses, c.belowRows = below, classes, belowClasses, belowRows
 	return nil
 }
 
@@ -188,23 +189,42 @@ func (c *classCounts) smallRows() (rows, classes int64) {
 
 // smallClasses is the sorted, distinct 64-bit fingerprints (the high half
 // of the key) of the classes below min_k: 8 bytes a small class, whatever
-// the number of large ones. A large class whose fingerprint equals a small
-// one's is taken for small, so its rows are dropped too: that fails closed
-// (fewer rows published, never a small class kept), with probability about
-// small × large / 2⁶⁴ in a run (below 10⁻⁵ for 10M classes of each).
-type smallClasses []uint64
+// the number of large ones. They are kept in chunks of smallChunk, so
+// growing never copies them (no transient double). A large class whose
+// fingerprint equals a small one's is taken for small, so its rows are
+// dropped too: that fails closed (fewer rows published, never a small class
+// kept), with probability about small × large / 2⁶⁴ in a run (below 10⁻⁵
+// for 10M classes of each).
+type smallClasses struct {
+	chunks [][]uint64
+}
+
+const smallChunk = 1 << 16
 
 // add appends the fingerprint of k; keys come in ascending order.
-func (s smallClasses) add(k classKey) smallClasses {
-	if len(s) > 0 && s[len(s)-1] == k.Hi {
-		return s
+func (s *smallClasses) add(k classKey) {
+	n := len(s.chunks)
+	if n > 0 {
+		last := s.chunks[n-1]
+		if last[len(last)-1] == k.Hi {
+			return
+		}
+		if len(last) < cap(last) {
+			s.chunks[n-1] = append(last, k.Hi)
+			return
+		}
 	}
-	return append(s, k.Hi)
+	s.chunks = append(s.chunks, append(make([]uint64, 0, smallChunk), k.Hi))
 }
 
 // contains reports whether k's fingerprint is a small class's.
-func (s smallClasses) contains(k classKey) bool {
-	_, ok := slices.BinarySearch(s, k.Hi)
+func (s *smallClasses) contains(k classKey) bool {
+	// the last chunk whose first fingerprint is at most k's
+	i := sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i][0] > k.Hi }) - 1
+	if i < 0 {
+		return false
+	}
+	_, ok := slices.BinarySearch(s.chunks[i], k.Hi)
 	return ok
 }
 

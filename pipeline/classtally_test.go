@@ -244,8 +244,8 @@ func TestSmallClasses(t *testing.T) {
 	if err := c.finish(nil); err != nil {
 		t.Fatal(err)
 	}
-	if want := (smallClasses{1, 7, 1 << 63}); !slices.Equal(c.below, want) {
-		t.Errorf("fingerprints %v, want %v", c.below, want)
+	if want := []uint64{1, 7, 1 << 63}; !slices.Equal(slices.Concat(c.below.chunks...), want) {
+		t.Errorf("fingerprints %v, want %v", c.below.chunks, want)
 	}
 	if rows, classes := c.smallRows(); rows != 6 || classes != 4 || c.classes != 6 {
 		t.Errorf("%d rows in %d small classes of %d, want 6 in 4 of 6", rows, classes, c.classes)
@@ -266,6 +266,21 @@ func TestSmallClasses(t *testing.T) {
 	for _, tc := range tests {
 		if got := c.small(tc.k); got != tc.want {
 			t.Errorf("small(%v) = %v, want %v", tc.k, got, tc.want)
+		}
+	}
+	// across chunks: the even fingerprints from 2 are small
+	var s smallClasses
+	const n = 2*smallChunk + 3
+	for i := uint64(1); i <= n; i++ {
+		s.add(classKey{Hi: 2 * i})
+		s.add(classKey{Hi: 2 * i, Lo: 1}) // the same fingerprint: once
+	}
+	if len(s.chunks) != 3 || len(slices.Concat(s.chunks...)) != n {
+		t.Fatalf("%d chunks of %d fingerprints, want 3 of %d", len(s.chunks), len(slices.Concat(s.chunks...)), n)
+	}
+	for h := uint64(0); h <= 2*n+2; h++ {
+		if got, want := s.contains(classKey{Hi: h}), h >= 2 && h <= 2*n && h%2 == 0; got != want {
+			t.Fatalf("contains(%d) = %v, want %v", h, got, want)
 		}
 	}
 }
