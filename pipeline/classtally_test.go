@@ -127,15 +127,22 @@ func TestClassTallyEquivalence(t *testing.T) {
 				continue // 15,000 runs: slow, and 300 classes merge runs already
 			}
 			t.Run(fmt.Sprintf("%d classes, limit %d", classes, limit), func(t *testing.T) {
-				ct := newClassTally(t.TempDir(), limit)
+				dir := t.TempDir()
+				ct := newClassTally(dir, limit)
 				defer ct.close()
 				for _, e := range adds {
 					if err := ct.add(e.key, e.n); err != nil {
 						t.Fatal(err)
 					}
+					if len(ct.counts) > ct.limit {
+						t.Fatalf("%d classes in memory, more than the limit %d", len(ct.counts), ct.limit)
+					}
 				}
 				if len(ct.runs) >= maxRuns {
 					t.Errorf("%d runs: not merged at %d", len(ct.runs), maxRuns)
+				}
+				if files := runFiles(t, dir); len(files) != len(ct.runs) {
+					t.Errorf("%d run files for %d runs: merged runs left behind", len(files), len(ct.runs))
 				}
 				got := tallyAll(t, ct)
 				if !slices.IsSortedFunc(got, func(a, b classEntry) int { return compareKeys(a.key, b.key) }) {
