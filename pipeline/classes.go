@@ -124,6 +124,7 @@ type classCounts struct {
 	below                 *smallClasses
 	classes, belowClasses int64
 	belowRows             int64
+	spills                int
 }
 
 // newClassCounts counts the classes of binding b in destination dst; the
@@ -172,6 +173,7 @@ func (c *classCounts) finish(more func(k classKey) (uint32, error)) error {
 		return fmt.Errorf("destination %s, dataset %s: count classes: %w", c.dst, c.dataset, err)
 	}
 	c.below, c.classes, c.belowClasses, c.belowRows = below, classes, belowClasses, belowRows
+	c.spills = c.tally.spills
 	return nil
 }
 

@@ -37,6 +37,8 @@ type classTally struct {
 	// sorted is counts in key order, once each has been called: no add after
 	sorted []classEntry
 	runs   []string
+	// spills counts the runs written (merged ones included)
+	spills int
 }
 
 // classEntry is one class and its number of rows.
@@ -119,6 +121,7 @@ func (t *classTally) spill() error {
 		return err
 	}
 	t.runs = append(t.runs, w.f.Name())
+	t.spills++
 	clear(t.counts)
 	if len(t.runs) < maxRuns {
 		return nil

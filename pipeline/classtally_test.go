@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -314,9 +316,14 @@ func TestMinKSpill(t *testing.T) {
 	for _, limit := range []int{1, 5} {
 		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
 			scratch := t.TempDir()
-			rep, err := Run(context.Background(), plan, Options{Workers: 2, BatchSize: 1000, ScratchDir: scratch, classLimit: limit})
+			var logBuf bytes.Buffer
+			rep, err := Run(context.Background(), plan, Options{Workers: 2, BatchSize: 1000, ScratchDir: scratch, classLimit: limit,
+				Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if m := regexp.MustCompile(`runs_spilled=(\d+)`).FindStringSubmatch(logBuf.String()); m == nil || m[1] == "0" {
+				t.Fatalf("the counts did not spill with a limit of %d classes: %v", limit, m)
 			}
 			if got := tree(t, logs); !reflect.DeepEqual(got, ref) {
 				t.Errorf("outputs differ with a limit of %d classes: %v, want %v", limit, got, ref)

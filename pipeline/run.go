@@ -376,7 +376,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 			c := r.classes[k]
 			rows, classes := c.smallRows()
 			log.Info("equivalence classes counted", "destination", c.dst, "dataset", c.dataset, "classes", c.classes,
-				"min_k", c.minK, "classes_below", classes, "rows_below", rows)
+				"min_k", c.minK, "classes_below", classes, "rows_below", rows, "runs_spilled", c.spills)
 		}
 	}
 	return r.process(ctx)
