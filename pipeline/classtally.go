@@ -24,7 +24,8 @@ const defaultTallyLimit = 1 << 19
 // and the map starts again empty. each then merges the runs and what the map
 // still holds into one stream in ascending key order, summing a class's
 // counts across runs. Memory is the map (at most limit classes) plus a read
-// buffer per run; disk is 20 bytes a class per run it appears in.
+// buffer per run; disk is 20 bytes a class per run it appears in, and at
+// maxRuns runs they are merged into one.
 //
 // A classTally is not safe for concurrent use; close removes its runs.
 type classTally struct {
@@ -37,7 +38,7 @@ type classTally struct {
 	// sorted is counts in key order, once each has been called: no add after
 	sorted []classEntry
 	runs   []string
-	// spills counts the runs written (merged ones included)
+	// spills counts the runs spilled from the map
 	spills int
 }
 
