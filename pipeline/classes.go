@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -103,49 +105,129 @@ func appendFixed(buf []byte, v uint64) []byte {
 
 // classCounts counts the rows of each equivalence class of one dataset in
 // one destination that enforces min_k. The first pass of a run adds every
-// row group's counts (addition commutes, so the totals do not depend on
-// the order tasks end in); the second reads them without locking, to drop
-// the rows of classes smaller than minK. Memory is one map entry (about 40
-// bytes) per class, not per row.
+// row group's counts to a tally (addition commutes, so the totals do not
+// depend on the order tasks end in), which spills to the scratch directory
+// past a bounded number of classes; finish then keeps only what the second
+// pass needs, the fingerprints of the classes smaller than minK, which the
+// second reads without locking to drop their rows.
 type classCounts struct {
 	dst, dataset string
 	minK         int
 	// qi are the quasi-identifier (output) column names, in policy order
 	qi []string
 
-	mu     sync.Mutex
-	counts map[classKey]uint32
+	mu sync.Mutex
+	// tally holds the counts during the first pass, until finish
+	tally *classTally
+
+	// set by finish
+	below                 *smallClasses
+	classes, belowClasses int64
+	belowRows             int64
+	spills                int
 }
 
+// newClassCounts counts the classes of binding b in destination dst; the
+// run gives it its tally when the first pass starts (the scratch directory
+// is made after the inputs are listed).
 func newClassCounts(dst string, b *rules.Binding) *classCounts {
-	return &classCounts{dst: dst, dataset: b.Dataset.Name, minK: b.MinK, qi: b.QuasiIdentifiers, counts: map[classKey]uint32{}}
+	return &classCounts{dst: dst, dataset: b.Dataset.Name, minK: b.MinK, qi: b.QuasiIdentifiers}
 }
 
 // merge adds one task's counts.
-func (c *classCounts) merge(local map[classKey]uint32) {
+func (c *classCounts) merge(local map[classKey]uint32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, n := range local {
-		c.counts[k] += n
+	if err := c.tally.addAll(local); err != nil {
+		return fmt.Errorf("destination %s, dataset %s: count classes: %w", c.dst, c.dataset, err)
 	}
+	return nil
+}
+
+// finish ends the first pass: it reads the tally in key order, adds to each
+// count what more returns for it (the other shards' rows of the class; nil
+// adds nothing), records the classes below minK and closes the tally.
+func (c *classCounts) finish(more func(k classKey) (uint32, error)) error {
+	below := &smallClasses{}
+	var classes, belowClasses, belowRows int64
+	err := c.tally.each(func(k classKey, n uint32) error {
+		if more != nil {
+			m, err := more(k)
+			if err != nil {
+				return err
+			}
+			n = satAdd(n, m)
+		}
+		classes++
+		if n < uint32(c.minK) {
+			below.add(k)
+			belowClasses++
+			belowRows += int64(n)
+		}
+		return nil
+	})
+	if cerr := c.tally.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("destination %s, dataset %s: count classes: %w", c.dst, c.dataset, err)
+	}
+	c.below, c.classes, c.belowClasses, c.belowRows = below, classes, belowClasses, belowRows
+	c.spills = c.tally.spills
+	return nil
 }
 
 // small reports whether the class of key k has fewer than minK rows. Only
-// after every count was merged.
+// after finish.
 func (c *classCounts) small(k classKey) bool {
-	return c.counts[k] < uint32(c.minK)
+	return c.below.contains(k)
 }
 
 // smallRows returns the number of rows in classes below minK, and the
-// number of such classes.
+// number of such classes. Only after finish.
 func (c *classCounts) smallRows() (rows, classes int64) {
-	for _, n := range c.counts {
-		if n < uint32(c.minK) {
-			rows += int64(n)
-			classes++
+	return c.belowRows, c.belowClasses
+}
+
+// smallClasses is the sorted, distinct 64-bit fingerprints (the high half
+// of the key) of the classes below min_k: 8 bytes a small class, whatever
+// the number of large ones. They are kept in chunks of smallChunk, so
+// growing never copies them (no transient double). A large class whose
+// fingerprint equals a small one's is taken for small, so its rows are
+// dropped too: that fails closed (fewer rows published, never a small class
+// kept), with probability about small × large / 2⁶⁴ in a run (below 10⁻⁵
+// for 10M classes of each).
+type smallClasses struct {
+	chunks [][]uint64
+}
+
+const smallChunk = 1 << 16
+
+// add appends the fingerprint of k; keys come in ascending order.
+func (s *smallClasses) add(k classKey) {
+	n := len(s.chunks)
+	if n > 0 {
+		last := s.chunks[n-1]
+		if last[len(last)-1] == k.Hi {
+			return
+		}
+		if len(last) < cap(last) {
+			s.chunks[n-1] = append(last, k.Hi)
+			return
 		}
 	}
-	return rows, classes
+	s.chunks = append(s.chunks, append(make([]uint64, 0, smallChunk), k.Hi))
+}
+
+// contains reports whether k's fingerprint is a small class's.
+func (s *smallClasses) contains(k classKey) bool {
+	// the last chunk whose first fingerprint is at most k's
+	i := sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i][0] > k.Hi }) - 1
+	if i < 0 {
+		return false
+	}
+	_, ok := slices.BinarySearch(s.chunks[i], k.Hi)
+	return ok
 }
 
 // qiIndices returns, for an output's columns, the index of each

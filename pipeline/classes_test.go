@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -110,7 +109,8 @@ func TestClassCounts(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for _, reverse := range []bool{false, true} {
-				cc := &classCounts{minK: c.minK, counts: map[classKey]uint32{}}
+				// a limit of one class: every merge spills a run
+				cc := &classCounts{minK: c.minK, tally: newClassTally(t.TempDir(), 1)}
 				want := map[any]int{}
 				for i := range c.groups {
 					g := c.groups[i]
@@ -124,10 +124,19 @@ func TestClassCounts(t *testing.T) {
 						local[k]++
 					}
 					a.Release()
-					cc.merge(local)
+					if err := cc.merge(local); err != nil {
+						t.Fatal(err)
+					}
 					for _, v := range g {
 						want[v]++
 					}
+				}
+				counts := map[classKey]uint32{}
+				if err := cc.tally.each(func(k classKey, n uint32) error { counts[k] = n; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if err := cc.finish(nil); err != nil {
+					t.Fatal(err)
 				}
 				rows, classes := cc.smallRows()
 				if rows != c.rows || classes != c.small {
@@ -138,7 +147,7 @@ func TestClassCounts(t *testing.T) {
 					var h classHasher
 					k := h.keys(nil, []arrow.Array{a})[0]
 					a.Release()
-					if got := cc.counts[k]; got != uint32(n) || cc.small(k) != (n < c.minK) {
+					if got := counts[k]; got != uint32(n) || cc.small(k) != (n < c.minK) {
 						t.Errorf("class %v: %d rows (small %v), want %d", v, got, cc.small(k), n)
 					}
 				}
@@ -309,29 +318,5 @@ func TestMinKIncremental(t *testing.T) {
 		if len(d.Unchanged) != 0 || len(d.Files) != 1 || d.Removed["small_class"] == 0 {
 			t.Errorf("with min_k: unchanged %v, files %d, removed %v; want the output written again, small classes removed", d.Unchanged, len(d.Files), d.Removed)
 		}
-	}
-}
-
-// BenchmarkClassCountsMemory measures the heap one class costs in the
-// counts a min_k run keeps (the README quotes it):
-//
-//	go test ./pipeline -run XXX -bench ClassCountsMemory -benchtime 1x
-func BenchmarkClassCountsMemory(b *testing.B) {
-	const classes = 1_000_000
-	for i := 0; i < b.N; i++ {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		c := &classCounts{counts: map[classKey]uint32{}}
-		local := map[classKey]uint32{}
-		for k := uint64(0); k < classes; k++ {
-			local[classKey{Hi: k, Lo: k * 0x9e3779b97f4a7c15}] = 1
-		}
-		c.merge(local)
-		local = nil
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/classes, "heap-bytes/class")
-		runtime.KeepAlive(c)
 	}
 }

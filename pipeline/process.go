@@ -350,7 +350,9 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 	}
 	for oi, m := range local {
 		if m != nil {
-			in.outputs[oi].classes.merge(m)
+			if err := in.outputs[oi].classes.merge(m); err != nil {
+				return nil, nil, nil, err
+			}
 		}
 	}
 	parts = make([]string, len(in.outputs))

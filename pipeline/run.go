@@ -104,6 +104,10 @@ type Options struct {
 	// readAll decodes every row before the row rules apply, instead of
 	// letting the reader skip the removed rows' values (tests compare the two).
 	readAll bool
+	// classLimit is how many equivalence classes a min_k count or a risk
+	// check holds in memory before spilling to ScratchDir; 0 means
+	// defaultTallyLimit (tests set it tiny).
+	classLimit int
 }
 
 // Progress reports how far a run is.
@@ -346,6 +350,10 @@ func (r *runner) run(ctx context.Context) (err error) {
 		// first pass: count the equivalence classes of every destination
 		// enforcing min_k, so the second can drop the rows of small ones
 		log.Info("counting equivalence classes for min_k", "destinations", len(r.classes))
+		for _, c := range r.classes {
+			c.tally = newClassTally(r.scratch, r.opt.classLimit)
+			defer c.tally.close()
+		}
 		r.counting = true
 		err := r.process(ctx)
 		r.counting = false
@@ -354,17 +362,24 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 	}
 	if _, ok := enforcesMinK(r.plan); ok && r.opt.Shard != nil && !r.dryRun {
-		// a class can span shards: add every shard's counts (shardclasses.go)
+		// a class can span shards: add every shard's counts (shardclasses.go);
+		// a shard without files of the dataset still writes its (empty) counts
 		if err := r.exchangeClasses(ctx); err != nil {
 			return err
+		}
+	} else {
+		for _, c := range r.classes {
+			if err := c.finish(nil); err != nil {
+				return err
+			}
 		}
 	}
 	if len(r.classes) > 0 {
 		for _, k := range slices.Sorted(maps.Keys(r.classes)) {
 			c := r.classes[k]
 			rows, classes := c.smallRows()
-			log.Info("equivalence classes counted", "destination", c.dst, "dataset", c.dataset, "classes", len(c.counts),
-				"min_k", c.minK, "classes_below", classes, "rows_below", rows)
+			log.Info("equivalence classes counted", "destination", c.dst, "dataset", c.dataset, "classes", c.classes,
+				"min_k", c.minK, "classes_below", classes, "rows_below", rows, "runs_spilled", c.spills)
 		}
 	}
 	return r.process(ctx)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -40,10 +41,33 @@ func classesLocation(s *Shard, firstOutput string, index int) string {
 	return storage.Join(firstOutput, ShardsDir, s.Inputs.RunID, fmt.Sprintf("classes-%d-of-%d.bin", index, s.Count))
 }
 
-// classGroup is the counts of one (destination, dataset) as encoded.
+// classGroup is the counts of one (destination, dataset) as encoded: a
+// run's tally, or (when tally is nil) counts.
 type classGroup struct {
 	dst, dataset string
 	counts       map[classKey]uint32
+	tally        *classTally
+}
+
+// len returns the number of classes of g.
+func (g classGroup) len() (int64, error) {
+	if g.tally != nil {
+		return g.tally.len()
+	}
+	return int64(len(g.counts)), nil
+}
+
+// each calls fn for each class of g in ascending key order.
+func (g classGroup) each(fn func(k classKey, n uint32) error) error {
+	if g.tally != nil {
+		return g.tally.each(fn)
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(g.counts), compareKeys) {
+		if err := fn(k, g.counts[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // encodeClasses writes the counts of groups as: the format line; per group,
@@ -68,20 +92,25 @@ func encodeClasses(w io.Writer, groups []classGroup) error {
 		if g.dst == "" {
 			return errors.New("encode class counts: empty destination name")
 		}
+		n, err := g.len()
+		if err != nil {
+			return err
+		}
 		buf = appendString(buf, g.dst)
 		buf = appendString(buf, g.dataset)
-		buf = binary.AppendUvarint(buf, uint64(len(g.counts)))
+		buf = binary.AppendUvarint(buf, uint64(n))
 		if _, err := bw.Write(buf); err != nil {
 			return err
 		}
-		keys := slices.SortedFunc(maps.Keys(g.counts), compareKeys)
-		for _, k := range keys {
+		err = g.each(func(k classKey, c uint32) error {
 			buf = binary.BigEndian.AppendUint64(buf[:0], k.Hi)
 			buf = binary.BigEndian.AppendUint64(buf, k.Lo)
-			buf = binary.AppendUvarint(buf, uint64(g.counts[k]))
-			if _, err := bw.Write(buf); err != nil {
-				return err
-			}
+			buf = binary.AppendUvarint(buf, uint64(c))
+			_, err := bw.Write(buf)
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		buf = buf[:0]
 	}
@@ -214,17 +243,16 @@ func unexpected(err error) error {
 }
 
 // exchangeClasses is the barrier of a sharded run enforcing min_k, between
-// its two passes: it writes this shard's class counts, waits for every
-// other shard's, and adds theirs to its own. Only classes this shard holds
-// are kept (the rows it may drop are its own), so memory stays bounded by
-// its own classes.
+// its two passes: it writes this shard's class counts, waits until every
+// other shard has written its own, and finishes its counts with theirs
+// (mergeClasses).
 func (r *runner) exchangeClasses(ctx context.Context) error {
 	s := r.opt.Shard
 	first := r.plan.Destinations[0].Output
 	log := r.opt.Logger
 	var groups []classGroup
 	for _, c := range r.classes {
-		groups = append(groups, classGroup{dst: c.dst, dataset: c.dataset, counts: c.counts})
+		groups = append(groups, classGroup{dst: c.dst, dataset: c.dataset, tally: c.tally})
 	}
 	own := classesLocation(s, first, s.Index)
 	w, err := r.opt.Store.Create(ctx, own)
@@ -247,20 +275,22 @@ func (r *runner) exchangeClasses(ctx context.Context) error {
 	// the barrier's deadline is real time, not Options.Clock (fixed in tests)
 	deadline := time.Now().Add(wait)
 	pending := map[int]bool{}
+	var others []shardClasses
 	for i := 0; i < s.Count; i++ {
 		if i != s.Index {
 			pending[i] = true
+			others = append(others, shardClasses{index: i, count: s.Count, loc: classesLocation(s, first, i)})
 		}
 	}
 	delay, logged := 50*time.Millisecond, time.Now()
 	for len(pending) > 0 {
 		for _, i := range slices.Sorted(maps.Keys(pending)) {
 			loc := classesLocation(s, first, i)
-			if err := r.addClasses(ctx, loc); err != nil {
+			if _, err := r.opt.Store.Stat(ctx, loc); err != nil {
 				if errors.Is(err, storage.ErrNotExist) {
 					continue
 				}
-				return fmt.Errorf("shard %d of %d: %w", i, s.Count, err)
+				return fmt.Errorf("shard %d of %d: %s: %w", i, s.Count, loc, err)
 			}
 			delete(pending, i)
 		}
@@ -288,30 +318,141 @@ func (r *runner) exchangeClasses(ctx context.Context) error {
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+	if err := r.mergeClasses(ctx, others); err != nil {
+		return err
+	}
 	log.Info("class counts of every shard merged", "shards", s.Count)
 	return nil
 }
 
-// addClasses adds the counts file at loc to this shard's counts, for the
-// classes it holds. A corrupt file fails the run, so what was added before
-// the corruption was found is never used.
-func (r *runner) addClasses(ctx context.Context, loc string) error {
-	src, err := r.opt.Store.Open(ctx, loc)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	err = decodeClasses(io.NewSectionReader(src, 0, src.Size()), src.Size(), func(dst, dataset string, k classKey, n uint32) {
-		if c := r.classes[dst+"\x00"+dataset]; c != nil {
-			if m, ok := c.counts[k]; ok {
-				c.counts[k] = satAdd(m, n)
-			}
+// shardClasses names another shard's counts file.
+type shardClasses struct {
+	index, count int
+	loc          string
+}
+
+// mergeClasses finishes this shard's counts (classCounts.finish) with the
+// other shards' counts files: each file is read once, in step with this
+// shard's tally, both in key order, and a class this shard holds gets the
+// rows the others counted for it; classes only the others hold are skipped
+// (the rows this shard may drop are its own). So memory stays bounded by
+// the small classes this shard holds. A damaged file fails the run, so
+// nothing finish built before the damage was found is used.
+func (r *runner) mergeClasses(ctx context.Context, files []shardClasses) error {
+	var curs []*classCursor
+	defer func() {
+		for _, c := range curs {
+			c.close()
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w: rerun the shard that wrote it, then this one", loc, err)
+	}()
+	for _, f := range files {
+		c, err := openClassCursor(ctx, r.opt.Store, f)
+		if err != nil {
+			return err
+		}
+		curs = append(curs, c)
+	}
+	for _, g := range slices.Sorted(maps.Keys(r.classes)) {
+		err := r.classes[g].finish(func(k classKey) (uint32, error) {
+			var n uint32
+			for _, c := range curs {
+				m, err := c.countOf(g, k)
+				if err != nil {
+					return 0, err
+				}
+				n = satAdd(n, m)
+			}
+			return n, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	// read every file to its end: its checksum is checked there
+	for _, c := range curs {
+		if err := c.drain(); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// classCursor reads a counts file class by class, in the file's order of
+// (destination + "\x00" + dataset, key).
+type classCursor struct {
+	f    shardClasses
+	src  storage.Reader
+	next func() (classRecord, bool)
+	stop func()
+	err  error
+	cur  classRecord
+	ok   bool
+}
+
+// classRecord is one class of a counts file.
+type classRecord struct {
+	group string
+	key   classKey
+	n     uint32
+}
+
+func openClassCursor(ctx context.Context, s storage.Store, f shardClasses) (*classCursor, error) {
+	src, err := s.Open(ctx, f.loc)
+	if err != nil {
+		return nil, fmt.Errorf("shard %d of %d: %s: %w", f.index, f.count, f.loc, err)
+	}
+	c := &classCursor{f: f, src: src}
+	c.next, c.stop = iter.Pull(func(yield func(classRecord) bool) {
+		stopped := false
+		c.err = decodeClasses(io.NewSectionReader(src, 0, src.Size()), src.Size(), func(dst, dataset string, k classKey, n uint32) {
+			if !stopped {
+				stopped = !yield(classRecord{dst + "\x00" + dataset, k, n})
+			}
+		})
+	})
+	c.cur, c.ok = c.next()
+	return c, nil
+}
+
+// countOf returns the rows the file counts for class k of group, skipping
+// the classes before it; the calls must come in ascending (group, k) order.
+func (c *classCursor) countOf(group string, k classKey) (uint32, error) {
+	for c.ok {
+		cmp := strings.Compare(c.cur.group, group)
+		if cmp == 0 {
+			cmp = compareKeys(c.cur.key, k)
+		}
+		if cmp > 0 {
+			break
+		}
+		n := c.cur.n
+		c.cur, c.ok = c.next()
+		if cmp == 0 {
+			return n, nil
+		}
+	}
+	return 0, c.failed()
+}
+
+// drain reads the rest of the file, to check its checksum.
+func (c *classCursor) drain() error {
+	for c.ok {
+		c.cur, c.ok = c.next()
+	}
+	return c.failed()
+}
+
+// failed returns the error that ended the file, naming it.
+func (c *classCursor) failed() error {
+	if c.ok || c.err == nil {
+		return nil
+	}
+	return fmt.Errorf("shard %d of %d: %s: %w: rerun the shard that wrote it, then this one", c.f.index, c.f.count, c.f.loc, c.err)
+}
+
+func (c *classCursor) close() {
+	c.stop()
+	c.src.Close()
 }
 
 func satAdd(a, b uint32) uint32 {

@@ -109,8 +109,12 @@ func TestClassCountsRoundTrip(t *testing.T) {
 func TestClassCountsMerge(t *testing.T) {
 	dir := t.TempDir()
 	a, b, c := classKey{Hi: 1}, classKey{Hi: 2}, classKey{Hi: 3}
+	own := newClassTally(dir, 1)
+	if err := own.addAll(map[classKey]uint32{a: 1, b: 2}); err != nil {
+		t.Fatal(err)
+	}
 	r := &runner{opt: Options{Store: storage.NewRouter()}, classes: map[string]*classCounts{
-		"research\x00orders": {dst: "research", dataset: "orders", minK: 3, counts: map[classKey]uint32{a: 1, b: 2}},
+		"research\x00orders": {dst: "research", dataset: "orders", minK: 3, tally: own},
 	}}
 	files := [][]classGroup{
 		{{dst: "research", dataset: "orders", counts: map[classKey]uint32{a: 1, c: 5}}},
@@ -120,24 +124,31 @@ func TestClassCountsMerge(t *testing.T) {
 			{dst: "partner", dataset: "orders", counts: map[classKey]uint32{a: 100}},
 		},
 	}
+	var others []shardClasses
 	for i, f := range files {
 		loc := filepath.Join(dir, "classes-"+string(rune('1'+i))+".bin")
 		if err := os.WriteFile(loc, encodeToBytes(t, f), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.addClasses(context.Background(), loc); err != nil {
-			t.Fatal(err)
-		}
+		others = append(others, shardClasses{index: i + 1, count: 3, loc: loc})
 	}
+	if err := r.mergeClasses(context.Background(), others); err != nil {
+		t.Fatal(err)
+	}
+	// merged: a 2, b 4 (c is not this shard's class)
 	got := r.classes["research\x00orders"]
-	want := map[classKey]uint32{a: 2, b: 4}
-	if !maps.Equal(got.counts, want) {
-		t.Errorf("merged %v, want %v (c is not this shard's class)", got.counts, want)
+	if !got.small(a) || got.small(b) || got.small(c) {
+		t.Errorf("small(a) = %v, small(b) = %v, small(c) = %v, want true, false, false with min_k 3", got.small(a), got.small(b), got.small(c))
 	}
-	if !got.small(a) || got.small(b) {
-		t.Errorf("small(a) = %v, small(b) = %v, want true, false with min_k 3", got.small(a), got.small(b))
+	if rows, classes := got.smallRows(); rows != 2 || classes != 1 || got.classes != 2 {
+		t.Errorf("%d rows in %d small classes of %d, want 2 in 1 of 2", rows, classes, got.classes)
 	}
-	if err := r.addClasses(context.Background(), filepath.Join(dir, "missing.bin")); !errors.Is(err, storage.ErrNotExist) {
+	if runs, _ := filepath.Glob(filepath.Join(dir, "*.run")); len(runs) > 0 {
+		t.Errorf("runs left after the merge: %v", runs)
+	}
+	missing := filepath.Join(dir, "missing.bin")
+	r.classes = map[string]*classCounts{}
+	if err := r.mergeClasses(context.Background(), []shardClasses{{index: 1, count: 2, loc: missing}}); !errors.Is(err, storage.ErrNotExist) {
 		t.Errorf("missing file: %v, want ErrNotExist", err)
 	}
 	if satAdd(1<<32-2, 5) != 1<<32-1 || satAdd(2, 3) != 5 {
@@ -189,7 +200,7 @@ func TestClassCountsCorrupt(t *testing.T) {
 			if err := os.WriteFile(loc, tc.data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			err := r.addClasses(context.Background(), loc)
+			err := r.mergeClasses(context.Background(), []shardClasses{{index: 1, count: 2, loc: loc}})
 			if err == nil || !errors.Is(err, errCorruptClasses) || !strings.Contains(err.Error(), loc) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want a corrupt-counts error naming %s and saying %q", err, loc, tc.want)
 			}

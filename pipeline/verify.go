@@ -108,6 +108,12 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 	candidates := map[string][]*candidateAt{}
 	overflow := false
 	erased := newErasedOutputs(plan, opt)
+	var tallies []*classTally // the risk check's, removed on return
+	defer func() {
+		for _, t := range tallies {
+			t.close()
+		}
+	}()
 	for _, dst := range plan.Destinations {
 		dv := &report.Verification{Format: report.VerificationFormatV1, Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
 			Checks: []string{"schema", "pii", "identifier", "erasure", "retention", "risk"}, Findings: []report.Finding{}}
@@ -199,7 +205,8 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			var qiCols []int
 			if b != nil && len(b.QuasiIdentifiers) > 0 {
 				if rc = classes[mf.Dataset]; rc == nil {
-					rc = &riskClasses{binding: b, counts: map[classKey]uint32{}}
+					rc = &riskClasses{binding: b, tally: newClassTally(opt.ScratchDir, opt.classLimit)}
+					tallies = append(tallies, rc.tally)
 					classes[mf.Dataset] = rc
 				}
 				for _, q := range b.QuasiIdentifiers {
@@ -223,7 +230,9 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 						expiredRows += countBefore(rec.Column(timeCol), cut)
 					}
 					if qiCols != nil {
-						rc.add(rec, qiCols)
+						if err := rc.add(rec, qiCols); err != nil {
+							return fmt.Errorf("%s: %w", loc, err)
+						}
 					}
 					if subjectCol >= 0 {
 						eachText(rec.Column(subjectCol), func(v []byte) {
@@ -286,7 +295,11 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 		}
 		for _, name := range sortedKeys(classes) {
 			rc := classes[name]
-			r := rc.result(name)
+			r, err := rc.result(name)
+			if err != nil {
+				return nil, fmt.Errorf("destination %s: %w", dst.Name, err)
+			}
+			rc.tally.close()
 			dv.Risk = append(dv.Risk, r)
 			where := storage.Join(dst.Output, name)
 			if rc.incomplete {

@@ -172,11 +172,12 @@ func countBefore(a arrow.Array, cut int64) int64 {
 
 // riskClasses counts rows per equivalence class of one binding's
 // quasi-identifiers, over every file checked. A class is keyed as a run
-// enforcing min_k keys it (classHasher), so both count the same classes
-// (memory: one map entry per class, not per row).
+// enforcing min_k keys it (classHasher), so both count the same classes;
+// the counts are a classTally, so memory stays bounded however many classes
+// there are.
 type riskClasses struct {
 	binding    *rules.Binding
-	counts     map[classKey]uint32
+	tally      *classTally
 	rows       int64
 	incomplete bool
 	h          classHasher
@@ -184,26 +185,32 @@ type riskClasses struct {
 	cols       []arrow.Array
 }
 
-func (rc *riskClasses) add(rec arrow.RecordBatch, cols []int) {
+func (rc *riskClasses) add(rec arrow.RecordBatch, cols []int) error {
 	rc.cols = rc.cols[:0]
 	for _, j := range cols {
 		rc.cols = append(rc.cols, rec.Column(j))
 	}
 	rc.keys = rc.h.keys(rc.keys[:0], rc.cols)
 	for _, k := range rc.keys {
-		rc.counts[k]++
+		if err := rc.tally.add(k, 1); err != nil {
+			return err
+		}
 	}
 	rc.rows += int64(len(rc.keys))
+	return nil
 }
 
-func (rc *riskClasses) result(dataset string) *report.Risk {
+// result computes the k-distribution of the classes counted, reading the
+// tally once in key order.
+func (rc *riskClasses) result(dataset string) (*report.Risk, error) {
 	r := &report.Risk{Dataset: dataset, QuasiIdentifiers: rc.binding.QuasiIdentifiers, MinK: rc.binding.MinK, Threshold: rc.binding.MinK,
-		Rows: rc.rows, Classes: int64(len(rc.counts)), RowsBySize: map[string]int64{}}
+		Rows: rc.rows, RowsBySize: map[string]int64{}}
 	if r.Threshold == 0 {
 		r.Threshold = 5
 	}
-	for _, n := range rc.counts {
+	err := rc.tally.each(func(_ classKey, n uint32) error {
 		k := int64(n)
+		r.Classes++
 		if r.K == 0 || k < r.K {
 			r.K = k
 		}
@@ -219,6 +226,10 @@ func (rc *riskClasses) result(dataset string) *report.Risk {
 				r.RowsBySize[b.Label] += k
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("risk of dataset %s: %w", dataset, err)
 	}
-	return r
+	return r, nil
 }
