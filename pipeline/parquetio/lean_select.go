@@ -175,11 +175,8 @@ func (c *leanColumn) decodeSelected(b *batchOut, keep []bool, k, m int) error {
 		lens := c.ints[c.ipos : c.ipos+m]
 		c.ipos += m
 		var err error
-		if o, err = c.selectBytes(b, keep, valid, lens, c.vpos, 0, o); err != nil {
+		if o, c.vpos, err = c.selectBytes(b, keep, valid, lens, c.vpos, 0, o); err != nil {
 			return err
-		}
-		for _, l := range lens {
-			c.vpos += int(l)
 		}
 	case encPlain:
 		if c.kind != leanBytes {
@@ -221,10 +218,9 @@ func (c *leanColumn) decodeSelected(b *batchOut, keep []bool, k, m int) error {
 			p += 4 + l
 		}
 		var err error
-		if o, err = c.selectBytes(b, keep, valid, lens, c.vpos, 4, o); err != nil {
+		if o, c.vpos, err = c.selectBytes(b, keep, valid, lens, c.vpos, 4, o); err != nil {
 			return err
 		}
-		c.vpos = p
 	default:
 		return fmt.Errorf("encoding %d is not supported by the lean reader", c.enc)
 	}
@@ -255,8 +251,9 @@ func selectFixed[U uint32 | uint64](out, dict []U, src []int32, keep []bool, val
 // selectBytes copies the kept values among the byte strings that start at
 // c.vals[p:], each of lens' lengths and preceded by gap bytes (PLAIN's
 // length prefix), into the batch from slot o on (or, for a dictionary
-// batch, into new dictionary entries), and returns the next slot.
-func (c *leanColumn) selectBytes(b *batchOut, keep []bool, valid func(int) bool, lens []int64, p, gap, o int) (int, error) {
+// batch, into new dictionary entries), and returns the next slot and the
+// position after the last value.
+func (c *leanColumn) selectBytes(b *batchOut, keep []bool, valid func(int) bool, lens []int64, p, gap, o int) (int, int, error) {
 	base := int32(c.dictN + len(c.extraOffs) - 1)
 	j := 0
 	for s := range keep {
@@ -286,7 +283,7 @@ func (c *leanColumn) selectBytes(b *batchOut, keep []bool, valid func(int) bool,
 		o++
 	}
 	if len(c.extraData) > math.MaxInt32/2 {
-		return o, errors.New("plain values of a dictionary-read chunk exceed 1 GiB in one batch")
+		return o, p, errors.New("plain values of a dictionary-read chunk exceed 1 GiB in one batch")
 	}
-	return o, nil
+	return o, p, nil
 }
