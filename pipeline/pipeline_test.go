@@ -404,24 +404,33 @@ destinations:
 	}
 }
 
-// TestCancelPublishesNothing: a run cancelled midway leaves no output.
+// TestCancelPublishesNothing: a run cancelled midway, wherever that falls
+// (before any part, with outputs half spliced, between files), leaves no
+// output, no staged file and no part in the scratch folder.
 func TestCancelPublishesNothing(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
-	plan := compile(t, dir, samplePolicy(filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet"),
-		filepath.Join(sampleDir(t), "erasure.parquet"), out))
-	ctx, cancel := context.WithCancel(context.Background())
-	n := 0
-	_, err := Run(ctx, plan, Options{Workers: 1, BatchSize: 500, ScratchDir: t.TempDir(), Progress: func(p Progress) {
-		if n++; n == 3 {
-			cancel()
+	for at := 1; at <= 8; at++ {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		plan := compile(t, dir, samplePolicy(filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet"),
+			filepath.Join(sampleDir(t), "erasure.parquet"), out))
+		ctx, cancel := context.WithCancel(context.Background())
+		n := 0
+		scratch := t.TempDir()
+		_, err := Run(ctx, plan, Options{Workers: 1 + at%2, BatchSize: 500, ScratchDir: scratch, Progress: func(p Progress) {
+			if n++; n == at {
+				cancel()
+			}
+		}})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled at progress %d: error %v", at, err)
 		}
-	}})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("error %v", err)
-	}
-	if files := tree(t, out); len(files) != 0 {
-		t.Errorf("a cancelled run left %v", keys(files))
+		if files := tree(t, out); len(files) != 0 {
+			t.Errorf("cancelled at progress %d: the run left %v", at, keys(files))
+		}
+		if files := tree(t, scratch); len(files) != 0 {
+			t.Errorf("cancelled at progress %d: the scratch folder holds %v", at, keys(files))
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"strings"
@@ -45,70 +46,166 @@ type osPart struct {
 
 func (p osPart) Size() int64 { return p.size }
 
-// assemble splices a file's parts for one destination into the staged
-// output file and records it in the report.
-func (r *runner) assemble(ctx context.Context, in *inputFile, out *fileOutput, partPaths []string) error {
-	var parts []parquetio.Part
-	defer func() {
-		for _, p := range parts {
-			p.(osPart).Close()
+// assembly is one staged output file being spliced from an input file's
+// parts as its row groups finish, in row-group order, so that when the
+// last one finishes only its part and the footer are left to write (not
+// the whole file, on one core, while the other workers idle).
+type assembly struct {
+	loc string
+	w   storage.Writer
+	h   hash.Hash
+	cw  *countingWriter
+	sp  *parquetio.Splicer
+}
+
+// startAssembly creates the staged output of in for out.
+func (r *runner) startAssembly(ctx context.Context, out *fileOutput) (*assembly, error) {
+	loc := storage.Join(r.stagingRoot(out.dst.Output), out.rel)
+	w, err := r.opt.Store.Create(ctx, loc)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", loc, err)
+	}
+	a := &assembly{loc: loc, w: w, h: sha256.New()}
+	a.cw = &countingWriter{w: io.MultiWriter(w, a.h)}
+	a.sp = parquetio.NewSplicer(a.cw)
+	return a, nil
+}
+
+// add splices the part at path (a file in the scratch directory), then
+// removes it.
+func (a *assembly) add(path string) error {
+	defer os.Remove(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("scratch: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("scratch: %w", err)
+	}
+	return a.sp.Add(osPart{File: f, size: info.Size()})
+}
+
+// appendParts splices, for every output of in, the parts of the row groups
+// that have finished and follow those already spliced. One task splices at
+// a time; a task that finds another splicing leaves its part to it, unless
+// wait is set (the file's last task, which must see every part written).
+func (r *runner) appendParts(ctx context.Context, in *inputFile, st *fileState, wait bool) error {
+	for {
+		if wait {
+			st.appendMu.Lock()
+		} else if !st.appendMu.TryLock() {
+			return nil // the task splicing re-checks for ready parts when it is done
 		}
-		for _, path := range partPaths {
-			if path != "" {
-				os.Remove(path)
+		err := r.appendReady(ctx, in, st)
+		st.appendMu.Unlock()
+		if err != nil {
+			return err
+		}
+		st.mu.Lock()
+		more := st.next < len(st.done) && st.done[st.next]
+		st.mu.Unlock()
+		if !more {
+			return nil
+		}
+	}
+}
+
+// appendReady splices the finished row groups from st.next on; the caller
+// holds st.appendMu.
+func (r *runner) appendReady(ctx context.Context, in *inputFile, st *fileState) error {
+	for {
+		st.mu.Lock()
+		rg := st.next
+		ready := rg < len(st.done) && st.done[rg]
+		st.mu.Unlock()
+		if !ready {
+			return nil
+		}
+		for i, out := range in.outputs {
+			path := st.parts[i][rg]
+			if path == "" {
+				continue
+			}
+			st.parts[i][rg] = ""
+			if st.asm[i] == nil {
+				a, err := r.startAssembly(ctx, out)
+				if err != nil {
+					os.Remove(path)
+					return err
+				}
+				st.asm[i] = a
+			}
+			if err := st.asm[i].add(path); err != nil {
+				return fmt.Errorf("%s: assemble output for %s: %w", in.match.Location, out.dst.Name, err)
 			}
 		}
-	}()
-	for _, path := range partPaths {
-		if path == "" {
-			continue
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return fmt.Errorf("scratch: %w", err)
-		}
-		info, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("scratch: %w", err)
-		}
-		parts = append(parts, osPart{File: f, size: info.Size()})
+		st.mu.Lock()
+		st.next++
+		st.mu.Unlock()
 	}
-	if len(parts) == 0 {
+}
+
+// finishAssembly writes the footer of output i of in (every part spliced)
+// and commits it to the staging folder, and records it in the report.
+func (r *runner) finishAssembly(ctx context.Context, in *inputFile, st *fileState, i int) error {
+	out := in.outputs[i]
+	if st.asm[i] == nil {
 		// no row survived: an empty file with the output schema
 		p, err := r.emptyPart(out)
 		if err != nil {
 			return fmt.Errorf("%s: empty output for %s: %w", in.match.Location, out.dst.Name, err)
 		}
-		parts = append(parts, p)
-		partPaths = append(partPaths, p.Name())
+		p.Close()
+		a, err := r.startAssembly(ctx, out)
+		if err != nil {
+			os.Remove(p.Name())
+			return err
+		}
+		st.asm[i] = a
+		if err := a.add(p.Name()); err != nil {
+			return fmt.Errorf("%s: empty output for %s: %w", in.match.Location, out.dst.Name, err)
+		}
 	}
-	loc := storage.Join(r.stagingRoot(out.dst.Output), out.rel)
-	w, err := r.opt.Store.Create(ctx, loc)
-	if err != nil {
-		return fmt.Errorf("stage %s: %w", loc, err)
-	}
-	defer w.Abort()
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(w, h)}
-	rows, err := parquetio.Splice(cw, parts)
+	a := st.asm[i]
+	rows, err := a.sp.Close()
 	if err != nil {
 		return fmt.Errorf("%s: assemble output for %s: %w", in.match.Location, out.dst.Name, err)
 	}
-	if _, err := w.Commit(); err != nil {
-		return fmt.Errorf("stage %s: %w", loc, err)
+	st.asm[i] = nil
+	if _, err := a.w.Commit(); err != nil {
+		a.w.Abort()
+		return fmt.Errorf("stage %s: %w", a.loc, err)
 	}
 	of := &report.OutputFile{
-		Path: out.rel, Dataset: in.ds.Name, Rows: rows, Bytes: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)),
+		Path: out.rel, Dataset: in.ds.Name, Rows: rows, Bytes: a.cw.n, SHA256: hex.EncodeToString(a.h.Sum(nil)),
 		Input:   inputOf(in),
 		Columns: out.columns,
 	}
 	r.rep.Lock()
 	out.rep.Files = append(out.rep.Files, of)
 	out.rep.RowsOut += rows
-	out.rep.Bytes += cw.n
+	out.rep.Bytes += a.cw.n
 	r.rep.Unlock()
 	return nil
+}
+
+// abort discards the file's unfinished outputs and parts after a failure.
+func (st *fileState) abort() {
+	for i, a := range st.asm {
+		if a != nil {
+			a.w.Abort()
+			st.asm[i] = nil
+		}
+	}
+	for _, paths := range st.parts {
+		for _, p := range paths {
+			if p != "" {
+				os.Remove(p)
+			}
+		}
+	}
 }
 
 // emptyPart writes a part with the output's schema and no rows.

@@ -404,6 +404,14 @@ type fileState struct {
 	started   time.Time
 	// sum receives the file's SHA-256, hashed beside the tasks (see hash)
 	sum chan hashResult
+
+	// done marks the row groups whose parts are recorded; next is the first
+	// not yet spliced into the outputs (asm, per output, nil before the
+	// first part), which one task at a time does, holding appendMu
+	done     []bool
+	next     int
+	asm      []*assembly
+	appendMu sync.Mutex
 }
 
 // hashResult is a file's SHA-256 in hex, or why it could not be computed.
@@ -486,13 +494,15 @@ func (r *runner) process(ctx context.Context) error {
 			if st.file != nil {
 				st.file.Close()
 			}
+			st.abort() // a failed run's unfinished outputs and parts
 		}
 	}()
 	for _, in := range r.inputs {
 		if r.counting && !slices.ContainsFunc(in.outputs, func(o *fileOutput) bool { return o.classes != nil }) {
 			continue
 		}
-		st := &fileState{left: len(in.rgRows), counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows))}
+		st := &fileState{left: len(in.rgRows), counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows)),
+			done: make([]bool, len(in.rgRows)), asm: make([]*assembly, len(in.outputs))}
 		for range in.outputs {
 			st.parts = append(st.parts, make([]string, len(in.rgRows)))
 		}
@@ -561,6 +571,7 @@ func (r *runner) runTask(ctx context.Context, t task, st *fileState) error {
 	for i, p := range parts {
 		st.parts[i][t.rg] = p
 	}
+	st.done[t.rg] = true
 	st.counts[t.rg] = counts
 	st.outCounts[t.rg] = outCounts
 	st.left--
@@ -570,7 +581,15 @@ func (r *runner) runTask(ctx context.Context, t task, st *fileState) error {
 		st.file = nil
 	}
 	st.mu.Unlock()
-	if !last || r.counting {
+	if r.counting {
+		return nil
+	}
+	if !r.dryRun {
+		if err := r.appendParts(ctx, t.in, st, last); err != nil {
+			return err
+		}
+	}
+	if !last {
 		return nil
 	}
 	return r.finishFile(ctx, t.in, st)
@@ -631,7 +650,7 @@ func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) e
 			r.planOutput(in, out, outKept)
 			continue
 		}
-		if err := r.assemble(ctx, in, out, st.parts[i]); err != nil {
+		if err := r.finishAssembly(ctx, in, st, i); err != nil {
 			return err
 		}
 	}

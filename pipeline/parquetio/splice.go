@@ -59,48 +59,83 @@ func Splice(w io.Writer, parts []Part) (int64, error) {
 	if len(parts) == 0 {
 		return 0, errors.New("splice: no parts")
 	}
-	var merged *format.FileMetaData
-	if _, err := w.Write(magic); err != nil {
-		return 0, err
-	}
-	offset := int64(len(magic))
-	for i, p := range parts {
-		md, end, err := readFooter(p)
-		if err != nil {
-			return 0, fmt.Errorf("splice part %d: %w", i, err)
-		}
-		if merged == nil {
-			m := *md // the first part's footer, without its row groups
-			m.RowGroups, m.NumRows = nil, 0
-			merged = &m
-		} else if !reflect.DeepEqual(merged.Schema, md.Schema) {
-			return 0, fmt.Errorf("splice part %d: schema differs from part 0", i)
-		}
-		if len(md.RowGroups) == 0 {
-			continue
-		}
-		delta := offset - int64(len(magic))
-		if _, err := io.Copy(w, io.NewSectionReader(p, int64(len(magic)), end-int64(len(magic)))); err != nil {
-			return 0, fmt.Errorf("splice part %d: %w", i, err)
-		}
-		offset += end - int64(len(magic))
-		for _, rg := range md.RowGroups {
-			if err := checkSpliceable(&rg); err != nil {
-				return 0, fmt.Errorf("splice part %d: %w", i, err)
-			}
-			shiftRowGroup(&rg, delta)
-			if len(merged.RowGroups) > math.MaxInt16 {
-				return 0, errors.New("splice: more than 32767 row groups")
-			}
-			rg.Ordinal = int16(len(merged.RowGroups))
-			merged.RowGroups = append(merged.RowGroups, rg)
-			merged.NumRows += rg.NumRows
+	s := NewSplicer(w)
+	for _, p := range parts {
+		if err := s.Add(p); err != nil {
+			return 0, err
 		}
 	}
-	if err := writeFooter(w, merged); err != nil {
+	return s.Close()
+}
+
+// Splicer is Splice one part at a time: a caller whose parts finish one by
+// one writes each as soon as those before it are written, so that only the
+// footer is left when the last one is done.
+type Splicer struct {
+	w      io.Writer
+	merged *format.FileMetaData
+	offset int64 // bytes written
+	parts  int
+}
+
+// NewSplicer starts a file on w.
+func NewSplicer(w io.Writer) *Splicer { return &Splicer{w: w} }
+
+// Add appends the row groups of part p after those of the parts added
+// before it.
+func (s *Splicer) Add(p Part) error {
+	i := s.parts
+	s.parts++
+	md, end, err := readFooter(p)
+	if err != nil {
+		return fmt.Errorf("splice part %d: %w", i, err)
+	}
+	if s.merged == nil {
+		if _, err := s.w.Write(magic); err != nil {
+			return err
+		}
+		s.offset = int64(len(magic))
+		m := *md // the first part's footer, without its row groups
+		m.RowGroups, m.NumRows = nil, 0
+		s.merged = &m
+	} else if !reflect.DeepEqual(s.merged.Schema, md.Schema) {
+		return fmt.Errorf("splice part %d: schema differs from part 0", i)
+	}
+	if len(md.RowGroups) == 0 {
+		return nil
+	}
+	for _, rg := range md.RowGroups {
+		if err := checkSpliceable(&rg); err != nil {
+			return fmt.Errorf("splice part %d: %w", i, err)
+		}
+	}
+	if len(s.merged.RowGroups)+len(md.RowGroups) > math.MaxInt16+1 {
+		return errors.New("splice: more than 32768 row groups")
+	}
+	delta := s.offset - int64(len(magic))
+	if _, err := io.Copy(s.w, io.NewSectionReader(p, int64(len(magic)), end-int64(len(magic)))); err != nil {
+		return fmt.Errorf("splice part %d: %w", i, err)
+	}
+	s.offset += end - int64(len(magic))
+	for _, rg := range md.RowGroups {
+		shiftRowGroup(&rg, delta)
+		rg.Ordinal = int16(len(s.merged.RowGroups))
+		s.merged.RowGroups = append(s.merged.RowGroups, rg)
+		s.merged.NumRows += rg.NumRows
+	}
+	return nil
+}
+
+// Close writes the footer and returns the rows of the file. At least one
+// part must have been added.
+func (s *Splicer) Close() (int64, error) {
+	if s.merged == nil {
+		return 0, errors.New("splice: no parts")
+	}
+	if err := writeFooter(s.w, s.merged); err != nil {
 		return 0, fmt.Errorf("splice: %w", err)
 	}
-	return merged.NumRows, nil
+	return s.merged.NumRows, nil
 }
 
 // writeFooter ends a Parquet file: the encoded footer, its length and the
