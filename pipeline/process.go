@@ -1,10 +1,8 @@
 package pipeline
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -14,29 +12,20 @@ import (
 	"github.com/deidproject/deid/transforms"
 )
 
-// partFile is one encoded part being written to the scratch directory.
+// partFile is one encoded part being written.
 type partFile struct {
-	f  *os.File
-	bw *bufio.Writer
+	p  *scratchPart
 	pw parquetio.PartEncoder
 }
 
 func (p *partFile) close() error {
 	if err := p.pw.Close(); err != nil {
-		p.f.Close()
 		return err
 	}
-	if err := p.bw.Flush(); err != nil {
-		p.f.Close()
-		return err
-	}
-	return p.f.Close()
+	return p.p.finish()
 }
 
-func (p *partFile) discard() {
-	p.f.Close()
-	os.Remove(p.f.Name())
-}
+func (p *partFile) discard() { p.p.discard() }
 
 // processRowGroup decodes one row group in batches, applies the row rules
 // and, per destination, the transforms, and encodes each destination's rows
@@ -50,7 +39,7 @@ func (p *partFile) discard() {
 // quasi-identifiers of the kept rows and adds their classes to the
 // outputs' counts; it writes nothing. A dry run reads the same columns and
 // counts the rows min_k would remove.
-func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File) (parts []string, counts []int64, outCounts [][]int64, err error) {
+func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File) (parts []*scratchPart, counts []int64, outCounts [][]int64, err error) {
 	mem := r.opt.Mem
 	reasons := transforms.Reasons()
 	dreasons := transforms.DestinationReasons()
@@ -355,39 +344,39 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 			}
 		}
 	}
-	parts = make([]string, len(in.outputs))
+	parts = make([]*scratchPart, len(in.outputs))
 	for i, w := range writers {
 		if w == nil {
 			continue
 		}
 		if err := w.close(); err != nil {
+			for _, p := range parts[:i] {
+				if p != nil {
+					p.discard()
+				}
+			}
 			return nil, nil, nil, fmt.Errorf("%s: finish part: %w", in.match.Location, err)
 		}
-		parts[i] = w.f.Name()
+		parts[i] = w.p
 		writers[i] = nil
 	}
 	return parts, counts, outCounts, nil
 }
 
-// newPart starts a part in the scratch directory, choosing dictionary
+// newPart starts a part (in memory, or in the scratch directory), choosing dictionary
 // encoding per column from the first batch it will hold.
 func (r *runner) newPart(first arrow.RecordBatch) (*partFile, error) {
-	f, err := os.CreateTemp(r.scratch, "part-*.parquet")
-	if err != nil {
-		return nil, fmt.Errorf("scratch: %w", err)
-	}
 	dict := map[string]bool{}
 	for i, fld := range first.Schema().Fields() {
 		dict[fld.Name] = parquetio.WantsDictionary(first.Column(i))
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	pw, err := parquetio.NewPartEncoder(bw, first.Schema(), dict, r.opt.Writer, r.opt.Mem)
+	p := newScratchPart(r.scratch, &r.partMem)
+	pw, err := parquetio.NewPartEncoder(p, first.Schema(), dict, r.opt.Writer, r.opt.Mem)
 	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		p.discard()
 		return nil, err
 	}
-	return &partFile{f: f, bw: bw, pw: pw}, nil
+	return &partFile{p: p, pw: pw}, nil
 }
 
 func isBinary(t arrow.DataType) bool {

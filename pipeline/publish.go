@@ -38,14 +38,6 @@ func (r *runner) stagingRoot(dstOutput string) string {
 	return storage.Join(dstOutput, StagingDir, r.opt.RunID)
 }
 
-// osPart is a part file in the scratch directory.
-type osPart struct {
-	*os.File
-	size int64
-}
-
-func (p osPart) Size() int64 { return p.size }
-
 // assembly is one staged output file being spliced from an input file's
 // parts as its row groups finish, in row-group order, so that when the
 // last one finishes only its part and the footer are left to write (not
@@ -71,20 +63,10 @@ func (r *runner) startAssembly(ctx context.Context, out *fileOutput) (*assembly,
 	return a, nil
 }
 
-// add splices the part at path (a file in the scratch directory), then
-// removes it.
-func (a *assembly) add(path string) error {
-	defer os.Remove(path)
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("scratch: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("scratch: %w", err)
-	}
-	return a.sp.Add(osPart{File: f, size: info.Size()})
+// add splices part p, then frees it.
+func (a *assembly) add(p *scratchPart) error {
+	defer p.discard()
+	return a.sp.Add(p)
 }
 
 // appendParts splices, for every output of in, the parts of the row groups
@@ -124,20 +106,20 @@ func (r *runner) appendReady(ctx context.Context, in *inputFile, st *fileState) 
 			return nil
 		}
 		for i, out := range in.outputs {
-			path := st.parts[i][rg]
-			if path == "" {
+			part := st.parts[i][rg]
+			if part == nil {
 				continue
 			}
-			st.parts[i][rg] = ""
+			st.parts[i][rg] = nil
 			if st.asm[i] == nil {
 				a, err := r.startAssembly(ctx, out)
 				if err != nil {
-					os.Remove(path)
+					part.discard()
 					return err
 				}
 				st.asm[i] = a
 			}
-			if err := st.asm[i].add(path); err != nil {
+			if err := st.asm[i].add(part); err != nil {
 				return fmt.Errorf("%s: assemble output for %s: %w", in.match.Location, out.dst.Name, err)
 			}
 		}
@@ -157,14 +139,13 @@ func (r *runner) finishAssembly(ctx context.Context, in *inputFile, st *fileStat
 		if err != nil {
 			return fmt.Errorf("%s: empty output for %s: %w", in.match.Location, out.dst.Name, err)
 		}
-		p.Close()
 		a, err := r.startAssembly(ctx, out)
 		if err != nil {
-			os.Remove(p.Name())
+			p.discard()
 			return err
 		}
 		st.asm[i] = a
-		if err := a.add(p.Name()); err != nil {
+		if err := a.add(p); err != nil {
 			return fmt.Errorf("%s: empty output for %s: %w", in.match.Location, out.dst.Name, err)
 		}
 	}
@@ -199,35 +180,31 @@ func (st *fileState) abort() {
 			st.asm[i] = nil
 		}
 	}
-	for _, paths := range st.parts {
-		for _, p := range paths {
-			if p != "" {
-				os.Remove(p)
+	for _, parts := range st.parts {
+		for i, p := range parts {
+			if p != nil {
+				p.discard()
+				parts[i] = nil
 			}
 		}
 	}
 }
 
 // emptyPart writes a part with the output's schema and no rows.
-func (r *runner) emptyPart(out *fileOutput) (osPart, error) {
-	f, err := os.CreateTemp(r.scratch, "empty-*.parquet")
-	if err != nil {
-		return osPart{}, err
-	}
-	pw, err := parquetio.NewPartEncoder(f, out.schema, nil, r.opt.Writer, r.opt.Mem)
+func (r *runner) emptyPart(out *fileOutput) (*scratchPart, error) {
+	p := newScratchPart(r.scratch, &r.partMem)
+	pw, err := parquetio.NewPartEncoder(p, out.schema, nil, r.opt.Writer, r.opt.Mem)
 	if err == nil {
 		err = pw.Close()
 	}
-	if err != nil {
-		f.Close()
-		return osPart{}, err
+	if err == nil {
+		err = p.finish()
 	}
-	info, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return osPart{}, err
+		p.discard()
+		return nil, err
 	}
-	return osPart{File: f, size: info.Size()}, nil
+	return p, nil
 }
 
 type countingWriter struct {

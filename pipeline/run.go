@@ -104,6 +104,9 @@ type Options struct {
 	// readAll decodes every row before the row rules apply, instead of
 	// letting the reader skip the removed rows' values (tests compare the two).
 	readAll bool
+	// partMemory bounds the bytes of encoded parts held in memory before
+	// they are spliced; 0 means defaultPartMemory, negative none (tests).
+	partMemory int64
 	// classLimit is how many equivalence classes a min_k count or a risk
 	// check holds in memory before spilling to ScratchDir; 0 means
 	// defaultTallyLimit (tests set it tiny).
@@ -156,6 +159,7 @@ type runner struct {
 	classes  map[string]*classCounts
 	counting bool
 	scratch  string
+	partMem  partBudget // bytes of parts held in memory
 	dryRun   bool
 	// skipErasure leaves erasure lists unread (validation only)
 	skipErasure bool
@@ -335,6 +339,10 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	log.Info("inputs checked", "files", len(r.inputs), "rows", r.rowsTotal)
 	if !r.dryRun {
+		r.partMem.limit = r.opt.partMemory
+		if r.partMem.limit == 0 {
+			r.partMem.limit = defaultPartMemory
+		}
 		r.scratch, err = os.MkdirTemp(r.opt.ScratchDir, "deid-"+r.opt.RunID+"-")
 		if err != nil {
 			return fmt.Errorf("scratch directory: %w", err)
@@ -396,8 +404,8 @@ type fileState struct {
 	mu     sync.Mutex
 	file   *parquetio.File // opened by the first task, closed with the last
 	left   int
-	parts  [][]string // per output, per row group: the part's path or ""
-	counts [][]int64  // per row group: removed by reason, then kept
+	parts  [][]*scratchPart // per output, per row group: the part, or nil
+	counts [][]int64        // per row group: removed by reason, then kept
 	// outCounts, per row group and output: removed by destination reason,
 	// rows of unknown age, then kept
 	outCounts [][][]int64
@@ -504,7 +512,7 @@ func (r *runner) process(ctx context.Context) error {
 		st := &fileState{left: len(in.rgRows), counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows)),
 			done: make([]bool, len(in.rgRows)), asm: make([]*assembly, len(in.outputs))}
 		for range in.outputs {
-			st.parts = append(st.parts, make([]string, len(in.rgRows)))
+			st.parts = append(st.parts, make([]*scratchPart, len(in.rgRows)))
 		}
 		states[in] = st
 		for rg := range in.rgRows {
