@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -48,6 +49,9 @@ func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inpu
 		if err != nil {
 			return err
 		}
+		if err := CheckUnchanged(ctx, r.opt.Store, "erasure list", e.List, attrs); err != nil {
+			return err
+		}
 		dsr.Erasure = append(dsr.Erasure, report.ErasureList{Location: e.List, Column: e.Column, Size: attrs.Size, SHA256: sum,
 			Generation: attrs.Generation, CRC32C: crcHex(attrs),
 			Entries: int64(len(ints) + len(strs) - before)})
@@ -82,6 +86,23 @@ func HashFile(ctx context.Context, store storage.Store, location string) (string
 		return "", storage.Attrs{}, fmt.Errorf("read %s: %w", location, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), src.Attrs(), nil
+}
+
+// CheckUnchanged returns a data error when the object at location is no
+// longer the version whose attributes were read before (another size,
+// modification time or generation): a list hashed for the report, then
+// parsed, must be the same list both times, or the report would vouch for
+// ids the run did not use.
+func CheckUnchanged(ctx context.Context, store storage.Store, what, location string, before storage.Attrs) error {
+	now, err := store.Stat(ctx, location)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, location, err)
+	}
+	if now.Size != before.Size || !now.ModTime.Equal(before.ModTime) || now.Generation != before.Generation {
+		return &DataError{Location: location, Err: fmt.Errorf("the %s changed while it was read (%d bytes, generation %d, modified %s; then %d bytes, generation %d, modified %s): "+
+			"run again once it is written", what, before.Size, before.Generation, before.ModTime.Format(time.RFC3339Nano), now.Size, now.Generation, now.ModTime.Format(time.RFC3339Nano))}
+	}
+	return nil
 }
 
 // SubjectList is a list of subject ids to read: an erasure list, a legal

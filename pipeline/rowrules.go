@@ -171,6 +171,9 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 		if err != nil {
 			return err
 		}
+		if err := CheckUnchanged(ctx, r.opt.Store, "consent list", c.List, attrs); err != nil {
+			return err
+		}
 		byPurpose := map[string]*consentRows{}
 		for _, p := range rules.Purposes {
 			byPurpose[p] = &consentRows{}

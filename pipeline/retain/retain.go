@@ -358,6 +358,9 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 		if err := pipeline.ReadSubjectList(ctx, d.opt.Store, d.opt.Mem, pipeline.SubjectList{What: what, Location: list, Column: column, Pos: pos}, kind, &ints, &strs); err != nil {
 			return nil, err
 		}
+		if err := pipeline.CheckUnchanged(ctx, d.opt.Store, what, list, attrs); err != nil {
+			return nil, err
+		}
 		var set *transforms.SubjectSet
 		if kind == transforms.KindInteger {
 			set = transforms.NewIntSubjectSet(ints)
