@@ -33,10 +33,11 @@ type serveProc struct {
 	logs []string
 	done chan struct{}
 	code int
+	key  []byte // the gated key's content
 }
 
 // startServe writes a policy with one job, tick, every second, gates the
-// erasure list and starts the server.
+// training key and starts the server.
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
 	dir := sampleWorkdir(t)
@@ -45,17 +46,21 @@ func startServe(t *testing.T, args ...string) *serveProc {
 	if err := os.WriteFile(filepath.Join(dir, "serve.yaml"), []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	list := filepath.Join(dir, "testdata", "lake", "erasure.csv")
-	if err := os.Rename(list, list+".real"); err != nil {
+	// the training key, read when a run compiles the policy, is a named pipe:
+	// the run waits on it until release writes the key into it
+	key := filepath.Join(dir, "testdata", "lake", "keys", "training.key")
+	secret, err := os.ReadFile(key)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mkfifo(list, 0o644); err != nil {
+	os.Remove(key)
+	if err := syscall.Mkfifo(key, 0o600); err != nil {
 		t.Skipf("named pipes unavailable: %v", err)
 	}
-	if err := os.Link(list, filepath.Join(dir, "gate")); err != nil {
+	if err := os.Link(key, filepath.Join(dir, "gate")); err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProc{t: t, dir: dir, done: make(chan struct{})}
+	p := &serveProc{t: t, dir: dir, done: make(chan struct{}), key: secret}
 	p.cmd = exec.Command(buildDeid(t), append([]string{"serve", "-c", "serve.yaml", "--addr", "127.0.0.1:0", "--workers", "1"}, args...)...)
 	p.cmd.Dir = dir
 	stderr, err := p.cmd.StderrPipe()
@@ -146,16 +151,16 @@ func (p *serveProc) metric(series string) float64 {
 	return -1
 }
 
-// release lets the held run go on: the real list takes the pipe's place,
-// and the pipe is opened and closed so that the blocked open returns.
+// release lets the held run go on: the key is written into the pipe the
+// run waits on. (Swapping a list under the run instead would now fail it: a
+// list must be the same when hashed and when parsed.)
 func (p *serveProc) release() {
 	p.t.Helper()
-	list := filepath.Join(p.dir, "testdata", "lake", "erasure.csv")
-	if err := os.Rename(list+".real", list); err != nil {
-		p.t.Fatal(err)
-	}
 	f, err := os.OpenFile(filepath.Join(p.dir, "gate"), os.O_WRONLY, 0)
 	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := f.Write(p.key); err != nil {
 		p.t.Fatal(err)
 	}
 	f.Close()
