@@ -66,7 +66,8 @@ type Options struct {
 	Mem memory.Allocator
 	// Logger receives progress and decisions; nil discards them.
 	Logger *slog.Logger
-	// Progress, when set, is called as rows are processed.
+	// Progress, when set, is called as rows are processed; one call at a
+	// time, from the workers' goroutines.
 	Progress func(Progress)
 	// StaleStaging is the age past which the staging folder of another run
 	// (one killed before it published) is removed when a run starts: its
@@ -160,7 +161,9 @@ type runner struct {
 	counting bool
 	scratch  string
 	partMem  partBudget // bytes of parts held in memory
-	dryRun   bool
+	// progressMu makes Options.Progress calls one at a time
+	progressMu sync.Mutex
+	dryRun     bool
 	// skipErasure leaves erasure lists unread (validation only)
 	skipErasure bool
 
@@ -679,6 +682,8 @@ func (r *runner) planOutput(in *inputFile, out *fileOutput, rows int64) {
 
 func (r *runner) progress(filesDone int) {
 	if r.opt.Progress != nil {
+		r.progressMu.Lock()
+		defer r.progressMu.Unlock()
 		r.opt.Progress(Progress{RowsDone: r.rowsDone.Load(), RowsTotal: r.rowsTotal, FilesDone: filesDone, Files: len(r.inputs)})
 	}
 }
