@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -218,33 +221,99 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// holdOutput takes the publish lock of an output (lock.PublishPath), waiting
+// while another run or retention sweep holds it, and renews its lease
+// until the returned release is called. Every commit of files, report and
+// manifest to an output happens under it, so that two runs (a manual one
+// and a scheduled one, or the shards of a run, or a run and deid retain)
+// never interleave their read-merge-write of the manifest or fork the
+// report chain.
+func (r *runner) holdOutput(ctx context.Context, output string) (release func(), err error) {
+	return HoldOutput(ctx, r.opt.Store, output, r.opt.PublishWait, r.opt.Logger)
+}
+
+// publishLockTTL is the lease of a publish lock; its holder renews it every
+// third of it, so only a holder that died keeps others waiting this long.
+const publishLockTTL = time.Minute
+
+// DefaultPublishWait is how long a commit waits for an output's publish
+// lock when Options.PublishWait is zero.
+const DefaultPublishWait = 10 * time.Minute
+
+// HoldOutput is holdOutput for other packages (deid retain): it takes the
+// publish lock of output, waiting at most wait (0: DefaultPublishWait).
+func HoldOutput(ctx context.Context, st storage.Store, output string, wait time.Duration, log *slog.Logger) (release func(), err error) {
+	if wait <= 0 {
+		wait = DefaultPublishWait
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l, err := lock.At(st, lock.PublishPath(output), "publish", lock.NewOwner(), publishLockTTL, nil)
+	if err != nil {
+		return nil, err
+	}
+	err = lock.AcquireWait(ctx, l, wait, 250*time.Millisecond, func(err error) {
+		log.Info("waiting for the output's publish lock", "output", output, "reason", err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("output %s: %w", output, err)
+	}
+	stop := lock.Renewing(ctx, l, publishLockTTL, func(err error) {
+		log.Error("publish lock lease could not be renewed", "output", output, "error", err)
+	})
+	return func() {
+		stop()
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("publish lock could not be released: it expires with its lease", "output", output, "error", err)
+		}
+	}, nil
+}
+
 // publish moves every staged file into place, then writes each
-// destination's report and, last, its manifest: the commit point.
+// destination's report and, last, its manifest: the commit point. Each
+// destination commits under its output's publish lock.
 func (r *runner) publish(ctx context.Context) error {
 	for _, dst := range r.rep.Destinations {
-		staging := r.stagingRoot(dst.Output)
-		sortedOutputs(dst.Files)
-		for _, f := range dst.Files {
-			loc := storage.Join(dst.Output, f.Path)
-			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
-				return fmt.Errorf("publish %s: %w", loc, err)
-			}
-			if err := r.notePublished(ctx, f, loc); err != nil {
-				return err
-			}
-		}
-		r.countRetries()
-		if err := r.writeReport(ctx, dst); err != nil {
+		if err := r.publishDestination(ctx, dst); err != nil {
 			return err
 		}
-		if err := r.writeManifest(ctx, dst); err != nil {
-			return err
-		}
-		if err := removeTree(ctx, r.opt.Store, staging); err != nil {
-			r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
-		}
-		r.opt.Logger.Info("published", "destination", dst.Name, "output", dst.Output, "files", len(dst.Files), "rows", dst.RowsOut)
 	}
+	return nil
+}
+
+func (r *runner) publishDestination(ctx context.Context, dst *report.Destination) error {
+	release, err := r.holdOutput(ctx, dst.Output)
+	if err != nil {
+		return err
+	}
+	defer release()
+	// (checked before the run too; a retain run that died since must finish first)
+	if j := storage.Join(dst.Output, RetainDir, RetainJournal); r.statExists(ctx, j) {
+		return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst.Name, j)
+	}
+	staging := r.stagingRoot(dst.Output)
+	sortedOutputs(dst.Files)
+	for _, f := range dst.Files {
+		loc := storage.Join(dst.Output, f.Path)
+		if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
+			return fmt.Errorf("publish %s: %w", loc, err)
+		}
+		if err := r.notePublished(ctx, f, loc); err != nil {
+			return err
+		}
+	}
+	r.countRetries()
+	if err := r.writeReport(ctx, dst); err != nil {
+		return err
+	}
+	if err := r.writeManifest(ctx, dst); err != nil {
+		return err
+	}
+	if err := removeTree(ctx, r.opt.Store, staging); err != nil {
+		r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
+	}
+	r.opt.Logger.Info("published", "destination", dst.Name, "output", dst.Output, "files", len(dst.Files), "rows", dst.RowsOut)
 	return nil
 }
 

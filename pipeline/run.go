@@ -97,6 +97,10 @@ type Options struct {
 	// the other shards' class counts between its two passes; 0 means
 	// DefaultShardWait. The shards of such a run must run at the same time.
 	ShardWait time.Duration
+	// PublishWait bounds how long the commit to an output waits for its
+	// publish lock while another run or deid retain commits there; 0 means
+	// DefaultPublishWait.
+	PublishWait time.Duration
 	// Inputs, when set, selects the source files to read by location: a
 	// run re-deriving some published files (deid retain) reads only their
 	// inputs, and the manifest keeps the entries of the others.

@@ -127,28 +127,40 @@ func shardReportLocation(output, runID string, index, count int) string {
 // publishShard moves a shard's staged files into place and writes its
 // report beside the frozen list, without touching the manifest.
 func (r *runner) publishShard(ctx context.Context) error {
-	s := r.opt.Shard
 	for _, dst := range r.rep.Destinations {
-		staging := r.stagingRoot(dst.Output)
-		sortedOutputs(dst.Files)
-		for _, f := range dst.Files {
-			loc := storage.Join(dst.Output, f.Path)
-			if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
-				return fmt.Errorf("publish %s: %w", loc, err)
-			}
-			if err := r.notePublished(ctx, f, loc); err != nil {
-				return err
-			}
-		}
-		loc := shardReportLocation(dst.Output, s.Inputs.RunID, s.Index, s.Count)
-		if err := r.writeJSON(ctx, loc, r.rep.ForDestination(dst.Name)); err != nil {
+		if err := r.publishShardDestination(ctx, dst); err != nil {
 			return err
 		}
-		if err := removeTree(ctx, r.opt.Store, staging); err != nil {
-			r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
-		}
-		r.opt.Logger.Info("shard published, not committed", "destination", dst.Name, "shard", s.Index, "of", s.Count, "files", len(dst.Files))
 	}
+	return nil
+}
+
+func (r *runner) publishShardDestination(ctx context.Context, dst *report.Destination) error {
+	s := r.opt.Shard
+	release, err := r.holdOutput(ctx, dst.Output)
+	if err != nil {
+		return err
+	}
+	defer release()
+	staging := r.stagingRoot(dst.Output)
+	sortedOutputs(dst.Files)
+	for _, f := range dst.Files {
+		loc := storage.Join(dst.Output, f.Path)
+		if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
+			return fmt.Errorf("publish %s: %w", loc, err)
+		}
+		if err := r.notePublished(ctx, f, loc); err != nil {
+			return err
+		}
+	}
+	loc := shardReportLocation(dst.Output, s.Inputs.RunID, s.Index, s.Count)
+	if err := r.writeJSON(ctx, loc, r.rep.ForDestination(dst.Name)); err != nil {
+		return err
+	}
+	if err := removeTree(ctx, r.opt.Store, staging); err != nil {
+		r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
+	}
+	r.opt.Logger.Info("shard published, not committed", "destination", dst.Name, "shard", s.Index, "of", s.Count, "files", len(dst.Files))
 	return nil
 }
 
@@ -234,10 +246,16 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 	merged.Seconds = merged.FinishedAt.Sub(merged.StartedAt).Seconds()
 	// commit: each destination's report, then its manifest
 	for _, dst := range merged.Destinations {
-		if err := r.writeReportOf(ctx, merged, dst); err != nil {
+		release, err := r.holdOutput(ctx, dst.Output)
+		if err != nil {
 			return merged, err
 		}
-		if err := r.writeManifest(ctx, dst); err != nil {
+		err = r.writeReportOf(ctx, merged, dst)
+		if err == nil {
+			err = r.writeManifest(ctx, dst)
+		}
+		release()
+		if err != nil {
 			return merged, err
 		}
 		if err := removeTree(ctx, opt.Store, storage.Join(dst.Output, ShardsDir, runID)); err != nil {

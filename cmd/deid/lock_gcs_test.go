@@ -37,7 +37,7 @@ jobs:
 	}
 	put(time.Now().Add(time.Hour))
 	res := runDeid(t, dir, env, "run", "-c", "jobs.yaml", "--job", "partners", "--now", sampleNow)
-	if res.code != 1 || !strings.Contains(res.stderr, "job is locked by another run: held by other-host/42/x") || !strings.Contains(res.stderr, lock) {
+	if res.code != 1 || !strings.Contains(res.stderr, "is locked by another run: held by other-host/42/x") || !strings.Contains(res.stderr, lock) {
 		t.Fatalf("with the lock held: exit %d\n%s", res.code, res.stderr)
 	}
 	if _, err := g.store.Stat(ctx, "gs://lake/out/example/partner_ads/_manifest.json"); err == nil {

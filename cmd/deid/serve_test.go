@@ -284,7 +284,7 @@ jobs:
 	expires := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	os.WriteFile(lock, []byte(`{"job":"partners","owner":"other-host/42/x","expires":"`+expires+`"}`), 0o644)
 	res := runDeid(t, dir, nil, "run", "-c", "jobs.yaml", "--job", "partners", "--now", sampleNow)
-	if res.code != 1 || !strings.Contains(res.stderr, "job is locked by another run: held by other-host/42/x") {
+	if res.code != 1 || !strings.Contains(res.stderr, "is locked by another run: held by other-host/42/x") {
 		t.Fatalf("with the lock held: exit %d\n%s", res.code, res.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out", "example", "partner_ads", "_manifest.json")); err == nil {

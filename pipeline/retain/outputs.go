@@ -66,6 +66,7 @@ func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *rep
 func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSets, dr *report.RetainDestination, rep *report.Retain, opt *Options) error {
 	st := opt.Store
 	work := storage.Join(dst.Output, workDir)
+	var releasePublish func()
 	if !opt.DryRun {
 		if _, err := st.Stat(ctx, storage.Join(dst.Output, pipeline.ManifestName)); errors.Is(err, storage.ErrNotExist) {
 			return nil // nothing published
@@ -75,6 +76,18 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 			return err
 		}
 		defer unlock()
+		// the output's publish lock, from reading the manifest to swapping
+		// the updated one in, so that no run commits to it in between;
+		// released before re-deriving, whose runs commit under it themselves
+		releasePublish, err = pipeline.HoldOutput(ctx, st, dst.Output, 0, opt.Logger)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if releasePublish != nil {
+				releasePublish()
+			}
+		}()
 		if dr.Recovered, err = recoverRun(ctx, st, work, opt); err != nil {
 			return fmt.Errorf("recover an interrupted run: %w", err)
 		}
@@ -137,6 +150,10 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, opt); err != nil {
 			return err
 		}
+	}
+	if releasePublish != nil {
+		releasePublish()
+		releasePublish = nil
 	}
 	for _, dd := range rederive {
 		if err := rederiveOutputs(ctx, dst, dd, dr, rep, opt); err != nil {

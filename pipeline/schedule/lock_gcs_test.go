@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -108,10 +109,14 @@ func TestStoreLockLease(t *testing.T) {
 
 func readHolder(t *testing.T, s storage.Store, loc string) string {
 	t.Helper()
-	l := &StoreLock{Store: s, Location: loc}
-	rec, _, err := l.read(context.Background())
-	if err != nil || rec == nil {
-		t.Fatalf("read lock %s: %+v %v", loc, rec, err)
+	r, err := s.Open(context.Background(), loc)
+	if err != nil {
+		t.Fatalf("read lock %s: %v", loc, err)
+	}
+	defer r.Close()
+	var rec struct{ Owner string }
+	if err := json.NewDecoder(io.NewSectionReader(r, 0, r.Size())).Decode(&rec); err != nil {
+		t.Fatalf("read lock %s: %v", loc, err)
 	}
 	return rec.Owner
 }
