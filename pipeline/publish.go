@@ -292,6 +292,27 @@ func (r *runner) publishDestination(ctx context.Context, dst *report.Destination
 	if j := storage.Join(dst.Output, RetainDir, RetainJournal); r.statExists(ctx, j) {
 		return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst.Name, j)
 	}
+	if err := r.moveStaged(ctx, dst); err != nil {
+		return err
+	}
+	r.countRetries()
+	if err := r.writeReport(ctx, dst); err != nil {
+		return err
+	}
+	if err := r.writeManifest(ctx, dst); err != nil {
+		return err
+	}
+	staging := r.stagingRoot(dst.Output)
+	if err := removeTree(ctx, r.opt.Store, staging); err != nil {
+		r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
+	}
+	r.opt.Logger.Info("published", "destination", dst.Name, "output", dst.Output, "files", len(dst.Files), "rows", dst.RowsOut)
+	return nil
+}
+
+// moveStaged moves the destination's staged files into place, in path
+// order, recording on object storage each published object's generation.
+func (r *runner) moveStaged(ctx context.Context, dst *report.Destination) error {
 	staging := r.stagingRoot(dst.Output)
 	sortedOutputs(dst.Files)
 	for _, f := range dst.Files {
@@ -303,17 +324,6 @@ func (r *runner) publishDestination(ctx context.Context, dst *report.Destination
 			return err
 		}
 	}
-	r.countRetries()
-	if err := r.writeReport(ctx, dst); err != nil {
-		return err
-	}
-	if err := r.writeManifest(ctx, dst); err != nil {
-		return err
-	}
-	if err := removeTree(ctx, r.opt.Store, staging); err != nil {
-		r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
-	}
-	r.opt.Logger.Info("published", "destination", dst.Name, "output", dst.Output, "files", len(dst.Files), "rows", dst.RowsOut)
 	return nil
 }
 

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -142,17 +140,10 @@ func (r *runner) publishShardDestination(ctx context.Context, dst *report.Destin
 		return err
 	}
 	defer release()
-	staging := r.stagingRoot(dst.Output)
-	sortedOutputs(dst.Files)
-	for _, f := range dst.Files {
-		loc := storage.Join(dst.Output, f.Path)
-		if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
-			return fmt.Errorf("publish %s: %w", loc, err)
-		}
-		if err := r.notePublished(ctx, f, loc); err != nil {
-			return err
-		}
+	if err := r.moveStaged(ctx, dst); err != nil {
+		return err
 	}
+	staging := r.stagingRoot(dst.Output)
 	loc := shardReportLocation(dst.Output, s.Inputs.RunID, s.Index, s.Count)
 	if err := r.writeJSON(ctx, loc, r.rep.ForDestination(dst.Name)); err != nil {
 		return err
@@ -346,7 +337,7 @@ func FreezeInputs(ctx context.Context, plan *rules.Plan, opt Options, runID stri
 	if storage.IsURI(loc) {
 		_, err = storage.CreateExclusive(ctx, opt.Store, loc, b)
 	} else {
-		err = linkNew(loc, b)
+		_, err = storage.Local{}.CreateExclusive(ctx, loc, b)
 	}
 	if errors.Is(err, fs.ErrExist) { // another shard froze it first: use theirs
 		return readFrozen(ctx, opt.Store, loc)
@@ -356,27 +347,6 @@ func FreezeInputs(ctx context.Context, plan *rules.Plan, opt Options, runID stri
 	}
 	opt.Logger.Info("input list frozen", "location", loc, "files", len(fi.Files))
 	return fi, nil
-}
-
-// linkNew creates the local file loc holding b, failing with fs.ErrExist
-// when it exists; the file is never seen half written.
-func linkNew(loc string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(loc), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(loc), ".inputs-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), loc)
 }
 
 // ReadFrozenInputs reads the frozen input list of run runID from st (nil

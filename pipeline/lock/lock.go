@@ -204,26 +204,15 @@ func (l *FileLock) Release(context.Context) error {
 }
 
 // createExclusive creates path holding rec, failing with fs.ErrExist when
-// it exists: the record is written to a temporary file first and hard-linked
-// into place, so a lock file is never seen half written.
+// it exists; the file is never seen half written (storage.Local links it
+// into place).
 func createExclusive(path string, rec *lockRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".new-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), path)
+	_, err = storage.Local{}.CreateExclusive(context.Background(), path, b)
+	return err
 }
 
 // readLock returns the lock's record (nil when unreadable: treated as

@@ -948,24 +948,12 @@ func (c *leanColumn) decode(b *batchOut, vbits []byte, pos, k, m int) error {
 			return nil
 		}
 		// PLAIN byte arrays: a 4-byte length before each value
-		if cap(c.ints) < m {
-			c.ints = make([]int64, m)
-		}
-		lens := c.ints[:m]
-		p := c.vpos
-		for j := range lens {
-			if len(c.vals)-p < 4 {
-				return fmt.Errorf("plain value: %w", errTruncated)
-			}
-			l := int(binary.LittleEndian.Uint32(c.vals[p:]))
-			if l < 0 || l > len(c.vals)-p-4 {
-				return fmt.Errorf("plain value of %d bytes: %w", l, errTruncated)
-			}
-			lens[j] = int64(l)
-			p += 4 + l
+		lens, err := c.plainLengths(m)
+		if err != nil {
+			return err
 		}
 		start := b.dlen
-		p = c.vpos
+		p := c.vpos
 		for _, l := range lens {
 			b.appendData(c.vals[p+4 : p+4+int(l)])
 			p += 4 + int(l)
@@ -985,6 +973,29 @@ func (c *leanColumn) decode(b *batchOut, vbits []byte, pos, k, m int) error {
 		return nil
 	}
 	return fmt.Errorf("encoding %d is not supported by the lean reader", c.enc)
+}
+
+// plainLengths reads the lengths of the page's next m PLAIN byte arrays
+// (each a 4-byte length before its bytes) into c.ints, checking that the
+// values lie inside the page.
+func (c *leanColumn) plainLengths(m int) ([]int64, error) {
+	if cap(c.ints) < m {
+		c.ints = make([]int64, m)
+	}
+	lens := c.ints[:m]
+	p := c.vpos
+	for j := range lens {
+		if len(c.vals)-p < 4 {
+			return nil, fmt.Errorf("plain value: %w", errTruncated)
+		}
+		l := int(binary.LittleEndian.Uint32(c.vals[p:]))
+		if l < 0 || l > len(c.vals)-p-4 {
+			return nil, fmt.Errorf("plain value of %d bytes: %w", l, errTruncated)
+		}
+		lens[j] = int64(l)
+		p += 4 + l
+	}
+	return lens, nil
 }
 
 // extras stores plain values read into a dictionary batch as new

@@ -2,7 +2,6 @@ package parquetio
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -201,23 +200,10 @@ func (c *leanColumn) decodeSelected(b *batchOut, keep []bool, k, m int) error {
 			break
 		}
 		// PLAIN byte arrays: a 4-byte length before each value
-		if cap(c.ints) < m {
-			c.ints = make([]int64, m)
+		lens, err := c.plainLengths(m)
+		if err != nil {
+			return err
 		}
-		lens := c.ints[:m]
-		p := c.vpos
-		for j := range lens {
-			if len(c.vals)-p < 4 {
-				return fmt.Errorf("plain value: %w", errTruncated)
-			}
-			l := int(binary.LittleEndian.Uint32(c.vals[p:]))
-			if l < 0 || l > len(c.vals)-p-4 {
-				return fmt.Errorf("plain value of %d bytes: %w", l, errTruncated)
-			}
-			lens[j] = int64(l)
-			p += 4 + l
-		}
-		var err error
 		if o, c.vpos, err = c.selectBytes(b, keep, valid, lens, c.vpos, 4, o); err != nil {
 			return err
 		}

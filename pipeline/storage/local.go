@@ -220,28 +220,34 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// CreateExclusive implements ExclusiveCreator with O_CREATE|O_EXCL, then an
-// fsync of the file and its folder.
+// CreateExclusive implements ExclusiveCreator: data is written and synced
+// to a temporary file in the folder, which is then hard-linked into place
+// (a link, like O_EXCL, fails when the name exists), so the object is never
+// seen half written, even after a crash.
 func (Local) CreateExclusive(_ context.Context, location string, data []byte) (Attrs, error) {
-	if err := os.MkdirAll(filepath.Dir(location), 0o755); err != nil {
+	dir := filepath.Dir(location)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Attrs{}, err
 	}
-	f, err := os.OpenFile(location, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp, err := os.CreateTemp(dir, ".new-*")
 	if err != nil {
-		return Attrs{}, err
+		return Attrs{}, fmt.Errorf("create %s: %w", location, err)
 	}
-	_, err = f.Write(data)
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
 	if err == nil {
-		err = f.Sync()
+		err = tmp.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = syncDir(filepath.Dir(location))
-	}
 	if err != nil {
-		os.Remove(location)
+		return Attrs{}, fmt.Errorf("create %s: %w", location, err)
+	}
+	if err := os.Link(tmp.Name(), location); err != nil {
+		return Attrs{}, err // matches fs.ErrExist when the name is taken
+	}
+	if err := syncDir(dir); err != nil {
 		return Attrs{}, fmt.Errorf("create %s: %w", location, err)
 	}
 	return Local{}.Stat(context.Background(), location)

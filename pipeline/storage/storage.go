@@ -206,9 +206,8 @@ var ErrUnsupported = errors.New("not supported by this store")
 type ExclusiveCreator interface {
 	// CreateExclusive writes data at location if no object is there and
 	// returns its attributes; if one is, it returns an error matching
-	// ErrExist and changes nothing. A crash during the call may leave a
-	// partial object at location (on local disk): callers treat an object
-	// they cannot parse as stale by its modification time.
+	// ErrExist and changes nothing. The object is never seen half written
+	// (on local disk it is linked into place once complete).
 	CreateExclusive(ctx context.Context, location string, data []byte) (Attrs, error)
 }
 
