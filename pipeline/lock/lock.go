@@ -20,8 +20,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/deidproject/deid/pipeline/storage"
@@ -135,7 +137,7 @@ func (l *FileLock) Acquire(context.Context) error {
 		if err != nil {
 			return fmt.Errorf("lock %s: %w", l.Path, err)
 		}
-		if old != nil && l.now().Before(old.Expires) {
+		if old != nil && l.now().Before(old.Expires) && !goneFromThisHost(old.Owner) {
 			return fmt.Errorf("lock %s: %w: held by %s until %s", l.Path, ErrLocked, old.Owner, old.Expires.Format(time.RFC3339))
 		}
 		// stale: move it aside (one process wins the rename); if what we
@@ -317,7 +319,7 @@ func (l *StoreLock) Acquire(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("lock %s: %w", l.Location, err)
 		}
-		if old != nil && l.now().Before(old.Expires) {
+		if old != nil && l.now().Before(old.Expires) && !goneFromThisHost(old.Owner) {
 			return fmt.Errorf("lock %s: %w: held by %s until %s", l.Location, ErrLocked, old.Owner, old.Expires.Format(time.RFC3339))
 		}
 		// stale: remove exactly the version read; if it changed (renewed,
@@ -460,4 +462,28 @@ func Renewing(ctx context.Context, l Lock, ttl time.Duration, onErr func(error))
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// goneFromThisHost reports whether a lock's owner (NewOwner's host/pid/
+// suffix) is a process of this host that no longer runs: its lock is
+// stale though its lease has not run out, and is taken over at once
+// rather than a lease later (a run killed while holding a publish lock
+// does not hold up the next for a minute). Owners of other hosts, or not
+// of that form, wait for their lease.
+func goneFromThisHost(owner string) bool {
+	parts := strings.Split(owner, "/")
+	if len(parts) != 3 {
+		return false
+	}
+	pid, err := strconv.Atoi(parts[1])
+	host, herr := os.Hostname()
+	if err != nil || herr != nil || pid <= 0 || parts[0] != host || pid == os.Getpid() {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err != nil && !errors.Is(err, syscall.EPERM)
 }
