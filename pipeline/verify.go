@@ -98,19 +98,9 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 		return nil, err
 	}
 	res := &VerifyResult{}
-	type candidateAt struct {
-		dv             *report.Verification
-		file, column   string
-		rg             int
-		sources        map[string]bool
-		confirmedValue bool
-	}
-	candidates := map[string][]*candidateAt{}
-	overflow := false
-	erased := newErasedOutputs(plan, opt)
-	var tallies []*classTally // the risk check's, removed on return
+	v := &verifier{opt: opt, ids: ids, erased: newErasedOutputs(plan, opt), candidates: map[string][]*candidateAt{}}
 	defer func() {
-		for _, t := range tallies {
+		for _, t := range v.tallies {
 			t.close()
 		}
 	}()
@@ -127,171 +117,9 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			if opt.RunID != "" && mf.RunID != opt.RunID {
 				continue
 			}
-			loc := storage.Join(dst.Output, mf.Path)
-			dv.Files++
-			find := func(check, column string, rg int, n int64, format string, args ...any) {
-				dv.Findings = append(dv.Findings, report.Finding{Check: check, File: loc, Column: column, RowGroup: rg, Values: n, Msg: fmt.Sprintf(format, args...)})
-			}
-			b := dst.Binding(mf.Dataset)
-			f, err := parquetio.Open(ctx, s, loc, opt.Mem)
-			if err != nil {
+			if err := v.checkFile(ctx, dst, dv, classes, mf); err != nil {
 				return nil, err
 			}
-			sch := f.Schema()
-			// schema: the policy's output columns, no more, no fewer
-			expected := map[string]*rules.BoundColumn{}
-			if b == nil {
-				find("schema", "", -1, 0, "dataset %s is not sent to destination %s by the policy", mf.Dataset, dst.Name)
-			} else {
-				for name, bc := range b.Columns {
-					if !bc.Spec.Drops {
-						expected[name] = bc
-					}
-				}
-			}
-			present := map[string]bool{}
-			for _, fld := range sch.Fields() {
-				present[fld.Name] = true
-				if _, ok := expected[fld.Name]; !ok && b != nil {
-					find("schema", fld.Name, -1, 0, "the policy promises no column %s in dataset %s of destination %s", fld.Name, mf.Dataset, dst.Name)
-				}
-			}
-			for _, name := range sortedKeys(expected) {
-				if !present[name] {
-					find("schema", name, -1, 0, "the policy's column %s is missing", name)
-				}
-			}
-			// the detectors each column is checked with
-			sets := make([]*detect.Set, sch.NumFields())
-			exempt := make([]bool, sch.NumFields())
-			cols := make([]int, sch.NumFields())
-			for j, fld := range sch.Fields() {
-				cols[j] = j
-				sets[j], exempt[j], err = columnChecks(expected[fld.Name], opt.Strict)
-				if err != nil {
-					f.Close()
-					return nil, fmt.Errorf("%s: column %s: %w", loc, fld.Name, err)
-				}
-			}
-			// erasure: the erased subjects as this destination writes them
-			var gone map[string]bool
-			subjectCol := -1
-			if b != nil {
-				gone, err = erased.forBinding(ctx, dst, b)
-				if err != nil {
-					f.Close()
-					return nil, err
-				}
-				if idx := sch.FieldIndices(b.Dataset.Subject); gone != nil && len(idx) > 0 {
-					subjectCol = idx[0] // a missing subject column is a schema finding
-				}
-			}
-			// retention: no time before the cut-off, as the destination writes it
-			timeCol, cut := -1, int64(0)
-			cutNow := mf.Now
-			if !opt.Now.IsZero() {
-				cutNow = opt.Now
-			}
-			if b != nil {
-				if j, c, ok, err := retentionBound(opt.Mem, b, sch, cutNow); err != nil {
-					f.Close()
-					return nil, fmt.Errorf("%s: %w", loc, err)
-				} else if ok {
-					timeCol, cut = j, c
-				}
-			}
-			// risk: count the classes of the quasi-identifiers' values
-			var rc *riskClasses
-			var qiCols []int
-			if b != nil && len(b.QuasiIdentifiers) > 0 {
-				if rc = classes[mf.Dataset]; rc == nil {
-					rc = &riskClasses{binding: b, tally: newClassTally(opt.ScratchDir, opt.classLimit)}
-					tallies = append(tallies, rc.tally)
-					classes[mf.Dataset] = rc
-				}
-				for _, q := range b.QuasiIdentifiers {
-					if idx := sch.FieldIndices(q); len(idx) > 0 {
-						qiCols = append(qiCols, idx[0])
-					}
-				}
-				if len(qiCols) != len(b.QuasiIdentifiers) {
-					rc.incomplete = true
-					qiCols = nil
-				}
-			}
-			var buf detect.Buffer
-			var matches []detect.Match
-			for rg := 0; rg < f.NumRowGroups(); rg++ {
-				found := make([]map[string]int64, sch.NumFields())
-				var erasedRows, expiredRows int64
-				err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: int64(opt.BatchSize)}, func(rec arrow.RecordBatch) error {
-					dv.Rows += rec.NumRows()
-					if timeCol >= 0 {
-						expiredRows += countBefore(rec.Column(timeCol), cut)
-					}
-					if qiCols != nil {
-						if err := rc.add(rec, qiCols); err != nil {
-							return fmt.Errorf("%s: %w", loc, err)
-						}
-					}
-					if subjectCol >= 0 {
-						eachText(rec.Column(subjectCol), func(v []byte) {
-							if gone[string(v)] {
-								erasedRows++
-							}
-						})
-					}
-					for j := range cols {
-						set := sets[j]
-						eachText(rec.Column(j), func(v []byte) {
-							if set != nil {
-								matches = set.Find(matches[:0], v, &buf)
-								for _, mt := range matches {
-									if found[j] == nil {
-										found[j] = map[string]int64{}
-									}
-									found[j][set.Detectors()[mt.Detector].Name()]++
-								}
-							}
-							if exempt[j] {
-								return
-							}
-							words(v, func(w []byte) {
-								if !ids.has(w) {
-									return
-								}
-								k := string(w)
-								if len(candidates) >= maxCandidates && candidates[k] == nil {
-									overflow = true
-									return
-								}
-								cs := candidates[k]
-								if n := len(cs); n > 0 && cs[n-1].dv == dv && cs[n-1].file == loc && cs[n-1].column == sch.Field(j).Name && cs[n-1].rg == rg {
-									return
-								}
-								candidates[k] = append(cs, &candidateAt{dv: dv, file: loc, column: sch.Field(j).Name, rg: rg})
-							})
-						})
-					}
-					return nil
-				})
-				if err != nil {
-					f.Close()
-					return nil, err
-				}
-				if expiredRows > 0 {
-					find("retention", sch.Field(timeCol).Name, rg, expiredRows, "%d rows older than the retention cut-off (%s before %s)", expiredRows, b.Dataset.Retention.Keep, cutNow.Format(time.RFC3339))
-				}
-				if erasedRows > 0 {
-					find("erasure", b.Dataset.Subject, rg, erasedRows, "%d rows of subjects on the dataset's erasure lists", erasedRows)
-				}
-				for j, byDetector := range found {
-					for _, name := range sortedKeys(byDetector) {
-						find("pii", sch.Field(j).Name, rg, byDetector[name], "%d values the %s detector recognises, where the policy says none may remain", byDetector[name], name)
-					}
-				}
-			}
-			f.Close()
 		}
 		for _, name := range sortedKeys(classes) {
 			rc := classes[name]
@@ -313,59 +141,11 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 		}
 	}
 	// exact confirmation: read the sources' identifier columns again
-	if len(candidates) > 0 {
-		if err := ids.scan(ctx, func(column string, v []byte) {
-			for _, c := range candidates[string(v)] {
-				c.confirmedValue = true
-				if c.sources == nil {
-					c.sources = map[string]bool{}
-				}
-				c.sources[column] = true
-			}
-		}); err != nil {
-			return nil, err
-		}
-		type key struct {
-			dv           *report.Verification
-			file, column string
-			rg           int
-		}
-		counts := map[key]int64{}
-		sources := map[key]map[string]bool{}
-		var order []key
-		for _, cs := range candidates {
-			for _, c := range cs {
-				if !c.confirmedValue {
-					continue
-				}
-				k := key{c.dv, c.file, c.column, c.rg}
-				if counts[k] == 0 {
-					order = append(order, k)
-					sources[k] = map[string]bool{}
-				}
-				counts[k]++
-				for c := range c.sources {
-					sources[k][c] = true
-				}
-			}
-		}
-		sort.Slice(order, func(i, j int) bool {
-			a, b := order[i], order[j]
-			if a.file != b.file {
-				return a.file < b.file
-			}
-			if a.rg != b.rg {
-				return a.rg < b.rg
-			}
-			return a.column < b.column
-		})
-		for _, k := range order {
-			k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.column, RowGroup: k.rg, Values: counts[k],
-				Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s", counts[k], strings.Join(sortedKeys(sources[k]), ", "))})
-		}
+	if err := v.confirm(ctx); err != nil {
+		return nil, err
 	}
 	for _, dv := range res.Destinations {
-		if overflow {
+		if v.overflow {
 			dv.Findings = append(dv.Findings, report.Finding{Check: "identifier", RowGroup: -1,
 				Msg: fmt.Sprintf("more than %d distinct output values look like source identifiers; only those were confirmed", maxCandidates)})
 		}
@@ -542,4 +322,257 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// candidateAt is an output value that the identifier filter says may be a
+// source identifier, where it was found; confirm settles it.
+type candidateAt struct {
+	dv             *report.Verification
+	file, column   string
+	rg             int
+	sources        map[string]bool
+	confirmedValue bool
+}
+
+// verifier holds what Verify's checks share across files and destinations.
+type verifier struct {
+	opt        VerifyOptions
+	ids        *identifierSet
+	erased     *erasedOutputs
+	candidates map[string][]*candidateAt // by value: the identifier check's hits
+	overflow   bool                      // more candidates than maxCandidates
+	tallies    []*classTally             // the risk check's, removed on return
+}
+
+// checkFile checks one published file of destination dst (manifest entry
+// mf): its schema, PII left by detectors, candidate raw identifiers,
+// erased subjects' and expired rows; and adds its quasi-identifiers' classes
+// to classes. Findings go into dv.
+func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *report.Verification, classes map[string]*riskClasses, mf *ManifestFile) error {
+	loc := storage.Join(dst.Output, mf.Path)
+	dv.Files++
+	find := func(check, column string, rg int, n int64, format string, args ...any) {
+		dv.Findings = append(dv.Findings, report.Finding{Check: check, File: loc, Column: column, RowGroup: rg, Values: n, Msg: fmt.Sprintf(format, args...)})
+	}
+	b := dst.Binding(mf.Dataset)
+	f, err := parquetio.Open(ctx, vr.opt.Store, loc, vr.opt.Mem)
+	if err != nil {
+		return err
+	}
+	sch := f.Schema()
+	// schema: the policy's output columns, no more, no fewer
+	expected := map[string]*rules.BoundColumn{}
+	if b == nil {
+		find("schema", "", -1, 0, "dataset %s is not sent to destination %s by the policy", mf.Dataset, dst.Name)
+	} else {
+		for name, bc := range b.Columns {
+			if !bc.Spec.Drops {
+				expected[name] = bc
+			}
+		}
+	}
+	present := map[string]bool{}
+	for _, fld := range sch.Fields() {
+		present[fld.Name] = true
+		if _, ok := expected[fld.Name]; !ok && b != nil {
+			find("schema", fld.Name, -1, 0, "the policy promises no column %s in dataset %s of destination %s", fld.Name, mf.Dataset, dst.Name)
+		}
+	}
+	for _, name := range sortedKeys(expected) {
+		if !present[name] {
+			find("schema", name, -1, 0, "the policy's column %s is missing", name)
+		}
+	}
+	// the detectors each column is checked with
+	sets := make([]*detect.Set, sch.NumFields())
+	exempt := make([]bool, sch.NumFields())
+	cols := make([]int, sch.NumFields())
+	for j, fld := range sch.Fields() {
+		cols[j] = j
+		sets[j], exempt[j], err = columnChecks(expected[fld.Name], vr.opt.Strict)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("%s: column %s: %w", loc, fld.Name, err)
+		}
+	}
+	// erasure: the erased subjects as this destination writes them
+	var gone map[string]bool
+	subjectCol := -1
+	if b != nil {
+		gone, err = vr.erased.forBinding(ctx, dst, b)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		if idx := sch.FieldIndices(b.Dataset.Subject); gone != nil && len(idx) > 0 {
+			subjectCol = idx[0] // a missing subject column is a schema finding
+		}
+	}
+	// retention: no time before the cut-off, as the destination writes it
+	timeCol, cut := -1, int64(0)
+	cutNow := mf.Now
+	if !vr.opt.Now.IsZero() {
+		cutNow = vr.opt.Now
+	}
+	if b != nil {
+		if j, c, ok, err := retentionBound(vr.opt.Mem, b, sch, cutNow); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w", loc, err)
+		} else if ok {
+			timeCol, cut = j, c
+		}
+	}
+	// risk: count the classes of the quasi-identifiers' values
+	var rc *riskClasses
+	var qiCols []int
+	if b != nil && len(b.QuasiIdentifiers) > 0 {
+		if rc = classes[mf.Dataset]; rc == nil {
+			rc = &riskClasses{binding: b, tally: newClassTally(vr.opt.ScratchDir, vr.opt.classLimit)}
+			vr.tallies = append(vr.tallies, rc.tally)
+			classes[mf.Dataset] = rc
+		}
+		for _, q := range b.QuasiIdentifiers {
+			if idx := sch.FieldIndices(q); len(idx) > 0 {
+				qiCols = append(qiCols, idx[0])
+			}
+		}
+		if len(qiCols) != len(b.QuasiIdentifiers) {
+			rc.incomplete = true
+			qiCols = nil
+		}
+	}
+	var buf detect.Buffer
+	var matches []detect.Match
+	for rg := 0; rg < f.NumRowGroups(); rg++ {
+		found := make([]map[string]int64, sch.NumFields())
+		var erasedRows, expiredRows int64
+		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: int64(vr.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
+			dv.Rows += rec.NumRows()
+			if timeCol >= 0 {
+				expiredRows += countBefore(rec.Column(timeCol), cut)
+			}
+			if qiCols != nil {
+				if err := rc.add(rec, qiCols); err != nil {
+					return fmt.Errorf("%s: %w", loc, err)
+				}
+			}
+			if subjectCol >= 0 {
+				eachText(rec.Column(subjectCol), func(v []byte) {
+					if gone[string(v)] {
+						erasedRows++
+					}
+				})
+			}
+			for j := range cols {
+				set := sets[j]
+				eachText(rec.Column(j), func(v []byte) {
+					if set != nil {
+						matches = set.Find(matches[:0], v, &buf)
+						for _, mt := range matches {
+							if found[j] == nil {
+								found[j] = map[string]int64{}
+							}
+							found[j][set.Detectors()[mt.Detector].Name()]++
+						}
+					}
+					if exempt[j] {
+						return
+					}
+					words(v, func(w []byte) {
+						if !vr.ids.has(w) {
+							return
+						}
+						k := string(w)
+						if len(vr.candidates) >= maxCandidates && vr.candidates[k] == nil {
+							vr.overflow = true
+							return
+						}
+						cs := vr.candidates[k]
+						if n := len(cs); n > 0 && cs[n-1].dv == dv && cs[n-1].file == loc && cs[n-1].column == sch.Field(j).Name && cs[n-1].rg == rg {
+							return
+						}
+						vr.candidates[k] = append(cs, &candidateAt{dv: dv, file: loc, column: sch.Field(j).Name, rg: rg})
+					})
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			f.Close()
+			return err
+		}
+		if expiredRows > 0 {
+			find("retention", sch.Field(timeCol).Name, rg, expiredRows, "%d rows older than the retention cut-off (%s before %s)", expiredRows, b.Dataset.Retention.Keep, cutNow.Format(time.RFC3339))
+		}
+		if erasedRows > 0 {
+			find("erasure", b.Dataset.Subject, rg, erasedRows, "%d rows of subjects on the dataset's erasure lists", erasedRows)
+		}
+		for j, byDetector := range found {
+			for _, name := range sortedKeys(byDetector) {
+				find("pii", sch.Field(j).Name, rg, byDetector[name], "%d values the %s detector recognises, where the policy says none may remain", byDetector[name], name)
+			}
+		}
+	}
+	f.Close()
+	return nil
+}
+
+// confirm reads the sources' identifier columns again and turns the
+// candidates whose values are indeed raw source identifiers into findings,
+// one per file, column and row group.
+func (vr *verifier) confirm(ctx context.Context) error {
+	if len(vr.candidates) == 0 {
+		return nil
+	}
+
+	if err := vr.ids.scan(ctx, func(column string, v []byte) {
+		for _, c := range vr.candidates[string(v)] {
+			c.confirmedValue = true
+			if c.sources == nil {
+				c.sources = map[string]bool{}
+			}
+			c.sources[column] = true
+		}
+	}); err != nil {
+		return err
+	}
+	type key struct {
+		dv           *report.Verification
+		file, column string
+		rg           int
+	}
+	counts := map[key]int64{}
+	sources := map[key]map[string]bool{}
+	var order []key
+	for _, cs := range vr.candidates {
+		for _, c := range cs {
+			if !c.confirmedValue {
+				continue
+			}
+			k := key{c.dv, c.file, c.column, c.rg}
+			if counts[k] == 0 {
+				order = append(order, k)
+				sources[k] = map[string]bool{}
+			}
+			counts[k]++
+			for c := range c.sources {
+				sources[k][c] = true
+			}
+		}
+	}
+	sort.Slice(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.file != b.file {
+			return a.file < b.file
+		}
+		if a.rg != b.rg {
+			return a.rg < b.rg
+		}
+		return a.column < b.column
+	})
+	for _, k := range order {
+		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.column, RowGroup: k.rg, Values: counts[k],
+			Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s", counts[k], strings.Join(sortedKeys(sources[k]), ", "))})
+	}
+	return nil
 }
