@@ -13,14 +13,16 @@
 //     Each task decodes its row group in batches of Options.BatchSize rows
 //     (memory is bounded by batch size × workers plus one encoded output row
 //     group per worker, not by file size) and encodes its share of every
-//     destination's output as a separate Parquet part. When a file's last
-//     task ends, its parts are spliced, in row group order, into the output
-//     file: the bytes do not depend on the number of workers or on
-//     scheduling.
+//     destination's output as a separate Parquet part (in memory, or in
+//     the scratch folder past a budget). Parts are spliced into the output
+//     file in row group order as soon as those before them are, and the
+//     file's last task writes the footer: the bytes do not depend on the
+//     number of workers or on scheduling.
 //   - Outputs are staged under <output>/.deid-staging/<run id>/ and moved
-//     into place only when every task of every file succeeded; then
-//     _manifest.json is written (the commit point) and the report beside it
-//     in _reports/<run id>/report.json. A failed run publishes nothing.
+//     into place only when every task of every file succeeded; then the
+//     report is written in _reports/<run id>/report.json and, last,
+//     _manifest.json (the commit point), all under the output's publish
+//     lock. A failed run publishes nothing.
 package pipeline
 
 import (
