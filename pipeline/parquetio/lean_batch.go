@@ -270,18 +270,7 @@ func (c *leanColumn) decode(b *batchOut, vbits []byte, pos, k, m int) error {
 		start := b.dlen
 		b.appendData(c.vals[c.vpos : c.vpos+total])
 		c.vpos += total
-		if c.dictOut {
-			return c.extras(b, vbits, pos, k, lens, b.data.Bytes()[start:b.dlen], start)
-		}
-		o, j := int32(start), 0
-		for s := pos; s < pos+k; s++ {
-			if isValid(s) {
-				o += int32(lens[j])
-				j++
-			}
-			b.offs[s+1] = o
-		}
-		return nil
+		return c.placeBytes(b, vbits, pos, k, lens, start, isValid)
 	case encPlain:
 		if c.kind != leanBytes {
 			w := c.width()
@@ -314,20 +303,27 @@ func (c *leanColumn) decode(b *batchOut, vbits []byte, pos, k, m int) error {
 			p += 4 + int(l)
 		}
 		c.vpos = p
-		if c.dictOut {
-			return c.extras(b, vbits, pos, k, lens, b.data.Bytes()[start:b.dlen], start)
-		}
-		o, j := int32(start), 0
-		for s := pos; s < pos+k; s++ {
-			if isValid(s) {
-				o += int32(lens[j])
-				j++
-			}
-			b.offs[s+1] = o
-		}
-		return nil
+		return c.placeBytes(b, vbits, pos, k, lens, start, isValid)
 	}
 	return fmt.Errorf("encoding %d is not supported by the lean reader", c.enc)
+}
+
+// placeBytes ends decoding slots pos..pos+k of byte values whose bytes
+// (lens, one per valid slot) were appended to the batch from start: as the
+// slots' offsets, or in a dictionary batch as new dictionary entries.
+func (c *leanColumn) placeBytes(b *batchOut, vbits []byte, pos, k int, lens []int64, start int, isValid func(int) bool) error {
+	if c.dictOut {
+		return c.extras(b, vbits, pos, k, lens, b.data.Bytes()[start:b.dlen], start)
+	}
+	o, j := int32(start), 0
+	for s := pos; s < pos+k; s++ {
+		if isValid(s) {
+			o += int32(lens[j])
+			j++
+		}
+		b.offs[s+1] = o
+	}
+	return nil
 }
 
 // plainLengths reads the lengths of the page's next m PLAIN byte arrays
