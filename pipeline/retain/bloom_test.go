@@ -107,18 +107,7 @@ func writeBloomOrders(t testing.TB, path string, rows []order, rgRows int64, f b
 	case f.bloom:
 		opts = append(opts, apq.WithBloomFilterEnabledFor("user_id", true), apq.WithBloomFilterNDVFor("user_id", 64), apq.WithBloomFilterFPPFor("user_id", 0.001))
 	}
-	var buf bytes.Buffer
-	w, err := pqarrow.NewFileWriter(sch, &buf, apq.NewWriterProperties(opts...), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data := buf.Bytes()
+	data := encodeArrowGo(t, rec, apq.NewWriterProperties(opts...))
 	if f.corrupt {
 		r, err := file.NewParquetReader(bytes.NewReader(data))
 		if err != nil {
@@ -451,27 +440,8 @@ func TestBloomHashesPerType(t *testing.T) {
 			}
 			rec := b.NewRecordBatch()
 			defer rec.Release()
-			var buf bytes.Buffer
-			props := apq.NewWriterProperties(apq.WithStats(true), apq.WithBloomFilterEnabledFor("user_id", true),
-				apq.WithBloomFilterNDVFor("user_id", 64), apq.WithBloomFilterFPPFor("user_id", 0.001))
-			w, err := pqarrow.NewFileWriter(sch, &buf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Write(rec); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			p := filepath.Join(t.TempDir(), "f.parquet")
-			if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			f, err := parquetio.Open(context.Background(), storage.Local{}, p, mem)
-			if err != nil {
-				t.Fatal(err)
-			}
+			f := writeOpen(t, mem, rec, apq.NewWriterProperties(apq.WithStats(true), apq.WithBloomFilterEnabledFor("user_id", true),
+				apq.WithBloomFilterNDVFor("user_id", 64), apq.WithBloomFilterFPPFor("user_id", 0.001)))
 			defer f.Close()
 			d := &dataset{opt: &Options{Mem: mem, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 			cols := ruleCols{time: -1, fallback: -1, subject: f.LeafIndex("user_id"), subjectType: c.typ}
@@ -519,25 +489,7 @@ func TestStatsUnsignedSubjects(t *testing.T) {
 			}
 			rec := b.NewRecordBatch()
 			defer rec.Release()
-			var buf bytes.Buffer
-			w, err := pqarrow.NewFileWriter(sch, &buf, apq.NewWriterProperties(apq.WithStats(true)), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Write(rec); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			p := filepath.Join(t.TempDir(), "f.parquet")
-			if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			f, err := parquetio.Open(context.Background(), storage.Local{}, p, mem)
-			if err != nil {
-				t.Fatal(err)
-			}
+			f := writeOpen(t, mem, rec, apq.NewWriterProperties(apq.WithStats(true)))
 			defer f.Close()
 			cols := ruleCols{time: -1, fallback: -1, subject: f.LeafIndex("user_id"), subjectType: typ}
 			for _, c := range []struct {
@@ -556,4 +508,36 @@ func TestStatsUnsignedSubjects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// encodeArrowGo encodes rec as a Parquet file with arrow-go's writer.
+func encodeArrowGo(t testing.TB, rec arrow.RecordBatch, props *apq.WriterProperties) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// writeOpen writes rec with arrow-go's writer and props to a file and opens
+// it with parquetio.
+func writeOpen(t *testing.T, mem memory.Allocator, rec arrow.RecordBatch, props *apq.WriterProperties) *parquetio.File {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f.parquet")
+	if err := os.WriteFile(p, encodeArrowGo(t, rec, props), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquetio.Open(context.Background(), storage.Local{}, p, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
