@@ -149,10 +149,8 @@ func globDataset(ctx context.Context, store storage.Store, ds *rules.Dataset) ([
 // other's data.
 func (r *runner) checkOutputs(ctx context.Context) error {
 	for _, dst := range r.plan.Destinations {
-		// a retain run interrupted while erasing from this output would, on
-		// completion, put its files over this run's: let it finish first
-		if j := storage.Join(dst.Output, RetainDir, RetainJournal); r.statExists(ctx, j) {
-			return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst.Name, j)
+		if err := r.checkNoRetainJournal(ctx, dst.Name, dst.Output); err != nil {
+			return err
 		}
 		r.checkProtection(ctx, dst.Name, dst.Output)
 		owners := map[string]string{}

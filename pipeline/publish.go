@@ -270,6 +270,16 @@ func HoldOutput(ctx context.Context, st storage.Store, output string, wait time.
 	}, nil
 }
 
+// checkNoRetainJournal refuses an output where a deid retain run was
+// interrupted while erasing: on completion it would put its files over
+// this run's, so it must finish first.
+func (r *runner) checkNoRetainJournal(ctx context.Context, dst, output string) error {
+	if j := storage.Join(output, RetainDir, RetainJournal); r.statExists(ctx, j) {
+		return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst, j)
+	}
+	return nil
+}
+
 // publish moves every staged file into place, then writes each
 // destination's report and, last, its manifest: the commit point. Each
 // destination commits under its output's publish lock.
@@ -289,8 +299,8 @@ func (r *runner) publishDestination(ctx context.Context, dst *report.Destination
 	}
 	defer release()
 	// (checked before the run too; a retain run that died since must finish first)
-	if j := storage.Join(dst.Output, RetainDir, RetainJournal); r.statExists(ctx, j) {
-		return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst.Name, j)
+	if err := r.checkNoRetainJournal(ctx, dst.Name, dst.Output); err != nil {
+		return err
 	}
 	if err := r.moveStaged(ctx, dst); err != nil {
 		return err
