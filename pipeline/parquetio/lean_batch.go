@@ -209,29 +209,9 @@ func (c *leanColumn) decode(b *batchOut, vbits []byte, pos, k, m int) error {
 				b.offs[s+1] = int32(b.dlen)
 			}
 		case c.kind == leanFixed8:
-			out := castSlice[uint64](b.fixed)
-			dict := castSlice[uint64](c.dictData)
-			j := 0
-			for s := pos; s < pos+k; s++ {
-				if isValid(s) {
-					out[s] = dict[src[j]]
-					j++
-				} else {
-					out[s] = 0
-				}
-			}
+			spreadDict(castSlice[uint64](b.fixed), castSlice[uint64](c.dictData), src, pos, k, isValid)
 		default:
-			out := castSlice[uint32](b.fixed)
-			dict := castSlice[uint32](c.dictData)
-			j := 0
-			for s := pos; s < pos+k; s++ {
-				if isValid(s) {
-					out[s] = dict[src[j]]
-					j++
-				} else {
-					out[s] = 0
-				}
-			}
+			spreadDict(castSlice[uint32](b.fixed), castSlice[uint32](c.dictData), src, pos, k, isValid)
 		}
 		return nil
 	case encDeltaBinary:
@@ -306,6 +286,20 @@ func (c *leanColumn) decode(b *batchOut, vbits []byte, pos, k, m int) error {
 		return c.placeBytes(b, vbits, pos, k, lens, start, isValid)
 	}
 	return fmt.Errorf("encoding %d is not supported by the lean reader", c.enc)
+}
+
+// spreadDict writes slots pos..pos+k of out: the dictionary value of each
+// valid slot's index (src, one per valid slot), zero for NULLs.
+func spreadDict[U uint32 | uint64](out, dict []U, src []int32, pos, k int, isValid func(int) bool) {
+	j := 0
+	for s := pos; s < pos+k; s++ {
+		if isValid(s) {
+			out[s] = dict[src[j]]
+			j++
+		} else {
+			out[s] = 0
+		}
+	}
 }
 
 // placeBytes ends decoding slots pos..pos+k of byte values whose bytes
