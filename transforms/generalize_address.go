@@ -48,7 +48,7 @@ func (g *generalizeAddress) Apply(mem memory.Allocator, in arrow.Array) (arrow.A
 	if _, err := g.OutputType(in.DataType()); err != nil {
 		return nil, err
 	}
-	return mapStrings(mem, in, false, func(dst, v []byte) ([]byte, bool) {
+	return mapStrings(mem, in, func(dst, v []byte) ([]byte, bool) {
 		p, c := parseAddress(v, g.city)
 		switch {
 		case p == nil:

@@ -52,7 +52,7 @@ func (g *generalizeIP) Apply(mem memory.Allocator, in arrow.Array) (arrow.Array,
 	if _, err := g.OutputType(in.DataType()); err != nil {
 		return nil, err
 	}
-	return mapStrings(mem, in, false, g.generalize)
+	return mapStrings(mem, in, g.generalize)
 }
 
 // generalize appends the generalized form of the address in v to dst.

@@ -51,7 +51,7 @@ func (m *mask) Apply(mem memory.Allocator, in arrow.Array) (arrow.Array, error) 
 	if _, err := m.OutputType(in.DataType()); err != nil {
 		return nil, err
 	}
-	return mapStrings(mem, in, false, m.mask)
+	return mapStrings(mem, in, m.mask)
 }
 
 // mask appends the masked form of v. Characters are runes; an invalid UTF-8

@@ -1,14 +1,12 @@
 package transforms
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -42,30 +40,26 @@ func newPseudonymize(p Params, env Env) (Transform, error) {
 	if len(env.Key) == 0 {
 		return nil, errNoKey
 	}
-	key := append([]byte(nil), env.Key...)
-	t := &pseudonymize{n: int(p.Int("bytes"))}
-	t.pool.New = func() any {
-		return &hmacState{h: hmac.New(sha256.New, key), sum: make([]byte, 0, sha256.Size)}
-	}
-	return t, nil
+	return &pseudonymize{n: int(p.Int("bytes")), states: newStatePool(env.Key)}, nil
 }
 
 // pseudonymize is WORKLOAD.md's P(m): hex(HMAC-SHA256(K, m)[:n]).
 type pseudonymize struct {
 	n      int
-	pool   sync.Pool    // of *hmacState; an HMAC is not safe for concurrent use
+	states *statePool   // an HMAC is not safe for concurrent use
 	hashes atomic.Int64 // HMACs computed, for tests of the once-per-distinct-value promise
 }
 
-// hmacState is one goroutine's HMAC with its scratch buffers. crypto/hmac
-// keeps the key's inner and outer pad states precomputed, so Reset costs no
-// compression.
+// hmacState is one goroutine's HMAC with its scratch buffers.
+// crypto/hmac keeps the key's inner and outer pad states precomputed, so
+// Reset costs no compression.
 type hmacState struct {
-	h   hash.Hash
-	sum []byte // the full digest
-	num []byte // decimal text of an integer
-	out []byte // hex pseudonym
-	n   int64  // HMACs computed since the state was taken from the pool
+	h    hash.Hash
+	sum  []byte // the full digest
+	num  []byte // decimal text of an integer
+	out  []byte // hex pseudonym
+	n    int64  // HMACs computed since the state was taken from the pool
+	seen batchDedup
 }
 
 func (st *hmacState) appendPseudonym(dst, v []byte, n int) []byte {
@@ -87,18 +81,48 @@ func (t *pseudonymize) Apply(mem memory.Allocator, in arrow.Array) (arrow.Array,
 	if _, err := t.OutputType(in.DataType()); err != nil {
 		return nil, err
 	}
-	st := t.pool.Get().(*hmacState)
+	st := t.states.get()
 	defer func() {
 		t.hashes.Add(st.n)
 		st.n = 0
-		t.pool.Put(st)
+		t.states.put(st)
 	}()
 	if k, _ := KindOf(in.DataType()); k == KindInteger {
 		return t.applyIntegers(mem, in, st)
 	}
-	return mapStrings(mem, in, true, func(dst, v []byte) ([]byte, bool) {
-		return st.appendPseudonym(dst, v, t.n), true
-	})
+	return t.applyStrings(mem, in, st)
+}
+
+// applyStrings hashes each distinct value of a batch once.
+func (t *pseudonymize) applyStrings(mem memory.Allocator, in arrow.Array, st *hmacState) (arrow.Array, error) {
+	if d, ok := in.(*array.Dictionary); ok {
+		vals, err := t.applyStrings(mem, d.Dictionary(), st)
+		if err != nil {
+			return nil, err
+		}
+		defer vals.Release()
+		return gatherStrings(mem, vals.(*array.String), d)
+	}
+	src, ok := newByteStrings(in)
+	if !ok {
+		return nil, fmt.Errorf("pseudonymize: %w %s", ErrUnsupportedType, in.DataType())
+	}
+	n := in.Len()
+	b := newStringBuilder(mem, n, (n-in.NullN())*2*t.n)
+	st.seen.reset(n)
+	for i := 0; i < n; i++ {
+		if in.IsNull(i) {
+			b.appendNull()
+			continue
+		}
+		v := src.at(i)
+		if j := st.seen.find(i, maphash.Bytes(st.seen.seed, v), func(j int) bool { return string(src.at(j)) == string(v) }); j >= 0 {
+			b.appendCopy(j)
+			continue
+		}
+		b.appendMapped(func(dst, v []byte) ([]byte, bool) { return st.appendPseudonym(dst, v, t.n), true }, v)
+	}
+	return b.finish()
 }
 
 // applyIntegers hashes the decimal text of each distinct value once per batch.
@@ -144,17 +168,16 @@ type integer interface {
 // hashing each distinct value once.
 func pseudonymizeInts[T integer](t *pseudonymize, b *stringBuilder, st *hmacState, in arrow.Array, vals []T) {
 	signed := T(0)-1 < 0
-	seen := make(map[T]int, min(len(vals), 4096))
+	st.seen.reset(len(vals))
 	for i, v := range vals {
 		if in.IsNull(i) {
 			b.appendNull()
 			continue
 		}
-		if j, ok := seen[v]; ok {
+		if j := st.seen.find(i, hashInt(uint64(v)), func(j int) bool { return vals[j] == v }); j >= 0 {
 			b.appendCopy(j)
 			continue
 		}
-		seen[v] = i
 		if signed {
 			st.num = strconv.AppendInt(st.num[:0], int64(v), 10)
 		} else {

@@ -42,7 +42,7 @@ func (r *redact) Apply(mem memory.Allocator, in arrow.Array) (arrow.Array, error
 	if _, err := r.OutputType(in.DataType()); err != nil {
 		return nil, err
 	}
-	return mapStrings(mem, in, false, func(dst, _ []byte) ([]byte, bool) {
+	return mapStrings(mem, in, func(dst, _ []byte) ([]byte, bool) {
 		return append(dst, r.with...), true
 	})
 }

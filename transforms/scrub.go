@@ -58,7 +58,7 @@ func (s *scrub) Apply(mem memory.Allocator, in arrow.Array) (arrow.Array, error)
 		return nil, err
 	}
 	var buf detect.Buffer // per call: a transform may be applied concurrently
-	return mapStrings(mem, in, false, func(dst, v []byte) ([]byte, bool) {
+	return mapStrings(mem, in, func(dst, v []byte) ([]byte, bool) {
 		return s.set.Scrub(dst, v, &buf), true
 	})
 }

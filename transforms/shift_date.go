@@ -1,13 +1,10 @@
 package transforms
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -43,17 +40,12 @@ func newShiftDate(p Params, env Env) (Transform, error) {
 	if len(env.Key) == 0 {
 		return nil, errNoKey
 	}
-	key := append([]byte(nil), env.Key...)
-	t := &shiftDate{max: p.Int("max_days")}
-	t.pool.New = func() any {
-		return &hmacState{h: hmac.New(sha256.New, key), sum: make([]byte, 0, sha256.Size)}
-	}
-	return t, nil
+	return &shiftDate{max: p.Int("max_days"), states: newStatePool(env.Key)}, nil
 }
 
 type shiftDate struct {
 	max    int64
-	pool   sync.Pool    // of *hmacState
+	states *statePool
 	hashes atomic.Int64 // HMACs computed, for tests of the once-per-subject promise
 }
 
@@ -99,11 +91,11 @@ func (t *shiftDate) ApplySubject(mem memory.Allocator, in, subject arrow.Array) 
 		}
 		return nil, fmt.Errorf("shift_date: %w: %d subjects for %d values", ErrNeedsSubject, n, in.Len())
 	}
-	st := t.pool.Get().(*hmacState)
+	st := t.states.get()
 	defer func() {
 		t.hashes.Add(st.n)
 		st.n = 0
-		t.pool.Put(st)
+		t.states.put(st)
 	}()
 	offs := make([]int32, in.Len()) // 0: NULL subject (a shift is never 0)
 	if err := t.subjectOffsets(st, subject, offs); err != nil {

@@ -203,11 +203,11 @@ type stringFunc func(dst, v []byte) ([]byte, bool)
 
 // mapStrings applies fn to the values of a string-like array, plain or
 // dictionary-encoded, and returns a dense utf8 array of the same length.
-// NULL stays NULL. fn runs once per dictionary entry for dictionary input,
-// and, when memo is set, once per distinct value of a plain batch.
-func mapStrings(mem memory.Allocator, in arrow.Array, memo bool, fn stringFunc) (arrow.Array, error) {
+// NULL stays NULL. fn runs once per dictionary entry for dictionary input
+// and once per value otherwise.
+func mapStrings(mem memory.Allocator, in arrow.Array, fn stringFunc) (arrow.Array, error) {
 	if d, ok := in.(*array.Dictionary); ok {
-		vals, err := mapStrings(mem, d.Dictionary(), false, fn)
+		vals, err := mapStrings(mem, d.Dictionary(), fn)
 		if err != nil {
 			return nil, err
 		}
@@ -220,26 +220,12 @@ func mapStrings(mem memory.Allocator, in arrow.Array, memo bool, fn stringFunc) 
 	}
 	n := in.Len()
 	b := newStringBuilder(mem, n, src.totalBytes())
-	var seen map[string]int
-	if memo {
-		seen = make(map[string]int, min(n, 4096))
-	}
 	for i := 0; i < n; i++ {
 		if in.IsNull(i) {
 			b.appendNull()
 			continue
 		}
-		v := src.at(i)
-		if seen != nil {
-			// the key aliases the input buffer, which outlives the map
-			key := unsafeString(v)
-			if j, ok := seen[key]; ok {
-				b.appendCopy(j)
-				continue
-			}
-			seen[key] = i
-		}
-		b.appendMapped(fn, v)
+		b.appendMapped(fn, src.at(i))
 	}
 	return b.finish()
 }

@@ -29,7 +29,7 @@ func (u urlStrip) Apply(mem memory.Allocator, in arrow.Array) (arrow.Array, erro
 	if _, err := u.OutputType(in.DataType()); err != nil {
 		return nil, err
 	}
-	return mapStrings(mem, in, false, stripURL)
+	return mapStrings(mem, in, stripURL)
 }
 
 // stripURL appends the longest prefix of v that holds neither '?' nor '#'.
