@@ -195,6 +195,10 @@ func (c *leanColumn) width() int {
 	return 8
 }
 
+// keptDictBuffer is the largest decompressed dictionary page whose buffer
+// is kept for the chunk's data pages.
+const keptDictBuffer = 1 << 20
+
 func (c *leanColumn) loadDictionary(h pageHeader, body []byte) error {
 	if c.hasDict {
 		return errors.New("a second dictionary page in one column chunk")
@@ -235,7 +239,10 @@ func (c *leanColumn) loadDictionary(h pageHeader, body []byte) error {
 		}
 		c.dictData = append([]byte(nil), raw[:n*w]...)
 	}
-	if c.codec != compress.Codecs.Uncompressed {
+	if c.codec != compress.Codecs.Uncompressed && cap(raw) <= keptDictBuffer {
+		// reused for the data pages; a larger buffer (a dictionary page of
+		// megabytes) would be held for the chunk's life, per column and
+		// worker, for pages a fraction of its size
 		c.dec = raw
 	}
 	c.dictN, c.hasDict = n, true
