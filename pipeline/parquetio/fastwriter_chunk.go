@@ -251,6 +251,7 @@ func (c *fastColumn) flush(p *FastPartWriter) (format.ColumnChunk, error) {
 func (c *fastColumn) resetChunk() {
 	c.chunk = c.chunk[:0]
 	c.dataPages = [2]int32{}
+	c.coding = [2]pageCoding{}
 	c.uncompressed, c.numValues, c.nullCount, c.pageNullBase = 0, 0, 0, 0
 	c.stats = fastStats{minB: c.stats.minB[:0], maxB: c.stats.maxB[:0]}
 	c.resetDict()

@@ -47,7 +47,8 @@ type fastColumn struct {
 	bdict        *bytesDict // the chunk dictionary, if useDict
 	fdict        *fixedDict
 	dataPages    [2]int32
-	uncompressed int64 // headers and uncompressed bodies of the data pages
+	coding       [2]pageCoding // data pages, dictionary page
+	uncompressed int64         // headers and uncompressed bodies of the data pages
 	numValues    int64
 	nullCount    int64
 	pageNullBase int64 // nullCount when the current page began
@@ -78,6 +79,8 @@ type colBufs struct {
 
 	// scratch
 	raw, comp, dictPage []byte
+	lit                 literalEncoder
+	litSample           []byte
 	idxConv             []int32
 	valid               bitBuf
 }
@@ -407,20 +410,82 @@ func (c *fastColumn) pageNulls() int64 { return c.nullCount - c.pageNullBase }
 // appendPage compresses raw and appends the page (header and stored body)
 // to dst. It returns the page's uncompressed size, header included.
 func (c *fastColumn) appendPage(dst []byte, dict bool, raw []byte, num int, enc format.Encoding) ([]byte, int) {
-	body := raw
-	if codec := c.opt.compress; codec != nil {
-		if len(raw) > 0 {
-			if bound := int(codec.CompressBound(int64(len(raw)))); cap(c.comp) < bound {
-				c.comp = make([]byte, bound)
-			}
-		}
-		body = codec.EncodeLevel(c.comp[:cap(c.comp)], raw, c.opt.level)
-		if cap(body) > cap(c.comp) {
-			c.comp = body[:0]
-		}
-	}
+	body := c.compress(dict, raw)
 	hdr := len(dst)
 	dst = appendPageHeader(dst, dict, len(raw), len(body), crc32.ChecksumIEEE(body), num, enc)
 	hdr = len(dst) - hdr
 	return append(dst, body...), hdr + len(raw)
+}
+
+// compress returns raw compressed with the column's codec (in c.comp), or
+// raw itself when the column is not compressed.
+func (c *fastColumn) compress(dict bool, raw []byte) []byte {
+	codec := c.opt.compress
+	if codec == nil {
+		return raw
+	}
+	if c.literalsOnly(dict, raw) {
+		if lit, err := c.lit.encode(c.comp[:0], raw); err == nil {
+			c.comp = lit[:0]
+			return lit
+		}
+		// the Huffman coder failed in a way it should not: full zstd
+		c.coding = [2]pageCoding{codingFull, codingFull}
+	}
+	if bound := int(codec.CompressBound(int64(len(raw)))); cap(c.comp) < bound {
+		c.comp = make([]byte, bound)
+	}
+	body := codec.EncodeLevel(c.comp[:cap(c.comp)], raw, c.opt.level)
+	if cap(body) > cap(c.comp) {
+		c.comp = body[:0]
+	}
+	return body
+}
+
+// pageCoding is how a chunk's zstd pages are coded.
+type pageCoding uint8
+
+const (
+	codingUndecided pageCoding = iota
+	codingFull                 // zstd at the writer's level
+	codingLiterals             // Huffman-coded literals only (literalEncoder)
+)
+
+const (
+	// literalSample is the prefix of a chunk's first large page (data or
+	// dictionary) that both codings are tried on.
+	literalSample = 64 << 10
+	// literalGain: zstd is kept when its sample is smaller than this
+	// percentage of the literals-only sample.
+	literalGain = 94
+)
+
+// literalsOnly reports whether a zstd page of the chunk is coded without
+// the match search. The first data page and the dictionary page of at
+// least literalSample bytes decide for the chunk's pages of their kind:
+// when zstd's repeats save less than 6 % over Huffman coding alone (random
+// hex pseudonyms, UUIDs, dictionary indices), the match search is mostly
+// wasted time, and literals-only coding is about 2.3 times faster. The
+// choice depends on the data only, so a rerun writes the same bytes.
+func (c *fastColumn) literalsOnly(dict bool, raw []byte) bool {
+	if c.opt.codec != format.Zstd {
+		return false
+	}
+	k := 0
+	if dict {
+		k = 1
+	}
+	if c.coding[k] == codingUndecided && len(raw) >= literalSample {
+		c.coding[k] = codingFull
+		sample := raw[:literalSample]
+		full := c.opt.compress.EncodeLevel(c.comp[:0], sample, c.opt.level)
+		c.comp = full[:0]
+		if lit, err := c.lit.encode(c.litSample[:0], sample); err == nil {
+			c.litSample = lit[:0]
+			if len(full)*100 >= len(lit)*literalGain {
+				c.coding[k] = codingLiterals
+			}
+		}
+	}
+	return c.coding[k] == codingLiterals
 }

@@ -776,6 +776,14 @@ func TestFastWriterDuckDB(t *testing.T) {
 		defer releaseAll(recs)
 		diff(t, mem, sch, dict, WriterOptions{MaxRowGroupRows: 16_384, DataPageSize: 64 << 10}, recs, "event_id")
 	})
+	t.Run("browsing, literals-only pages", func(t *testing.T) {
+		// default pages (1 MiB): event_id's and the dictionary indices'
+		// pages are coded without the match search (TestLiteralsOnlyChoice)
+		mem := checkedMem(t)
+		sch, recs, dict := browsingBatches(mem, 40_000, 40_000, 1)
+		defer releaseAll(recs)
+		diff(t, mem, sch, dict, WriterOptions{}, recs, "event_id")
+	})
 	t.Run("all types", func(t *testing.T) {
 		mem := checkedMem(t)
 		g := newTgen(21, mem, true)
