@@ -150,9 +150,24 @@ type localWriter struct {
 	tmp      string
 	location string
 	done     bool
+	written  int64 // bytes written
+	flushed  int64 // bytes whose writeback has been started
 }
 
-func (w *localWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+// writebackEvery is how many bytes a local writer lets pile up in the page
+// cache before it starts their writeback: on the 10M-row bench's 789 MB
+// output the fsync at commit took 0.4 s of the run's single-core tail.
+const writebackEvery = 32 << 20
+
+func (w *localWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if w.written-w.flushed >= writebackEvery {
+		startWriteback(w.f, w.flushed, w.written-w.flushed)
+		w.flushed = w.written
+	}
+	return n, err
+}
 
 func (w *localWriter) Commit() (Attrs, error) {
 	if w.done {
