@@ -39,7 +39,10 @@ func (p *partFile) discard() { p.p.discard() }
 // quasi-identifiers of the kept rows and adds their classes to the
 // outputs' counts; it writes nothing. A dry run reads the same columns and
 // counts the rows min_k would remove.
-func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File) (parts []*scratchPart, counts []int64, outCounts [][]int64, err error) {
+//
+// head, when not nil, gives each output's part a way to stream into the
+// output once rg is the next row group to splice (see scratchPart).
+func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File, head func(oi int) func() *parquetio.Splicer) (parts []*scratchPart, counts []int64, outCounts [][]int64, err error) {
 	mem := r.opt.Mem
 	reasons := transforms.Reasons()
 	dreasons := transforms.DestinationReasons()
@@ -319,7 +322,11 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 				rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), arrays, int64(rows))
 				release()
 				if writers[oi] == nil {
-					w, err := r.newPart(rec)
+					var stream func() *parquetio.Splicer
+					if head != nil {
+						stream = head(oi)
+					}
+					w, err := r.newPart(rec, stream)
 					if err != nil {
 						rec.Release()
 						return err
@@ -364,8 +371,9 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 }
 
 // newPart starts a part (in memory, or in the scratch directory), choosing dictionary
-// encoding per column from the first batch it will hold.
-func (r *runner) newPart(first arrow.RecordBatch) (*partFile, error) {
+// encoding per column from the first batch it will hold. A part of deid's
+// own writer streams into the output once head returns its Splicer.
+func (r *runner) newPart(first arrow.RecordBatch, head func() *parquetio.Splicer) (*partFile, error) {
 	dict := map[string]bool{}
 	for i, fld := range first.Schema().Fields() {
 		dict[fld.Name] = parquetio.WantsDictionary(first.Column(i))
@@ -375,6 +383,9 @@ func (r *runner) newPart(first arrow.RecordBatch) (*partFile, error) {
 	if err != nil {
 		p.discard()
 		return nil, err
+	}
+	if _, fast := pw.(*parquetio.FastPartWriter); fast && !r.opt.noStream {
+		p.head = head // its writer marks where the footer begins
 	}
 	return &partFile{p: p, pw: pw}, nil
 }

@@ -69,6 +69,12 @@ func (r *runner) startAssembly(ctx context.Context, out *fileOutput) (*assembly,
 // add splices part p, then frees it.
 func (a *assembly) add(p *scratchPart) error {
 	defer p.discard()
+	if p.out != nil {
+		if p.out != a.sp {
+			return errors.New("a part streamed into another output")
+		}
+		return a.sp.AddStreamed(p, p.start)
+	}
 	return a.sp.Add(p)
 }
 

@@ -109,6 +109,12 @@ type Options struct {
 	// readAll decodes every row before the row rules apply, instead of
 	// letting the reader skip the removed rows' values (tests compare the two).
 	readAll bool
+	// noStream keeps every part until it is spliced whole, instead of
+	// letting the next row group's part stream into the output (tests
+	// compare the two).
+	noStream bool
+	// streamed, when set, counts the parts that streamed (tests).
+	streamed *atomic.Int64
 	// partMemory bounds the bytes of encoded parts held in memory before
 	// they are spliced; 0 means defaultPartMemory, negative none (tests).
 	partMemory int64

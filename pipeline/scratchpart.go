@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
 )
 
 // A part (one row group's output for one destination, encoded) waits in
@@ -39,6 +41,13 @@ func (b *partBudget) give(n int64) { b.used.Add(-n) }
 
 // scratchPart is an encoded part: in memory chunks while the budget allows,
 // then in a file of the scratch directory.
+//
+// A part whose row group becomes the next one to splice while it is being
+// written (its task is the file's head) streams instead: what it holds past
+// its magic goes into the output's Splicer, and so does everything written
+// after, up to the footer, which it keeps for AddStreamed. The parts of a
+// file's other tasks still wait in memory or on disk, but the head's part,
+// which on a large file would most often have gone to disk, is written once.
 type scratchPart struct {
 	budget *partBudget
 	dir    string
@@ -47,14 +56,44 @@ type scratchPart struct {
 	size   int64
 	f      *os.File // once moved to disk
 	bw     *bufio.Writer
+
+	// head, when set, returns the output's Splicer once the part may
+	// stream into it, else nil
+	head     func() *parquetio.Splicer
+	out      *parquetio.Splicer // set while streaming
+	start    int64              // the output offset of the part's byte 4
+	footer   []byte             // a streamed part's bytes from footerAt on
+	footerAt int64              // -1 before BeginFooter
 }
 
+// partMagic is the length of the magic that opens every part; a streamed
+// part leaves it out (the output has its own).
+const partMagic = 4
+
 func newScratchPart(dir string, budget *partBudget) *scratchPart {
-	return &scratchPart{dir: dir, budget: budget}
+	return &scratchPart{dir: dir, budget: budget, footerAt: -1}
 }
 
 // Write appends to the part.
 func (p *scratchPart) Write(b []byte) (int, error) {
+	if p.out == nil && p.head != nil && p.footerAt < 0 {
+		if s := p.head(); s != nil {
+			if err := p.startStream(s); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if p.out != nil {
+		if p.footerAt >= 0 {
+			p.footer = append(p.footer, b...)
+			p.size += int64(len(b))
+			return len(b), nil
+		}
+		skip := max(0, min(int64(len(b)), partMagic-p.size))
+		n, err := p.out.Write(b[skip:])
+		p.size += skip + int64(n)
+		return int(skip) + n, err
+	}
 	if p.f == nil {
 		if err := p.reserve(len(b)); err != nil {
 			return 0, err
@@ -113,6 +152,41 @@ func (p *scratchPart) spill() error {
 	return nil
 }
 
+// startStream moves what the part holds, past its magic, into the output
+// and makes later writes go there too.
+func (p *scratchPart) startStream(s *parquetio.Splicer) error {
+	start, err := s.StreamStart()
+	if err != nil {
+		return err
+	}
+	if p.f != nil {
+		if err := p.bw.Flush(); err != nil {
+			return fmt.Errorf("scratch: %w", err)
+		}
+		if p.size > partMagic {
+			if _, err := io.Copy(s, io.NewSectionReader(p.f, partMagic, p.size-partMagic)); err != nil {
+				return err
+			}
+		}
+	} else {
+		for i, c := range p.chunks {
+			if i == 0 {
+				c = c[min(len(c), partMagic):]
+			}
+			if _, err := s.Write(c); err != nil {
+				return err
+			}
+		}
+	}
+	p.discard()
+	p.out, p.start = s, start
+	return nil
+}
+
+// BeginFooter tells the part that the writer's footer comes next: a
+// streamed part keeps it for AddStreamed.
+func (p *scratchPart) BeginFooter() { p.footerAt = p.size }
+
 // finish flushes what the part holds to its file, if it has one.
 func (p *scratchPart) finish() error {
 	if p.bw != nil {
@@ -126,8 +200,21 @@ func (p *scratchPart) finish() error {
 // Size is the part's length.
 func (p *scratchPart) Size() int64 { return p.size }
 
-// ReadAt reads from the finished part.
+// ReadAt reads from the finished part; of a streamed part, only its footer.
 func (p *scratchPart) ReadAt(b []byte, off int64) (int, error) {
+	if p.out != nil {
+		if off < p.footerAt || p.footerAt < 0 {
+			return 0, fmt.Errorf("part: offset %d was streamed into the output", off)
+		}
+		n := 0
+		if off-p.footerAt < int64(len(p.footer)) {
+			n = copy(b, p.footer[off-p.footerAt:])
+		}
+		if n < len(b) {
+			return n, io.EOF
+		}
+		return n, nil
+	}
 	if p.f != nil {
 		return p.f.ReadAt(b, off)
 	}
@@ -153,7 +240,7 @@ func (p *scratchPart) discard() {
 		os.Remove(p.f.Name())
 		p.f = nil
 	}
-	p.chunks = nil
+	p.chunks, p.bw, p.footer = nil, nil, nil
 	p.budget.give(p.held)
 	p.held = 0
 }

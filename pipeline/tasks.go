@@ -193,13 +193,50 @@ send:
 	return context.Cause(ctx)
 }
 
+// headSplicer returns what the part of row group rg for output oi calls as
+// it is written: the output's Splicer once rg is the next row group to
+// splice and no task is splicing, else nil. Until rg's part is done no
+// other part can be spliced into that output, so the part may stream into
+// it without holding appendMu.
+func (r *runner) headSplicer(ctx context.Context, in *inputFile, st *fileState, rg, oi int) func() *parquetio.Splicer {
+	next := func() int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.next
+	}
+	return func() *parquetio.Splicer {
+		if next() != rg || !st.appendMu.TryLock() {
+			return nil
+		}
+		defer st.appendMu.Unlock()
+		if next() != rg {
+			return nil
+		}
+		if st.asm[oi] == nil {
+			a, err := r.startAssembly(ctx, in.outputs[oi])
+			if err != nil {
+				return nil // the part waits; its splice reports the error
+			}
+			st.asm[oi] = a
+		}
+		if r.opt.streamed != nil {
+			r.opt.streamed.Add(1)
+		}
+		return st.asm[oi].sp
+	}
+}
+
 // runTask processes one row group and, if it was the file's last, the file.
 func (r *runner) runTask(ctx context.Context, t task, st *fileState) error {
 	f, err := st.open(ctx, r, t.in)
 	if err != nil {
 		return err
 	}
-	parts, counts, outCounts, err := r.processRowGroup(ctx, t.in, t.rg, f)
+	var head func(oi int) func() *parquetio.Splicer
+	if !r.dryRun && !r.counting {
+		head = func(oi int) func() *parquetio.Splicer { return r.headSplicer(ctx, t.in, st, t.rg, oi) }
+	}
+	parts, counts, outCounts, err := r.processRowGroup(ctx, t.in, t.rg, f, head)
 	if err != nil {
 		return err
 	}

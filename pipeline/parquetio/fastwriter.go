@@ -53,6 +53,15 @@ type FastPartWriter struct {
 	mem     memory.Allocator // unused: the writer creates no Arrow data
 }
 
+// FooterWriter is implemented by a FastPartWriter's destination that wants
+// to know where the row groups end: BeginFooter is called once, before the
+// footer is written, so that a destination streaming the row groups into a
+// Splicer (see Splicer.StreamStart) can keep the footer apart.
+type FooterWriter interface {
+	io.Writer
+	BeginFooter()
+}
+
 // fastOptions are WriterOptions with defaults applied.
 type fastOptions struct {
 	codec     format.CompressionCodec
@@ -335,6 +344,9 @@ func (p *FastPartWriter) finish() error {
 	}
 	var tail [4]byte
 	binary.LittleEndian.PutUint32(tail[:], uint32(len(footer)))
+	if fw, ok := p.w.(FooterWriter); ok {
+		fw.BeginFooter()
+	}
 	for _, b := range [][]byte{footer, tail[:], magic} {
 		if err := p.write(b); err != nil {
 			return err

@@ -85,45 +85,106 @@ func NewSplicer(w io.Writer) *Splicer { return &Splicer{w: w} }
 // before it.
 func (s *Splicer) Add(p Part) error {
 	i := s.parts
-	s.parts++
-	md, end, err := readFooter(p)
+	md, end, err := s.footer(p)
 	if err != nil {
-		return fmt.Errorf("splice part %d: %w", i, err)
+		return err
 	}
-	if s.merged == nil {
-		if _, err := s.w.Write(magic); err != nil {
-			return err
-		}
-		s.offset = int64(len(magic))
-		m := *md // the first part's footer, without its row groups
-		m.RowGroups, m.NumRows = nil, 0
-		s.merged = &m
-	} else if !reflect.DeepEqual(s.merged.Schema, md.Schema) {
-		return fmt.Errorf("splice part %d: schema differs from part 0", i)
+	if err := s.writeMagic(); err != nil {
+		return err
 	}
 	if len(md.RowGroups) == 0 {
 		return nil
 	}
-	for _, rg := range md.RowGroups {
-		if err := checkSpliceable(&rg); err != nil {
-			return fmt.Errorf("splice part %d: %w", i, err)
-		}
-	}
-	if len(s.merged.RowGroups)+len(md.RowGroups) > math.MaxInt16+1 {
-		return errors.New("splice: more than 32768 row groups")
-	}
-	delta := s.offset - int64(len(magic))
+	start := s.offset
 	if _, err := io.Copy(s.w, io.NewSectionReader(p, int64(len(magic)), end-int64(len(magic)))); err != nil {
 		return fmt.Errorf("splice part %d: %w", i, err)
 	}
 	s.offset += end - int64(len(magic))
+	s.merge(md, start-int64(len(magic)))
+	return nil
+}
+
+// StreamStart begins a part that its writer streams into the file (through
+// Write) while it is being encoded, instead of handing it over whole: the
+// part's bytes after its magic go to the file as they come, and
+// AddStreamed then adds its row groups. It returns the file offset where
+// those bytes start. No other part may be added until AddStreamed.
+func (s *Splicer) StreamStart() (int64, error) {
+	if err := s.writeMagic(); err != nil {
+		return 0, err
+	}
+	return s.offset, nil
+}
+
+// Write writes the bytes of a streamed part (see StreamStart).
+func (s *Splicer) Write(b []byte) (int, error) {
+	n, err := s.w.Write(b)
+	s.offset += int64(n)
+	return n, err
+}
+
+// AddStreamed adds the row groups of part p, whose bytes after its magic
+// were written from file offset start on (see StreamStart); p must still
+// give its footer through ReadAt.
+func (s *Splicer) AddStreamed(p Part, start int64) error {
+	i := s.parts
+	md, end, err := s.footer(p)
+	if err != nil {
+		return err
+	}
+	if start < int64(len(magic)) || start+end-int64(len(magic)) != s.offset {
+		return fmt.Errorf("splice part %d: %d bytes streamed from offset %d, but the file is at %d", i, end-int64(len(magic)), start, s.offset)
+	}
+	s.merge(md, start-int64(len(magic)))
+	return nil
+}
+
+// footer reads and checks the footer of the next part.
+func (s *Splicer) footer(p Part) (*format.FileMetaData, int64, error) {
+	i := s.parts
+	s.parts++
+	md, end, err := readFooter(p)
+	if err != nil {
+		return nil, 0, fmt.Errorf("splice part %d: %w", i, err)
+	}
+	if s.merged == nil {
+		m := *md // the first part's footer, without its row groups
+		m.RowGroups, m.NumRows = nil, 0
+		s.merged = &m
+	} else if !reflect.DeepEqual(s.merged.Schema, md.Schema) {
+		return nil, 0, fmt.Errorf("splice part %d: schema differs from part 0", i)
+	}
+	for _, rg := range md.RowGroups {
+		if err := checkSpliceable(&rg); err != nil {
+			return nil, 0, fmt.Errorf("splice part %d: %w", i, err)
+		}
+	}
+	if len(s.merged.RowGroups)+len(md.RowGroups) > math.MaxInt16+1 {
+		return nil, 0, errors.New("splice: more than 32768 row groups")
+	}
+	return md, end, nil
+}
+
+// writeMagic opens the file, once.
+func (s *Splicer) writeMagic() error {
+	if s.offset > 0 {
+		return nil
+	}
+	if _, err := s.w.Write(magic); err != nil {
+		return err
+	}
+	s.offset = int64(len(magic))
+	return nil
+}
+
+// merge adds md's row groups, their offsets moved by delta.
+func (s *Splicer) merge(md *format.FileMetaData, delta int64) {
 	for _, rg := range md.RowGroups {
 		shiftRowGroup(&rg, delta)
 		rg.Ordinal = int16(len(s.merged.RowGroups))
 		s.merged.RowGroups = append(s.merged.RowGroups, rg)
 		s.merged.NumRows += rg.NumRows
 	}
-	return nil
 }
 
 // Close writes the footer and returns the rows of the file. At least one
