@@ -60,6 +60,59 @@ func (g *generalizeIP) generalize(dst, v []byte) ([]byte, bool) {
 	if !g.bench {
 		v = trimASCIISpace(v)
 	}
+	if g.v4%8 == 0 {
+		// most addresses in logs are IPv4: generalized without netip
+		if out, ok := appendIPv4Octets(dst, v, g.v4/8); ok {
+			return out, true
+		}
+	}
+	return g.generalizeParsed(dst, v)
+}
+
+// appendIPv4Octets appends v's first keep octets and zeros for the others
+// ("120.229.1.7", 3: "120.229.1.0"), when v is an IPv4 address in the form
+// netip.ParseAddr accepts and prints: four decimal octets of at most 255,
+// without leading zeros. Otherwise it reports false and appends nothing.
+func appendIPv4Octets(dst, v []byte, keep int) ([]byte, bool) {
+	if len(v) < 7 || len(v) > 15 {
+		return dst, false
+	}
+	var ends [4]int // end of each octet in v
+	octet, digits, val := 0, 0, 0
+	for i, c := range v {
+		switch {
+		case c >= '0' && c <= '9':
+			if digits == 1 && val == 0 { // a leading zero
+				return dst, false
+			}
+			val = val*10 + int(c-'0')
+			digits++
+			if val > 255 {
+				return dst, false
+			}
+		case c == '.' && digits > 0 && octet < 3:
+			ends[octet] = i
+			octet, digits, val = octet+1, 0, 0
+		default:
+			return dst, false
+		}
+	}
+	if octet != 3 || digits == 0 {
+		return dst, false
+	}
+	ends[3] = len(v)
+	if keep == 0 {
+		return append(dst, "0.0.0.0"...), true
+	}
+	dst = append(dst, v[:ends[keep-1]]...)
+	for range 4 - keep {
+		dst = append(dst, ".0"...)
+	}
+	return dst, true
+}
+
+// generalizeParsed generalizes v through netip.
+func (g *generalizeIP) generalizeParsed(dst, v []byte) ([]byte, bool) {
 	a, err := netip.ParseAddr(unsafeString(v))
 	if err != nil {
 		return dst, false
