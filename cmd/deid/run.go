@@ -37,7 +37,7 @@ type runFlags struct {
 func (f *runFlags) register(fs *flag.FlagSet) {
 	f.policyFlags.register(fs, true)
 	fs.IntVar(&f.workers, "workers", 0, "concurrent row-group tasks (default: the number of CPUs); does not change the output")
-	fs.IntVar(&f.batchSize, "batch-size", 0, "rows decoded at a time (default 32768)")
+	fs.IntVar(&f.batchSize, "batch-size", 0, "rows decoded at a time (default 65536)")
 	fs.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	fs.StringVar(&f.scratch, "scratch-dir", "", "folder for encoded parts waiting to be assembled once 64 MiB of them wait in memory, and for min_k's class counts past 524,288 classes (default: the system's temporary folder)")
 	fs.StringVar(&f.codec, "compression", "zstd", "output page compression: zstd, snappy, gzip, lz4 or none")
