@@ -384,8 +384,11 @@ func (r *runner) newPart(first arrow.RecordBatch, head func() *parquetio.Splicer
 		p.discard()
 		return nil, err
 	}
-	if _, fast := pw.(*parquetio.FastPartWriter); fast && !r.opt.noStream {
-		p.head = head // its writer marks where the footer begins
+	if fw, fast := pw.(*parquetio.FastPartWriter); fast {
+		if !r.opt.noStream {
+			p.head = head // its writer marks where the footer begins
+		}
+		fw.SetSpare(r.spare)
 	}
 	return &partFile{p: p, pw: pw}, nil
 }

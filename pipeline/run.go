@@ -171,7 +171,8 @@ type runner struct {
 	classes  map[string]*classCounts
 	counting bool
 	scratch  string
-	partMem  partBudget // bytes of parts held in memory
+	partMem  partBudget   // bytes of parts held in memory
+	busy     atomic.Int32 // tasks running
 	// progressMu makes Options.Progress calls one at a time
 	progressMu sync.Mutex
 	dryRun     bool

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -171,7 +172,10 @@ func (r *runner) process(ctx context.Context) error {
 				if ctx.Err() != nil {
 					continue
 				}
-				if err := r.runTask(ctx, t, states[t.in]); err != nil {
+				r.busy.Add(1)
+				err := r.runTask(ctx, t, states[t.in])
+				r.busy.Add(-1)
+				if err != nil {
 					fail(err)
 				}
 			}
@@ -192,6 +196,12 @@ send:
 	}
 	return context.Cause(ctx)
 }
+
+// spare reports whether fewer tasks run than the process has CPUs: a
+// task's part writer then encodes columns on two goroutines (see
+// parquetio.FastPartWriter.SetSpare), so that the last tasks of a run do
+// not leave CPUs idle.
+func (r *runner) spare() bool { return int(r.busy.Load()) < runtime.GOMAXPROCS(0) }
 
 // headSplicer returns what the part of row group rg for output oi calls as
 // it is written: the output's Splicer once rg is the next row group to

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -51,6 +53,7 @@ type FastPartWriter struct {
 	err     error
 	closed  bool
 	mem     memory.Allocator // unused: the writer creates no Arrow data
+	spare   func() bool      // reports an idle CPU (SetSpare)
 }
 
 // FooterWriter is implemented by a FastPartWriter's destination that wants
@@ -235,9 +238,7 @@ func (p *FastPartWriter) Write(rec arrow.RecordBatch) error {
 	n := rec.NumRows()
 	for off := int64(0); off < n; {
 		k := min(n-off, p.opt.maxRows-p.rgRows)
-		for i, c := range p.cols {
-			c.write(rec.Column(i), int(off), int(k))
-		}
+		p.eachColumn(func(i int, c *fastColumn) { c.write(rec.Column(i), int(off), int(k)) })
 		p.rgRows += k
 		off += k
 		if p.rgRows >= p.opt.maxRows {
@@ -249,6 +250,42 @@ func (p *FastPartWriter) Write(rec arrow.RecordBatch) error {
 	}
 	p.rows += n
 	return nil
+}
+
+// SetSpare makes the writer encode the columns of a batch, and seal those
+// of a row group, on two goroutines whenever spare reports an idle CPU (as
+// at the end of a run, when one task is left). Otherwise it encodes them
+// one after the other on the caller's goroutine. The bytes are the same.
+func (p *FastPartWriter) SetSpare(spare func() bool) { p.spare = spare }
+
+// eachColumn calls fn for every column: on this goroutine and a helper
+// when a CPU is idle, each column on one of them.
+func (p *FastPartWriter) eachColumn(fn func(int, *fastColumn)) {
+	if p.spare == nil || len(p.cols) < 2 || !p.spare() {
+		for i, c := range p.cols {
+			fn(i, c)
+		}
+		return
+	}
+	var next atomic.Int32
+	work := func() {
+		for i := int(next.Add(1)) - 1; i < len(p.cols); i = int(next.Add(1)) - 1 {
+			fn(i, p.cols[i])
+		}
+	}
+	var wg sync.WaitGroup
+	var crash any
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { crash = recover() }()
+		work()
+	}()
+	work()
+	wg.Wait()
+	if crash != nil {
+		panic(crash) // on the caller's goroutine, where it would have been
+	}
 }
 
 // Rows returns the rows written so far.
@@ -287,6 +324,7 @@ func (p *FastPartWriter) flushRowGroup() error {
 	}
 	rg := format.RowGroup{NumRows: p.rgRows, FileOffset: p.pos, Ordinal: int16(len(p.groups))}
 	rg.Columns = make([]format.ColumnChunk, 0, len(p.cols))
+	p.eachColumn(func(_ int, c *fastColumn) { c.seal() })
 	for _, c := range p.cols {
 		cc, err := c.flush(p)
 		if err != nil {

@@ -190,13 +190,14 @@ func (c *fastColumn) statistics() format.Statistics {
 	return st
 }
 
-// flush writes the chunk (dictionary page first) at p's position and returns
-// its metadata; the column is then ready for the next row group.
-func (c *fastColumn) flush(p *FastPartWriter) (format.ColumnChunk, error) {
+// seal ends the chunk: it cuts the last data page and encodes the
+// dictionary page, without writing anything, so that the columns of a row
+// group can be sealed at once.
+func (c *fastColumn) seal() {
 	c.cutPage()
 	hasDict := c.dataPages[pagesDict] > 0
 	c.dictPage = c.dictPage[:0]
-	dictSize := 0
+	c.dictSize = 0
 	if hasDict {
 		var raw []byte
 		var num int
@@ -214,8 +215,14 @@ func (c *fastColumn) flush(p *FastPartWriter) (format.ColumnChunk, error) {
 			c.raw, num = raw, len(c.fdict.vals)
 		}
 		c.foldDictStats()
-		c.dictPage, dictSize = c.appendPage(c.dictPage, true, raw, num, format.Plain)
+		c.dictPage, c.dictSize = c.appendPage(c.dictPage, true, raw, num, format.Plain)
 	}
+}
+
+// flush writes the sealed chunk (dictionary page first) at p's position and
+// returns its metadata; the column is then ready for the next row group.
+func (c *fastColumn) flush(p *FastPartWriter) (format.ColumnChunk, error) {
+	hasDict, dictSize := c.dataPages[pagesDict] > 0, c.dictSize
 	start := p.pos
 	if err := p.write(c.dictPage); err != nil {
 		return format.ColumnChunk{}, err

@@ -48,6 +48,7 @@ type fastColumn struct {
 	fdict        *fixedDict
 	dataPages    [2]int32
 	coding       [2]pageCoding // data pages, dictionary page
+	dictSize     int           // the sealed dictionary page's uncompressed size, header included
 	uncompressed int64         // headers and uncompressed bodies of the data pages
 	numValues    int64
 	nullCount    int64

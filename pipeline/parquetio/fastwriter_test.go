@@ -890,3 +890,33 @@ func TestFastWriterAllNull(t *testing.T) {
 	compareColumns(t, "deid reader", colNames(ncols), nwant, got)
 	checkStats(t, mem, path, data, colNames(ncols), nwant)
 }
+
+// TestFastWriterSpareSameBytes: encoding a batch's columns on two
+// goroutines (SetSpare) writes the same bytes as one after the other.
+func TestFastWriterSpareSameBytes(t *testing.T) {
+	mem := checkedMem(t)
+	sch, recs, dict := browsingBatches(mem, 60_000, 7_000, 3)
+	defer releaseAll(recs)
+	opt := WriterOptions{MaxRowGroupRows: 16_384, DataPageSize: 64 << 10}
+	var parts [2][]byte
+	for k, spare := range []func() bool{nil, func() bool { return true }} {
+		var buf bytes.Buffer
+		w, err := NewFastPartWriter(&buf, sch, dict, opt, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.SetSpare(spare)
+		for _, r := range recs {
+			if err := w.Write(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		parts[k] = buf.Bytes()
+	}
+	if !bytes.Equal(parts[0], parts[1]) {
+		t.Errorf("with a spare CPU: %d bytes, without: %d, not the same", len(parts[1]), len(parts[0]))
+	}
+}
