@@ -231,33 +231,38 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 						}
 					}
 				}
-				for wi, ci := range want {
+				src := filtered
+				if osel != &sel {
+					src = own
+				}
+				// filter what the transforms read, each column once
+				for _, ci := range want {
 					oc := out.cols[ci]
-					src := filtered
-					if osel != &sel {
-						src = own
+					pos := []int{oc.pos}
+					if _, ok := oc.bc.Transform.(transforms.SubjectAware); ok {
+						pos = append(pos, in.subjectPos)
 					}
-					if src[oc.pos] == nil {
-						fa, err := osel.Filter(mem, cols[oc.pos])
+					for _, p := range pos {
+						if src[p] != nil {
+							continue
+						}
+						fa, err := osel.Filter(mem, cols[p])
 						if err != nil {
 							release()
 							releaseOwn()
-							return fmt.Errorf("%s: filter column %s: %w", in.match.Location, oc.name, err)
+							return fmt.Errorf("%s: filter column %s: %w", in.match.Location, in.schema.Field(in.readCols[p]).Name, err)
 						}
-						src[oc.pos] = fa
+						src[p] = fa
 					}
+				}
+				// transform, the columns on two goroutines when a CPU is idle
+				errs := make([]error, len(want))
+				r.eachIndex(len(want), func(wi int) {
+					ci := want[wi]
+					oc := out.cols[ci]
 					var a arrow.Array
 					var err error
 					if sa, ok := oc.bc.Transform.(transforms.SubjectAware); ok {
-						if src[in.subjectPos] == nil {
-							fs, ferr := osel.Filter(mem, cols[in.subjectPos])
-							if ferr != nil {
-								release()
-								releaseOwn()
-								return fmt.Errorf("%s: filter column %s: %w", in.match.Location, in.ds.Subject, ferr)
-							}
-							src[in.subjectPos] = fs
-						}
 						a, err = sa.ApplySubject(mem, src[oc.pos], src[in.subjectPos])
 					} else if d, ok := src[oc.pos].(*array.Dictionary); ok && oc.bc.Spec.Name != "keep" {
 						a, err = caches[oi][ci].Apply(mem, oc.bc.Transform, d)
@@ -265,12 +270,18 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 						a, err = oc.bc.Transform.Apply(mem, src[oc.pos])
 					}
 					if err != nil {
-						release()
-						releaseOwn()
-						return dataErrorf(in.match.Location, oc.name, "%s (%s): %v", oc.bc.Spec.Name, oc.bc.Pos, err)
+						errs[wi] = dataErrorf(in.match.Location, oc.name, "%s (%s): %v", oc.bc.Spec.Name, oc.bc.Pos, err)
+						return
 					}
 					arrays[wi] = a
 					fields[wi] = arrow.Field{Name: oc.name, Type: a.DataType(), Nullable: true}
+				})
+				for _, err := range errs {
+					if err != nil {
+						release()
+						releaseOwn()
+						return err
+					}
 				}
 				releaseOwn()
 				rows := osel.Kept()

@@ -114,6 +114,9 @@ type Options struct {
 	// letting the next row group's part stream into the output (tests
 	// compare the two).
 	noStream bool
+	// spare, when not 0, overrides whether a CPU is idle for a task's
+	// columns: 1 always, -1 never (tests).
+	spare int
 	// streamed, when set, counts the parts that streamed (tests).
 	streamed *atomic.Int64
 	// partMemory bounds the bytes of encoded parts held in memory before
