@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/internal/parallel"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/transforms"
 )
@@ -257,7 +258,7 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 				}
 				// transform, the columns on two goroutines when a CPU is idle
 				errs := make([]error, len(want))
-				r.eachIndex(len(want), func(wi int) {
+				parallel.Each(len(want), r.spare(), func(wi int) {
 					ci := want[wi]
 					oc := out.cols[ci]
 					var a arrow.Array

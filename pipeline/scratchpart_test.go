@@ -14,9 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/parquet-go/parquet-go"
 
-	"github.com/deidproject/deid/pipeline/internal/testmem"
+	"github.com/deidproject/deid/pipeline/internal/pqtest"
 	"github.com/deidproject/deid/pipeline/parquetio"
 )
 
@@ -227,65 +226,7 @@ func TestScratchPartStreams(t *testing.T) {
 			}
 		})
 	}
-	if err := parquetGoRows(want, 180_000); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// parquetGoRows reads every row of a file with parquet-go (an independent
-// reader) and checks their number.
-func parquetGoRows(data []byte, want int64) error {
-	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return err
-	}
-	var n int64
-	buf := make([]parquet.Row, 1000)
-	for _, rg := range pf.RowGroups() {
-		rows := rg.Rows()
-		for {
-			k, err := rows.ReadRows(buf)
-			n += int64(k)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		rows.Close()
-	}
-	if n != want {
-		return fmt.Errorf("parquet-go read %d rows, want %d", n, want)
-	}
-	return nil
-}
-
-// TestSpareChangesNothing: transforming and encoding a task's columns on
-// two goroutines (as when a CPU is idle) writes the same bytes as one after
-// the other, with one worker or two.
-func TestSpareChangesNothing(t *testing.T) {
-	var first map[string]string
-	for _, workers := range []int{1, 2} {
-		for _, spare := range []int{-1, 1} {
-			dir := t.TempDir()
-			out := filepath.Join(dir, "out")
-			plan := compile(t, dir, samplePolicy(filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet"), filepath.Join(sampleDir(t), "erasure.parquet"), out))
-			if _, err := Run(context.Background(), plan, Options{Workers: workers, BatchSize: 700, ScratchDir: t.TempDir(), RunID: "r", spare: spare, Mem: testmem.New(t)}); err != nil {
-				t.Fatal(err)
-			}
-			got := tree(t, filepath.Join(out, "browsing"))
-			if len(got) == 0 {
-				t.Fatal("no outputs")
-			}
-			if first == nil {
-				first = got
-				continue
-			}
-			if fmt.Sprint(got) != fmt.Sprint(first) {
-				t.Errorf("workers %d, spare %d: outputs differ", workers, spare)
-			}
-		}
+	if n, err := pqtest.Rows(want); err != nil || n != 180_000 {
+		t.Fatalf("parquet-go read %d rows of 180,000: %v", n, err)
 	}
 }

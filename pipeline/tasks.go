@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -200,44 +199,13 @@ send:
 
 // spare reports whether fewer tasks run than the process has CPUs: a task
 // then transforms its columns, and its part writer encodes them, on two
-// goroutines (see eachIndex and parquetio.FastPartWriter.SetSpare), so that
+// goroutines (see parallel.Each and parquetio.FastPartWriter.SetSpare), so that
 // the last tasks of a run do not leave CPUs idle.
 func (r *runner) spare() bool {
 	if r.opt.spare != 0 {
 		return r.opt.spare > 0
 	}
 	return int(r.busy.Load()) < runtime.GOMAXPROCS(0)
-}
-
-// eachIndex calls fn(0) to fn(n-1): on this goroutine and a helper when
-// spare reports an idle CPU, else one after the other. fn must be safe to
-// run for different indices at once.
-func (r *runner) eachIndex(n int, fn func(int)) {
-	if n < 2 || !r.spare() {
-		for i := range n {
-			fn(i)
-		}
-		return
-	}
-	var next atomic.Int32
-	work := func() {
-		for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-			fn(i)
-		}
-	}
-	var wg sync.WaitGroup
-	var crash any
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() { crash = recover() }()
-		work()
-	}()
-	work()
-	wg.Wait()
-	if crash != nil {
-		panic(crash) // on the caller's goroutine, where it would have been
-	}
 }
 
 // headSplicer returns what the part of row group rg for output oi calls as

@@ -96,12 +96,7 @@ func (t *pseudonymize) Apply(mem memory.Allocator, in arrow.Array) (arrow.Array,
 // applyStrings hashes each distinct value of a batch once.
 func (t *pseudonymize) applyStrings(mem memory.Allocator, in arrow.Array, st *hmacState) (arrow.Array, error) {
 	if d, ok := in.(*array.Dictionary); ok {
-		vals, err := t.applyStrings(mem, d.Dictionary(), st)
-		if err != nil {
-			return nil, err
-		}
-		defer vals.Release()
-		return gatherStrings(mem, vals.(*array.String), d)
+		return viaDictionary(mem, d, func(dict arrow.Array) (arrow.Array, error) { return t.applyStrings(mem, dict, st) })
 	}
 	src, ok := newByteStrings(in)
 	if !ok {
@@ -128,12 +123,7 @@ func (t *pseudonymize) applyStrings(mem memory.Allocator, in arrow.Array, st *hm
 // applyIntegers hashes the decimal text of each distinct value once per batch.
 func (t *pseudonymize) applyIntegers(mem memory.Allocator, in arrow.Array, st *hmacState) (arrow.Array, error) {
 	if d, ok := in.(*array.Dictionary); ok {
-		vals, err := t.applyIntegers(mem, d.Dictionary(), st)
-		if err != nil {
-			return nil, err
-		}
-		defer vals.Release()
-		return gatherStrings(mem, vals.(*array.String), d)
+		return viaDictionary(mem, d, func(dict arrow.Array) (arrow.Array, error) { return t.applyIntegers(mem, dict, st) })
 	}
 	b := newStringBuilder(mem, in.Len(), (in.Len()-in.NullN())*2*t.n)
 	switch a := in.(type) {

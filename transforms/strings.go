@@ -207,12 +207,7 @@ type stringFunc func(dst, v []byte) ([]byte, bool)
 // and once per value otherwise.
 func mapStrings(mem memory.Allocator, in arrow.Array, fn stringFunc) (arrow.Array, error) {
 	if d, ok := in.(*array.Dictionary); ok {
-		vals, err := mapStrings(mem, d.Dictionary(), fn)
-		if err != nil {
-			return nil, err
-		}
-		defer vals.Release()
-		return gatherStrings(mem, vals.(*array.String), d)
+		return viaDictionary(mem, d, func(dict arrow.Array) (arrow.Array, error) { return mapStrings(mem, dict, fn) })
 	}
 	src, ok := newByteStrings(in)
 	if !ok {
@@ -228,6 +223,17 @@ func mapStrings(mem memory.Allocator, in arrow.Array, fn stringFunc) (arrow.Arra
 		b.appendMapped(fn, src.at(i))
 	}
 	return b.finish()
+}
+
+// viaDictionary transforms a dictionary array's dictionary with apply,
+// which returns utf8, and gathers the result densely, row by row.
+func viaDictionary(mem memory.Allocator, d *array.Dictionary, apply func(arrow.Array) (arrow.Array, error)) (arrow.Array, error) {
+	vals, err := apply(d.Dictionary())
+	if err != nil {
+		return nil, err
+	}
+	defer vals.Release()
+	return gatherStrings(mem, vals.(*array.String), d)
 }
 
 // gatherStrings materializes a dictionary array whose (already transformed)

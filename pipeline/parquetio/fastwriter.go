@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sync"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -15,6 +13,8 @@ import (
 	"github.com/parquet-go/parquet-go/deprecated"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/deidproject/deid/pipeline/internal/parallel"
 )
 
 // ErrUnsupported is returned by NewFastPartWriter for a schema with a type
@@ -261,31 +261,7 @@ func (p *FastPartWriter) SetSpare(spare func() bool) { p.spare = spare }
 // eachColumn calls fn for every column: on this goroutine and a helper
 // when a CPU is idle, each column on one of them.
 func (p *FastPartWriter) eachColumn(fn func(int, *fastColumn)) {
-	if p.spare == nil || len(p.cols) < 2 || !p.spare() {
-		for i, c := range p.cols {
-			fn(i, c)
-		}
-		return
-	}
-	var next atomic.Int32
-	work := func() {
-		for i := int(next.Add(1)) - 1; i < len(p.cols); i = int(next.Add(1)) - 1 {
-			fn(i, p.cols[i])
-		}
-	}
-	var wg sync.WaitGroup
-	var crash any
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() { crash = recover() }()
-		work()
-	}()
-	work()
-	wg.Wait()
-	if crash != nil {
-		panic(crash) // on the caller's goroutine, where it would have been
-	}
+	parallel.Each(len(p.cols), p.spare != nil && p.spare(), func(i int) { fn(i, p.cols[i]) })
 }
 
 // Rows returns the rows written so far.
