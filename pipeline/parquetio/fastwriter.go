@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go/deprecated"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
@@ -65,10 +68,43 @@ type FooterWriter interface {
 	BeginFooter()
 }
 
+// zstdWindow is the window of the writer's zstd encoders: a data page is at
+// most DataPageSize (1 MiB by default), so matches farther back than that
+// are rare (dictionary pages of up to 4 MiB lose a little); the encoder's
+// history takes about twice the window.
+const zstdWindow = 1 << 20
+
+// zstdEncoders holds one zstd encoder per level for the process. arrow-go's
+// codec keeps its encoders in a sync.Pool, which the garbage collector
+// empties, with an 8 MiB window: each new encoder then allocated about
+// 16 MiB of history, and under the heap limit (dozens of collections a
+// run) that churn was 24 MB of the live heap at the peak.
+var zstdEncoders sync.Map // zstd.EncoderLevel -> *zstd.Encoder
+
+// zstdEncoder returns the writer's encoder for a zstd level (arrow-go's
+// mapping of levels), safe for concurrent EncodeAll calls.
+func zstdEncoder(level int) (*zstd.Encoder, error) {
+	l := zstd.EncoderLevelFromZstd(level)
+	if e, ok := zstdEncoders.Load(l); ok {
+		return e.(*zstd.Encoder), nil
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithZeroFrames(true), zstd.WithEncoderLevel(l), zstd.WithAllLitEntropyCompression(true),
+		zstd.WithWindowSize(zstdWindow), zstd.WithEncoderConcurrency(2*runtime.GOMAXPROCS(0)))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	e, loaded := zstdEncoders.LoadOrStore(l, enc)
+	if loaded {
+		enc.Close() // another writer made one first
+	}
+	return e.(*zstd.Encoder), nil
+}
+
 // fastOptions are WriterOptions with defaults applied.
 type fastOptions struct {
 	codec     format.CompressionCodec
 	compress  compress.Codec // nil: uncompressed
+	zstd      *zstd.Encoder  // the zstd codec's encoder (see zstdEncoder)
 	level     int
 	maxRows   int64
 	pageSize  int
@@ -100,6 +136,13 @@ func (o WriterOptions) fast() (fastOptions, error) {
 			return fastOptions{}, err
 		}
 		f.compress = c
+	}
+	if codec == compress.Codecs.Zstd {
+		enc, err := zstdEncoder(f.level)
+		if err != nil {
+			return fastOptions{}, err
+		}
+		f.zstd = enc
 	}
 	f.maxRows = o.MaxRowGroupRows
 	if f.maxRows <= 0 {

@@ -436,7 +436,12 @@ func (c *fastColumn) compress(dict bool, raw []byte) []byte {
 	if bound := int(codec.CompressBound(int64(len(raw)))); cap(c.comp) < bound {
 		c.comp = make([]byte, bound)
 	}
-	body := codec.EncodeLevel(c.comp[:cap(c.comp)], raw, c.opt.level)
+	var body []byte
+	if c.opt.zstd != nil {
+		body = c.opt.zstd.EncodeAll(raw, c.comp[:0])
+	} else {
+		body = codec.EncodeLevel(c.comp[:cap(c.comp)], raw, c.opt.level)
+	}
 	if cap(body) > cap(c.comp) {
 		c.comp = body[:0]
 	}
@@ -479,7 +484,7 @@ func (c *fastColumn) literalsOnly(dict bool, raw []byte) bool {
 	if c.coding[k] == codingUndecided && len(raw) >= literalSample {
 		c.coding[k] = codingFull
 		sample := raw[:literalSample]
-		full := c.opt.compress.EncodeLevel(c.comp[:0], sample, c.opt.level)
+		full := c.opt.zstd.EncodeAll(sample, c.comp[:0])
 		c.comp = full[:0]
 		if lit, err := c.lit.encode(c.litSample[:0], sample); err == nil {
 			c.litSample = lit[:0]

@@ -247,7 +247,12 @@ func (c *leanColumn) loadDictionary(h pageHeader, body []byte) error {
 	}
 	c.dictN, c.hasDict = n, true
 	if c.dictOut {
-		c.dictArr = c.bytesArray(c.valType, n, nil, 0, c.dictOffs, c.dictData)
+		// the array shares the dictionary's memory: it is never changed
+		// (a new page gets new slices), and a large dictionary held twice
+		// per column and worker weighed on the heap limit
+		d := array.NewData(c.valType, n, []*memory.Buffer{nil, memory.NewBufferBytes(asBytes(c.dictOffs[:n+1])), memory.NewBufferBytes(c.dictData)}, nil, 0, 0)
+		c.dictArr = array.MakeFromData(d)
+		d.Release()
 	}
 	return nil
 }
