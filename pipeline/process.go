@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -101,11 +102,24 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 	// dictionary when its dictionary is no larger than a batch: arrow-go
 	// hands every batch the whole chunk dictionary, so a larger one would
 	// cost more to rebuild per batch than reading values densely.
+	// A larger dictionary is read as one too, when deid's own reader reads
+	// the row group (it hands every batch the same dictionary) and every
+	// transform of the column can transform its entries lazily (see
+	// transforms.DictionaryCache.LazyAbove): each entry is then transformed
+	// once per row group, and the reader never copies values out of it.
 	dict := map[int]bool{}
+	leanRead := f.LeanReadable(rg, read)
 	for k, leaf := range read {
 		if isBinary(in.schema.Field(in.readCols[readPos[k]]).Type) && f.DictionaryEncoded(rg, leaf) {
-			if n, ok := f.DictionaryEntries(rg, leaf); ok && n <= r.opt.BatchSize {
+			n, ok := f.DictionaryEntries(rg, leaf)
+			switch {
+			case ok && n <= r.opt.BatchSize:
 				dict[leaf] = true
+			case ok && leanRead && r.lazyColumn(in, readPos[k]):
+				dict[leaf] = true
+				if r.opt.lazyRead != nil {
+					r.opt.lazyRead.Add(1)
+				}
 			}
 		}
 	}
@@ -124,6 +138,9 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 	caches := make([][]transforms.DictionaryCache, len(in.outputs))
 	for i, out := range in.outputs {
 		caches[i] = make([]transforms.DictionaryCache, len(out.cols))
+		for ci := range caches[i] {
+			caches[i][ci].LazyAbove = r.opt.BatchSize
+		}
 	}
 	defer func() {
 		for _, cs := range caches {
@@ -380,6 +397,30 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 		writers[i] = nil
 	}
 	return parts, counts, outCounts, nil
+}
+
+// lazyColumn reports whether the column at pos may be read as a dictionary
+// however large its dictionary: no row rule reads it, and every output
+// transforms it (no keep) with a transform that works lazily on a
+// dictionary's entries.
+func (r *runner) lazyColumn(in *inputFile, pos int) bool {
+	if r.opt.noLazy || pos == in.subjectPos || pos == in.timePos || in.hasOutputRules() || slices.Contains(rowRuleColumns(in.ds), in.schema.Field(in.readCols[pos]).Name) {
+		return false
+	}
+	typ := in.schema.Field(in.readCols[pos]).Type
+	used := false
+	for _, out := range in.outputs {
+		for _, oc := range out.cols {
+			if oc.pos != pos {
+				continue
+			}
+			if !oc.bc.Spec.Keyed || !transforms.LazyCapable(oc.bc.Transform, typ) {
+				return false
+			}
+			used = true
+		}
+	}
+	return used
 }
 
 // newPart starts a part (in memory, or in the scratch directory), choosing dictionary

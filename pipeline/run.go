@@ -114,6 +114,12 @@ type Options struct {
 	// letting the next row group's part stream into the output (tests
 	// compare the two).
 	noStream bool
+	// noLazy reads only dictionaries of at most a batch as Arrow
+	// dictionaries (tests compare the two).
+	noLazy bool
+	// lazyRead, when set, counts the column chunks read as large
+	// dictionaries (tests).
+	lazyRead *atomic.Int64
 	// spare, when not 0, overrides whether a CPU is idle for a task's
 	// columns: 1 always, -1 never (tests).
 	spare int

@@ -26,12 +26,43 @@ type DictionaryCache struct {
 	remap []int32     // input dictionary index → index in out, or -1 for NULL
 	// Transformed counts the dictionaries transformed, for tests.
 	Transformed int
+
+	// LazyAbove, when positive, is the dictionary size past which the
+	// cache transforms entries lazily (see lazyEntries) instead of whole.
+	LazyAbove int
+	lazy      lazyEntries
 }
 
+// lazyEntries transforms the entries of a large dictionary only as batches
+// use them, each once: a column chunk's dictionary of 250,000 device ids or
+// 600,000 addresses would cost more to transform whole than the rows of a
+// retention sweep that keeps a quarter of them, and read densely each row's
+// value would be copied out of it. The results are kept in Go memory; the
+// batches' output is dense.
+type lazyEntries struct {
+	dict arrow.ArrayData // the input dictionary, retained; nil when unused
+	memo []int32         // entry → index in offs, or lazyUnseen, lazyNull
+	offs []int32         // transformed values: data[offs[k]:offs[k+1]]
+	data []byte
+	// Transformed counts the entries transformed, for tests.
+	Transformed int
+}
+
+const (
+	lazyUnseen  = -1
+	lazyNull    = -2
+	lazyPending = -3
+)
+
 // Apply transforms the dictionary array in with tr, reusing the previous
-// dictionary's result when in's dictionary has the same values.
+// dictionary's result when in's dictionary has the same values. A
+// dictionary of more than LazyAbove entries is transformed lazily, for a
+// transform LazyCapable of it, and the result is a dense utf8 array.
 func (c *DictionaryCache) Apply(mem memory.Allocator, tr Transform, in *array.Dictionary) (arrow.Array, error) {
 	dict := in.Dictionary()
+	if c.LazyAbove > 0 && dict.Len() > c.LazyAbove && in.Indices().DataType().ID() == arrow.INT32 && LazyCapable(tr, dict.DataType()) {
+		return c.lazy.apply(mem, tr, in)
+	}
 	if c.in == nil || !array.Equal(c.in, dict) {
 		if err := c.prepare(mem, tr, dict); err != nil {
 			return nil, err
@@ -139,8 +170,132 @@ func (c *DictionaryCache) prepare(mem memory.Allocator, tr Transform, dict arrow
 	return nil
 }
 
+// LazyCapable reports whether a DictionaryCache can transform a dictionary
+// of the given value type with tr lazily: tr maps values independently and
+// gives utf8, and the values are strings or binary.
+func LazyCapable(tr Transform, valueType arrow.DataType) bool {
+	if _, subject := tr.(SubjectAware); subject {
+		return false
+	}
+	out, err := tr.OutputType(valueType)
+	if err != nil || out.ID() != arrow.STRING {
+		return false
+	}
+	switch valueType.ID() {
+	case arrow.STRING, arrow.BINARY, arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		return true
+	}
+	return false
+}
+
+// apply transforms the entries of in's dictionary that in uses and that
+// were not transformed since the dictionary was first seen, then writes
+// every row's value.
+func (l *lazyEntries) apply(mem memory.Allocator, tr Transform, in *array.Dictionary) (arrow.Array, error) {
+	dict := in.Dictionary()
+	if l.dict != dict.Data() {
+		l.reset()
+		l.dict = dict.Data()
+		l.dict.Retain()
+		if cap(l.memo) < dict.Len() {
+			l.memo = make([]int32, dict.Len())
+		}
+		l.memo = l.memo[:dict.Len()]
+		for i := range l.memo {
+			l.memo[i] = lazyUnseen
+		}
+		l.offs = append(l.offs[:0], 0)
+		l.data = l.data[:0]
+	}
+	n := in.Len()
+	idx := in.Indices().(*array.Int32).Int32Values()
+	var pending []int
+	for i, e := range idx {
+		if in.IsNull(i) {
+			continue
+		}
+		if e < 0 || int(e) >= len(l.memo) {
+			return nil, fmt.Errorf("dictionary index %d out of range [0, %d)", e, len(l.memo))
+		}
+		if l.memo[e] == lazyUnseen {
+			l.memo[e] = lazyPending
+			pending = append(pending, int(e))
+		}
+	}
+	if len(pending) > 0 {
+		if err := l.transform(mem, tr, dict, pending); err != nil {
+			return nil, err
+		}
+	}
+	b := newStringBuilder(mem, n, 0)
+	for i, e := range idx {
+		if in.IsNull(i) {
+			b.appendNull()
+			continue
+		}
+		k := l.memo[e]
+		if k == lazyNull {
+			b.appendNull()
+			continue
+		}
+		b.appendBytes(l.data[l.offs[k]:l.offs[k+1]])
+	}
+	return b.finish()
+}
+
+// transform runs tr on the pending entries of dict and records the results.
+func (l *lazyEntries) transform(mem memory.Allocator, tr Transform, dict arrow.Array, pending []int) error {
+	src, _ := newByteStrings(dict)
+	total := 0
+	for _, e := range pending {
+		total += len(src.at(e))
+	}
+	b := newStringBuilder(mem, len(pending), total)
+	for _, e := range pending {
+		if dict.IsNull(e) {
+			b.appendNull()
+		} else {
+			b.appendBytes(src.at(e))
+		}
+	}
+	vals, err := b.finish()
+	if err != nil {
+		return err
+	}
+	defer vals.Release()
+	out, err := tr.Apply(mem, vals)
+	if err != nil {
+		return err
+	}
+	defer out.Release()
+	res, ok := out.(*array.String)
+	if !ok || res.Len() != len(pending) {
+		return fmt.Errorf("a lazily transformed dictionary gave %s of %d values for %d", out.DataType(), out.Len(), len(pending))
+	}
+	l.Transformed += len(pending)
+	for j, e := range pending {
+		if res.IsNull(j) {
+			l.memo[e] = lazyNull
+			continue
+		}
+		l.memo[e] = int32(len(l.offs) - 1)
+		l.data = append(l.data, res.Value(j)...)
+		l.offs = append(l.offs, int32(len(l.data)))
+	}
+	return nil
+}
+
+// reset drops the dictionary.
+func (l *lazyEntries) reset() {
+	if l.dict != nil {
+		l.dict.Release()
+		l.dict = nil
+	}
+}
+
 // Release frees the cached dictionaries.
 func (c *DictionaryCache) Release() {
+	c.lazy.reset()
 	if c.in != nil {
 		c.in.Release()
 		c.in = nil

@@ -1,6 +1,8 @@
 package transforms
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -65,6 +67,82 @@ func TestDictionaryCache(t *testing.T) {
 		out, err := cache.Apply(mem, tr, other.(*array.Dictionary))
 		if err != nil || cache.Transformed != 2 {
 			t.Errorf("%s: new dictionary: %v, transformed %d", c.name, err, cache.Transformed)
+		}
+		out.Release()
+		other.Release()
+		cache.Release()
+		whole.Release()
+	}
+}
+
+// TestDictionaryCacheLazy: past LazyAbove, batches (slices of one
+// dictionary array) get dense values equal to the transform's own, and each
+// dictionary entry they use is transformed once across batches; a new
+// dictionary starts over.
+func TestDictionaryCacheLazy(t *testing.T) {
+	mem := checkedMem(t)
+	r := rand.New(rand.NewPCG(9, 9))
+	var vals []*string
+	for i := 0; i < 3000; i++ {
+		switch k := r.IntN(20); {
+		case k == 0:
+			vals = append(vals, nil)
+		case k == 1:
+			vals = append(vals, sp("unknown"))
+		case k == 2:
+			vals = append(vals, sp(fmt.Sprintf("2408:8207:%x::%x", r.IntN(50), r.IntN(9))))
+		default:
+			vals = append(vals, sp(fmt.Sprintf("10.%d.%d.%d", r.IntN(4), r.IntN(30), r.IntN(9))))
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		params map[string]any
+	}{
+		{"generalize_ip", map[string]any{"variant": "bench"}},
+		{"pseudonymize", nil},
+		{"url_strip", nil},
+	} {
+		tr := bind(t, c.name, c.params)
+		whole := dictStringArray(t, mem, vals)
+		entries := whole.(*array.Dictionary).Dictionary().Len()
+		cache := DictionaryCache{LazyAbove: 100}
+		used := map[int]bool{}
+		for _, cut := range [][2]int64{{0, 700}, {700, 1400}, {100, 2900}, {2900, 3000}} {
+			batch := array.NewSlice(whole, cut[0], cut[1]).(*array.Dictionary)
+			for i := 0; i < batch.Len(); i++ {
+				if !batch.IsNull(i) {
+					used[batch.GetValueIndex(i)] = true
+				}
+			}
+			got, err := cache.Apply(mem, tr, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := tr.Apply(mem, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, dense := got.(*array.String); !dense {
+				t.Fatalf("%s: lazy output is %s", c.name, got.DataType())
+			}
+			g, w := readStrings(t, got), readStrings(t, want)
+			for i := range w {
+				if deref(g[i]) != deref(w[i]) || (g[i] == nil) != (w[i] == nil) {
+					t.Fatalf("%s row %d: lazy %q, direct %q", c.name, i, deref(g[i]), deref(w[i]))
+				}
+			}
+			got.Release()
+			want.Release()
+			batch.Release()
+		}
+		if cache.lazy.Transformed != len(used) || entries <= 100 {
+			t.Errorf("%s: %d entries transformed, %d used (of %d)", c.name, cache.lazy.Transformed, len(used), entries)
+		}
+		other := dictStringArray(t, mem, vals[:500])
+		out, err := cache.Apply(mem, tr, other.(*array.Dictionary))
+		if err != nil {
+			t.Fatal(err)
 		}
 		out.Release()
 		other.Release()

@@ -267,6 +267,14 @@ type ReadOptions struct {
 	Filter *RowFilter
 }
 
+// LeanReadable reports whether ReadRowGroup reads the given leaf columns
+// of row group rg with deid's own reader, which hands every batch of a
+// column chunk the same dictionary array, rather than through arrow-go.
+func (f *File) LeanReadable(rg int, cols []int) bool {
+	_, ok := f.leanPlan(rg, ReadOptions{Columns: cols})
+	return ok
+}
+
 // ReadRowGroup decodes row group rg in record batches of opt.BatchSize rows
 // and calls fn with each. The batch is released after fn returns; fn must
 // retain what it keeps. Errors name the file and row group.
