@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // TestDictionaryCache: batches sharing a dictionary transform it once, the
@@ -30,20 +31,7 @@ func TestDictionaryCache(t *testing.T) {
 		var cache DictionaryCache
 		for _, cut := range [][2]int64{{0, 3}, {3, 7}, {1, 6}} {
 			batch := array.NewSlice(whole, cut[0], cut[1]).(*array.Dictionary)
-			got, err := cache.Apply(mem, tr, batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := tr.Apply(mem, batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, w := readStrings(t, got), readStrings(t, want)
-			for i := range w {
-				if deref(g[i]) != deref(w[i]) || (g[i] == nil) != (w[i] == nil) {
-					t.Errorf("%s value %d: cache %q, direct %q", c.name, i, deref(g[i]), deref(w[i]))
-				}
-			}
+			got, want := cacheAndDirect(t, mem, &cache, tr, batch, c.name)
 			d := got.(*array.Dictionary).Dictionary().(*array.String)
 			seen := map[string]bool{}
 			for i := 0; i < d.Len(); i++ {
@@ -115,22 +103,9 @@ func TestDictionaryCacheLazy(t *testing.T) {
 					used[batch.GetValueIndex(i)] = true
 				}
 			}
-			got, err := cache.Apply(mem, tr, batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := tr.Apply(mem, batch)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, want := cacheAndDirect(t, mem, &cache, tr, batch, c.name)
 			if _, dense := got.(*array.String); !dense {
 				t.Fatalf("%s: lazy output is %s", c.name, got.DataType())
-			}
-			g, w := readStrings(t, got), readStrings(t, want)
-			for i := range w {
-				if deref(g[i]) != deref(w[i]) || (g[i] == nil) != (w[i] == nil) {
-					t.Fatalf("%s row %d: lazy %q, direct %q", c.name, i, deref(g[i]), deref(w[i]))
-				}
 			}
 			got.Release()
 			want.Release()
@@ -149,4 +124,26 @@ func TestDictionaryCacheLazy(t *testing.T) {
 		cache.Release()
 		whole.Release()
 	}
+}
+
+// cacheAndDirect applies tr to batch through the cache and directly, checks
+// that both give the same values, and returns both for the caller to
+// release.
+func cacheAndDirect(t *testing.T, mem memory.Allocator, cache *DictionaryCache, tr Transform, batch *array.Dictionary, name string) (arrow.Array, arrow.Array) {
+	t.Helper()
+	got, err := cache.Apply(mem, tr, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := tr.Apply(mem, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, w := readStrings(t, got), readStrings(t, want)
+	for i := range w {
+		if deref(g[i]) != deref(w[i]) || (g[i] == nil) != (w[i] == nil) {
+			t.Errorf("%s value %d: cache %q, direct %q", name, i, deref(g[i]), deref(w[i]))
+		}
+	}
+	return got, want
 }
