@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/deidproject/deid/pipeline/internal/pqtest"
 	"github.com/deidproject/deid/pipeline/internal/testmem"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/rules"
@@ -220,16 +221,7 @@ func writeTable(t testing.TB, path string, rg int64, cols ...column) {
 		t.Fatal(err)
 	}
 	props := parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(rg), parquet.WithAllocator(mem))
-	w, err := pqarrow.NewFileWriter(sch, f, props, pqarrow.NewArrowWriterProperties())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	pqtest.WriteArrow(t, f, rec, props, pqarrow.NewArrowWriterProperties())
 }
 
 var utcMillis = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}

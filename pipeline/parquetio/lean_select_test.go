@@ -58,14 +58,7 @@ func TestLeanReaderSelected(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for i := 0; i < files; i++ {
-		r := rand.New(rand.NewPCG(uint64(i), 7))
-		path := filepath.Join(dir, fmt.Sprintf("f%d.parquet", i))
-		var desc string
-		if i%3 == 2 {
-			desc = writeArrowGo(t, r, path)
-		} else {
-			desc = writeParquetGo(t, r, path)
-		}
+		path, desc, r := writeModelFile(t, dir, i, 7)
 		share := []uint32{0, 1, 26, 128, 230, 256}[i%6]
 		t.Run(fmt.Sprintf("%d-share%d", i, share), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.DefaultAllocator)

@@ -22,6 +22,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 
+	"github.com/deidproject/deid/pipeline/internal/pqtest"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -265,17 +266,22 @@ func writeArrowGo(t *testing.T, r *rand.Rand, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := pqarrow.NewFileWriter(sch, f, props, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	pqtest.WriteArrow(t, f, rec, props, pqarrow.DefaultWriterProps())
 	return fmt.Sprintf("arrow-go %v, %d rows, nulls %.1f, v%v, dictionary limit %d", codec, rows, nullP, version, dictLimit)
+}
+
+// writeModelFile writes the i-th generated file of a model test into dir,
+// every third one with arrow-go's writer and the others with parquet-go's,
+// from a random stream of (i, seed); it returns the path, a description and
+// the stream, for the test's further choices.
+func writeModelFile(t *testing.T, dir string, i int, seed uint64) (string, string, *rand.Rand) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(uint64(i), seed))
+	path := filepath.Join(dir, fmt.Sprintf("f%d.parquet", i))
+	if i%3 == 2 {
+		return path, writeArrowGo(t, r, path), r
+	}
+	return path, writeParquetGo(t, r, path), r
 }
 
 // TestLeanReaderModel: on many generated files, the lean reader yields the
@@ -288,14 +294,7 @@ func TestLeanReaderModel(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for i := 0; i < files; i++ {
-		r := rand.New(rand.NewPCG(uint64(i), 99))
-		path := filepath.Join(dir, fmt.Sprintf("f%d.parquet", i))
-		var desc string
-		if i%3 == 2 {
-			desc = writeArrowGo(t, r, path)
-		} else {
-			desc = writeParquetGo(t, r, path)
-		}
+		path, desc, r := writeModelFile(t, dir, i, 99)
 		t.Run(fmt.Sprintf("%d", i), func(t *testing.T) {
 			// arrow's checked allocator: testmem's stack traces are too slow here
 			mem := memory.NewCheckedAllocator(memory.DefaultAllocator)

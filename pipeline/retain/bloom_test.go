@@ -25,6 +25,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/deidproject/deid/pipeline/internal/pqtest"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -514,16 +515,7 @@ func TestStatsUnsignedSubjects(t *testing.T) {
 func encodeArrowGo(t testing.TB, rec arrow.RecordBatch, props *apq.WriterProperties) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	pqtest.WriteArrow(t, &buf, rec, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	return buf.Bytes()
 }
 

@@ -1,5 +1,6 @@
-// Package pqtest reads Parquet files back with parquet-go, a reader
-// independent of the arrow-go code deid writes and reads with, for tests.
+// Package pqtest holds Parquet helpers for tests: reading files back with
+// parquet-go, a reader independent of the arrow-go code deid writes and
+// reads with, and writing files with arrow-go's writer.
 package pqtest
 
 import (
@@ -7,6 +8,11 @@ import (
 	"errors"
 	"io"
 
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	aparquet "github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -35,4 +41,19 @@ func Rows(data []byte) (int64, error) {
 		rows.Close()
 	}
 	return n, nil
+}
+
+// WriteArrow writes rec to w as one Parquet file with arrow-go's writer.
+func WriteArrow(t testing.TB, w io.Writer, rec arrow.RecordBatch, props *aparquet.WriterProperties, arrowProps pqarrow.ArrowWriterProperties) {
+	t.Helper()
+	fw, err := pqarrow.NewFileWriter(rec.Schema(), w, props, arrowProps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
