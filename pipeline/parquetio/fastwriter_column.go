@@ -474,7 +474,7 @@ const (
 // wasted time, and literals-only coding is about 2.3 times faster. The
 // choice depends on the data only, so a rerun writes the same bytes.
 func (c *fastColumn) literalsOnly(dict bool, raw []byte) bool {
-	if c.opt.codec != format.Zstd {
+	if c.opt.zstd == nil {
 		return false
 	}
 	k := 0
