@@ -37,8 +37,17 @@ type DictionaryCache struct {
 // use them, each once: a column chunk's dictionary of 250,000 device ids or
 // 600,000 addresses would cost more to transform whole than the rows of a
 // retention sweep that keeps a quarter of them, and read densely each row's
-// value would be copied out of it. The results are kept in Go memory; the
-// batches' output is dense.
+// value would be copied out of it.
+//
+// The results are appended, in the order batches first use them, to Go
+// slices that are never written below their length: each batch's output is
+// a dictionary array whose dictionary views the results so far, so every
+// batch of a column chunk gets a dictionary that begins with the previous
+// batch's entries, in the same memory. A Parquet writer can tell the
+// dictionary grew (parquetio's fastColumn.useInputDict) and keep what it
+// learned about its entries instead of hashing every row's value again. A
+// new input dictionary starts new slices, since the writer may still hold
+// the old ones.
 type lazyEntries struct {
 	dict arrow.ArrayData // the input dictionary, retained; nil when unused
 	memo []int32         // entry → index in offs, or lazyUnseen, lazyNull
@@ -57,7 +66,8 @@ const (
 // Apply transforms the dictionary array in with tr, reusing the previous
 // dictionary's result when in's dictionary has the same values. A
 // dictionary of more than LazyAbove entries is transformed lazily, for a
-// transform LazyCapable of it, and the result is a dense utf8 array.
+// transform LazyCapable of it (see lazyEntries). Either way the result is a
+// dictionary array with int32 indices.
 func (c *DictionaryCache) Apply(mem memory.Allocator, tr Transform, in *array.Dictionary) (arrow.Array, error) {
 	dict := in.Dictionary()
 	if c.LazyAbove > 0 && dict.Len() > c.LazyAbove && in.Indices().DataType().ID() == arrow.INT32 && LazyCapable(tr, dict.DataType()) {
@@ -189,8 +199,8 @@ func LazyCapable(tr Transform, valueType arrow.DataType) bool {
 }
 
 // apply transforms the entries of in's dictionary that in uses and that
-// were not transformed since the dictionary was first seen, then writes
-// every row's value.
+// were not transformed since the dictionary was first seen, then indexes
+// every row's value in the results.
 func (l *lazyEntries) apply(mem memory.Allocator, tr Transform, in *array.Dictionary) (arrow.Array, error) {
 	dict := in.Dictionary()
 	if l.dict != dict.Data() {
@@ -204,8 +214,9 @@ func (l *lazyEntries) apply(mem memory.Allocator, tr Transform, in *array.Dictio
 		for i := range l.memo {
 			l.memo[i] = lazyUnseen
 		}
-		l.offs = append(l.offs[:0], 0)
-		l.data = l.data[:0]
+		// new slices: batches already handed out view the old ones
+		l.offs = make([]int32, 1, dict.Len()+1)
+		l.data = nil
 	}
 	n := in.Len()
 	idx := in.Indices().(*array.Int32).Int32Values()
@@ -227,20 +238,47 @@ func (l *lazyEntries) apply(mem memory.Allocator, tr Transform, in *array.Dictio
 			return nil, err
 		}
 	}
-	b := newStringBuilder(mem, n, 0)
+	ib := memory.NewResizableBuffer(mem)
+	ib.Resize(n * arrow.Int32SizeBytes)
+	dst := arrow.Int32Traits.CastFromBytes(ib.Bytes())
+	var vb *memory.Buffer
+	var bits []byte
+	nulls := 0
 	for i, e := range idx {
-		if in.IsNull(i) {
-			b.appendNull()
+		k := int32(lazyNull)
+		if !in.IsNull(i) {
+			k = l.memo[e]
+		}
+		if k >= 0 {
+			dst[i] = k
 			continue
 		}
-		k := l.memo[e]
-		if k == lazyNull {
-			b.appendNull()
-			continue
+		if vb == nil {
+			vb = memory.NewResizableBuffer(mem)
+			vb.Resize(int(bitutil.BytesForBits(int64(n))))
+			bits = vb.Bytes()
+			bitutil.SetBitsTo(bits, 0, int64(n), true)
 		}
-		b.appendBytes(l.data[l.offs[k]:l.offs[k+1]])
+		dst[i] = 0
+		bitutil.ClearBit(bits, i)
+		nulls++
 	}
-	return b.finish()
+	indices := array.NewData(arrow.PrimitiveTypes.Int32, n, []*memory.Buffer{vb, ib}, nil, nulls, 0)
+	ib.Release()
+	if vb != nil {
+		vb.Release()
+	}
+	defer indices.Release()
+	ia := array.MakeFromData(indices)
+	defer ia.Release()
+	// the results so far, without a copy (see lazyEntries)
+	values := array.NewData(arrow.BinaryTypes.String, len(l.offs)-1, []*memory.Buffer{nil,
+		memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(l.offs)), memory.NewBufferBytes(l.data)}, nil, 0, 0)
+	defer values.Release()
+	va := array.MakeFromData(values)
+	defer va.Release()
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	return array.NewDictionaryArray(dt, ia, va), nil
 }
 
 // transform runs tr on the pending entries of dict and records the results.
@@ -273,6 +311,7 @@ func (l *lazyEntries) transform(mem memory.Allocator, tr Transform, dict arrow.A
 		return fmt.Errorf("a lazily transformed dictionary gave %s of %d values for %d", out.DataType(), out.Len(), len(pending))
 	}
 	l.Transformed += len(pending)
+	l.reserve(res, len(pending))
 	for j, e := range pending {
 		if res.IsNull(j) {
 			l.memo[e] = lazyNull
@@ -283,6 +322,25 @@ func (l *lazyEntries) transform(mem memory.Allocator, tr Transform, dict arrow.A
 		l.offs = append(l.offs, int32(len(l.data)))
 	}
 	return nil
+}
+
+// reserve makes room in data for res, the results of m entries: enough for
+// the whole dictionary at their average length, so that data rarely moves
+// (a move makes a writer treat the next batch's dictionary as a new one).
+func (l *lazyEntries) reserve(res *array.String, m int) {
+	add := len(res.ValueBytes())
+	if len(l.data)+add <= cap(l.data) {
+		return
+	}
+	seen := len(l.offs) - 1 + m
+	want := len(l.data) + add
+	if left := len(l.memo) - seen; left > 0 && seen > 0 {
+		want += int(int64(want) * int64(left) / int64(seen))
+	}
+	want = max(want, 2*cap(l.data))
+	data := make([]byte, len(l.data), want)
+	copy(data, l.data)
+	l.data = data
 }
 
 // reset drops the dictionary.

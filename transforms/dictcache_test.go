@@ -64,9 +64,11 @@ func TestDictionaryCache(t *testing.T) {
 }
 
 // TestDictionaryCacheLazy: past LazyAbove, batches (slices of one
-// dictionary array) get dense values equal to the transform's own, and each
-// dictionary entry they use is transformed once across batches; a new
-// dictionary starts over.
+// dictionary array) get values equal to the transform's own, and each
+// dictionary entry they use is transformed once across batches. Each
+// batch's dictionary begins with the previous batch's entries in the same
+// memory (what a writer relies on to keep its lookups), and a new
+// dictionary starts over in new memory: earlier outputs keep their values.
 func TestDictionaryCacheLazy(t *testing.T) {
 	mem := checkedMem(t)
 	r := rand.New(rand.NewPCG(9, 9))
@@ -96,6 +98,8 @@ func TestDictionaryCacheLazy(t *testing.T) {
 		entries := whole.(*array.Dictionary).Dictionary().Len()
 		cache := DictionaryCache{LazyAbove: 100}
 		used := map[int]bool{}
+		var outs []arrow.Array
+		var wants [][]*string
 		for _, cut := range [][2]int64{{0, 700}, {700, 1400}, {100, 2900}, {2900, 3000}} {
 			batch := array.NewSlice(whole, cut[0], cut[1]).(*array.Dictionary)
 			for i := 0; i < batch.Len(); i++ {
@@ -104,12 +108,22 @@ func TestDictionaryCacheLazy(t *testing.T) {
 				}
 			}
 			got, want := cacheAndDirect(t, mem, &cache, tr, batch, c.name)
-			if _, dense := got.(*array.String); !dense {
-				t.Fatalf("%s: lazy output is %s", c.name, got.DataType())
-			}
-			got.Release()
+			wants = append(wants, readStrings(t, want))
 			want.Release()
 			batch.Release()
+			outs = append(outs, got)
+			d, ok := got.(*array.Dictionary)
+			if !ok {
+				t.Errorf("%s: lazy output is %s", c.name, got.DataType())
+				continue
+			}
+			if len(outs) > 1 {
+				prev := outs[len(outs)-2].(*array.Dictionary).Dictionary().(*array.String)
+				cur := d.Dictionary().(*array.String)
+				if cur.Len() < prev.Len() || &cur.ValueOffsets()[0] != &prev.ValueOffsets()[0] {
+					t.Errorf("%s: batch %d's dictionary (%d entries) does not extend the previous one's (%d) in place", c.name, len(outs), cur.Len(), prev.Len())
+				}
+			}
 		}
 		if cache.lazy.Transformed != len(used) || entries <= 100 {
 			t.Errorf("%s: %d entries transformed, %d used (of %d)", c.name, cache.lazy.Transformed, len(used), entries)
@@ -121,9 +135,26 @@ func TestDictionaryCacheLazy(t *testing.T) {
 		}
 		out.Release()
 		other.Release()
+		for i, o := range outs {
+			if got := readStrings(t, o); fmt.Sprint(derefAll(got)) != fmt.Sprint(derefAll(wants[i])) {
+				t.Errorf("%s: batch %d's output changed after a new dictionary", c.name, i)
+			}
+			o.Release()
+		}
 		cache.Release()
 		whole.Release()
 	}
+}
+
+func derefAll(v []*string) []string {
+	s := make([]string, len(v))
+	for i, p := range v {
+		s[i] = "<nil>"
+		if p != nil {
+			s[i] = *p
+		}
+	}
+	return s
 }
 
 // cacheAndDirect applies tr to batch through the cache and directly, checks

@@ -255,18 +255,25 @@ func (c *fastColumn) combineValidity(in *fastInput, dd arrow.ArrayData, n int) {
 }
 
 // useInputDict makes remap translate dd's entries: kept when dd is the
-// dictionary last seen or has the same contents, reset otherwise.
+// dictionary last seen or has the same contents, grown when dd extends it
+// (see extendsDictionary), reset otherwise.
 func (c *fastColumn) useInputDict(dd arrow.ArrayData, view bytesView) {
 	if c.inDict == dd {
 		return
 	}
-	same := c.inDict != nil && sameDictionary(c.inDict, c.inView, dd, view)
+	grown := c.inDict != nil && extendsDictionary(c.inDict, c.inView, dd, view)
+	same := !grown && c.inDict != nil && sameDictionary(c.inDict, c.inView, dd, view)
 	dd.Retain()
 	if c.inDict != nil {
 		c.inDict.Release()
 	}
 	c.inDict, c.inView = dd, view
-	if !same {
+	switch {
+	case grown:
+		for len(c.remap) < dd.Len() {
+			c.remap = append(c.remap, -1)
+		}
+	case !same:
 		c.remap = resetRemap(c.remap, dd.Len())
 	}
 }
@@ -280,6 +287,23 @@ func resetRemap(r []int32, n int) []int32 {
 		r[i] = -1
 	}
 	return r
+}
+
+// extendsDictionary reports whether b holds a's entries, then more: b's
+// offsets and values start in the same memory as a's, and a, retained by
+// the caller, is immutable as every Arrow array is, so that memory still
+// holds a's entries. transforms.DictionaryCache hands the batches of a
+// large dictionary such growing dictionaries, and the column then keeps
+// what it learned about their entries instead of looking every row's value
+// up again. Comparing contents would cost as much as that.
+func extendsDictionary(a arrow.ArrayData, av bytesView, b arrow.ArrayData, bv bytesView) bool {
+	if a.Len() == 0 || b.Len() < a.Len() || a.NullN() > 0 || b.NullN() > 0 {
+		return false
+	}
+	if unsafe.SliceData(av.offs) != unsafe.SliceData(bv.offs) {
+		return false
+	}
+	return av.offs[a.Len()] == av.offs[0] || unsafe.SliceData(av.data) == unsafe.SliceData(bv.data)
 }
 
 // sameDictionary compares two utf8 or binary dictionaries' contents.

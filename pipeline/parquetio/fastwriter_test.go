@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -894,5 +895,80 @@ func TestFastWriterSpareSameBytes(t *testing.T) {
 	}
 	if !bytes.Equal(parts[0], parts[1]) {
 		t.Errorf("with a spare CPU: %d bytes, without: %d, not the same", len(parts[1]), len(parts[0]))
+	}
+}
+
+// TestFastWriterGrowingDictionary: batches whose dictionaries grow in place
+// (each begins with the previous one's entries in the same memory, as
+// transforms.DictionaryCache's lazy batches do), including repeated
+// entries, row groups cut mid-dictionary and a dictionary that overflows,
+// write the same bytes as the same values dense. A dictionary that starts
+// elsewhere is not taken for a grown one.
+func TestFastWriterGrowingDictionary(t *testing.T) {
+	mem := checkedMem(t)
+	r := rand.New(rand.NewPCG(5, 5))
+	const entries = 3000
+	pool := make([]string, entries)
+	for i := range pool {
+		pool[i] = fmt.Sprintf("%032x", r.Uint64()%1500) // repeated values among entries
+	}
+	// the entries' results, appended in place as batches first use them
+	offs := make([]int32, 1, entries+1)
+	data := make([]byte, 0, 32*entries)
+	memo := make([]int32, entries)
+	for i := range memo {
+		memo[i] = -1
+	}
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: tUTF8}
+	sch := arrow.NewSchema([]arrow.Field{{Name: "v", Type: dt, Nullable: true}}, nil)
+	dense := arrow.NewSchema([]arrow.Field{{Name: "v", Type: tUTF8, Nullable: true}}, nil)
+	var grown, flat []arrow.RecordBatch
+	defer func() { releaseAll(grown); releaseAll(flat) }()
+	for b := 0; b < 12; b++ {
+		n := 200 + r.IntN(700)
+		ib := array.NewInt32Builder(mem)
+		sb := array.NewStringBuilder(mem)
+		for i := 0; i < n; i++ {
+			if r.IntN(15) == 0 {
+				ib.AppendNull()
+				sb.AppendNull()
+				continue
+			}
+			e := r.IntN(min(entries, 400*(b+1)))
+			if memo[e] < 0 {
+				memo[e] = int32(len(offs) - 1)
+				data = append(data, pool[e]...)
+				offs = append(offs, int32(len(data)))
+			}
+			ib.Append(memo[e])
+			sb.Append(pool[e])
+		}
+		if b == 7 { // a copy in other memory: a new dictionary with the same entries
+			offs, data = slices.Clone(offs), slices.Clip(slices.Clone(data))
+			data = slices.Grow(data, 32*entries)
+		}
+		vd := array.NewData(tUTF8, len(offs)-1, []*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offs)), memory.NewBufferBytes(data)}, nil, 0, 0)
+		va := array.MakeFromData(vd)
+		idx := ib.NewArray()
+		da := array.NewDictionaryArray(dt, idx, va)
+		grown = append(grown, array.NewRecordBatch(sch, []arrow.Array{da}, int64(n)))
+		sa := sb.NewArray()
+		flat = append(flat, array.NewRecordBatch(dense, []arrow.Array{sa}, int64(n)))
+		for _, a := range []arrow.Array{va, idx, da, sa} {
+			a.Release()
+		}
+		vd.Release()
+		ib.Release()
+		sb.Release()
+	}
+	for _, opt := range []WriterOptions{
+		{MaxRowGroupRows: 1500, DataPageSize: 512},
+		{MaxRowGroupRows: 4000, DictionaryPageLimit: 20 << 10},
+	} {
+		want := writeFast(t, mem, dense, map[string]bool{"v": true}, opt, flat)
+		got := writeFast(t, mem, sch, map[string]bool{"v": true}, opt, grown)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%+v: growing dictionaries write %d bytes, dense values %d, not the same", opt, len(got), len(want))
+		}
 	}
 }

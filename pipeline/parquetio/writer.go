@@ -152,24 +152,15 @@ func WantsDictionary(a arrow.Array) bool {
 	if n == 0 {
 		return true
 	}
-	if _, ok := a.(*array.Dictionary); ok {
-		return true
-	}
 	limit := n * 9 / 10 // more distinct values than this: plain
-	distinct := 0
 	switch a := a.(type) {
 	case *array.String:
-		seen := make(map[string]struct{}, n/4)
-		for i := 0; i < n; i++ {
-			if a.IsNull(i) {
-				continue
-			}
-			if _, ok := seen[a.Value(i)]; !ok {
-				seen[a.Value(i)] = struct{}{}
-				if distinct++; distinct > limit {
-					return false
-				}
-			}
+		return stringsRepeat(a, a, n, limit)
+	case *array.Dictionary:
+		// by value, as if dense: a dictionary array may hold repeated
+		// entries, and the choice must not depend on how values were read
+		if d, ok := a.Dictionary().(*array.String); ok {
+			return stringsRepeat(a, d, n, limit)
 		}
 	case *array.Float64:
 		return fixedRepeat(a.Float64Values()[:n], a, limit)
@@ -177,6 +168,31 @@ func WantsDictionary(a arrow.Array) bool {
 		return fixedRepeat(a.Int64Values()[:n], a, limit)
 	case *array.Timestamp:
 		return fixedRepeat(a.TimestampValues()[:n], a, limit)
+	}
+	return true
+}
+
+// stringsRepeat reports whether the first n values of a, which indexes
+// vals (a itself, or its dictionary), hold at most limit distinct ones.
+func stringsRepeat(a arrow.Array, vals *array.String, n, limit int) bool {
+	d, _ := a.(*array.Dictionary)
+	seen := make(map[string]struct{}, n/4)
+	for i := 0; i < n; i++ {
+		if a.IsNull(i) {
+			continue
+		}
+		j := i
+		if d != nil {
+			if j = d.GetValueIndex(i); vals.IsNull(j) {
+				continue
+			}
+		}
+		if _, ok := seen[vals.Value(j)]; !ok {
+			seen[vals.Value(j)] = struct{}{}
+			if len(seen) > limit {
+				return false
+			}
+		}
 	}
 	return true
 }
