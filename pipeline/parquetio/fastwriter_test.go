@@ -900,10 +900,10 @@ func TestFastWriterSpareSameBytes(t *testing.T) {
 
 // TestFastWriterGrowingDictionary: batches whose dictionaries grow in place
 // (each begins with the previous one's entries in the same memory, as
-// transforms.DictionaryCache's lazy batches do), including repeated
-// entries, row groups cut mid-dictionary and a dictionary that overflows,
-// write the same bytes as the same values dense. A dictionary that starts
-// elsewhere is not taken for a grown one.
+// transforms.DictionaryCache's lazy batches do), including entries with
+// equal values, row groups cut mid-dictionary, dense batches among them and
+// a dictionary that overflows, write the same bytes as the same values
+// dense. A dictionary that starts elsewhere is not taken for a grown one.
 func TestFastWriterGrowingDictionary(t *testing.T) {
 	mem := checkedMem(t)
 	r := rand.New(rand.NewPCG(5, 5))
@@ -935,6 +935,9 @@ func TestFastWriterGrowingDictionary(t *testing.T) {
 				continue
 			}
 			e := r.IntN(min(entries, 400*(b+1)))
+			if b == 5 || b == 6 { // values first seen dense, then through the dictionary
+				e = 2000 + r.IntN(entries-2000)
+			}
 			if memo[e] < 0 {
 				memo[e] = int32(len(offs) - 1)
 				data = append(data, pool[e]...)
@@ -951,8 +954,12 @@ func TestFastWriterGrowingDictionary(t *testing.T) {
 		va := array.MakeFromData(vd)
 		idx := ib.NewArray()
 		da := array.NewDictionaryArray(dt, idx, va)
-		grown = append(grown, array.NewRecordBatch(sch, []arrow.Array{da}, int64(n)))
 		sa := sb.NewArray()
+		if b == 5 || b == 9 || b == 10 { // dense values in a chunk of dictionary entries
+			grown = append(grown, array.NewRecordBatch(dense, []arrow.Array{sa}, int64(n)))
+		} else {
+			grown = append(grown, array.NewRecordBatch(sch, []arrow.Array{da}, int64(n)))
+		}
 		flat = append(flat, array.NewRecordBatch(dense, []arrow.Array{sa}, int64(n)))
 		for _, a := range []arrow.Array{va, idx, da, sa} {
 			a.Release()
@@ -964,6 +971,7 @@ func TestFastWriterGrowingDictionary(t *testing.T) {
 	for _, opt := range []WriterOptions{
 		{MaxRowGroupRows: 1500, DataPageSize: 512},
 		{MaxRowGroupRows: 4000, DictionaryPageLimit: 20 << 10},
+		{MaxRowGroupRows: 1 << 20},
 	} {
 		want := writeFast(t, mem, dense, map[string]bool{"v": true}, opt, flat)
 		got := writeFast(t, mem, sch, map[string]bool{"v": true}, opt, grown)
