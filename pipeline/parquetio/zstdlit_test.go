@@ -117,6 +117,9 @@ func TestLiteralsOnlyChoice(t *testing.T) {
 	uuidPage := page(func() string {
 		return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", r.Uint32(), r.Uint32()&0xffff, r.Uint32()&0xfff, r.Uint32()&0xffff, r.Uint64()&0xffffffffffff)
 	})
+	// a dictionary page's PLAIN entries: zstd saves the length prefixes,
+	// about 5 %, at three times the time
+	hexDictPage := page(func() string { return fmt.Sprintf("\x20\x00\x00\x00%016x%016x", r.Uint64(), r.Uint64()) })
 	indexPage := make([]byte, 256<<10)
 	for i := range indexPage {
 		indexPage[i] = byte(r.Uint32())
@@ -143,6 +146,7 @@ func TestLiteralsOnlyChoice(t *testing.T) {
 		want  bool
 	}{
 		{"hex pseudonyms", "zstd", hexPage, true},
+		{"hex pseudonyms, PLAIN", "zstd", hexDictPage, true},
 		{"UUIDs", "zstd", uuidPage, true},
 		{"random indices", "zstd", indexPage, true},
 		{"URLs", "zstd", urlPage, false},
