@@ -109,14 +109,28 @@ func (a *Allocator) Allocate(size int) []byte {
 func (a *Allocator) Reallocate(size int, b []byte) []byte {
 	a.forget(b)
 	nb := a.base.Reallocate(size, b)
+	if len(b) > 0 && len(nb) > 0 && unsafe.SliceData(nb) != unsafe.SliceData(b) {
+		poison(b)
+	}
 	a.record(nb, size)
 	return nb
 }
 
-// Free implements memory.Allocator.
+// Free implements memory.Allocator. The freed bytes are overwritten, so
+// that a test reading a buffer after its last Release sees garbage, as it
+// would with an allocator that reuses memory.
 func (a *Allocator) Free(b []byte) {
 	a.forget(b)
+	poison(b)
 	a.base.Free(b)
+}
+
+// poison overwrites freed memory.
+func poison(b []byte) {
+	b = b[:cap(b)]
+	for i := range b {
+		b[i] = 0xdb
+	}
 }
 
 // Live returns the bytes currently allocated, known leaks excluded.
