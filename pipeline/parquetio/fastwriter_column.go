@@ -80,8 +80,6 @@ type colBufs struct {
 
 	// scratch
 	raw, comp, dictPage []byte
-	lit                 literalEncoder
-	litSample           []byte
 	idxConv             []int32
 	valid               bitBuf
 }
@@ -450,7 +448,10 @@ func (c *fastColumn) compress(dict bool, raw []byte) []byte {
 		return raw
 	}
 	if c.literalsOnly(dict, raw) {
-		if lit, err := c.lit.encode(c.comp[:0], raw); err == nil {
+		e := literalEncoders.Get().(*literalEncoder)
+		lit, err := e.encode(c.comp[:0], raw)
+		literalEncoders.Put(e)
+		if err == nil {
 			c.comp = lit[:0]
 			return lit
 		}
@@ -512,12 +513,15 @@ func (c *fastColumn) literalsOnly(dict bool, raw []byte) bool {
 		sample := raw[:literalSample]
 		full := c.opt.zstd.EncodeAll(sample, c.comp[:0])
 		c.comp = full[:0]
-		if lit, err := c.lit.encode(c.litSample[:0], sample); err == nil {
-			c.litSample = lit[:0]
+		e := literalEncoders.Get().(*literalEncoder)
+		lit, err := e.encode(e.sample[:0], sample)
+		if err == nil {
+			e.sample = lit[:0]
 			if len(full)*100 >= len(lit)*literalGain {
 				c.coding[k] = codingLiterals
 			}
 		}
+		literalEncoders.Put(e)
 	}
 	return c.coding[k] == codingLiterals
 }

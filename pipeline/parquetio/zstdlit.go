@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/huff0"
@@ -19,8 +20,14 @@ import (
 // its content size and the XXH64 content checksum, like the frames of the
 // full encoder, so a flipped bit in a stored page is still caught.
 type literalEncoder struct {
-	huff huff0.Scratch
+	huff   huff0.Scratch
+	sample []byte // scratch for a sample's frame (fastColumn.literalsOnly)
 }
+
+// literalEncoders are shared by all columns: an encoder's tables and
+// buffers (a few hundred kilobytes) are only needed while a page is coded,
+// and a writer has a dozen columns.
+var literalEncoders = sync.Pool{New: func() any { return new(literalEncoder) }}
 
 const (
 	zstdMagic        = 0xFD2FB528
