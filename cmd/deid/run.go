@@ -39,7 +39,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.workers, "workers", 0, "concurrent row-group tasks (default: the number of CPUs); does not change the output")
 	fs.IntVar(&f.batchSize, "batch-size", 0, "rows decoded at a time (default 65536)")
 	fs.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
-	fs.StringVar(&f.scratch, "scratch-dir", "", "folder for encoded parts waiting to be assembled once 64 MiB of them wait in memory, and for min_k's class counts past 524,288 classes (default: the system's temporary folder)")
+	fs.StringVar(&f.scratch, "scratch-dir", "", "folder for encoded parts waiting to be assembled once 32 MiB of them wait in memory, and for min_k's class counts past 524,288 classes (default: the system's temporary folder)")
 	fs.StringVar(&f.codec, "compression", "zstd", "output page compression: zstd, snappy, gzip, lz4 or none")
 	fs.IntVar(&f.level, "compression-level", 0, "compression level (default: 1 for zstd, else the codec's)")
 	fs.Int64Var(&f.rgRows, "row-group-rows", 0, "rows per output row group at most (default 131072)")
