@@ -42,6 +42,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/internal/arrowpool"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -151,7 +152,8 @@ func (o *Options) defaults() {
 		o.BatchSize = 1 << 16
 	}
 	if o.Mem == nil {
-		o.Mem = memory.DefaultAllocator
+		// decoded batches' buffers go back to the next batch (see arrowpool)
+		o.Mem = arrowpool.New(16 << 20 * o.Workers)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
