@@ -39,11 +39,20 @@ func (s *chunkStream) fill(n int) error {
 	if left <= 0 {
 		return nil
 	}
-	copy(s.buf, s.buf[s.lo:s.hi])
+	want := int(min(int64(max(n, leanReadSize)), int64(s.hi-s.lo)+left))
+	if len(s.buf) > 2*leanReadSize && want <= leanReadSize {
+		// a large page (a dictionary's) is consumed: the rest of the chunk
+		// does not need its window, and the run's heap is better off
+		// without it
+		nb := make([]byte, leanReadSize)
+		s.hi = copy(nb, s.buf[s.lo:s.hi])
+		s.buf = nb
+	} else {
+		copy(s.buf, s.buf[s.lo:s.hi])
+		s.hi -= s.lo
+	}
 	s.base += int64(s.lo)
-	s.hi -= s.lo
 	s.lo = 0
-	want := int(min(int64(max(n, leanReadSize)), int64(s.hi)+left))
 	if want > len(s.buf) {
 		nb := make([]byte, want)
 		copy(nb, s.buf[:s.hi])

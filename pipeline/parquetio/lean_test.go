@@ -492,3 +492,38 @@ func FuzzLeanDecoders(f *testing.F) {
 		}
 	})
 }
+
+// TestChunkStreamWindow: a window grown for a large page goes back to the
+// usual size once that page is consumed, and the bytes read through it are
+// the file's, in order, across the change.
+func TestChunkStreamWindow(t *testing.T) {
+	data := make([]byte, 9<<20)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	s := chunkStream{r: bytes.NewReader(data), base: 100, end: int64(len(data))}
+	var got []byte
+	take := func(n int) {
+		if err := s.fill(n); err != nil {
+			t.Fatal(err)
+		}
+		n = min(n, s.hi-s.lo)
+		got = append(got, s.buf[s.lo:s.lo+n]...)
+		s.lo += n
+	}
+	take(1000)
+	take(5 << 20) // a large page
+	if len(s.buf) < 5<<20 {
+		t.Fatalf("window of %d bytes for a 5 MiB page", len(s.buf))
+	}
+	take(300)
+	if len(s.buf) != leanReadSize {
+		t.Fatalf("window of %d bytes after the large page, want %d", len(s.buf), leanReadSize)
+	}
+	for s.base+int64(s.hi) < s.end || s.lo < s.hi {
+		take(70_000)
+	}
+	if !bytes.Equal(got, data[100:]) {
+		t.Fatalf("read %d bytes, not the file's %d from offset 100", len(got), len(data)-100)
+	}
+}
