@@ -204,7 +204,7 @@ func (c *fastColumn) seal() {
 		if d := c.bdict; d != nil {
 			raw, num = d.plain, len(d.offs)
 		} else {
-			raw = c.raw[:0]
+			raw = getPageBuf()
 			for _, v := range c.fdict.vals {
 				if c.width == 4 {
 					raw = binary.LittleEndian.AppendUint32(raw, uint32(v))
@@ -212,7 +212,8 @@ func (c *fastColumn) seal() {
 					raw = binary.LittleEndian.AppendUint64(raw, v)
 				}
 			}
-			c.raw, num = raw, len(c.fdict.vals)
+			num = len(c.fdict.vals)
+			defer putPageBuf(raw)
 		}
 		c.foldDictStats()
 		c.dictPage, c.dictSize = c.appendPage(c.dictPage, true, raw, num, format.Plain)

@@ -79,9 +79,10 @@ type colBufs struct {
 	fd    fixedDict
 
 	// scratch
-	raw, comp, dictPage []byte
-	idxConv             []int32
-	valid               bitBuf
+	comp     []byte // the page being compressed's output (see pageBufs)
+	dictPage []byte
+	idxConv  []int32
+	valid    bitBuf
 }
 
 var colBufPools sync.Map // pool key -> *sync.Pool of *colBufs
@@ -97,7 +98,7 @@ func getColBufs(key string) *colBufs {
 
 func putColBufs(key string, b *colBufs) {
 	b.chunk, b.plain, b.idx, b.remap = b.chunk[:0], b.plain[:0], b.idx[:0], b.remap[:0]
-	b.raw, b.dictPage, b.idxConv = b.raw[:0], b.dictPage[:0], b.idxConv[:0]
+	b.dictPage, b.idxConv = b.dictPage[:0], b.idxConv[:0]
 	b.def.reset()
 	b.bools.reset()
 	b.valid.reset()
@@ -398,7 +399,7 @@ func (c *fastColumn) cutPage() {
 	if slots == 0 {
 		return
 	}
-	raw := append(c.raw[:0], 0, 0, 0, 0)
+	raw := append(getPageBuf(), 0, 0, 0, 0)
 	raw = encodeLevels(raw, c.def.b, slots, slots-int(c.pageNulls()))
 	binary.LittleEndian.PutUint32(raw, uint32(len(raw)-4))
 	enc := format.Plain
@@ -416,9 +417,9 @@ func (c *fastColumn) cutPage() {
 		raw = append(raw, c.plain...)
 		c.dataPages[pagesPlain]++
 	}
-	c.raw = raw
 	var size int
 	c.chunk, size = c.appendPage(c.chunk, false, raw, slots, enc)
+	putPageBuf(raw)
 	c.uncompressed += int64(size)
 	c.def.reset()
 	c.plain = c.plain[:0]
@@ -433,11 +434,36 @@ func (c *fastColumn) pageNulls() int64 { return c.nullCount - c.pageNullBase }
 // appendPage compresses raw and appends the page (header and stored body)
 // to dst. It returns the page's uncompressed size, header included.
 func (c *fastColumn) appendPage(dst []byte, dict bool, raw []byte, num int, enc format.Encoding) ([]byte, int) {
+	c.comp = getPageBuf()
 	body := c.compress(dict, raw)
 	hdr := len(dst)
 	dst = appendPageHeader(dst, dict, len(raw), len(body), crc32.ChecksumIEEE(body), num, enc)
 	hdr = len(dst) - hdr
-	return append(dst, body...), hdr + len(raw)
+	dst = append(dst, body...)
+	putPageBuf(c.comp)
+	c.comp = nil
+	return dst, hdr + len(raw)
+}
+
+// pageBufs are the scratch buffers pages are assembled and compressed in,
+// shared by all columns of all writers: a page's buffers are needed only
+// until it is appended to its chunk, and kept per column they held a
+// megabyte or two each of a run's heap.
+var pageBufs sync.Pool // of *[]byte
+
+// getPageBuf returns an empty scratch buffer.
+func getPageBuf() []byte {
+	if p, ok := pageBufs.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+// putPageBuf gives b back for reuse.
+func putPageBuf(b []byte) {
+	if cap(b) > 0 {
+		pageBufs.Put(&b)
+	}
 }
 
 // compress returns raw compressed with the column's codec (in c.comp), or
