@@ -7,8 +7,10 @@ import (
 )
 
 // The FastPartWriter's chunk dictionaries: open-addressing hash tables with
-// linear probing, at most half full. Entry ids are given in insertion order,
-// so the output does not depend on the hash seed.
+// linear probing, at most three quarters full. Entry ids are given in
+// insertion order, so the output does not depend on the hash seed. (At most
+// half full, a row group's table of 70,000 pseudonyms took 2 MB instead of
+// 1 and missed the CPU's caches more: 2 % more CPU on the bench.)
 
 var (
 	dictSeed  = maphash.MakeSeed()
@@ -92,7 +94,7 @@ func (d *bytesDict) insert(b []byte, slot int, h uint64) int32 {
 	d.plain = binary.LittleEndian.AppendUint32(d.plain, uint32(len(b)))
 	d.plain = append(d.plain, b...)
 	d.slots[slot] = h>>32<<32 | uint64(id+1)
-	if 2*len(d.offs) > len(d.slots) {
+	if 4*len(d.offs) > 3*len(d.slots) {
 		slots := make([]uint64, 2*len(d.slots))
 		mask := len(slots) - 1
 		for id := range d.offs {
@@ -154,7 +156,7 @@ func (d *fixedDict) insert(k uint64, slot int) int32 {
 	id := int32(len(d.vals))
 	d.vals = append(d.vals, k)
 	d.keys[slot], d.ids[slot] = k, id+1
-	if 2*len(d.vals) > len(d.ids) {
+	if 4*len(d.vals) > 3*len(d.ids) {
 		n := 2 * len(d.ids)
 		d.keys, d.ids, d.shift = make([]uint64, n), make([]int32, n), uint(64-bits.Len(uint(n-1)))
 		mask := n - 1
