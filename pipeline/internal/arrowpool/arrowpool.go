@@ -16,7 +16,11 @@
 // are rounded up to one of four classes per power of two; smaller and
 // larger ones come from Go's allocator and are not kept. Only buffers this
 // allocator handed out are taken back, and at most a set number of bytes
-// wait for reuse; the rest are left to the garbage collector.
+// wait for reuse; the rest are left to the garbage collector. The
+// allocator remembers the pooled buffers it handed out, so one that is
+// never freed (a missing Release, which the tests' allocator reports)
+// stays reachable until the allocator itself is dropped: a run makes its
+// own.
 package arrowpool
 
 import (
