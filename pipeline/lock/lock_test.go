@@ -51,3 +51,36 @@ func TestDeadHolderOnThisHost(t *testing.T) {
 		}
 	}
 }
+
+// TestFileLockFolderRace: holders releasing the lock remove its emptied
+// folder; a contender that made the folder just before must not fail with
+// "no such file or directory" but take the lock or find it held.
+func TestFileLockFolderRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out", Dir, "publish.json")
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			l := &FileLock{Path: path, Job: "publish", Owner: fmt.Sprintf("%s-%d", NewOwner(), g), TTL: time.Minute}
+			for range 600 {
+				err := l.Acquire(context.Background())
+				if errors.Is(err, ErrLocked) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := l.Release(context.Background()); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

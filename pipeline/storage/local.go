@@ -235,21 +235,36 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// createTemp is os.CreateTemp; tests remove the folder before it.
+var createTemp = os.CreateTemp
+
 // CreateExclusive implements ExclusiveCreator: data is written and synced
 // to a temporary file in the folder, which is then hard-linked into place
 // (a link, like O_EXCL, fails when the name exists), so the object is never
 // seen half written, even after a crash.
+//
+// The folder is made when missing, and made again when it goes missing
+// before the temporary file is in it: a lock's holder removes the emptied
+// lock folder when it releases the lock, and a contender may have found
+// the folder there just before.
 func (Local) CreateExclusive(_ context.Context, location string, data []byte) (Attrs, error) {
 	dir := filepath.Dir(location)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return Attrs{}, err
-	}
-	tmp, err := os.CreateTemp(dir, ".new-*")
-	if err != nil {
-		return Attrs{}, fmt.Errorf("create %s: %w", location, err)
+	var tmp *os.File
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return Attrs{}, err
+		}
+		var err error
+		tmp, err = createTemp(dir, ".new-*")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 100 {
+			return Attrs{}, fmt.Errorf("create %s: %w", location, err)
+		}
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
+	_, err := tmp.Write(data)
 	if err == nil {
 		err = tmp.Sync()
 	}
