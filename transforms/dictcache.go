@@ -108,11 +108,17 @@ func (c *DictionaryCache) Apply(mem memory.Allocator, tr Transform, in *array.Di
 		dst[i] = k
 		bitutil.SetBit(bits, i)
 	}
-	var validity *memory.Buffer = valid
 	if nulls == 0 {
 		valid.Release()
-		validity = nil
+		valid = nil
 	}
+	return newDictionary(n, nulls, valid, idx, c.out), nil
+}
+
+// newDictionary returns a dictionary array of n rows with the int32
+// indices in idx, null where validity (nil: none) says, into values. It
+// takes over idx and validity.
+func newDictionary(n, nulls int, validity, idx *memory.Buffer, values arrow.Array) arrow.Array {
 	indices := array.NewData(arrow.PrimitiveTypes.Int32, n, []*memory.Buffer{validity, idx}, nil, nulls, 0)
 	idx.Release()
 	if validity != nil {
@@ -121,8 +127,8 @@ func (c *DictionaryCache) Apply(mem memory.Allocator, tr Transform, in *array.Di
 	defer indices.Release()
 	ia := array.MakeFromData(indices)
 	defer ia.Release()
-	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: c.out.DataType()}
-	return array.NewDictionaryArray(dt, ia, c.out), nil
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: values.DataType()}
+	return array.NewDictionaryArray(dt, ia, values)
 }
 
 // prepare transforms and de-duplicates a new dictionary.
@@ -263,22 +269,13 @@ func (l *lazyEntries) apply(mem memory.Allocator, tr Transform, in *array.Dictio
 		bitutil.ClearBit(bits, i)
 		nulls++
 	}
-	indices := array.NewData(arrow.PrimitiveTypes.Int32, n, []*memory.Buffer{vb, ib}, nil, nulls, 0)
-	ib.Release()
-	if vb != nil {
-		vb.Release()
-	}
-	defer indices.Release()
-	ia := array.MakeFromData(indices)
-	defer ia.Release()
 	// the results so far, without a copy (see lazyEntries)
 	values := array.NewData(arrow.BinaryTypes.String, len(l.offs)-1, []*memory.Buffer{nil,
 		memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(l.offs)), memory.NewBufferBytes(l.data)}, nil, 0, 0)
 	defer values.Release()
 	va := array.MakeFromData(values)
 	defer va.Release()
-	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
-	return array.NewDictionaryArray(dt, ia, va), nil
+	return newDictionary(n, nulls, vb, ib, va), nil
 }
 
 // transform runs tr on the pending entries of dict and records the results.
