@@ -170,3 +170,47 @@ func TestWantsDictionary(t *testing.T) {
 		}
 	}
 }
+
+// TestWantsDictionaryByValue: a dictionary array is judged by the values
+// its rows hold, as the same values dense would be: entries repeated in
+// the dictionary count once, and distinct values mean no dictionary.
+func TestWantsDictionaryByValue(t *testing.T) {
+	mem := checkedMem(t)
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	build := func(entries []string, idx []int32) *array.Dictionary {
+		sb := array.NewStringBuilder(mem)
+		defer sb.Release()
+		sb.AppendValues(entries, nil)
+		vals := sb.NewArray()
+		defer vals.Release()
+		ib := array.NewInt32Builder(mem)
+		defer ib.Release()
+		ib.AppendValues(idx, nil)
+		ia := ib.NewArray()
+		defer ia.Release()
+		return array.NewDictionaryArray(dt, ia, vals)
+	}
+	const n = 2000
+	distinct := make([]string, n)
+	idx := make([]int32, n)
+	repeated := make([]string, n) // 2,000 entries, two values
+	for i := range distinct {
+		distinct[i] = fmt.Sprintf("v%05d", i)
+		idx[i] = int32(i)
+		repeated[i] = []string{"a", "b"}[i%2]
+	}
+	for _, c := range []struct {
+		name    string
+		entries []string
+		want    bool
+	}{
+		{"distinct values", distinct, false},
+		{"repeated entries", repeated, true},
+	} {
+		d := build(c.entries, idx)
+		if got := WantsDictionary(d); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+		d.Release()
+	}
+}
