@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -43,6 +44,9 @@ type RetainCounts struct {
 	// ExpiredNull rows have a NULL time and go: on_null: remove, or past
 	// the fallback clock.
 	ExpiredNull int64
+	// ExpiredFuture rows have a time after RetainRule.Latest (dated in the
+	// future) and go as a NULL time would.
+	ExpiredFuture int64
 	// Erased rows belong to erased subjects, outside the legal minimum.
 	Erased int64
 	// Held rows would have gone but their subject is on a legal hold.
@@ -56,20 +60,25 @@ type RetainCounts struct {
 	// clock not yet run out, or a NULL fallback time), other than those
 	// counted as Held or Restricted.
 	NullKept int64
+	// FutureKept rows have a time after RetainRule.Latest and stay, as a
+	// NULL time would (counted like NullKept, and not in it).
+	FutureKept int64
 }
 
 // Add adds o to c.
 func (c *RetainCounts) Add(o RetainCounts) {
 	c.Expired += o.Expired
 	c.ExpiredNull += o.ExpiredNull
+	c.ExpiredFuture += o.ExpiredFuture
 	c.Erased += o.Erased
 	c.Held += o.Held
 	c.Restricted += o.Restricted
 	c.NullKept += o.NullKept
+	c.FutureKept += o.FutureKept
 }
 
 // Removed returns the rows that go, whatever the reason.
-func (c RetainCounts) Removed() int64 { return c.Expired + c.ExpiredNull + c.Erased }
+func (c RetainCounts) Removed() int64 { return c.Expired + c.ExpiredNull + c.ExpiredFuture + c.Erased }
 
 // RetainRule is one dataset's retention and erasure as deid retain applies
 // them. Times are instants; a row exactly at a cut-off is kept.
@@ -77,6 +86,9 @@ type RetainRule struct {
 	// Retention enables the time rule: rows before Cutoff expire.
 	Retention bool
 	Cutoff    time.Time
+	// Latest, when not zero, is the latest valid event time (now plus the
+	// dataset's future skew): a later time is handled as a NULL time.
+	Latest time.Time
 	// OnNullRemove expires rows whose time is NULL.
 	OnNullRemove bool
 	// Fallback measures rows whose time is NULL from the fallback column:
@@ -130,9 +142,15 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 	if holds.err != nil {
 		return holds.err
 	}
+	futureCut := int64(math.MaxInt64)
+	if !r.Latest.IsZero() && times != nil {
+		futureCut = FutureTicks(r.Latest, times.DataType().(*arrow.TimestampType).Unit)
+	}
 	for i := range fates {
 		fate := FateKeep
 		nullTime := times != nil && times.IsNull(i)
+		future := times != nil && !nullTime && int64(timeTicks.vals[i]) >= futureCut
+		nullTime = nullTime || future // no valid event time
 		var nullCounted bool
 		if r.Retention && times != nil {
 			switch {
@@ -167,6 +185,8 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 		case fate != FateKeep && holds.hit(i):
 			fate, held = FateKeep, true // kept for a reason of its own
 			c.Held++
+		case fate == FateExpired && nullCounted && future:
+			c.ExpiredFuture++
 		case fate == FateExpired && nullCounted:
 			c.ExpiredNull++
 		case fate == FateExpired:
@@ -175,7 +195,11 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 			c.Erased++
 		}
 		if fate == FateKeep && nullTime && !restricted && !held {
-			c.NullKept++
+			if future {
+				c.FutureKept++
+			} else {
+				c.NullKept++
+			}
 		}
 		fates[i] = fate
 	}
@@ -297,10 +321,13 @@ func (r RetainRule) Classify(s TimeStats) Span {
 	if s.Local {
 		slack = int64(localSlack) / int64(s.Unit.Multiplier())
 	}
+	// a row group whose max may be in the future holds times handled as
+	// NULL: its statistics alone settle "inside" only when NULLs stay
+	mayBeFuture := !r.Latest.IsZero() && s.Max > FutureTicks(r.Latest, s.Unit)-slack-1
 	switch {
-	case s.Min-slack >= cut && (s.Nulls == 0 || nullsStay):
+	case s.Min >= cut+slack && (s.Nulls == 0 || nullsStay) && (!mayBeFuture || nullsStay):
 		return SpanInside
-	case s.Max+slack < cut && (s.Nulls == 0 || r.OnNullRemove):
+	case s.Max < cut-slack && (s.Nulls == 0 || r.OnNullRemove):
 		return SpanExpired
 	}
 	return SpanMixed

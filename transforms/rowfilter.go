@@ -3,6 +3,7 @@ package transforms
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -23,6 +24,10 @@ const (
 	// ReasonNullTime: the retention rule's time column is NULL and the rule
 	// says on_null: remove.
 	ReasonNullTime Reason = iota
+	// ReasonFutureTime: the retention rule's time is later than the run's
+	// now plus the dataset's future skew, so it is no valid event time; the
+	// rule handles it as a NULL time (on_null) and removed it.
+	ReasonFutureTime
 	// ReasonRetention: the row is older than the retention period.
 	ReasonRetention
 	// ReasonErasure: the row's subject is on an erasure list.
@@ -43,7 +48,9 @@ const (
 
 // Reasons lists the reasons that remove a row from every destination, in
 // counting order.
-func Reasons() []Reason { return []Reason{ReasonNullTime, ReasonRetention, ReasonErasure} }
+func Reasons() []Reason {
+	return []Reason{ReasonNullTime, ReasonFutureTime, ReasonRetention, ReasonErasure}
+}
 
 // DestinationReasons lists the reasons that remove a row from some
 // destinations only, in counting order.
@@ -62,6 +69,8 @@ func (r Reason) String() string {
 	switch r {
 	case ReasonNullTime:
 		return "null_time"
+	case ReasonFutureTime:
+		return "future_time"
 	case ReasonRetention:
 		return "retention"
 	case ReasonErasure:
@@ -151,10 +160,15 @@ func (s *Selection) mask(mem memory.Allocator) arrow.Array {
 }
 
 // Retention removes rows whose time is before Cutoff. A row exactly at the
-// cutoff is kept. NULL times are kept or removed as OnNullRemove says.
+// cutoff is kept. NULL times are kept or removed as OnNullRemove says, and
+// so are times after Latest (dated in the future: no valid event time),
+// counted as ReasonFutureTime when removed.
 type Retention struct {
 	// Cutoff is the oldest instant that is kept.
 	Cutoff time.Time
+	// Latest, when not zero, is the latest valid event time (the run's now
+	// plus the dataset's future skew): a later time is handled as NULL.
+	Latest time.Time
 	// OnNullRemove removes rows whose time is NULL (counted as
 	// ReasonNullTime); otherwise they are kept.
 	OnNullRemove bool
@@ -171,7 +185,8 @@ func (r Retention) ApplyFallback(col, fb arrow.Array, sel *Selection) error {
 	if err := r.Apply(col, sel); err != nil {
 		return err
 	}
-	if col.NullN() == 0 {
+	future := r.future(col)
+	if col.NullN() == 0 && future == nil {
 		return nil
 	}
 	ts, ok := fb.(*array.Timestamp)
@@ -188,11 +203,36 @@ func (r Retention) ApplyFallback(col, fb arrow.Array, sel *Selection) error {
 	cut := CeilTicks(r.FallbackCutoff, tt.Unit)
 	vals := ts.TimestampValues()
 	for i := range vals {
-		if col.IsNull(i) && !fb.IsNull(i) && int64(vals[i]) < cut {
+		if fb.IsNull(i) || int64(vals[i]) >= cut {
+			continue
+		}
+		switch {
+		case col.IsNull(i):
 			sel.remove(i, ReasonNullTime)
+		case future != nil && future(i):
+			sel.remove(i, ReasonFutureTime)
 		}
 	}
 	return nil
+}
+
+// future returns whether row i of the time column col is after Latest, or
+// nil when no row can be (no Latest, or not a timestamp column).
+func (r Retention) future(col arrow.Array) func(i int) bool {
+	ts, ok := col.(*array.Timestamp)
+	if !ok || r.Latest.IsZero() {
+		return nil
+	}
+	cut := FutureTicks(r.Latest, ts.DataType().(*arrow.TimestampType).Unit)
+	vals := ts.TimestampValues()
+	return func(i int) bool { return !ts.IsNull(i) && int64(vals[i]) >= cut }
+}
+
+// FutureTicks returns the smallest tick count of unit u whose instant is
+// after latest, so that "v >= FutureTicks(latest)" is exactly
+// "instant(v) > latest": the time is in the future.
+func FutureTicks(latest time.Time, u arrow.TimeUnit) int64 {
+	return CeilTicks(latest.Add(time.Nanosecond), u)
 }
 
 // Apply marks the rows of the time column col that the rule removes.
@@ -207,6 +247,11 @@ func (r Retention) Apply(col arrow.Array, sel *Selection) error {
 		return fmt.Errorf("retention: %w: timestamp without time zone (declare the dataset's time_zone)", ErrUnsupportedType)
 	}
 	cut := CeilTicks(r.Cutoff, tt.Unit)
+	future := int64(math.MaxInt64)
+	hasLatest := !r.Latest.IsZero()
+	if hasLatest {
+		future = FutureTicks(r.Latest, tt.Unit)
+	}
 	vals := ts.TimestampValues()
 	nulls := ts.NullN() > 0
 	for i, v := range vals {
@@ -216,8 +261,11 @@ func (r Retention) Apply(col arrow.Array, sel *Selection) error {
 			}
 			continue
 		}
-		if int64(v) < cut {
+		switch {
+		case int64(v) < cut:
 			sel.remove(i, ReasonRetention)
+		case hasLatest && int64(v) >= future && r.OnNullRemove:
+			sel.remove(i, ReasonFutureTime)
 		}
 	}
 	return nil

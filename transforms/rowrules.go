@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -128,9 +129,9 @@ func instantMicros(a arrow.Array, i int) (int64, bool) {
 	v := int64(ts.Value(i))
 	switch ts.DataType().(*arrow.TimestampType).Unit {
 	case arrow.Second:
-		return v * 1e6, true
+		return mulSaturating(v, 1e6), true
 	case arrow.Millisecond:
-		return v * 1e3, true
+		return mulSaturating(v, 1e3), true
 	case arrow.Nanosecond:
 		if v < 0 && v%1000 != 0 {
 			return v/1000 - 1, true
@@ -138,6 +139,18 @@ func instantMicros(a arrow.Array, i int) (int64, bool) {
 		return v / 1000, true
 	}
 	return v, true
+}
+
+// mulSaturating returns v*m (m > 0) clamped to the int64 range: a time
+// beyond it stays in the far future or past instead of wrapping around.
+func mulSaturating(v, m int64) int64 {
+	switch {
+	case v > math.MaxInt64/m:
+		return math.MaxInt64
+	case v < math.MinInt64/m:
+		return math.MinInt64
+	}
+	return v * m
 }
 
 // Consent removes the rows of subjects who withdrew consent for a purpose.
@@ -191,6 +204,11 @@ type Children struct {
 	// At is the instant ages are measured at when a row has no event time
 	// column (times is nil): the run's now.
 	At time.Time
+	// Latest, when not zero, is the latest valid event time (now plus the
+	// dataset's future skew): a later event time (dated in the future) is
+	// no age at all, and the age is measured at At instead, so that a
+	// child today is not made an adult by a bogus date.
+	Latest time.Time
 }
 
 // Apply marks child rows and returns how many rows kept so far had no
@@ -228,6 +246,9 @@ func (c Children) Apply(birth, times arrow.Array, sel *Selection) (unknown int64
 				continue
 			}
 			at = time.UnixMicro(us)
+			if !c.Latest.IsZero() && at.After(c.Latest) {
+				at = c.At
+			}
 		}
 		ey, em, ed := at.In(zone).Date()
 		age := ey - by
