@@ -147,6 +147,7 @@ func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
 			}},
 			field{"subject", false, func(n *yaml.Node, path string) { subjectNode = resolve(n); ds.Subject = d.str(n, path) }},
 			field{"unclassified", false, func(n *yaml.Node, path string) { ds.Unclassified = d.enum(n, path, "fail", "drop") }},
+			field{"allow_empty", false, func(n *yaml.Node, path string) { ds.AllowEmpty, _ = d.boolean(n, path) }},
 			field{"columns", true, func(n *yaml.Node, path string) { ds.Columns = d.columns(n, path) }},
 			field{"retention", false, func(n *yaml.Node, _ string) { retention = n }},
 			field{"erasure", false, func(n *yaml.Node, _ string) { erasure = n }},
@@ -201,7 +202,14 @@ func resolvePath(baseDir, p string) string {
 
 func (d *decoder) columns(n *yaml.Node, path string) []*ColumnDecl {
 	var out []*ColumnDecl
+	folded := map[string]*yaml.Node{} // the first key of each name under FoldName
 	d.entries(n, path, func(name string, k, v *yaml.Node, p string) {
+		if prev, ok := folded[FoldName(name)]; ok {
+			d.errorf(k, p, "column %s and column %s (line %d) are one name once Unicode-normalized (NFC) and case-folded: "+
+				"a data file cannot hold both, keep the one the data uses", QuoteName(name), QuoteName(prev.Value), prev.Line)
+		} else {
+			folded[FoldName(name)] = k
+		}
 		c := &ColumnDecl{Name: name, Pos: d.pos(k)}
 		var typeNode *yaml.Node
 		var typeName string

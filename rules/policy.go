@@ -74,6 +74,9 @@ type DatasetDecl struct {
 	// Unclassified is "fail" (the default) or "drop": what to do with a
 	// column in the data that Columns does not classify.
 	Unclassified string
+	// AllowEmpty, when true, lets the source match no file: validate, plan
+	// and run then warn instead of failing with a data error.
+	AllowEmpty bool
 	// Columns classify the dataset's columns, in file order.
 	Columns []*ColumnDecl
 	// Retention is the dataset's retention rule, or nil.

@@ -69,6 +69,7 @@ func schemaDoc() obj {
 		"time_zone":    str(),
 		"subject":      str(),
 		"unclassified": obj{"enum": []string{"fail", "drop"}},
+		"allow_empty":  obj{"oneOf": []any{obj{"type": "boolean"}, envRef}},
 		"columns": mapOf(obj{"oneOf": []any{semanticType,
 			strictObject(obj{"type": semanticType}, "type")}}),
 		"retention": strictObject(obj{
