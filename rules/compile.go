@@ -38,6 +38,9 @@ type Dataset struct {
 	// whose time is NULL (on_null: {fallback, keep}); zero without one.
 	FallbackCutoff time.Time
 }
+	// Latest is the latest valid event time, now plus the future skew: a
+	// later time (dated in the future) is handled as a NULL time.
+	Latest time.Time
 
 // Destination is a destination with its key loaded and transforms bound.
 type Destination struct {
@@ -153,6 +156,7 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 					}
 				}
 				datasets[b.Dataset] = ds
+				ds.Latest = LatestEventTime(ds.DatasetDecl, plan.Now)
 				plan.Datasets = append(plan.Datasets, ds)
 			}
 			bind := &Binding{Dataset: ds, Columns: map[string]*BoundColumn{}, QuasiIdentifiers: b.QuasiIdentifiers, MinK: b.MinK}

@@ -296,6 +296,7 @@ func (d *decoder) subjectLists(n *yaml.Node, path string, ds *DatasetDecl, baseD
 	}
 	var out []*ErasureDecl
 	for i, item := range n.Content {
+		field{"future_skew", false, func(n *yaml.Node, path string) { r.FutureSkew = d.duration(n, path, ds) }},
 		p := fmt.Sprintf("%s[%d]", path, i)
 		e := &ErasureDecl{Pos: d.pos(resolve(item)), Column: ds.Subject}
 		var listNode *yaml.Node

@@ -34,24 +34,36 @@ func (d Duration) Before(now time.Time, loc *time.Location) time.Time {
 	return t.Add(-d.Fixed).UTC()
 }
 
+// After returns the instant the duration after now, months added on the
+// calendar of loc first, then the fixed part.
+func (d Duration) After(now time.Time, loc *time.Location) time.Time {
+	t := now
+	if d.Months != 0 {
+		t = now.In(loc).AddDate(0, d.Months, 0)
+	}
+	return t.Add(d.Fixed).UTC()
+}
+
 // durationUnits maps unit suffixes to their fixed length, or 0 for months.
 var durationUnits = []struct {
 	suffix string
 	fixed  time.Duration
 	months int
 }{
-	{"mo", 0, 1}, // before "m" so that "mo" is not read as minutes
+	{"mo", 0, 1},
+	{"min", time.Minute, 0},
 	{"y", 0, 12},
 	{"w", 7 * 24 * time.Hour, 0},
 	{"d", 24 * time.Hour, 0},
 	{"h", time.Hour, 0},
-	{"m", time.Minute, 0},
 	{"s", time.Second, 0},
 }
 
 // ParseDuration reads a retention period such as "365d", "3y", "1y6mo" or
-// "36h": one or more whole numbers each followed by a unit (s, m, h, d = 86,400 s,
-// w, mo, y).
+// "36h": one or more whole numbers each followed by a unit (s, min, h,
+// d = 86,400 s, w, mo, y). A bare "m" is refused as ambiguous: six minutes
+// and six months differ by five orders of magnitude, and a retention of
+// 6m read as minutes removes every row.
 func ParseDuration(s string) (Duration, error) {
 	d := Duration{text: s}
 	rest := strings.TrimSpace(s)
@@ -71,6 +83,9 @@ func ParseDuration(s string) (Duration, error) {
 			return d, fmt.Errorf("duration %q: number %s is too large", s, rest[:i])
 		}
 		rest = rest[i:]
+		if strings.HasPrefix(rest, "m") && !strings.HasPrefix(rest, "mo") && !strings.HasPrefix(rest, "min") {
+			return d, fmt.Errorf("duration %q: unit \"m\" is ambiguous: write %dmin for minutes or %dmo for months", s, n, n)
+		}
 		matched := false
 		for _, u := range durationUnits {
 			if strings.HasPrefix(rest, u.suffix) {
@@ -88,7 +103,7 @@ func ParseDuration(s string) (Duration, error) {
 			}
 		}
 		if !matched {
-			return d, fmt.Errorf("duration %q: unknown unit at %q (units: s, m, h, d, w, mo, y)", s, rest)
+			return d, fmt.Errorf("duration %q: unknown unit at %q (units: s, min, h, d, w, mo, y)", s, rest)
 		}
 	}
 	if d.Fixed == 0 && d.Months == 0 {

@@ -183,6 +183,9 @@ type RetainDataset struct {
 	// LegalCutoff is the oldest instant still inside the legal minimum: rows
 	// at or after it may not be erased yet. Zero without a legal minimum.
 	LegalCutoff time.Time
+	// Latest is the latest valid event time, now plus the future skew: a
+	// later time is handled as a NULL time.
+	Latest time.Time
 	// Anonymize are the bound transforms of anonymized rows, in the
 	// dataset's column order (then: anonymize); nil otherwise.
 	Anonymize []*BoundColumn
@@ -191,6 +194,27 @@ type RetainDataset struct {
 // Anonymizes reports whether the dataset anonymizes instead of deleting.
 func (d *RetainDataset) Anonymizes() bool {
 	return d.Retention != nil && d.Retention.Then == ThenAnonymize
+}
+
+// DefaultFutureSkew is how far after the run's now an event time may be
+// when the retention rule sets no future_skew: one day, for clocks that
+// drift and zones ahead of the run's.
+var DefaultFutureSkew = Duration{Fixed: 24 * time.Hour, text: "1d"}
+
+// Skew returns the retention rule's future skew, or DefaultFutureSkew.
+func (r *RetentionDecl) Skew() Duration {
+	if r == nil || r.FutureSkew.Fixed == 0 && r.FutureSkew.Months == 0 {
+		return DefaultFutureSkew
+	}
+	return r.FutureSkew
+}
+
+// LatestEventTime returns the latest valid event time of the dataset's
+// rows at instant now: now plus the retention rule's future skew (one day
+// by default). A later time is dated in the future: retention handles it
+// as a NULL time, and the children rule measures ages at now instead.
+func LatestEventTime(ds *DatasetDecl, now time.Time) time.Time {
+	return ds.Retention.Skew().After(now, zoneOr(ds.TimeZone))
 }
 
 // ErrNothingToRetain is returned by CompileRetain for a policy with no
@@ -207,7 +231,7 @@ func CompileRetain(p *Policy, now time.Time) (*RetainPlan, error) {
 		if ds.Retention == nil && len(ds.Erasure) == 0 && len(ds.Holds) == 0 {
 			continue
 		}
-		rd := &RetainDataset{DatasetDecl: ds}
+		rd := &RetainDataset{DatasetDecl: ds, Latest: LatestEventTime(ds, plan.Now)}
 		loc := zoneOr(ds.TimeZone)
 		if r := ds.Retention; r != nil {
 			rd.Cutoff = r.Keep.Before(plan.Now, loc)

@@ -419,7 +419,7 @@ func TestDurations(t *testing.T) {
 		{"365d", 365 * 86400 * time.Second, 0, now.Add(-365 * 86400 * time.Second), ""},
 		{"36h", 36 * time.Hour, 0, now.Add(-36 * time.Hour), ""},
 		{"2w", 14 * 24 * time.Hour, 0, now.Add(-14 * 24 * time.Hour), ""},
-		{"90m", 90 * time.Minute, 0, now.Add(-90 * time.Minute), ""},
+		{"90min", 90 * time.Minute, 0, now.Add(-90 * time.Minute), ""},
 		{"3y", 0, 36, time.Date(2023, 3, 31, 12, 0, 0, 0, time.UTC), ""},
 		{"1mo", 0, 1, time.Date(2026, 3, 3, 12, 0, 0, 0, time.UTC), ""}, // 31 Feb normalizes to 3 Mar
 		{"1y6mo", 0, 18, time.Date(2024, 10, 1, 12, 0, 0, 0, time.UTC), ""},
