@@ -99,7 +99,7 @@ destinations:
   stats:
     purpose: analytics
     output: out/stats
-    key: b
+    key: {name: b, allow: "test: both keys read one variable"}
     datasets: {orders: {}, events: {}}
 `
 	plan := compile(t, dir, policy)

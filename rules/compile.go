@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/deidproject/deid/transforms"
@@ -127,15 +128,25 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 			if !ok {
 				kd := p.key(decl.Key)
 				var err error
-				k, err = loadKey(kd.Name, kd.Ref, filepath.Dir(p.File), opt.Lookup)
+				k, err = loadKey(kd.Name, kd.Ref, filepath.Dir(p.File), opt.Lookup, kd.Allow)
 				if err != nil {
 					fail(kd.Pos, "keys."+kd.Name, "%v", err)
 					continue
+				}
+				if k.Allowed() != "" {
+					plan.Warnings = append(plan.Warnings, fmt.Sprintf(
+						"key %q: its file %q is readable by every user; allowed at %s: %s", kd.Name, kd.Ref.Name, kd.Pos, kd.Allow))
 				}
 				keys[decl.Key] = k
 			}
 			dst.Key = k
 			keyUsers[decl.Key] = append(keyUsers[decl.Key], decl.Name)
+			if prev := sameKeyBytes(plan.Destinations, dst); prev != nil && decl.KeyAllow == "" {
+				fail(decl.KeyPos, "destinations."+decl.Name+".key",
+					"key %q of destination %q has the same bytes (fingerprint %s) as key %q of destination %q: their pseudonyms could be joined with each other; "+
+						"give each destination its own key (openssl rand -hex 32), or state why: key: {name: %s, allow: \"reason\"}",
+					decl.Key, decl.Name, k.Fingerprint(), prev.Key.Name(), prev.Name, decl.Key)
+			}
 		}
 		env := transforms.Env{Now: plan.Now}
 		if dst.Key != nil {
@@ -189,9 +200,13 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 		if err != nil {
 			fail(p.AuditKey.Pos, "audit_key", "%v", err)
 		}
+		if k != nil && k.Allowed() != "" {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf(
+				"audit_key: its file %q is readable by every user; allowed at %s: %s", p.AuditKey.Ref.Name, p.AuditKey.Pos, k.Allowed()))
+		}
 		for _, dk := range keys {
 			if k != nil && dk.Fingerprint() == k.Fingerprint() {
-				fail(p.AuditKey.Pos, "audit_key", "the audit key has the same bytes as keys.%s: the key that signs reports must be held apart from pseudonym keys (generate another: openssl rand -hex 32)", dk.Name())
+				fail(p.AuditKey.Pos, "audit_key", "the audit key has the same bytes as key %q: the key that signs reports must be held apart from pseudonym keys (generate another: openssl rand -hex 32)", dk.Name())
 				k = nil
 			}
 		}
@@ -201,7 +216,7 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 		plan.Keys = append(plan.Keys, k)
 		if users := keyUsers[name]; len(users) > 1 {
 			plan.Warnings = append(plan.Warnings, fmt.Sprintf(
-				"destinations %v share key %s: their pseudonyms can be joined with each other", users, name))
+				"destinations %q share key %q: their pseudonyms can be joined with each other; allowed: %s", users, name, sharingReasons(p, users[1:])))
 		}
 	}
 	sort.Slice(plan.Keys, func(i, j int) bool { return plan.Keys[i].Name() < plan.Keys[j].Name() })
@@ -216,13 +231,38 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 	return plan, nil
 }
 
+// sameKeyBytes returns the first compiled destination whose key is another
+// key name with the same bytes as dst's, or nil.
+func sameKeyBytes(done []*Destination, dst *Destination) *Destination {
+	for _, o := range done {
+		if o.Key != nil && o.Key.Name() != dst.Key.Name() && o.Key.Fingerprint() == dst.Key.Fingerprint() {
+			return o
+		}
+	}
+	return nil
+}
+
+// sharingReasons lists the reasons the named destinations state for sharing
+// their key.
+func sharingReasons(p *Policy, names []string) string {
+	var out []string
+	for _, d := range p.Destinations {
+		for _, n := range names {
+			if d.Name == n && d.KeyAllow != "" {
+				out = append(out, fmt.Sprintf("%s (destination %q at %s)", d.KeyAllow, d.Name, d.KeyPos))
+			}
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 // LoadAuditKey loads the policy's audit key, the key that signs reports; it
 // returns nil and no error when the policy declares none.
 func LoadAuditKey(p *Policy, lookup LookupEnv) (*Key, error) {
 	if p.AuditKey == nil {
 		return nil, nil
 	}
-	return loadKey("audit_key", p.AuditKey.Ref, filepath.Dir(p.File), lookup)
+	return loadKey("audit_key", p.AuditKey.Ref, filepath.Dir(p.File), lookup, p.AuditKey.Allow)
 }
 
 func datasetIndex(p *Policy, name string) int {

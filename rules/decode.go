@@ -57,36 +57,66 @@ func (d *decoder) keys(n *yaml.Node, path string) []*KeyDecl {
 		// naming it do not report a second, misleading problem
 		kd := &KeyDecl{Name: name, Pos: d.pos(k)}
 		out = append(out, kd)
-		kd.Ref = d.keyRef(v, p)
+		kd.Ref, kd.Allow = d.keyRef(v, p)
 	})
 	return out
 }
 
-// keyRef decodes a key reference: "ENCODING:SOURCE:NAME" or
-// {from: SOURCE:NAME, encoding: ENCODING}. A wrong reference is reported and
-// gives a zero KeyRef.
-func (d *decoder) keyRef(v *yaml.Node, p string) KeyRef {
+// keyRef decodes a key reference: "ENCODING:SOURCE:NAME",
+// {ref: ENCODING:SOURCE:NAME, allow: REASON} or
+// {from: SOURCE:NAME, encoding: ENCODING, allow: REASON}, where allow states
+// why a key file every user can read is accepted. A wrong reference is
+// reported and gives a zero KeyRef.
+func (d *decoder) keyRef(v *yaml.Node, p string) (KeyRef, string) {
 	v = resolve(v)
 	if v.Kind == yaml.ScalarNode {
-		s := d.str(v, p)
-		if s == "" {
-			return KeyRef{}
-		}
-		ref, err := parseKeyRef(s)
-		if err != nil {
-			d.errorf(v, p, "%v", err)
-			return KeyRef{}
-		}
-		return ref
+		return d.keyRefText(v, p), ""
 	}
 	var ref KeyRef
-	var from string
-	var fromNode *yaml.Node
-	d.mapping(v, p,
-		field{"from", true, func(n *yaml.Node, path string) { from, fromNode = d.str(n, path), resolve(n) }},
-		field{"encoding", true, func(n *yaml.Node, path string) { ref.Encoding = d.enum(n, path, "hex", "base64") }},
-	)
-	if from == "" {
+	var from, allow string
+	var fromNode, refNode, encNode *yaml.Node
+	if !d.mapping(v, p,
+		field{"ref", false, func(n *yaml.Node, path string) { refNode = n; ref = d.keyRefText(n, path) }},
+		field{"from", false, func(n *yaml.Node, path string) { from, fromNode = d.str(n, path), resolve(n) }},
+		field{"encoding", false, func(n *yaml.Node, path string) { encNode = n; ref.Encoding = d.enum(n, path, "hex", "base64") }},
+		field{"allow", false, func(n *yaml.Node, path string) { allow = d.str(n, path) }},
+	) {
+		return KeyRef{}, ""
+	}
+	switch {
+	case refNode != nil && (fromNode != nil || encNode != nil):
+		d.errorf(v, p, "write either ref: ENCODING:SOURCE:NAME or from: and encoding:, not both")
+		return KeyRef{}, allow
+	case refNode != nil:
+		return ref, allow
+	case fromNode == nil:
+		d.errorf(v, p, "missing required key %q (or from: and encoding:)", "ref")
+		return KeyRef{}, allow
+	case encNode == nil:
+		d.errorf(v, p, "missing required key %q", "encoding")
+		return KeyRef{}, allow
+	}
+	return d.keyRefFrom(p, from, fromNode, ref.Encoding), allow
+}
+
+// keyRefText decodes "ENCODING:SOURCE:NAME".
+func (d *decoder) keyRefText(v *yaml.Node, p string) KeyRef {
+	s := d.str(v, p)
+	if s == "" {
+		return KeyRef{}
+	}
+	ref, err := parseKeyRef(s)
+	if err != nil {
+		d.errorf(resolve(v), p, "%v", err)
+		return KeyRef{}
+	}
+	return ref
+}
+
+// keyRefFrom decodes the {from: SOURCE:NAME, encoding: ENCODING} form; an
+// empty from or encoding was reported already.
+func (d *decoder) keyRefFrom(p, from string, fromNode *yaml.Node, encoding string) KeyRef {
+	if from == "" || encoding == "" {
 		return KeyRef{}
 	}
 	src, name, ok := strings.Cut(from, ":")
@@ -94,10 +124,7 @@ func (d *decoder) keyRef(v *yaml.Node, p string) KeyRef {
 		d.errorf(fromNode, join(p, "from"), "%q must be env:VARIABLE or file:PATH", from)
 		return KeyRef{}
 	}
-	ref.Source, ref.Name = src, name
-	if ref.Encoding == "" {
-		return KeyRef{}
-	}
+	ref := KeyRef{Source: src, Name: name, Encoding: encoding}
 	if err := ref.check(); err != nil {
 		d.errorf(fromNode, join(p, "from"), "%v", err)
 		return KeyRef{}
@@ -109,13 +136,14 @@ func (d *decoder) keyRef(v *yaml.Node, p string) KeyRef {
 // held apart from the pseudonym keys: a reference to the same variable or
 // file as one of them is an error.
 func (d *decoder) auditKey(n *yaml.Node, path string, keys []*KeyDecl) *KeyDecl {
-	kd := &KeyDecl{Name: path, Pos: d.pos(resolve(n)), Ref: d.keyRef(n, path)}
+	kd := &KeyDecl{Name: path, Pos: d.pos(resolve(n))}
+	kd.Ref, kd.Allow = d.keyRef(n, path)
 	if kd.Ref.Source == "" {
 		return kd
 	}
 	for _, k := range keys {
 		if k.Ref.Source == kd.Ref.Source && k.Ref.Name == kd.Ref.Name {
-			d.errorf(resolve(n), path, "the audit key reads the same %s as keys.%s: the key that signs reports must be held apart from pseudonym keys (generate another: openssl rand -hex 32)",
+			d.errorf(resolve(n), path, "the audit key reads the same %s as key %q: the key that signs reports must be held apart from pseudonym keys (generate another: openssl rand -hex 32)",
 				map[string]string{"env": "variable", "file": "file"}[kd.Ref.Source], k.Name)
 		}
 	}

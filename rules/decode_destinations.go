@@ -26,13 +26,7 @@ func (d *decoder) destinations(n *yaml.Node, path string, p *Policy) []*Destinat
 		d.mapping(v, dp,
 			field{"purpose", true, func(n *yaml.Node, path string) { dst.Purpose = d.enum(n, path, Purposes...) }},
 			field{"output", true, func(n *yaml.Node, path string) { dst.Output = resolvePath(filepath.Dir(p.File), d.str(n, path)) }},
-			field{"key", false, func(n *yaml.Node, path string) {
-				dst.KeyPos = d.pos(resolve(n))
-				dst.Key = d.str(n, path)
-				if dst.Key != "" && p.key(dst.Key) == nil {
-					d.errorf(resolve(n), path, "no key named %q in keys:%s", dst.Key, p.keyHint())
-				}
-			}},
+			field{"key", false, func(n *yaml.Node, path string) { d.destinationKey(n, path, p, dst) }},
 			field{"datasets", true, func(n *yaml.Node, _ string) { bindings = n }},
 		)
 		if bindings != nil {
@@ -48,7 +42,46 @@ func (d *decoder) destinations(n *yaml.Node, path string, p *Policy) []*Destinat
 			}
 		}
 	}
+	d.sharedKeys(out, path)
 	return out
+}
+
+// destinationKey decodes a destination's key: a key name, or
+// {name: KEY, allow: REASON} where allow states why the key is shared with
+// another destination.
+func (d *decoder) destinationKey(n *yaml.Node, path string, p *Policy, dst *DestinationDecl) {
+	n = resolve(n)
+	dst.KeyPos = d.pos(n)
+	nameNode, namePath := n, path
+	if n.Kind == yaml.MappingNode {
+		d.mapping(n, path,
+			field{"name", true, func(v *yaml.Node, vp string) { nameNode, namePath = resolve(v), vp }},
+			field{"allow", false, func(v *yaml.Node, vp string) { dst.KeyAllow = d.str(v, vp) }},
+		)
+		if nameNode == n {
+			return
+		}
+	}
+	dst.Key = d.str(nameNode, namePath)
+	if dst.Key != "" && p.key(dst.Key) == nil {
+		d.errorf(nameNode, namePath, "no key named %q in keys:%s", dst.Key, p.keyHint())
+	}
+}
+
+// sharedKeys refuses a key used by two destinations, whose pseudonyms could
+// then be joined with each other, unless the second states why.
+func (d *decoder) sharedKeys(dsts []*DestinationDecl, path string) {
+	for i, a := range dsts {
+		for _, b := range dsts[:i] {
+			if a.Key != "" && a.Key == b.Key && a.KeyAllow == "" {
+				d.errors(a.KeyPos, join(path, a.Name+".key"),
+					"destination %q uses key %q, already used by destination %q (at %s): their pseudonyms could be joined with each other; "+
+						"give each destination its own key (openssl rand -hex 32), or state why: key: {name: %s, allow: \"reason\"}",
+					a.Name, a.Key, b.Name, b.KeyPos, a.Key)
+				break
+			}
+		}
+	}
 }
 
 func (p *Policy) key(name string) *KeyDecl {

@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // MinKeyBytes is the shortest key deid accepts: 256 bits.
@@ -66,6 +68,9 @@ type Key struct {
 	ref         KeyRef
 	secret      []byte
 	fingerprint string
+	// allowed is the policy's reason for accepting the key's world-readable
+	// file; empty when the file is not world-readable.
+	allowed string
 }
 
 // fingerprintLabel is the message whose keyed hash identifies a key.
@@ -87,6 +92,10 @@ func (k *Key) Ref() KeyRef { return k.ref }
 
 // Fingerprint returns the key's fingerprint.
 func (k *Key) Fingerprint() string { return k.fingerprint }
+
+// Allowed returns the policy's reason for accepting the key although its
+// file is readable by every user; empty when it is not.
+func (k *Key) Allowed() string { return k.allowed }
 
 // Secret returns the key bytes, for binding keyed transforms only.
 func (k *Key) Secret() []byte { return k.secret }
@@ -110,15 +119,22 @@ func (k *Key) MarshalJSON() ([]byte, error) {
 	return []byte(fmt.Sprintf(`{"name":%q,"fingerprint":%q}`, k.name, k.fingerprint)), nil
 }
 
-// loadKey reads and decodes the key a reference points to. Errors say what
-// is wrong without ever quoting key material.
-func loadKey(name string, ref KeyRef, baseDir string, lookup LookupEnv) (*Key, error) {
+// MaxKeyFileBytes is the largest key file deid reads: a key is 32 to a few
+// hundred bytes of text, so anything larger is not a key file.
+const MaxKeyFileBytes = 4096
+
+// loadKey reads and decodes the key a reference points to. allow is the
+// policy's reason for accepting a key file every user can read (empty when
+// it states none). Errors say what is wrong without ever quoting key
+// material.
+func loadKey(name string, ref KeyRef, baseDir string, lookup LookupEnv, allow string) (*Key, error) {
 	var text []byte
+	worldReadable := false
 	switch ref.Source {
 	case "env":
 		v, ok := lookup(ref.Name)
 		if !ok {
-			return nil, fmt.Errorf("key %s: environment variable %s is not set", name, ref.Name)
+			return nil, fmt.Errorf("key %q: environment variable %q is not set", name, ref.Name)
 		}
 		text = []byte(v)
 	case "file":
@@ -126,13 +142,17 @@ func loadKey(name string, ref KeyRef, baseDir string, lookup LookupEnv) (*Key, e
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(baseDir, p)
 		}
-		b, err := os.ReadFile(p)
+		b, mode, err := readKeyFile(p)
 		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
+			return nil, fmt.Errorf("key %q: %w", name, err)
+		}
+		if mode&0o004 != 0 {
+			if allow == "" {
+				return nil, fmt.Errorf("key %q: file %q is readable by every user (mode %04o): "+
+					"run chmod 600 on it (or 640 for a group), or state why in the policy: %s: {ref: %s, allow: \"reason\"}",
+					name, p, mode.Perm(), name, ref)
 			}
-			return nil, fmt.Errorf("key %s: read %s: %v", name, p, err)
+			worldReadable = true
 		}
 		// exactly one trailing newline, as editors and `echo` leave it
 		text = bytes.TrimSuffix(b, []byte("\n"))
@@ -146,17 +166,92 @@ func loadKey(name string, ref KeyRef, baseDir string, lookup LookupEnv) (*Key, e
 		secret, err = base64.StdEncoding.Strict().DecodeString(string(text))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("key %s (%s): not valid %s (%d characters; check for spaces, quotes or a second newline)",
+		return nil, fmt.Errorf("key %q (%s): not valid %s (%d characters; check for spaces, quotes or a second newline)",
 			name, ref, ref.Encoding, len(text))
 	}
 	if len(secret) < MinKeyBytes {
-		return nil, fmt.Errorf("key %s (%s): %d bytes, at least %d are required (generate one with: openssl rand -hex 32)",
+		return nil, fmt.Errorf("key %q (%s): %d bytes, at least %d are required (generate one with: openssl rand -hex 32)",
 			name, ref, len(secret), MinKeyBytes)
 	}
 	if allZero(secret) {
-		return nil, fmt.Errorf("key %s (%s): all bytes are zero; generate a random key (openssl rand -hex 32)", name, ref)
+		return nil, fmt.Errorf("key %q (%s): all bytes are zero; generate a random key (openssl rand -hex 32)", name, ref)
 	}
-	return &Key{name: name, ref: ref, secret: secret, fingerprint: Fingerprint(secret)}, nil
+	k := &Key{name: name, ref: ref, secret: secret, fingerprint: Fingerprint(secret)}
+	if worldReadable {
+		k.allowed = allow
+	}
+	return k, nil
+}
+
+// readKeyFile reads a key file the way a secret is read: the path, once
+// links are followed (Kubernetes mounts secrets as a chain of links), must be
+// a regular file of at most MaxKeyFileBytes. It is opened without blocking,
+// so a FIFO cannot hang the open, and checked on the opened file, so it
+// cannot be swapped between the check and the read. It returns the bytes and
+// the file's mode.
+func readKeyFile(p string) ([]byte, fs.FileMode, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		// a socket cannot be opened at all: say what it is
+		if fi, serr := os.Stat(p); serr == nil && !fi.Mode().IsRegular() {
+			return nil, 0, notRegular(p, fi.Mode())
+		}
+		return nil, 0, fmt.Errorf("read %q: %w", p, unwrapPath(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %q: %w", p, unwrapPath(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, notRegular(p, fi.Mode())
+	}
+	if fi.Size() > MaxKeyFileBytes {
+		return nil, 0, fmt.Errorf("read %q: %d bytes, more than a key file holds (at most %d): is this the right file?",
+			p, fi.Size(), MaxKeyFileBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxKeyFileBytes+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %q: %w", p, unwrapPath(err))
+	}
+	if len(b) > MaxKeyFileBytes {
+		return nil, 0, fmt.Errorf("read %q: more than %d bytes, more than a key file holds: is this the right file?", p, MaxKeyFileBytes)
+	}
+	return b, fi.Mode(), nil
+}
+
+// notRegular is the error for a key path that is not a regular file.
+func notRegular(p string, m fs.FileMode) error {
+	return fmt.Errorf("read %q%s: it is %s, not a regular file: a key file holds the key's text only",
+		p, linkNote(p), fileKind(m))
+}
+
+// linkNote says where a link leads, for errors about what it leads to.
+func linkNote(p string) string {
+	if fi, err := os.Lstat(p); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return ""
+	}
+	if target, err := filepath.EvalSymlinks(p); err == nil {
+		return fmt.Sprintf(" (a link to %q)", target)
+	}
+	return " (a link)"
+}
+
+// fileKind names the kind of a file that is not regular.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file (" + m.Type().String() + ")"
 }
 
 func allZero(b []byte) bool {

@@ -54,6 +54,10 @@ type KeyDecl struct {
 	Name string
 	Ref  KeyRef
 	Pos  Pos
+	// Allow is the policy's reason for accepting a key file every user can
+	// read (a sample key published with the code); empty when it states
+	// none, and such a file is then refused.
+	Allow string
 }
 
 // DatasetDecl declares a source dataset.
@@ -145,10 +149,6 @@ type FallbackDecl struct {
 
 // ErasureDecl is one list of subjects to erase.
 type ErasureDecl struct {
-	// FutureSkew is how far after the run's now a time may be and still be
-	// a valid event time (future_skew; DefaultFutureSkew when zero): a
-	// later time is handled as a NULL time (on_null).
-	FutureSkew Duration
 	// List is the path of a Parquet or CSV file (by extension) of subject ids.
 	List string
 	// Column is the list's column holding the ids; by default the dataset's
@@ -166,8 +166,12 @@ type DestinationDecl struct {
 	Output string
 	// Key names the key (in Policy.Keys) keyed transforms use; empty when
 	// the destination uses none.
-	Key      string
-	KeyPos   Pos
+	Key    string
+	KeyPos Pos
+	// KeyAllow is the policy's reason for sharing Key with another
+	// destination (whose pseudonyms can then be joined with this one's);
+	// empty when it states none, and sharing is then refused.
+	KeyAllow string
 	Datasets []*BindingDecl
 }
 

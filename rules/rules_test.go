@@ -141,7 +141,7 @@ func TestPolicyErrors(t *testing.T) {
 		{"audit key embedded", "keys:\n", "audit_key: hex:inline:abcd\nkeys:\n", 3, 12, "audit_key", "must be env or file"},
 		{"audit key without encoding", "keys:\n", "audit_key: env:A\nkeys:\n", 3, 12, "audit_key", "ENCODING:SOURCE:NAME"},
 		{"audit key mapping", "keys:\n", "audit_key: {from: A, encoding: hex}\nkeys:\n", 3, 19, "audit_key.from", "must be env:VARIABLE or file:PATH"},
-		{"audit key shares a pseudonym key", "keys:\n", "audit_key: base64:env:K\nkeys:\n", 3, 12, "audit_key", "the audit key reads the same variable as keys.k"},
+		{"audit key shares a pseudonym key", "keys:\n", "audit_key: base64:env:K\nkeys:\n", 3, 12, "audit_key", `the audit key reads the same variable as key "k"`},
 		{"audit key list", "keys:\n", "audit_key: [a]\nkeys:\n", 3, 12, "audit_key", "got a list"},
 		{"quasi-identifier unknown", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at, nope]\n", 26, 33, "destinations.out.datasets.logs.quasi_identifiers[1]", `column "nope" is not among dataset logs's columns`},
 		{"quasi-identifier twice", "unit: day}\n", "unit: day}\n        quasi_identifiers: [at, at]\n", 26, 33, "destinations.out.datasets.logs.quasi_identifiers[1]", `column "at" is listed twice`},
@@ -345,13 +345,13 @@ func TestKeys(t *testing.T) {
 		{"base64 read as hex is refused, not guessed", KeyRef{"env", "K", "hex"}, map[string]string{"K": b64}, nil, "not valid hex"},
 		{"short", KeyRef{"env", "K", "hex"}, map[string]string{"K": benchKeyHex[:62]}, nil, "31 bytes, at least 32"},
 		{"all zero", KeyRef{"env", "K", "hex"}, map[string]string{"K": strings.Repeat("0", 64)}, nil, "all bytes are zero"},
-		{"unset", KeyRef{"env", "K", "hex"}, nil, nil, "environment variable K is not set"},
+		{"unset", KeyRef{"env", "K", "hex"}, nil, nil, `environment variable "K" is not set`},
 		{"missing file", KeyRef{"file", filepath.Join(dir, "none.key"), "hex"}, nil, nil, "no such file"},
 		{"odd hex", KeyRef{"env", "K", "hex"}, map[string]string{"K": benchKeyHex + "a"}, nil, "not valid hex"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			k, err := loadKey("k", c.ref, dir, env(c.env))
+			k, err := loadKey("k", c.ref, dir, env(c.env), "")
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("error %v, want %q", err, c.err)
@@ -371,7 +371,7 @@ func TestKeys(t *testing.T) {
 	}
 	// 64 hex characters are also valid base64 (48 bytes): the stated encoding
 	// decides, so the same text gives a different key, never a guessed one.
-	asB64, err := loadKey("k", KeyRef{"env", "K", "base64"}, dir, env(map[string]string{"K": benchKeyHex}))
+	asB64, err := loadKey("k", KeyRef{"env", "K", "base64"}, dir, env(map[string]string{"K": benchKeyHex}), "")
 	if err != nil || len(asB64.Secret()) != 48 {
 		t.Errorf("hex text read as base64: %v", err)
 	}
@@ -380,7 +380,7 @@ func TestKeys(t *testing.T) {
 // TestKeyNeverPrinted: every way a key can be formatted shows only its
 // fingerprint.
 func TestKeyNeverPrinted(t *testing.T) {
-	k, err := loadKey("bench", KeyRef{"env", "K", "hex"}, "", env(map[string]string{"K": benchKeyHex}))
+	k, err := loadKey("bench", KeyRef{"env", "K", "hex"}, "", env(map[string]string{"K": benchKeyHex}), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +495,7 @@ func TestCompileErrors(t *testing.T) {
 	}{
 		{"short key", map[string]string{"K": benchKeyHex[:62]}, nil, 4, 3, "keys.k", "31 bytes, at least 32"},
 		{"zero key", map[string]string{"K": strings.Repeat("0", 64)}, nil, 4, 3, "keys.k", "all bytes are zero"},
-		{"unset key", nil, nil, 4, 3, "keys.k", "environment variable K is not set"},
+		{"unset key", nil, nil, 4, 3, "keys.k", `environment variable "K" is not set`},
 		{"unknown destination", map[string]string{"K": benchKeyHex}, []string{"ads"}, 0, 0, "destinations", `no destination named "ads"`},
 	}
 	for _, c := range cases {
@@ -530,8 +530,8 @@ func TestAuditKey(t *testing.T) {
 	}{
 		{"loads", "hex:env:A", map[string]string{"K": benchKeyHex, "A": other}, ""},
 		{"mapping form", "{from: env:A, encoding: hex}", map[string]string{"K": benchKeyHex, "A": other}, ""},
-		{"same bytes as a pseudonym key", "hex:env:A", map[string]string{"K": benchKeyHex, "A": benchKeyHex}, "policy.yaml:3:12: audit_key: the audit key has the same bytes as keys.k"},
-		{"unset", "hex:env:A", map[string]string{"K": benchKeyHex}, "policy.yaml:3:12: audit_key: key audit_key: environment variable A is not set"},
+		{"same bytes as a pseudonym key", "hex:env:A", map[string]string{"K": benchKeyHex, "A": benchKeyHex}, `policy.yaml:3:12: audit_key: the audit key has the same bytes as key "k"`},
+		{"unset", "hex:env:A", map[string]string{"K": benchKeyHex}, `policy.yaml:3:12: audit_key: key "audit_key": environment variable "A" is not set`},
 		{"weak", "hex:env:A", map[string]string{"K": benchKeyHex, "A": "abcd"}, "2 bytes, at least 32"},
 	}
 	for _, c := range cases {

@@ -45,7 +45,7 @@ func schemaDoc() obj {
 		semantic = append(semantic, st.Name)
 	}
 	semanticType := obj{"enum": semantic}
-	keep := obj{"type": "string", "pattern": `^(([0-9]+(s|min|h|d|w|mo|y))+|.*\$\{.*)$`}
+	keep := obj{"type": "string", "pattern": `^(([0-9]+(s|m|h|d|w|mo|y))+|.*\$\{.*)$`}
 	var names []string
 	var forms []any
 	for _, s := range transforms.Registry() {
@@ -77,9 +77,8 @@ func schemaDoc() obj {
 			"keep":        keep,
 			"on_null": obj{"oneOf": []any{obj{"enum": []string{"keep", "remove"}},
 				strictObject(obj{"fallback": str(), "keep": keep}, "fallback", "keep")}},
-			"then":        obj{"enum": []string{ThenDelete, ThenAnonymize}},
-			"anonymize":   mapOf(treatment),
-			"future_skew": keep,
+			"then":      obj{"enum": []string{ThenDelete, ThenAnonymize}},
+			"anonymize": mapOf(treatment),
 		}, "time_column", "keep", "on_null"),
 		"legal_minimum": strictObject(obj{"keep": keep, "basis": str()}, "keep", "basis"),
 		"holds":         obj{"type": "array", "items": strictObject(obj{"list": listFile("Parquet or CSV list of subject ids on legal hold"), "column": str()}, "list")},
@@ -109,14 +108,19 @@ func schemaDoc() obj {
 		"min_k":             obj{"oneOf": []any{obj{"type": "integer", "minimum": 2, "maximum": 1000}, envRef}},
 	})}}
 	destination := strictObject(obj{
-		"purpose":  obj{"enum": Purposes},
-		"output":   str(),
-		"key":      str(),
+		"purpose": obj{"enum": Purposes},
+		"output":  str(),
+		"key": obj{"oneOf": []any{str(), strictObject(obj{"name": str(), "allow": str()}, "name")},
+			"description": "a key of keys:, or {name, allow: why it is shared with another destination}"},
 		"datasets": mapOf(binding),
 	}, "purpose", "output", "datasets")
+	refText := obj{"type": "string", "pattern": `^(hex|base64):(env|file):.+$`}
+	allowKey := obj{"type": "string", "minLength": 1, "description": "why a key file every user can read is accepted"}
 	keyRef := obj{"oneOf": []any{
-		obj{"type": "string", "pattern": `^(hex|base64):(env|file):.+$`},
-		strictObject(obj{"from": obj{"type": "string", "pattern": `^(env|file):.+$`}, "encoding": obj{"enum": []string{"hex", "base64"}}}, "from", "encoding"),
+		refText,
+		strictObject(obj{"ref": refText, "allow": allowKey}, "ref"),
+		strictObject(obj{"from": obj{"type": "string", "pattern": `^(env|file):.+$`}, "encoding": obj{"enum": []string{"hex", "base64"}},
+			"allow": allowKey}, "from", "encoding"),
 	}}
 	job := strictObject(obj{
 		"name":         obj{"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
