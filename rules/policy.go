@@ -149,6 +149,10 @@ type FallbackDecl struct {
 
 // ErasureDecl is one list of subjects to erase.
 type ErasureDecl struct {
+	// FutureSkew is how far after the run's now a time may be and still be
+	// a valid event time (future_skew; DefaultFutureSkew when zero): a
+	// later time is handled as a NULL time (on_null).
+	FutureSkew Duration
 	// List is the path of a Parquet or CSV file (by extension) of subject ids.
 	List string
 	// Column is the list's column holding the ids; by default the dataset's

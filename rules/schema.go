@@ -45,7 +45,7 @@ func schemaDoc() obj {
 		semantic = append(semantic, st.Name)
 	}
 	semanticType := obj{"enum": semantic}
-	keep := obj{"type": "string", "pattern": `^(([0-9]+(s|m|h|d|w|mo|y))+|.*\$\{.*)$`}
+	keep := obj{"type": "string", "pattern": `^(([0-9]+(s|min|h|d|w|mo|y))+|.*\$\{.*)$`}
 	var names []string
 	var forms []any
 	for _, s := range transforms.Registry() {
@@ -77,8 +77,9 @@ func schemaDoc() obj {
 			"keep":        keep,
 			"on_null": obj{"oneOf": []any{obj{"enum": []string{"keep", "remove"}},
 				strictObject(obj{"fallback": str(), "keep": keep}, "fallback", "keep")}},
-			"then":      obj{"enum": []string{ThenDelete, ThenAnonymize}},
-			"anonymize": mapOf(treatment),
+			"then":        obj{"enum": []string{ThenDelete, ThenAnonymize}},
+			"anonymize":   mapOf(treatment),
+			"future_skew": keep,
 		}, "time_column", "keep", "on_null"),
 		"legal_minimum": strictObject(obj{"keep": keep, "basis": str()}, "keep", "basis"),
 		"holds":         obj{"type": "array", "items": strictObject(obj{"list": listFile("Parquet or CSV list of subject ids on legal hold"), "column": str()}, "list")},
