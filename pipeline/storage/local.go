@@ -27,7 +27,10 @@ const tempPrefix = ".deid-tmp-"
 // List implements Store. It walks the directory part of prefix recursively;
 // locations are cleaned paths (filepath.Clean). A symbolic link to a file is
 // listed as that file (with the target's size and time); links to folders
-// are not followed, and a dangling link is an error.
+// below the walked folder are not followed, and a dangling link is an
+// error. Links in the walked folder's own path (the caller's: a dataset's
+// root /data -> /mnt/disk/data, the walked folder itself included) are
+// followed.
 func (Local) List(ctx context.Context, prefix string, fn func(Attrs) error) error {
 	sep := string(filepath.Separator)
 	dirPrefix := strings.HasSuffix(prefix, sep) || strings.HasSuffix(prefix, "/")
@@ -43,9 +46,13 @@ func (Local) List(ctx context.Context, prefix string, fn func(Attrs) error) erro
 		}
 	}
 	var found []Attrs
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	walk := root
+	if info, err := os.Lstat(root); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+		walk = root + sep // WalkDir follows a link to a folder named with a trailing separator
+	}
+	err := filepath.WalkDir(walk, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == root {
+			if errors.Is(err, fs.ErrNotExist) && p == walk {
 				return fs.SkipAll
 			}
 			return err
@@ -122,32 +129,65 @@ func (Local) Stat(_ context.Context, location string) (Attrs, error) {
 	return Attrs{Location: location, Size: info.Size(), ModTime: info.ModTime()}, nil
 }
 
-// Delete implements Store.
-func (Local) Delete(_ context.Context, location string) error {
-	return os.Remove(location)
+// Delete implements Store. A link at location or at a folder of its path
+// (below its root, see WithRoots) is refused, not removed.
+func (Local) Delete(ctx context.Context, location string) error {
+	r, rel, err := openRoot(ctx, location)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.noLinks("delete", location, rel); err != nil {
+		return err
+	}
+	return named(r.Remove(rel), location)
 }
 
-// Create implements Store.
-func (Local) Create(_ context.Context, location string) (Writer, error) {
-	dir := filepath.Dir(location)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// named puts location in place of the relative path of a *fs.PathError
+// from an os.Root, so errors name what the caller named.
+func named(err error, location string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: pe.Op, Path: location, Err: pe.Err}
+	}
+	return err
+}
+
+// Create implements Store. A link at location or at a folder of its path
+// (below its root, see WithRoots) is refused, now and again at Commit.
+func (Local) Create(ctx context.Context, location string) (Writer, error) {
+	r, rel, err := openRoot(ctx, location)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.noLinks("create", location, rel); err != nil {
+		r.Close()
+		return nil, err
+	}
+	dir := filepath.Dir(rel)
+	if err := r.MkdirAll(dir, 0o755); err != nil {
+		r.Close()
 		return nil, err
 	}
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
+		r.Close()
 		return nil, err
 	}
-	tmp := filepath.Join(dir, tempPrefix+filepath.Base(location)+"-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp := filepath.Join(dir, tempPrefix+filepath.Base(rel)+"-"+hex.EncodeToString(rnd[:]))
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
+		r.Close()
 		return nil, err
 	}
-	return &localWriter{f: f, tmp: tmp, location: location}, nil
+	return &localWriter{f: f, root: r, tmp: tmp, rel: rel, location: location}, nil
 }
 
 type localWriter struct {
 	f        *os.File
-	tmp      string
+	root     *localRoot // closed when the writer finishes
+	tmp      string     // the temporary file, relative to root
+	rel      string     // the location, relative to root
 	location string
 	done     bool
 	written  int64 // bytes written
@@ -174,9 +214,10 @@ func (w *localWriter) Commit() (Attrs, error) {
 		return Attrs{}, fmt.Errorf("commit %s: writer already finished", w.location)
 	}
 	w.done = true
+	defer w.root.Close()
 	fail := func(err error) (Attrs, error) {
 		w.f.Close()
-		os.Remove(w.tmp)
+		w.root.Remove(w.tmp)
 		return Attrs{}, fmt.Errorf("commit %s: %w", w.location, err)
 	}
 	if err := w.f.Sync(); err != nil {
@@ -189,11 +230,17 @@ func (w *localWriter) Commit() (Attrs, error) {
 	if err := w.f.Close(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(w.tmp, w.location); err != nil {
-		os.Remove(w.tmp)
+	// a folder may have become a link since Create; the rename would
+	// replace a link at the location itself, but it must not be there
+	if err := w.root.noLinks("commit", w.location, w.rel); err != nil {
+		w.root.Remove(w.tmp)
+		return Attrs{}, err
+	}
+	if err := w.root.Rename(w.tmp, w.rel); err != nil {
+		w.root.Remove(w.tmp)
 		return Attrs{}, fmt.Errorf("commit %s: %w", w.location, err)
 	}
-	if err := syncDir(filepath.Dir(w.location)); err != nil {
+	if err := w.root.syncDir(filepath.Dir(w.rel)); err != nil {
 		return Attrs{}, fmt.Errorf("commit %s: %w", w.location, err)
 	}
 	return Attrs{Location: w.location, Size: info.Size(), ModTime: info.ModTime()}, nil
@@ -204,15 +251,69 @@ func (w *localWriter) Abort() error {
 		return nil
 	}
 	w.done = true
+	defer w.root.Close()
 	w.f.Close()
-	if err := os.Remove(w.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := w.root.Remove(w.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
 }
 
 // Move implements Mover with a rename, creating the target's directory.
-func (Local) Move(_ context.Context, src, dst string) error {
+// A link at src or dst or at a folder of their paths (below their root, see
+// WithRoots) is refused.
+func (Local) Move(ctx context.Context, src, dst string) error {
+	r, dstRel, err := openRoot(ctx, dst)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.noLinks("move", dst, dstRel); err != nil {
+		return err
+	}
+	srcAbs, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	srcRel, err := filepath.Rel(r.base, srcAbs)
+	if err != nil || !filepath.IsLocal(srcRel) {
+		return moveAcross(ctx, src, dst)
+	}
+	if err := r.noLinks("move", src, srcRel); err != nil {
+		return err
+	}
+	if err := r.MkdirAll(filepath.Dir(dstRel), 0o755); err != nil {
+		return named(err, dst)
+	}
+	if err := r.Rename(srcRel, dstRel); err != nil {
+		return renamed(err, "rename", src, dst)
+	}
+	return r.syncDir(filepath.Dir(dstRel))
+}
+
+// renamed names old and new in an error of an os.Root's rename or link.
+func renamed(err error, op, old, new string) error {
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return &os.LinkError{Op: op, Old: old, New: new, Err: le.Err}
+	}
+	return named(err, new)
+}
+
+// moveAcross is Move between two roots: each path is checked in its own,
+// then renamed by name (a folder swapped for a link in between is followed).
+func moveAcross(ctx context.Context, src, dst string) error {
+	for _, p := range []string{src, dst} {
+		r, rel, err := openRoot(ctx, p)
+		if err != nil {
+			return err
+		}
+		err = r.noLinks("move", p, rel)
+		r.Close()
+		if err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
@@ -235,27 +336,50 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// createTemp is os.CreateTemp; tests remove the folder before it.
-var createTemp = os.CreateTemp
+// createTemp opens a new temporary file in dir of r, named after pattern
+// as os.CreateTemp names; tests remove the folder before it.
+var createTemp = func(r *os.Root, dir, pattern string) (*os.File, string, error) {
+	for try := 0; ; try++ {
+		var rnd [6]byte
+		if _, err := rand.Read(rnd[:]); err != nil {
+			return nil, "", err
+		}
+		name := filepath.Join(dir, strings.Replace(pattern, "*", hex.EncodeToString(rnd[:]), 1))
+		f, err := r.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) && try < 10 {
+			continue
+		}
+		return f, name, err
+	}
+}
 
 // CreateExclusive implements ExclusiveCreator: data is written and synced
 // to a temporary file in the folder, which is then hard-linked into place
 // (a link, like O_EXCL, fails when the name exists), so the object is never
-// seen half written, even after a crash.
+// seen half written, even after a crash. A symbolic link at location or at
+// a folder of its path (below its root, see WithRoots) is refused.
 //
 // The folder is made when missing, and made again when it goes missing
 // before the temporary file is in it: a lock's holder removes the emptied
 // lock folder when it releases the lock, and a contender may have found
 // the folder there just before.
-func (Local) CreateExclusive(_ context.Context, location string, data []byte) (Attrs, error) {
-	dir := filepath.Dir(location)
+func (Local) CreateExclusive(ctx context.Context, location string, data []byte) (Attrs, error) {
+	r, rel, err := openRoot(ctx, location)
+	if err != nil {
+		return Attrs{}, err
+	}
+	defer r.Close()
+	if err := r.noLinks("create", location, rel); err != nil {
+		return Attrs{}, err
+	}
+	dir := filepath.Dir(rel)
 	var tmp *os.File
+	var tmpName string
 	for attempt := 0; ; attempt++ {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return Attrs{}, err
+		if err := r.MkdirAll(dir, 0o755); err != nil {
+			return Attrs{}, named(err, location)
 		}
-		var err error
-		tmp, err = createTemp(dir, ".new-*")
+		tmp, tmpName, err = createTemp(r.Root, dir, ".new-*")
 		if err == nil {
 			break
 		}
@@ -263,8 +387,8 @@ func (Local) CreateExclusive(_ context.Context, location string, data []byte) (A
 			return Attrs{}, fmt.Errorf("create %s: %w", location, err)
 		}
 	}
-	defer os.Remove(tmp.Name())
-	_, err := tmp.Write(data)
+	defer r.Remove(tmpName)
+	_, err = tmp.Write(data)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -274,19 +398,42 @@ func (Local) CreateExclusive(_ context.Context, location string, data []byte) (A
 	if err != nil {
 		return Attrs{}, fmt.Errorf("create %s: %w", location, err)
 	}
-	if err := os.Link(tmp.Name(), location); err != nil {
-		return Attrs{}, err // matches fs.ErrExist when the name is taken
+	if err := r.noLinks("create", location, rel); err != nil {
+		return Attrs{}, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := r.Link(tmpName, rel); err != nil {
+		return Attrs{}, renamed(err, "link", tmpName, location) // matches fs.ErrExist when the name is taken
+	}
+	if err := r.syncDir(dir); err != nil {
 		return Attrs{}, fmt.Errorf("create %s: %w", location, err)
 	}
-	return Local{}.Stat(context.Background(), location)
+	info, err := r.Lstat(rel)
+	if err != nil {
+		return Attrs{}, named(err, location)
+	}
+	return Attrs{Location: location, Size: info.Size(), ModTime: info.ModTime()}, nil
 }
 
-// RemoveAll implements Remover: the folder, temporary files and all.
-func (Local) RemoveAll(_ context.Context, dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
+// RemoveAll implements Remover: the folder, temporary files and all. A link
+// at dir or at a folder of its path (below its root, see WithRoots) is
+// refused; links inside dir are removed, never followed.
+func (Local) RemoveAll(ctx context.Context, dir string) error {
+	r, rel, err := openRoot(ctx, dir)
+	if err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	defer r.Close()
+	if err := r.noLinks("remove", dir, rel); err != nil {
+		return err
+	}
+	if rel == "." {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(dir))
+	}
+	if err := r.Root.RemoveAll(rel); err != nil {
+		return named(err, dir)
+	}
+	return r.syncDir(filepath.Dir(rel))
 }

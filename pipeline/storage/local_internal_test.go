@@ -15,16 +15,17 @@ import (
 func TestCreateExclusiveFolderGone(t *testing.T) {
 	loc := filepath.Join(t.TempDir(), ".deid-lock", "publish.json")
 	removed := 0
-	createTemp = func(dir, pattern string) (*os.File, error) {
+	orig := createTemp
+	createTemp = func(r *os.Root, dir, pattern string) (*os.File, string, error) {
 		if removed < 2 {
 			removed++
-			if err := os.Remove(dir); err != nil {
+			if err := r.Remove(dir); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return os.CreateTemp(dir, pattern)
+		return orig(r, dir, pattern)
 	}
-	defer func() { createTemp = os.CreateTemp }()
+	defer func() { createTemp = orig }()
 	if _, err := (Local{}).CreateExclusive(context.Background(), loc, []byte("held")); err != nil {
 		t.Fatal(err)
 	}
