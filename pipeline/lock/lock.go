@@ -114,15 +114,18 @@ func At(st storage.Store, path, job, owner string, ttl time.Duration, clock func
 
 // Acquire takes the lock, or returns an error matching ErrLocked naming the
 // holder and when its lease expires. An expired lock is taken over.
-func (l *FileLock) Acquire(context.Context) error {
+//
+// Like every local write, the lock's files and folder are written through
+// storage.Local: a symbolic link at the lock file, the lock folder or a
+// folder above it (below the output, see storage.WithRoots) is refused with
+// an error matching storage.ErrLink.
+func (l *FileLock) Acquire(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(l.Path), 0o755); err != nil {
-		return fmt.Errorf("lock %s: %w", l.Path, err)
-	}
+	local := storage.Local{}
 	for attempt := 0; attempt < 3; attempt++ {
 		rec := &lockRecord{Job: l.Job, Owner: l.Owner, Expires: l.now().Add(l.TTL).UTC()}
-		err := createExclusive(l.Path, rec)
+		err := createExclusive(ctx, l.Path, rec)
 		if err == nil {
 			l.held = rec
 			return nil
@@ -144,23 +147,26 @@ func (l *FileLock) Acquire(context.Context) error {
 		// moved is not what we read, someone took it over meanwhile: put
 		// it back and report the lock as held
 		aside := fmt.Sprintf("%s.stale-%s", l.Path, sanitize(l.Owner))
-		if err := os.Rename(l.Path, aside); err != nil {
+		if err := local.Move(ctx, l.Path, aside); err != nil {
+			if errors.Is(err, storage.ErrLink) {
+				return fmt.Errorf("lock %s: %w", l.Path, err)
+			}
 			continue
 		}
 		moved, _ := os.ReadFile(aside)
 		if !bytes.Equal(moved, raw) {
-			if os.Link(aside, l.Path) == nil {
-				os.Remove(aside)
+			if _, err := local.CreateExclusive(ctx, l.Path, moved); err == nil {
+				local.Delete(ctx, aside)
 			}
 			return fmt.Errorf("lock %s: %w: taken over by another process", l.Path, ErrLocked)
 		}
-		os.Remove(aside)
+		local.Delete(ctx, aside)
 	}
 	return fmt.Errorf("lock %s: %w: contended", l.Path, ErrLocked)
 }
 
 // Renew extends the lease; it fails if the lock is no longer ours.
-func (l *FileLock) Renew(context.Context) error {
+func (l *FileLock) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held == nil {
@@ -171,13 +177,8 @@ func (l *FileLock) Renew(context.Context) error {
 		return fmt.Errorf("lock %s: lost (it expired and another process took it over)", l.Path)
 	}
 	rec := &lockRecord{Job: l.Job, Owner: l.Owner, Expires: l.now().Add(l.TTL).UTC()}
-	tmp := l.Path + ".renew-" + sanitize(l.Owner)
 	b, _ := json.Marshal(rec)
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("lock %s: %w", l.Path, err)
-	}
-	if err := os.Rename(tmp, l.Path); err != nil {
-		os.Remove(tmp)
+	if err := storage.WriteFile(ctx, storage.Local{}, l.Path, b); err != nil {
 		return fmt.Errorf("lock %s: %w", l.Path, err)
 	}
 	l.held = rec
@@ -186,7 +187,7 @@ func (l *FileLock) Renew(context.Context) error {
 
 // Release removes the lock if it is still ours, and the lock folder when
 // empty.
-func (l *FileLock) Release(context.Context) error {
+func (l *FileLock) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held == nil {
@@ -198,22 +199,22 @@ func (l *FileLock) Release(context.Context) error {
 	if err != nil || cur == nil || *cur != *held {
 		return nil // expired and taken over: not ours to remove
 	}
-	if err := os.Remove(l.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := (storage.Local{}).Delete(ctx, l.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("unlock %s: %w", l.Path, err)
 	}
-	os.Remove(filepath.Dir(l.Path)) // fails, harmlessly, when another job's lock is there
+	storage.Local{}.Delete(ctx, filepath.Dir(l.Path)) // fails, harmlessly, when another job's lock is there
 	return nil
 }
 
 // createExclusive creates path holding rec, failing with fs.ErrExist when
 // it exists; the file is never seen half written (storage.Local links it
 // into place).
-func createExclusive(path string, rec *lockRecord) error {
+func createExclusive(ctx context.Context, path string, rec *lockRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	_, err = storage.Local{}.CreateExclusive(context.Background(), path, b)
+	_, err = storage.Local{}.CreateExclusive(ctx, path, b)
 	return err
 }
 
