@@ -219,11 +219,15 @@ func underRoot(root, pattern string) bool {
 	return strings.HasPrefix(pattern, r+"/") && !strings.Contains(pattern[len(r):], "/../")
 }
 
-// resolvePath makes a relative local path relative to the policy's directory;
-// URIs (gs://...) and absolute paths are kept.
+// resolvePath makes a relative local path relative to the policy's directory
+// and cleans local paths (so no ".." reaches the file system after a link);
+// URIs (gs://...) are kept.
 func resolvePath(baseDir, p string) string {
-	if p == "" || strings.Contains(p, "://") || filepath.IsAbs(p) {
+	if p == "" || strings.Contains(p, "://") {
 		return p
+	}
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
 	}
 	return filepath.Join(baseDir, p)
 }

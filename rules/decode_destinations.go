@@ -25,7 +25,9 @@ func (d *decoder) destinations(n *yaml.Node, path string, p *Policy) []*Destinat
 		var bindings *yaml.Node
 		d.mapping(v, dp,
 			field{"purpose", true, func(n *yaml.Node, path string) { dst.Purpose = d.enum(n, path, Purposes...) }},
-			field{"output", true, func(n *yaml.Node, path string) { dst.Output = resolvePath(filepath.Dir(p.File), d.str(n, path)) }},
+			field{"output", true, func(n *yaml.Node, path string) {
+				dst.OutputPos, dst.Output = d.pos(resolve(n)), resolvePath(filepath.Dir(p.File), d.str(n, path))
+			}},
 			field{"key", false, func(n *yaml.Node, path string) { d.destinationKey(n, path, p, dst) }},
 			field{"datasets", true, func(n *yaml.Node, _ string) { bindings = n }},
 		)
@@ -34,14 +36,8 @@ func (d *decoder) destinations(n *yaml.Node, path string, p *Policy) []*Destinat
 		}
 		out = append(out, dst)
 	})
-	// two destinations writing to one directory would overwrite each other's manifests
-	for i, a := range out {
-		for _, b := range out[:i] {
-			if a.Output != "" && filepath.Clean(a.Output) == filepath.Clean(b.Output) {
-				d.errors(a.Pos, join(path, a.Name+".output"), "same output as destination %q: each destination needs its own directory", b.Name)
-			}
-		}
-	}
+	// an output over a source, a list or another output harms the lake
+	d.checkLocations(p.Datasets, out)
 	d.sharedKeys(out, path)
 	return out
 }

@@ -8,6 +8,13 @@
 // path of the offending key. Compile then loads the keys, binds the
 // transforms and computes retention cut-offs for a given "now", producing an
 // immutable Plan. Nothing in this package reads data files.
+//
+// A destination's output never overlaps a folder deid reads or another
+// output (locations.go). Parse compares the locations lexically; Load
+// compares them again once links on disk are resolved. That second check
+// lives here rather than in the pipeline because it reads only the names of
+// folders and links, never data, and because every command loads its policy
+// through Load: none can start without it.
 package rules
 
 import (
@@ -168,6 +175,8 @@ type DestinationDecl struct {
 	Purpose string
 	// Output is the destination's root directory (or URI).
 	Output string
+	// OutputPos locates the output's value, for errors about it.
+	OutputPos Pos
 	// Key names the key (in Policy.Keys) keyed transforms use; empty when
 	// the destination uses none.
 	Key    string
@@ -216,7 +225,14 @@ func Load(path string, lookup LookupEnv) (*Policy, error) {
 	if err != nil {
 		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("cannot read the policy: %v", unwrapPath(err))}}
 	}
-	return Parse(path, data, lookup)
+	p, err := Parse(path, data, lookup)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.CheckLocations(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func unwrapPath(err error) error {
