@@ -7,7 +7,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/internal/parallel"
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -149,6 +148,13 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 			}
 		}
 	}()
+	// the row filter's columns had their local times counted, on every row
+	var counted []int
+	if filter != nil {
+		for _, k := range filter.Columns {
+			counted = append(counted, readPos[k])
+		}
+	}
 	var sel transforms.Selection
 	outSel := make([]transforms.Selection, len(in.outputs))
 	cols := make([]arrow.Array, len(in.leaves))
@@ -163,7 +169,7 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 				cols[readPos[k]] = b.Column(k)
 			}
 			// wall-clock timestamps of a declared zone become instants
-			converted, err := in.toInstants(mem, cols)
+			converted, err := r.toInstants(in, cols, counted)
 			defer releaseAll(converted)
 			if err != nil {
 				return err
@@ -456,19 +462,32 @@ func isBinary(t arrow.DataType) bool {
 
 // toInstants converts the batch's wall-clock timestamps of the dataset's
 // declared zone (cols, by position) to instants in place, and returns the
-// arrays it made, for the caller to release.
-func (in *inputFile) toInstants(mem memory.Allocator, cols []arrow.Array) ([]arrow.Array, error) {
+// arrays it made, for the caller to release. Times in a daylight-saving
+// gap or overlap are counted into the dataset's report, except in the
+// columns of counted (positions already counted for these rows) and in a
+// min_k counting pass, which reads the rows a second time.
+func (r *runner) toInstants(in *inputFile, cols []arrow.Array, counted []int) ([]arrow.Array, error) {
 	var converted []arrow.Array
+	var local transforms.LocalCounts
 	for pos := range in.naive {
 		if cols[pos] == nil {
 			continue
 		}
-		c, err := transforms.LocalToInstant(mem, cols[pos], in.ds.TimeZone)
+		var c arrow.Array
+		var err error
+		if r.counting || slices.Contains(counted, pos) {
+			c, err = transforms.LocalToInstant(r.opt.Mem, cols[pos], in.ds.TimeZone)
+		} else {
+			c, err = transforms.LocalToInstantCounted(r.opt.Mem, cols[pos], in.ds.TimeZone, &local)
+		}
 		if err != nil {
 			return converted, dataErrorf(in.match.Location, in.schema.Field(in.readCols[pos]).Name, "%v", err)
 		}
 		converted = append(converted, c)
 		cols[pos] = c
+	}
+	if local != (transforms.LocalCounts{}) {
+		r.addLocalCounts(in.ds, local)
 	}
 	return converted, nil
 }
@@ -486,7 +505,7 @@ func releaseAll(arrays []arrow.Array) {
 func (r *runner) applyRowRules(in *inputFile, cols []arrow.Array, sel *transforms.Selection) error {
 	if in.timePos >= 0 {
 		rt := in.ds.Retention
-		rule := transforms.Retention{Cutoff: in.ds.Cutoff, OnNullRemove: rt.OnNullRemove, FallbackCutoff: in.ds.FallbackCutoff}
+		rule := transforms.Retention{Cutoff: in.ds.Cutoff, Latest: in.ds.Latest, OnNullRemove: rt.OnNullRemove, FallbackCutoff: in.ds.FallbackCutoff}
 		var err error
 		if fb := rt.OnNullFallback; fb != nil {
 			err = rule.ApplyFallback(cols[in.timePos], cols[in.pos[fb.TimeColumn]], sel)
@@ -558,7 +577,7 @@ func (r *runner) rowFilter(in *inputFile, read, readPos []int, counts []int64, r
 			cols[readPos[k]] = batch[j]
 		}
 		n := batch[0].Len()
-		converted, err := in.toInstants(mem, cols)
+		converted, err := r.toInstants(in, cols, nil)
 		defer releaseAll(converted)
 		if err != nil {
 			return nil, 0, nil, err

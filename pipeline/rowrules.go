@@ -98,7 +98,7 @@ func (r *runner) bindOutputRules(in *inputFile, pos map[string]int) error {
 		}
 		if c := ds.Children; c != nil && c.Excludes(out.dst.Name) {
 			zone := ds.TimeZone
-			rulesOut.children = &transforms.Children{Below: c.Below, Inclusive: c.Inclusive, Zone: zone, At: r.plan.Now}
+			rulesOut.children = &transforms.Children{Below: c.Below, Inclusive: c.Inclusive, Zone: zone, At: r.plan.Now, Latest: ds.Latest}
 			rulesOut.childTime = position(c.TimeColumn)
 			if c.FromDataset != "" {
 				rulesOut.births = r.births[ds.Name]

@@ -416,7 +416,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 				"min_k", c.minK, "classes_below", classes, "rows_below", rows, "runs_spilled", c.spills)
 		}
 	}
-	return r.process(ctx)
+	if err := r.process(ctx); err != nil {
+		return err
+	}
+	r.warnEmptied()
+	return nil
 }
 
 // sortedOutputs orders a destination's files by path.

@@ -109,7 +109,8 @@ func TestFutureTimes(t *testing.T) {
 }
 
 // TestClassifyFuture: a row group whose largest time may be in the future
-// is never settled as "inside" by statistics when future times are removed.
+// is never settled as "inside" by statistics: its future rows are
+// decided (and counted) one by one.
 func TestClassifyFuture(t *testing.T) {
 	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 	latest := now.Add(24 * time.Hour)
@@ -127,8 +128,9 @@ func TestClassifyFuture(t *testing.T) {
 		{"2300 remove", true, false, us(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)), SpanMixed},
 		{"int64 max remove", true, false, math.MaxInt64, SpanMixed},
 		{"int64 max remove local", true, true, math.MaxInt64, SpanMixed},
-		{"int64 max keep", false, false, math.MaxInt64, SpanInside},
-		{"int64 max keep local", false, true, math.MaxInt64, SpanInside},
+		{"int64 max keep", false, false, math.MaxInt64, SpanMixed},
+		{"int64 max keep local", false, true, math.MaxInt64, SpanMixed},
+		{"now+23h keep", false, false, us(now.Add(23 * time.Hour)), SpanInside},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

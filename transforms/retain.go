@@ -322,10 +322,11 @@ func (r RetainRule) Classify(s TimeStats) Span {
 		slack = int64(localSlack) / int64(s.Unit.Multiplier())
 	}
 	// a row group whose max may be in the future holds times handled as
-	// NULL: its statistics alone settle "inside" only when NULLs stay
+	// NULL: its statistics alone never settle "inside" (its future rows
+	// are counted, and removed unless NULLs stay)
 	mayBeFuture := !r.Latest.IsZero() && s.Max > FutureTicks(r.Latest, s.Unit)-slack-1
 	switch {
-	case s.Min >= cut+slack && (s.Nulls == 0 || nullsStay) && (!mayBeFuture || nullsStay):
+	case s.Min >= cut+slack && (s.Nulls == 0 || nullsStay) && !mayBeFuture:
 		return SpanInside
 	case s.Max < cut-slack && (s.Nulls == 0 || r.OnNullRemove):
 		return SpanExpired

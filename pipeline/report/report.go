@@ -95,8 +95,17 @@ type Dataset struct {
 	// RowsIn and RowsKept total the files.
 	RowsIn   int64 `json:"rows_in"`
 	RowsKept int64 `json:"rows_kept"`
-	// Removed counts rows removed by reason (null_time, retention, erasure).
+	// Removed counts rows removed by reason (null_time, future_time,
+	// retention, erasure). future_time counts rows whose time is after now
+	// plus the retention's future_skew, removed as a NULL time would be.
 	Removed map[string]int64 `json:"removed"`
+	// NonexistentLocalTime counts wall-clock times (stored without the
+	// UTC flag) in a spring-forward gap of the dataset's time_zone, read
+	// with the offset before the gap (moved forward by its length);
+	// AmbiguousLocalTime those in an autumn overlap, read as the earlier
+	// instant.
+	NonexistentLocalTime int64 `json:"nonexistent_local_time,omitempty"`
+	AmbiguousLocalTime   int64 `json:"ambiguous_local_time,omitempty"`
 	// DroppedColumns are columns the data has but the policy does not
 	// classify, dropped because the dataset says unclassified: drop.
 	DroppedColumns []string `json:"dropped_columns,omitempty"`

@@ -15,6 +15,10 @@ const (
 	// RemovedNullTime: NULL time, removed by on_null: remove or past the
 	// fallback clock.
 	RemovedNullTime = "null_time"
+	// RemovedFutureTime: a time after now plus the retention's
+	// future_skew (dated in the future: no valid event time), removed as a
+	// NULL time would be.
+	RemovedFutureTime = "future_time"
 	// RemovedErasure: the subject is on an erasure list.
 	RemovedErasure = "erasure"
 	// HeldLegalHold: the subject is on a legal hold list.
@@ -72,7 +76,7 @@ type RetainDataset struct {
 	RowsIn    int64          `json:"rows_in"`
 	RowsKept  int64          `json:"rows_kept"`
 	// Removed counts rows deleted or anonymized, by reason (retention,
-	// null_time, erasure).
+	// null_time, future_time, erasure).
 	Removed map[string]int64 `json:"removed"`
 	// Anonymized counts the removed rows that were moved, anonymized, to
 	// the _anonymized part rather than deleted.
@@ -82,6 +86,14 @@ type RetainDataset struct {
 	Held map[string]int64 `json:"held"`
 	// NullTimeKept counts rows with a NULL time that stay.
 	NullTimeKept int64 `json:"null_time_kept"`
+	// FutureTimeKept counts rows whose time is after now plus the
+	// retention's future_skew and that stay, as a NULL time would.
+	FutureTimeKept int64 `json:"future_time_kept"`
+	// NonexistentLocalTime and AmbiguousLocalTime count wall-clock times
+	// in a daylight-saving gap or overlap of the dataset's time_zone (see
+	// Dataset.NonexistentLocalTime).
+	NonexistentLocalTime int64 `json:"nonexistent_local_time,omitempty"`
+	AmbiguousLocalTime   int64 `json:"ambiguous_local_time,omitempty"`
 	// Subjects are the erased subjects: counts and fingerprints, never ids.
 	Subjects ErasedSubjects `json:"subjects"`
 	// Isolation is what happened in the dataset's isolated part.

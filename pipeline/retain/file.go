@@ -79,7 +79,8 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		fr.Isolated = counts.Restricted
 	}
 	fr.RowsKept = fr.RowsIn - removed - fr.Isolated
-	for k, v := range map[string]int64{report.RemovedRetention: counts.Expired, report.RemovedNullTime: counts.ExpiredNull, report.RemovedErasure: counts.Erased} {
+	for k, v := range map[string]int64{report.RemovedRetention: counts.Expired, report.RemovedNullTime: counts.ExpiredNull,
+		report.RemovedFutureTime: counts.ExpiredFuture, report.RemovedErasure: counts.Erased} {
 		if v > 0 {
 			fr.Removed[k] = v
 		}
@@ -99,6 +100,7 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	if anonymize {
 		fr.Anonymized = removed
 		d.rep.Anonymized += removed
+		d.rep.FutureTimeKept += counts.FutureKept
 	}
 	prefix := ""
 	if d.opt.DryRun {
@@ -264,7 +266,11 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 			}
 			a := b.Column(i)
 			if tt, ok := a.DataType().(*arrow.TimestampType); ok && tt.TimeZone == "" {
-				return transforms.LocalToInstant(d.opt.Mem, a, d.ds.TimeZone)
+				var local transforms.LocalCounts
+				out, err := transforms.LocalToInstantCounted(d.opt.Mem, a, d.ds.TimeZone, &local)
+				d.rep.NonexistentLocalTime += local.Nonexistent
+				d.rep.AmbiguousLocalTime += local.Ambiguous
+				return out, err
 			}
 			a.Retain()
 			return a, nil

@@ -149,6 +149,11 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 			if w := protectionWarning(ctx, opt.Store, ds.Name, dsr.Root); w != "" {
 				rep.Warnings = append(rep.Warnings, w)
 			}
+		if dsr.RowsIn > 0 && dsr.RowsKept == 0 && dsr.Removed[report.RemovedRetention]+dsr.Removed[report.RemovedNullTime]+
+			dsr.Removed[report.RemovedFutureTime]+dsr.Removed[report.RemovedErasure] > 0 {
+			// a retention of minutes where months were meant, an erasure list of everyone
+			rep.Warnings = append(rep.Warnings, pipeline.EmptiedWarning("dataset", ds.Name, dsr.Removed, dsr.RowsIn, pipeline.RuleNames(ds.DatasetDecl)))
+		}
 		}
 	}
 	rep.Destinations = []*report.RetainDestination{}
@@ -178,7 +183,7 @@ func protectionWarning(ctx context.Context, st storage.Store, name, root string)
 
 func newDatasetReport(ds *rules.RetainDataset) *report.RetainDataset {
 	dsr := &report.RetainDataset{Name: ds.Name, Source: ds.Source, Then: rules.ThenDelete,
-		Removed:     map[string]int64{report.RemovedRetention: 0, report.RemovedNullTime: 0, report.RemovedErasure: 0},
+		Removed:     map[string]int64{report.RemovedRetention: 0, report.RemovedNullTime: 0, report.RemovedFutureTime: 0, report.RemovedErasure: 0},
 		Held:        map[string]int64{report.HeldLegalHold: 0, report.HeldLegalMinimum: 0},
 		FileDetails: []*report.RetainFile{}, Subjects: report.ErasedSubjects{Fingerprints: []string{}}}
 	if r := ds.Retention; r != nil {
@@ -257,7 +262,7 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	if len(matches)+len(isolated) == 0 {
 		return nil
 	}
-	d.rule = transforms.RetainRule{Retention: ds.Retention != nil, Cutoff: ds.Cutoff, FallbackCutoff: ds.FallbackCutoff,
+	d.rule = transforms.RetainRule{Retention: ds.Retention != nil, Cutoff: ds.Cutoff, Latest: ds.Latest, FallbackCutoff: ds.FallbackCutoff,
 		LegalMinimum: ds.LegalMinimum != nil, LegalCutoff: ds.LegalCutoff}
 	if r := ds.Retention; r != nil {
 		d.rule.OnNullRemove = r.OnNullRemove
