@@ -111,35 +111,66 @@ func TestBadInputs(t *testing.T) {
 		{"missing column", func(t *testing.T, dir string) string {
 			writeTable(t, filepath.Join(dir, "in", "b.parquet"), 50, goodColumns(10)[:3]...)
 			return goodList(t, dir)
-		}, []string{"b.parquet", "column city", "missing from the file"}},
+		}, []string{"b.parquet", `column "city"`, "missing from the file"}},
 		{"changed type", func(t *testing.T, dir string) string {
 			cols := goodColumns(10)
 			cols[1] = column{"user_id", arrowString, []any{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}}
 			writeTable(t, filepath.Join(dir, "in", "b.parquet"), 50, cols...)
 			return goodList(t, dir)
-		}, []string{"b.parquet", "column user_id", "type changed", "schema drift"}},
+		}, []string{"b.parquet", `column "user_id"`, "type changed", "schema drift"}},
 		{"time column not a timestamp", func(t *testing.T, dir string) string {
 			os.Remove(filepath.Join(dir, "in", "a.parquet"))
 			cols := goodColumns(10)
 			cols[2] = column{"at", arrow.PrimitiveTypes.Int64, []any{int64(1), nil, nil, nil, nil, nil, nil, nil, nil, nil}}
 			writeTable(t, filepath.Join(dir, "in", "b.parquet"), 50, cols...)
 			return goodList(t, dir)
-		}, []string{"b.parquet", "column at", "not a timestamp"}},
+		}, []string{"b.parquet", `column "at"`, "not a timestamp"}},
 		{"erasure list of the wrong type", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "erasure.parquet")
 			writeTable(t, p, 100, column{"user_id", arrowString, []any{"1003"}})
 			return p
-		}, []string{"erasure.parquet", "column user_id", "ids are utf8", "integer ids"}},
+		}, []string{"erasure.parquet", `column "user_id"`, "ids are utf8", `the subject column "user_id" of `, "a.parquet", "integer ids"}},
 		{"erasure CSV with a bad line", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "erasure.csv")
 			os.WriteFile(p, []byte("user_id,reason\n1003,cancelled\n\n1004,cancelled\nabc,typo\n"), 0o644)
 			return p
-		}, []string{"erasure.csv:5", "column user_id", `"abc" is not an integer`}},
+		}, []string{"erasure.csv:5", `column "user_id"`, `"abc" in the erasure list is not an integer`, "a.parquet"}},
+		{"two columns of one name", func(t *testing.T, dir string) string {
+			cols := append(goodColumns(10), goodColumns(10)[3])
+			writeTable(t, filepath.Join(dir, "in", "b.parquet"), 50, cols...)
+			return goodList(t, dir)
+		}, []string{"b.parquet", `columns "city", "city" are one name`}},
+		{"two columns one name but for case", func(t *testing.T, dir string) string {
+			cols := append(goodColumns(10), column{"City", arrowString, make([]any, 10)})
+			writeTable(t, filepath.Join(dir, "in", "b.parquet"), 50, cols...)
+			return goodList(t, dir)
+		}, []string{"b.parquet", `columns "city", "City" are one name`}},
+		{"three columns of one name and two of another", func(t *testing.T, dir string) string {
+			cols := append(goodColumns(10), column{"CITY", arrowString, make([]any, 10)}, column{"ID", arrowString, make([]any, 10)},
+				column{"City", arrowString, make([]any, 10)})
+			writeTable(t, filepath.Join(dir, "in", "b.parquet"), 50, cols...)
+			return goodList(t, dir)
+		}, []string{"b.parquet", `columns "id", "ID"; "city", "CITY", "City" are one name`}},
+		{"two columns one name but for normalization", func(t *testing.T, dir string) string {
+			cols := append(goodColumns(10), column{"cit\u00e9", arrowString, make([]any, 10)}, column{"cite\u0301", arrowString, make([]any, 10)})
+			writeTable(t, filepath.Join(dir, "in", "b.parquet"), 50, cols...)
+			return goodList(t, dir)
+		}, []string{"b.parquet", `columns "cité", "cite\u0301" are one name`}},
+		{"a zero-width space makes another name, shown", func(t *testing.T, dir string) string {
+			cols := append(goodColumns(10), column{"city\u200b", arrowString, make([]any, 10)})
+			writeTable(t, filepath.Join(dir, "in", "b.parquet"), 50, cols...)
+			return goodList(t, dir)
+		}, []string{"b.parquet", `"city\u200b" are not classified`}},
+		{"erasure list with two id columns", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "erasure.parquet")
+			writeTable(t, p, 100, column{"user_id", arrow.PrimitiveTypes.Int64, []any{int64(1)}}, column{"USER_ID", arrow.PrimitiveTypes.Int64, []any{int64(2)}})
+			return p
+		}, []string{"erasure.parquet", `columns "user_id", "USER_ID" are one name`}},
 		{"erasure list without the column", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "erasure.csv")
 			os.WriteFile(p, []byte("uid\n1003\n"), 0o644)
 			return p
-		}, []string{"erasure.csv", "column user_id", "no such column"}},
+		}, []string{"erasure.csv", `column "user_id"`, "no such column"}},
 		{"missing erasure list", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, "gone.parquet")
 		}, []string{"gone.parquet", "does not exist"}},

@@ -39,13 +39,14 @@ func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inpu
 	for _, e := range ds.Erasure {
 		sum, attrs, err := r.hashFile(ctx, e.List)
 		if errors.Is(err, storage.ErrNotExist) {
-			return dataErrorf(e.List, "", "erasure list of dataset %s (%s) does not exist", ds.Name, e.Pos)
+			return dataErrorf(e.List, "", "erasure list of dataset %q (%s) does not exist", ds.Name, e.Pos)
 		}
 		if err != nil {
-			return fmt.Errorf("dataset %s: erasure list: %w", ds.Name, err)
+			return fmt.Errorf("dataset %q: erasure list: %w", ds.Name, err)
 		}
 		before := len(ints) + len(strs)
-		err = ReadSubjectList(ctx, r.opt.Store, r.opt.Mem, SubjectList{What: "erasure list", Location: e.List, Column: e.Column, Pos: e.Pos}, kind, &ints, &strs)
+		err = ReadSubjectList(ctx, r.opt.Store, r.opt.Mem, SubjectList{What: "erasure list", Location: e.List, Column: e.Column, Pos: e.Pos,
+			Against: first.match.Location, Subject: ds.Subject}, kind, &ints, &strs)
 		if err != nil {
 			return err
 		}
@@ -116,6 +117,24 @@ type SubjectList struct {
 	Column string
 	// Pos is where the policy declares the list.
 	Pos rules.Pos
+	// Against is the data file whose subject column gave the ids' kind,
+	// and Subject that column: a list of the other kind names both sides.
+	Against, Subject string
+}
+
+// kindMismatch says, in an error, what a list's ids are compared with:
+// the subject column of the data file that gave their kind.
+func (l SubjectList) kindMismatch(kind transforms.Kind) string {
+	if l.Against == "" {
+		return fmt.Sprintf("the dataset's subject column holds %s ids", kind)
+	}
+	return SubjectSide(l.Against, l.Subject, kind)
+}
+
+// SubjectSide describes the data side of an id type mismatch: the subject
+// column, its data file and the kind of ids it holds.
+func SubjectSide(location, column string, kind transforms.Kind) string {
+	return fmt.Sprintf("the subject column %q of %s, which it is compared with, holds %s ids", column, location, kind)
 }
 
 // ReadSubjectList appends the ids of a Parquet or CSV list to ints or strs,
@@ -138,10 +157,13 @@ func readListParquet(ctx context.Context, store storage.Store, mem memory.Alloca
 	if idx == nil {
 		return dataErrorf(e.Location, e.Column, "the %s has no such column (%s); it has %s", e.What, e.Pos, fieldNames(f.Schema()))
 	}
+	if err := CheckColumnNames(e.Location, f.Schema()); err != nil {
+		return err
+	}
 	typ := f.Schema().Field(idx[0]).Type
 	if k, ok := transforms.KindOf(typ); !ok || k != kind {
-		return dataErrorf(e.Location, e.Column, "ids are %s but the dataset's subject column holds %s ids: erasure matches by type, "+
-			"write the list with the subject column's type", typ, kind)
+		return dataErrorf(e.Location, e.Column, "the %s's ids are %s, but %s: ids are matched by type, "+
+			"write the list with the subject column's type", e.What, typ, e.kindMismatch(kind))
 	}
 	for rg := 0; rg < f.NumRowGroups(); rg++ {
 		leaf := []int{f.LeafIndex(e.Column)}
@@ -212,16 +234,17 @@ func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind t
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return dataErrorf(fmt.Sprintf("%s:%d", e.Location, line), e.Column, "%q is not an integer id, and the dataset's subject column holds integers", v)
+			return dataErrorf(fmt.Sprintf("%s:%d", e.Location, line), e.Column, "%q in the %s is not an integer id, but %s", v, e.What, e.kindMismatch(kind))
 		}
 		*ints = append(*ints, n)
 	}
 }
 
+// fieldNames lists a schema's column names, quoted.
 func fieldNames(s *arrow.Schema) string {
 	names := make([]string, s.NumFields())
 	for i, f := range s.Fields() {
 		names[i] = f.Name
 	}
-	return strings.Join(names, ", ")
+	return rules.QuoteNames(names)
 }

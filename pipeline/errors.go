@@ -3,6 +3,8 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+
+	"github.com/deidproject/deid/rules"
 )
 
 // ErrData is matched (errors.Is) by errors the data causes: a corrupt or
@@ -21,13 +23,17 @@ type DataError struct {
 	Err error
 }
 
-// Error formats the problem as "location: column x: what".
+// Error formats the problem as `location: column "x": what`. The column
+// is quoted (rules.QuoteName: Go's %q, escaped further when Unicode
+// normalization would change it) so that names differing by case, by an
+// invisible character or by normalization do not look alike; the
+// location, a path leading the message, is not.
 func (e *DataError) Error() string {
 	if e.Location == "" {
 		return e.Err.Error()
 	}
 	if e.Column != "" {
-		return fmt.Sprintf("%s: column %s: %v", e.Location, e.Column, e.Err)
+		return fmt.Sprintf("%s: column %s: %v", e.Location, rules.QuoteName(e.Column), e.Err)
 	}
 	return fmt.Sprintf("%s: %v", e.Location, e.Err)
 }

@@ -72,6 +72,17 @@ func (r *runner) listInputs(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if r.opt.Inputs == nil {
+			// a re-derivation (opt.Inputs) takes the files it is given;
+			// otherwise a source matching nothing is not a run with nothing
+			// to do but, unless the policy says so, a mistake
+			if err := checkNotEmpty(ds, matches); err != nil {
+				return err
+			}
+			if len(matches) == 0 && r.opt.Shard == nil {
+				r.rep.Warn(fmt.Sprintf("dataset %q: no input file matches %q (allow_empty: true)", ds.Name, ds.Source))
+			}
+		}
 		if r.opt.Shard != nil {
 			if matches, err = r.opt.Shard.select_(ds, matches); err != nil {
 				return err
@@ -79,8 +90,6 @@ func (r *runner) listInputs(ctx context.Context) error {
 		}
 		if r.opt.Inputs != nil {
 			matches = slices.DeleteFunc(matches, func(m storage.Match) bool { return !r.opt.Inputs(m.Location) })
-		} else if len(matches) == 0 && r.opt.Shard == nil {
-			r.rep.Warn(fmt.Sprintf("dataset %s: no input file matches %s", ds.Name, ds.Source))
 		}
 		var first *inputFile
 		for _, m := range matches {
@@ -119,22 +128,64 @@ func (r *runner) listInputs(ctx context.Context) error {
 	return nil
 }
 
+// ErrNoInput is matched (errors.Is) by the data error of a dataset whose
+// source matches no file while the dataset does not say allow_empty: true.
+var ErrNoInput = errors.New("no input file")
+
+// checkNotEmpty refuses a dataset whose source matched no file, unless it
+// allows that: a scheduled run that finds nothing to read is more often a
+// wrong path, a renamed folder or an empty mount than a quiet day.
+func checkNotEmpty(ds *rules.Dataset, matches []storage.Match) error {
+	if len(matches) > 0 || ds.AllowEmpty {
+		return nil
+	}
+	return &DataError{Location: ds.Source, Err: fmt.Errorf("%w: the source of dataset %q (%s) matches no file: check the path and "+
+		"the glob (* within one folder, ** across folders), or set allow_empty: true on the dataset if an empty source is expected",
+		ErrNoInput, ds.Name, ds.Pos)}
+}
+
+// CheckColumnNames returns a data error naming the file at location when
+// two or more of its columns are one name under rules.FoldName: exactly
+// the same, or equal once Unicode-normalized and case-folded. Columns are
+// found by name, so one of them would be read in place of the other.
+func CheckColumnNames(location string, sch *arrow.Schema) error {
+	names := make([]string, sch.NumFields())
+	for i, f := range sch.Fields() {
+		names[i] = f.Name
+	}
+	groups := rules.CollidingNames(names)
+	if len(groups) == 0 {
+		return nil
+	}
+	var list []string
+	for _, g := range groups {
+		list = append(list, rules.QuoteNames(g))
+	}
+	return &DataError{Location: location, Err: fmt.Errorf("%w: columns %s are one name (exactly, or once Unicode-normalized and case-folded): "+
+		"columns are matched by name, so deid cannot tell them apart; rename or drop all but one before deid reads the file",
+		ErrDuplicateColumns, strings.Join(list, "; "))}
+}
+
+// ErrDuplicateColumns is matched (errors.Is) by the data error of a file
+// with two columns of one name (CheckColumnNames).
+var ErrDuplicateColumns = errors.New("duplicate column names")
+
 // globDataset lists a dataset's input files, with output paths relative
 // to its root.
 func globDataset(ctx context.Context, store storage.Store, ds *rules.Dataset) ([]storage.Match, error) {
 	_, matches, err := storage.Glob(ctx, store, ds.Source)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotExist) {
-			return nil, dataErrorf(ds.Source, "", "dataset %s: source file does not exist", ds.Name)
+			return nil, dataErrorf(ds.Source, "", "dataset %q: source file does not exist", ds.Name)
 		}
-		return nil, fmt.Errorf("dataset %s: list %s: %w", ds.Name, ds.Source, err)
+		return nil, fmt.Errorf("dataset %q: list %q: %w", ds.Name, ds.Source, err)
 	}
 	if ds.Root != "" {
 		// outputs are named relative to the declared root instead
 		for i := range matches {
 			rel, err := storage.Rel(ds.Root, matches[i].Location)
 			if err != nil || strings.HasPrefix(rel, "../") {
-				return nil, dataErrorf(matches[i].Location, "", "not under the dataset's root %s", ds.Root)
+				return nil, dataErrorf(matches[i].Location, "", "not under the root %q of dataset %q", ds.Root, ds.Name)
 			}
 			matches[i].Rel = rel
 		}
@@ -170,8 +221,8 @@ func (r *runner) checkOutputs(ctx context.Context) error {
 					continue
 				}
 				if owner, ok := owners[out.rel]; ok && owner != in.match.Location {
-					return dataErrorf(storage.Join(dst.Output, out.rel), "", "already holds the output of %s; this run would replace it "+
-						"with the output of %s. Give the dataset a root: (the folder output paths are relative to, e.g. the table's "+
+					return dataErrorf(storage.Join(dst.Output, out.rel), "", "already holds the output of %q; this run would replace it "+
+						"with the output of %q. Give the dataset a root: (the folder output paths are relative to, e.g. the table's "+
 						"folder above its dt=... partitions) or glob the partition folder (dt=*/...), so that each input keeps its own output",
 						owner, in.match.Location)
 				}
@@ -191,9 +242,12 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 		if errors.Is(err, parquetio.ErrCorrupt) {
 			return nil, dataError(err)
 		}
-		return nil, fmt.Errorf("dataset %s: %w", ds.Name, err)
+		return nil, fmt.Errorf("dataset %q: %w", ds.Name, err)
 	}
 	defer f.Close()
+	if err := CheckColumnNames(m.Location, f.Schema()); err != nil {
+		return nil, err
+	}
 	in := &inputFile{ds: ds, match: m, rows: f.NumRows(), schema: f.Schema(), timePos: -1, subjectPos: -1, naive: map[int]bool{}}
 	in.match.Attrs = f.Attrs()
 	for i := 0; i < f.NumRowGroups(); i++ {
@@ -213,8 +267,8 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 	}
 	if len(unclassified) > 0 {
 		if ds.Unclassified != "drop" {
-			return nil, dataErrorf(loc, "", "column(s) %s are not classified by dataset %s (%s): classify each with a semantic type, "+
-				"or set unclassified: drop to leave them out of every output", strings.Join(unclassified, ", "), ds.Name, ds.Pos)
+			return nil, dataErrorf(loc, "", "column(s) %s are not classified by dataset %q (%s): classify each with a semantic type, "+
+				"or set unclassified: drop to leave them out of every output", rules.QuoteNames(unclassified), ds.Name, ds.Pos)
 		}
 		r.noteDropped(ds, unclassified)
 	}
@@ -227,7 +281,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 		for _, fld := range sch.Fields() {
 			idx := first.schema.FieldIndices(fld.Name)
 			if idx != nil && !arrow.TypeEqual(first.schema.Field(idx[0]).Type, fld.Type) {
-				return nil, dataErrorf(loc, fld.Name, "type changed: %s here, %s in %s (schema drift; rewrite one of them or split the dataset)",
+				return nil, dataErrorf(loc, fld.Name, "type changed: %s here, %s in %q (schema drift; rewrite one of them or split the dataset)",
 					fld.Type, first.schema.Field(idx[0]).Type, first.match.Location)
 			}
 		}
@@ -399,6 +453,6 @@ func (r *runner) checkProtection(ctx context.Context, name, output string) {
 		return
 	}
 	if w := p.Warning(); w != "" {
-		r.rep.Warn("destination " + name + ": " + w + " (replaced outputs and staged files included)")
+		r.rep.Warn(fmt.Sprintf("destination %q: %s (replaced outputs and staged files included)", name, w))
 	}
 }

@@ -167,7 +167,7 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 		if err != nil {
 			return fmt.Errorf("dataset %s: consent list: %w", ds.Name, err)
 		}
-		rows, err := r.readConsent(ctx, c, kind)
+		rows, err := r.readConsent(ctx, c, kind, SubjectSide(first.match.Location, ds.Subject, kind))
 		if err != nil {
 			return err
 		}
@@ -227,9 +227,10 @@ func (c *consentRows) add(row consentRow) {
 }
 
 // readConsent reads one consent list; rows with a NULL subject are skipped.
-func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind transforms.Kind) ([]consentRow, error) {
+// side names the data file and subject column the ids are compared with.
+func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind transforms.Kind, side string) ([]consentRow, error) {
 	if c.Format() == "csv" {
-		return r.readConsentCSV(ctx, c, kind)
+		return r.readConsentCSV(ctx, c, kind, side)
 	}
 	f, err := parquetio.Open(ctx, r.opt.Store, c.List, r.opt.Mem)
 	if err != nil {
@@ -237,6 +238,9 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 	}
 	defer f.Close()
 	sch := f.Schema()
+	if err := CheckColumnNames(c.List, sch); err != nil {
+		return nil, err
+	}
 	names := []string{c.Column, "purpose", "withdrawn_at"}
 	var leaves []int
 	for _, n := range names {
@@ -247,8 +251,8 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 		leaves = append(leaves, f.LeafIndex(n))
 	}
 	if k, ok := transforms.KindOf(sch.Field(sch.FieldIndices(c.Column)[0]).Type); !ok || k != kind {
-		return nil, dataErrorf(c.List, c.Column, "ids are %s but the dataset's subject column holds %s ids: write the list with the subject column's type",
-			sch.Field(sch.FieldIndices(c.Column)[0]).Type, kind)
+		return nil, dataErrorf(c.List, c.Column, "the consent list's ids are %s, but %s: write the list with the subject column's type",
+			sch.Field(sch.FieldIndices(c.Column)[0]).Type, side)
 	}
 	if _, ok := sch.Field(sch.FieldIndices("withdrawn_at")[0]).Type.(*arrow.TimestampType); !ok {
 		return nil, dataErrorf(c.List, "withdrawn_at", "is %s, not a timestamp", sch.Field(sch.FieldIndices("withdrawn_at")[0]).Type)
@@ -290,7 +294,7 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 
 // readConsentCSV reads a CSV consent list with a header line; withdrawn_at
 // is RFC 3339 text with a zone offset.
-func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind transforms.Kind) ([]consentRow, error) {
+func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind transforms.Kind, side string) ([]consentRow, error) {
 	src, err := r.opt.Store.Open(ctx, c.List)
 	if err != nil {
 		return nil, fmt.Errorf("consent list: %w", err)
@@ -328,7 +332,7 @@ func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind 
 		row := consentRow{sid: id, purpose: strings.TrimSpace(rec[col["purpose"]])}
 		if kind == transforms.KindInteger {
 			if row.id, err = strconv.ParseInt(id, 10, 64); err != nil {
-				return nil, dataErrorf(at, c.Column, "%q is not an integer id, and the dataset's subject column holds integers", id)
+				return nil, dataErrorf(at, c.Column, "%q in the consent list is not an integer id, but %s", id, side)
 			}
 			row.sid = ""
 		}
@@ -390,6 +394,10 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 			return dataError(err)
 		}
 		sch := f.Schema()
+		if err := CheckColumnNames(m.Location, sch); err != nil {
+			f.Close()
+			return err
+		}
 		if sch.FieldIndices(from.Subject) == nil || sch.FieldIndices(c.AgeColumn()) == nil {
 			f.Close()
 			return dataErrorf(m.Location, c.AgeColumn(), "dataset %s's file lacks %s or %s, which the children rule of %s reads (%s)",

@@ -360,6 +360,12 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 		return err
 	}
 	sch := f.Schema()
+	if err := CheckColumnNames(loc, sch); err != nil {
+		// the columns would be read by name, one in place of the other
+		var de *DataError
+		errors.As(err, &de)
+		find("schema", "", -1, 0, "%v", de.Err)
+	}
 	// schema: the policy's output columns, no more, no fewer
 	expected := map[string]*rules.BoundColumn{}
 	if b == nil {

@@ -53,6 +53,10 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckColumnNames(matches[0].Location, f.Schema()); err != nil {
+		f.Close()
+		return nil, err
+	}
 	idx := f.Schema().FieldIndices(ds.Subject)
 	var typ arrow.DataType
 	if len(idx) > 0 {
@@ -66,7 +70,8 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	var ints []int64
 	var strs []string
 	for _, l := range ds.Erasure {
-		err = ReadSubjectList(ctx, e.r.opt.Store, e.r.opt.Mem, SubjectList{What: "erasure list", Location: l.List, Column: l.Column, Pos: l.Pos}, kind, &ints, &strs)
+		err = ReadSubjectList(ctx, e.r.opt.Store, e.r.opt.Mem, SubjectList{What: "erasure list", Location: l.List, Column: l.Column, Pos: l.Pos,
+			Against: matches[0].Location, Subject: ds.Subject}, kind, &ints, &strs)
 		if err != nil {
 			return nil, err
 		}

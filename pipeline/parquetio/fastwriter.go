@@ -109,6 +109,7 @@ type fastOptions struct {
 	maxRows   int64
 	pageSize  int
 	dictLimit int
+	statLimit int // longest BYTE_ARRAY min or max (WriterOptions.StatisticsLimit)
 }
 
 // maxPageSlots caps the rows of one data page whatever its encoded size.
@@ -152,6 +153,7 @@ func (o WriterOptions) fast() (fastOptions, error) {
 	if f.pageSize <= 0 {
 		f.pageSize = 1 << 20
 	}
+	f.statLimit = o.statLimit()
 	f.dictLimit = int(min(o.DictionaryPageLimit, math.MaxInt32/2))
 	if f.dictLimit <= 0 {
 		f.dictLimit = 4 << 20
@@ -284,7 +286,7 @@ func (p *FastPartWriter) Write(rec arrow.RecordBatch) error {
 		p.eachColumn(func(i int, c *fastColumn) { c.write(rec.Column(i), int(off), int(k)) })
 		p.rgRows += k
 		off += k
-		if p.rgRows >= p.opt.maxRows {
+		if p.rgRows >= p.opt.maxRows || p.buffered() >= maxRowGroupBytes {
 			if err := p.flushRowGroup(); err != nil {
 				p.err = err
 				return err
@@ -293,6 +295,26 @@ func (p *FastPartWriter) Write(rec arrow.RecordBatch) error {
 	}
 	p.rows += n
 	return nil
+}
+
+// maxRowGroupBytes bounds the encoded bytes a row group buffers: past it,
+// the row group is cut at the end of the batch (or slice of one) that
+// passed it, whatever its rows. Row groups of ordinary rows (the bench's
+// 131,072 rows are about 20 MB) never reach it; rows of large values would
+// otherwise hold MaxRowGroupRows of them in memory.
+const maxRowGroupBytes = 64 << 20
+
+// buffered returns the bytes the current row group holds: its columns'
+// stored pages, current pages and dictionaries.
+func (p *FastPartWriter) buffered() int {
+	n := 0
+	for _, c := range p.cols {
+		n += len(c.chunk) + len(c.plain) + 4*len(c.idx)
+		if c.bdict != nil {
+			n += len(c.bdict.plain)
+		}
+	}
+	return n
 }
 
 // SetSpare makes the writer encode the columns of a batch, and seal those

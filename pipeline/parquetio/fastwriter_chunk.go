@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"math"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/parquet-go/parquet-go/format"
 )
 
 // fastStats are a chunk's min and max, in the column type's order, over the
-// values present.
+// values present. Byte strings are kept as their statKey: at most the
+// statistics limit plus one byte.
 type fastStats struct {
 	has               bool
 	minI, maxI        int64
@@ -18,7 +20,8 @@ type fastStats struct {
 	sawTrue, sawFalse bool
 }
 
-func (s *fastStats) addBytes(mn, mx []byte) {
+func (s *fastStats) addBytes(mn, mx []byte, limit int) {
+	mn, mx = statKey(mn, limit), statKey(mx, limit)
 	if !s.has || bytes.Compare(mn, s.minB) < 0 {
 		s.minB = append(s.minB[:0], mn...)
 	}
@@ -126,7 +129,7 @@ func (c *fastColumn) foldDictStats() {
 				mx = b
 			}
 		}
-		c.stats.addBytes(mn, mx)
+		c.stats.addBytes(mn, mx, c.opt.statLimit)
 		return
 	}
 	vals := c.fdict.vals
@@ -152,8 +155,15 @@ func (c *fastColumn) statistics() format.Statistics {
 	var mn, mx []byte
 	switch c.kind {
 	case kindBytes:
-		st.MinValue = append(make([]byte, 0, len(s.minB)), s.minB...)
-		st.MaxValue = append(make([]byte, 0, len(s.maxB)), s.maxB...)
+		// bounded: no deprecated min and max (signed order is not the
+		// order of byte strings) and no exactness flags (the thrift model
+		// has none), as readers expect of a truncated bound
+		text := c.dense.ID() == arrow.STRING
+		lo, _ := boundMin(s.minB, c.opt.statLimit, text)
+		st.MinValue = append(make([]byte, 0, len(lo)), lo...)
+		if hi, _, ok := boundMax(s.maxB, c.opt.statLimit, text); ok {
+			st.MaxValue = append(make([]byte, 0, len(hi)), hi...)
+		}
 		return st
 	case kindInt32:
 		mn = binary.LittleEndian.AppendUint32(nil, uint32(int32(s.minI)))

@@ -53,6 +53,8 @@ type fastColumn struct {
 	numValues    int64
 	nullCount    int64
 	pageNullBase int64 // nullCount when the current page began
+	cutBefore    bool  // the next value is larger than a page: cut the current one first
+	plainNext    bool  // fallback: the page being cut is the chunk's last dictionary-encoded one
 	stats        fastStats
 
 	// the last input dictionary (retained) and its view; remap translates
@@ -383,7 +385,7 @@ func (c *fastColumn) dictLen() int {
 
 func (c *fastColumn) pageFull() bool {
 	switch {
-	case c.def.n >= maxPageSlots:
+	case c.def.n >= maxPageSlots, c.cutBefore:
 		return true
 	case c.dictMode:
 		return (len(c.idx)*dictBitWidth(c.dictLen())+7)/8 >= c.opt.pageSize
@@ -426,6 +428,10 @@ func (c *fastColumn) cutPage() {
 	c.idx = c.idx[:0]
 	c.bools.reset()
 	c.pageNullBase = c.nullCount
+	c.cutBefore = false
+	if c.plainNext {
+		c.dictMode, c.plainNext = false, false
+	}
 }
 
 // pageNulls returns the nulls of the current page.

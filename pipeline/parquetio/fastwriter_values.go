@@ -69,7 +69,7 @@ func (c *fastColumn) stepBytesDict(in *fastInput, off, n int) (int, int, bool) {
 			if id < 0 || string(d.value(uint32(id))) != string(b) {
 				var slot int
 				if id, slot = d.probe(b, hs[j]); id < 0 {
-					if len(d.plain)+4+len(b) > limit {
+					if len(d.plain)+4+len(b) > limit || 4+len(b) > c.opt.pageSize {
 						return i - off, vals, true
 					}
 					id = d.insert(b, slot, hs[j])
@@ -101,7 +101,7 @@ func (c *fastColumn) stepDictIndices(in *fastInput, off, n int) (int, int, bool)
 			var slot int
 			var h uint64
 			if id, slot, h = d.lookup(b); id < 0 {
-				if len(d.plain)+4+len(b) > limit {
+				if len(d.plain)+4+len(b) > limit || 4+len(b) > c.opt.pageSize {
 					return i - off, vals, true
 				}
 				id = d.insert(b, slot, h)
@@ -164,6 +164,10 @@ func (c *fastColumn) stepBytesPlain(in *fastInput, off, n int) (int, int) {
 		} else {
 			b = in.bytes.data[in.bytes.offs[i]:in.bytes.offs[i+1]]
 		}
+		if 4+len(b) > c.opt.pageSize && len(c.plain) > 0 {
+			c.cutBefore = true // a value larger than a page is a page of its own
+			break
+		}
 		c.plain = binary.LittleEndian.AppendUint32(c.plain, uint32(len(b)))
 		c.plain = append(c.plain, b...)
 		switch {
@@ -181,7 +185,7 @@ func (c *fastColumn) stepBytesPlain(in *fastInput, off, n int) (int, int) {
 		}
 	}
 	if vals > 0 {
-		c.stats.addBytes(mn, mx)
+		c.stats.addBytes(mn, mx, c.opt.statLimit)
 	}
 	return i - off, vals
 }
@@ -237,11 +241,25 @@ func (c *fastColumn) stepBool(in *fastInput, off, n int) (int, int) {
 	return i - off, vals
 }
 
+// maxFallbackPage bounds the PLAIN page fallback re-encodes a dictionary
+// page's values into. Past it (long values that repeat: a page of indices
+// can reference one entry millions of times), the page is cut as it is,
+// dictionary-encoded, and the chunk keeps its dictionary. Ordinary
+// fallbacks re-encode a few MiB.
+const maxFallbackPage = 16 << 20
+
 // fallback switches the chunk to PLAIN encoding when its dictionary would
-// outgrow DictionaryPageLimit: the current page's values are re-encoded as
-// PLAIN and, when no dictionary-encoded page was cut yet, the dictionary is
-// dropped (as arrow's writer does).
+// outgrow DictionaryPageLimit, or a value is larger than a page (such a
+// value never enters the dictionary): the current page's values are
+// re-encoded as PLAIN and, when no dictionary-encoded page was cut yet, the
+// dictionary is dropped (as arrow's writer does).
 func (c *fastColumn) fallback() {
+	if c.kind == kindBytes && c.fallbackSize() > maxFallbackPage {
+		// cut dictionary-encoded once the step's levels are in (see
+		// write); the chunk keeps its dictionary
+		c.cutBefore, c.plainNext = true, true
+		return
+	}
 	c.plain = c.plain[:0]
 	if c.kind == kindBytes {
 		var mn, mx []byte
@@ -259,7 +277,7 @@ func (c *fastColumn) fallback() {
 			}
 		}
 		if len(c.idx) > 0 {
-			c.stats.addBytes(mn, mx)
+			c.stats.addBytes(mn, mx, c.opt.statLimit)
 		}
 	} else {
 		for _, id := range c.idx {
@@ -286,4 +304,14 @@ func (c *fastColumn) resetDict() {
 	if c.fdict != nil {
 		c.fdict.reset()
 	}
+}
+
+// fallbackSize returns the size of the current page's byte strings as PLAIN
+// values.
+func (c *fastColumn) fallbackSize() int {
+	n := 0
+	for _, id := range c.idx {
+		n += 4 + len(c.bdict.value(id))
+	}
+	return n
 }

@@ -37,6 +37,11 @@ type WriterOptions struct {
 	// before falling back to plain encoding; 0 means 4 MiB (room for about
 	// 100,000 pseudonyms, so a row group's pseudonymized ids stay compact).
 	DictionaryPageLimit int64
+	// StatisticsLimit is the longest min or max, in bytes, that a BYTE_ARRAY
+	// column chunk's statistics hold; 0 means DefaultStatisticsLimit. The
+	// fast writer cuts a longer min to a prefix and rounds a longer max up
+	// (see boundMax); arrow-go's writer leaves such a bound out.
+	StatisticsLimit int
 }
 
 // DefaultRowGroupRows is the default cap on an output row group's rows.
@@ -93,6 +98,7 @@ func (o WriterOptions) properties(mem memory.Allocator, sch *arrow.Schema, dict 
 		parquet.WithDictionaryDefault(false),
 		parquet.WithDictionaryPageSizeLimit(dictLimit),
 		parquet.WithStats(true),
+		parquet.WithMaxStatsSize(int64(o.statLimit())),
 	}
 	for _, f := range sch.Fields() {
 		if dict[f.Name] {

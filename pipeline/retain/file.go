@@ -155,6 +155,9 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 func (d *dataset) locate(f *parquetio.File) (ruleCols, error) {
 	c := ruleCols{time: -1, fallback: -1, subject: -1}
 	sch := f.Schema()
+	if err := pipeline.CheckColumnNames(f.Location(), sch); err != nil {
+		return c, err
+	}
 	find := func(name, what string, leaf *int, typ *arrow.DataType) error {
 		idx := sch.FieldIndices(name)
 		if idx == nil {

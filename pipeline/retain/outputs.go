@@ -247,6 +247,9 @@ func (d *dataset) eraseOutputFile(ctx context.Context, loc, subject string, matc
 		return nil, 0, &pipeline.DataError{Err: err}
 	}
 	defer f.Close()
+	if err := pipeline.CheckColumnNames(loc, f.Schema()); err != nil {
+		return nil, 0, err
+	}
 	if f.Schema().FieldIndices(subject) == nil {
 		return nil, 0, &pipeline.DataError{Location: loc, Column: subject, Err: errors.New("the published output lacks the subject column the policy gives it")}
 	}

@@ -337,6 +337,10 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 	if err != nil {
 		return &pipeline.DataError{Err: err}
 	}
+	if err := pipeline.CheckColumnNames(first, f.Schema()); err != nil {
+		f.Close()
+		return err
+	}
 	idx := f.Schema().FieldIndices(ds.Subject)
 	if idx == nil {
 		f.Close()
@@ -360,7 +364,8 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 			return nil, err
 		}
 		fp.Write([]byte(sum))
-		if err := pipeline.ReadSubjectList(ctx, d.opt.Store, d.opt.Mem, pipeline.SubjectList{What: what, Location: list, Column: column, Pos: pos}, kind, &ints, &strs); err != nil {
+		if err := pipeline.ReadSubjectList(ctx, d.opt.Store, d.opt.Mem, pipeline.SubjectList{What: what, Location: list, Column: column, Pos: pos,
+			Against: first, Subject: ds.Subject}, kind, &ints, &strs); err != nil {
 			return nil, err
 		}
 		if err := pipeline.CheckUnchanged(ctx, d.opt.Store, what, list, attrs); err != nil {
