@@ -237,12 +237,30 @@ func overlap(o, other location, ops, otherPs []place, how string) *Error {
 			}
 			msg := fmt.Sprintf("output %q %s %s %q (%s)", o.path, rel, other.what, other.path, other.key)
 			if how != "" {
-				msg += fmt.Sprintf(" %s (%q and %q)", how, a, b)
+				msg += " " + how + movedByLinks(o.path, a, other.path, b)
 			}
 			return o.errorf("%s: %s", msg, why)
 		}
 	}
 	return nil
+}
+
+// movedByLinks names the locations whose links moved them: ` ("pub" is
+// "/lake/t")`, or "".
+func movedByLinks(aPath string, a place, bPath string, b place) string {
+	var moved []string
+	for _, l := range []struct {
+		path string
+		p    place
+	}{{aPath, a}, {bPath, b}} {
+		if abs, err := filepath.Abs(l.path); err == nil && l.p.scheme == "" && abs != l.p.String() {
+			moved = append(moved, fmt.Sprintf("%q is %q", abs, l.p))
+		}
+	}
+	if len(moved) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(moved, ", ") + ")"
 }
 
 // CheckLocations compares the policy's locations again once the links on

@@ -97,7 +97,15 @@ func (p *policyFlags) reference(clock func() time.Time) (time.Time, error) {
 func (p *policyFlags) load(log *slog.Logger) (*rules.Policy, error) {
 	if p.config == "" {
 		log.Info("no -c given: using the built-in sample policy on testdata/sample (run from the repository root)")
-		return rules.Parse(samplePolicyName, samplePolicy, os.LookupEnv)
+		pol, err := rules.Parse(samplePolicyName, samplePolicy, os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		// Load resolves links itself; the built-in policy is parsed, not loaded
+		if err := pol.CheckLocations(); err != nil {
+			return nil, err
+		}
+		return pol, nil
 	}
 	return rules.Load(p.config, os.LookupEnv)
 }
