@@ -205,3 +205,37 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestOverlapRefusedByEveryCommand: every command that loads a policy
+// refuses one whose output overlaps a source, lexically or through a link,
+// before it touches anything.
+func TestOverlapRefusedByEveryCommand(t *testing.T) {
+	layouts := []overlapLayout{
+		{name: "lexical", source: "lake/t/*.parquet", output: "lake", refuse: "sample"},
+		{name: "through a link", source: "lake/t/*.parquet", output: "pub", links: map[string]string{"pub": "lake/t"}, refuse: "sample"},
+	}
+	commands := [][]string{
+		{"retain", "--now", sampleNow},
+		{"retain", "--dry-run", "--now", sampleNow},
+		{"verify"},
+		{"serve", "--addr", "127.0.0.1:0"},
+		{"report", "check", "out/A"},
+		{"report", "public-key"},
+	}
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			dir, policy, line := overlapWorkdir(t, l)
+			before := treeState(t, dir)
+			for _, args := range commands {
+				res := runDeid(t, dir, nil, append(args, "-c", policy)...)
+				pos := fmt.Sprintf("%s:%d:13: destinations.sample.output: output ", policy, line)
+				if res.code != 2 || !strings.Contains(res.stderr, pos) {
+					t.Errorf("%v: exit %d, want 2 and %q\nstdout: %s\nstderr: %s", args, res.code, pos, res.stdout, res.stderr)
+				}
+			}
+			if after := treeState(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("files changed:\n%v\n%v", before, after)
+			}
+		})
+	}
+}
