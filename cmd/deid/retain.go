@@ -108,9 +108,10 @@ func printRetainSummary(w io.Writer, rep *report.Retain) {
 		fmt.Fprintf(w, "dataset %s: %d files scanned, %d untouched, %d rewritten, %d deleted; row groups: %d copied, %d dropped undecoded (%d of them settled by bloom filters), %d decided on rule columns, %d rewritten\n",
 			ds.Name, ds.Files.Scanned, ds.Files.Untouched, ds.Files.Rewritten, ds.Files.Deleted,
 			ds.RowGroups.Copied, ds.RowGroups.Dropped, ds.RowGroups.BloomSkipped, ds.RowGroups.RuleColumnsOnly, ds.RowGroups.Rewritten)
-		fmt.Fprintf(w, "  rows: %d in, %d kept; removed: retention %d, null_time %d, erasure %d; anonymized %d; held: legal_hold %d, restricted (legal minimum) %d; NULL times kept %d\n",
-			ds.RowsIn, ds.RowsKept, ds.Removed[report.RemovedRetention], ds.Removed[report.RemovedNullTime], ds.Removed[report.RemovedErasure],
-			ds.Anonymized, ds.Held[report.HeldLegalHold], ds.Held[report.HeldLegalMinimum], ds.NullTimeKept)
+		fmt.Fprintf(w, "  rows: %d in, %d kept; removed: retention %d, null_time %d, future_time %d, erasure %d; anonymized %d; held: legal_hold %d, restricted (legal minimum) %d; NULL times kept %d; future times kept %d\n",
+			ds.RowsIn, ds.RowsKept, ds.Removed[report.RemovedRetention], ds.Removed[report.RemovedNullTime], ds.Removed[report.RemovedFutureTime], ds.Removed[report.RemovedErasure],
+			ds.Anonymized, ds.Held[report.HeldLegalHold], ds.Held[report.HeldLegalMinimum], ds.NullTimeKept, ds.FutureTimeKept)
+		printLocalTimes(w, ds.NonexistentLocalTime, ds.AmbiguousLocalTime)
 		if iso := ds.Isolation; iso.Isolated+iso.Released+iso.Remaining > 0 {
 			fmt.Fprintf(w, "  isolated part %s: %d rows isolated now, %d released (deleted or anonymized), %d remain; files: %d scanned, %d rewritten, %d deleted\n",
 				iso.Folder, iso.Isolated, iso.Released, iso.Remaining, iso.Files.Scanned, iso.Files.Rewritten, iso.Files.Deleted)

@@ -151,9 +151,10 @@ func printSummary(w io.Writer, rep *report.Run) {
 	}
 	fmt.Fprintf(w, "%s %s %s in %.1fs (now %s)\n", verb, rep.RunID, rep.Outcome, rep.Seconds, rep.Now.Format(time.RFC3339))
 	for _, d := range rep.Datasets {
-		fmt.Fprintf(w, "  dataset %s: %s, %d rows in, %d kept; removed: retention %d, erasure %d, null time %d\n",
+		fmt.Fprintf(w, "  dataset %s: %s, %d rows in, %d kept; removed: retention %d, erasure %d, null time %d, future time %d\n",
 			d.Name, plural(int64(len(d.Files)), "file", "files"), d.RowsIn, d.RowsKept,
-			d.Removed["retention"], d.Removed["erasure"], d.Removed["null_time"])
+			d.Removed["retention"], d.Removed["erasure"], d.Removed["null_time"], d.Removed["future_time"])
+		printLocalTimes(w, d.NonexistentLocalTime, d.AmbiguousLocalTime)
 		if rep.Command != "plan" {
 			continue
 		}
@@ -199,6 +200,15 @@ func printSummary(w io.Writer, rep *report.Run) {
 	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+}
+
+// printLocalTimes says how many wall-clock times fell in a daylight-saving
+// gap or overlap of the dataset's time zone, when any did.
+func printLocalTimes(w io.Writer, nonexistent, ambiguous int64) {
+	if nonexistent+ambiguous > 0 {
+		fmt.Fprintf(w, "    local times: %d nonexistent (in a spring-forward gap, moved forward by its length), %d ambiguous (in an autumn overlap, read as the earlier instant)\n",
+			nonexistent, ambiguous)
 	}
 }
 
