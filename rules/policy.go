@@ -221,9 +221,9 @@ type TreatmentDecl struct {
 // with lookup, and validates it. The error, if any, is an ErrorList holding
 // every problem found.
 func Load(path string, lookup LookupEnv) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegularFile(path, MaxPolicyBytes)
 	if err != nil {
-		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("cannot read the policy: %v", unwrapPath(err))}}
+		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("cannot read the policy: %v", err)}}
 	}
 	p, err := Parse(path, data, lookup)
 	if err != nil {

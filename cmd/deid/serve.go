@@ -45,6 +45,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	// the process outlives its own graceful shutdown by a margin only
+	setShutdownGrace(f.grace + f.abortWait + 5*time.Second)
 	if f.now != "" || f.json || len(f.destinations) > 0 {
 		return usageError("serve runs each job on its schedule with the clock's time and the job's destinations: --now, --json and --destination are for deid run")
 	}
@@ -107,7 +109,7 @@ func newScheduler(pol *rules.Policy, opt pipeline.Options, lockTTL time.Duration
 	}
 	return schedule.New(pol, schedule.Options{
 		Runners: map[string]schedule.RunFunc{
-			rules.JobDeidentify: schedule.Deidentify(pol, opt, os.LookupEnv, clock),
+			rules.JobDeidentify: gated(schedule.Deidentify(pol, opt, os.LookupEnv, clock)),
 			rules.JobRetain:     schedule.Retain(pol, retain.Options{Logger: opt.Logger, Mem: opt.Mem, Store: opt.Store}, os.LookupEnv, clock),
 		},
 		Logger:     opt.Logger,

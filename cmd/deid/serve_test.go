@@ -33,11 +33,11 @@ type serveProc struct {
 	logs []string
 	done chan struct{}
 	code int
-	key  []byte // the gated key's content
+	key  []byte // what release writes into the gate
 }
 
-// startServe writes a policy with one job, tick, every second, gates the
-// training key and starts the server.
+// startServe writes a policy with one job, tick, every second, gates its
+// runs and starts the server.
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
 	dir := sampleWorkdir(t)
@@ -46,23 +46,20 @@ func startServe(t *testing.T, args ...string) *serveProc {
 	if err := os.WriteFile(filepath.Join(dir, "serve.yaml"), []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// the training key, read when a run compiles the policy, is a named pipe:
-	// the run waits on it until release writes the key into it
-	key := filepath.Join(dir, "testdata", "lake", "keys", "training.key")
-	secret, err := os.ReadFile(key)
+	// each run first reads the named pipe DEID_TEST_RUN_GATE (a key file
+	// can no longer be one): it waits there, in a read no context reaches,
+	// until release writes into it
+	secret, err := os.ReadFile(filepath.Join(dir, "testdata", "lake", "keys", "training.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(key)
-	if err := syscall.Mkfifo(key, 0o600); err != nil {
+	if err := syscall.Mkfifo(filepath.Join(dir, "gate"), 0o600); err != nil {
 		t.Skipf("named pipes unavailable: %v", err)
-	}
-	if err := os.Link(key, filepath.Join(dir, "gate")); err != nil {
-		t.Fatal(err)
 	}
 	p := &serveProc{t: t, dir: dir, done: make(chan struct{}), key: secret}
 	p.cmd = exec.Command(buildDeid(t), append([]string{"serve", "-c", "serve.yaml", "--addr", "127.0.0.1:0", "--workers", "1"}, args...)...)
 	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), testRunGateEnv+"="+filepath.Join(dir, "gate"))
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

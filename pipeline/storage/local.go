@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Local is the Store for the local file system. Locations are paths.
@@ -92,8 +93,10 @@ func (Local) List(ctx context.Context, prefix string, fn func(Attrs) error) erro
 }
 
 // Open implements Store.
+// It opens without blocking (a FIFO cannot hang it) and refuses anything
+// that is not a regular file once links are followed.
 func (Local) Open(_ context.Context, location string) (Reader, error) {
-	f, err := os.Open(location)
+	f, err := os.OpenFile(location, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +108,11 @@ func (Local) Open(_ context.Context, location string) (Reader, error) {
 	if info.IsDir() {
 		f.Close()
 		return nil, &fs.PathError{Op: "open", Path: location, Err: errors.New("is a directory")}
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: location,
+			Err: fmt.Errorf("is not a regular file (%s): deid reads only regular files", info.Mode().Type())}
 	}
 	return &localReader{File: f, attrs: Attrs{Location: location, Size: info.Size(), ModTime: info.ModTime()}}, nil
 }
