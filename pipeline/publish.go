@@ -19,6 +19,7 @@ import (
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
 )
 
 // Layout of a destination's output folder.
@@ -36,6 +37,61 @@ const (
 	// RetainJournal is the journal's name in RetainDir.
 	RetainJournal = "journal.json"
 )
+
+// underOutputs returns ctx with every destination's output as a root of
+// the local store's writes (storage.WithRoots): links in an output's own
+// path are the operator's and are followed; below it (staging, dataset
+// folders, manifest, reports, locks) every write refuses a link.
+func underOutputs(ctx context.Context, plan *rules.Plan) context.Context {
+	outputs := make([]string, 0, len(plan.Destinations))
+	for _, dst := range plan.Destinations {
+		outputs = append(outputs, dst.Output)
+	}
+	return storage.WithRoots(ctx, outputs...)
+}
+
+// ownNames are the names deid writes in every destination output, besides
+// the folders of its datasets.
+var ownNames = []string{ManifestName, ReportsDir, StagingDir, RetainDir, ShardsDir, lock.Dir}
+
+// checkOutputLinks refuses, before any work, a symbolic link where a write
+// of this run would go below an output (storage.NoLinks): at deid's own
+// names (manifest, reports, staging, locks...), at a dataset's folder, and
+// at any folder or file of an output file of this run. The writes check
+// again themselves; this makes the run fail before it reads a manifest or
+// report through a link, and before it publishes any file.
+func (r *runner) checkOutputLinks(ctx context.Context) error {
+	ctx = underOutputs(ctx, r.plan) // (plan and validate come here too)
+	for _, dst := range r.plan.Destinations {
+		names := append([]string(nil), ownNames...)
+		for _, b := range dst.Bindings {
+			names = append(names, b.Dataset.Name)
+		}
+		for _, n := range names {
+			if err := storage.NoLinks(ctx, "write", storage.Join(dst.Output, n)); err != nil {
+				return dataError(fmt.Errorf("destination %q: %w", dst.Name, err))
+			}
+		}
+	}
+	for _, in := range r.inputs {
+		for _, out := range in.outputs {
+			if err := storage.NoLinks(ctx, "write", storage.Join(out.dst.Output, out.rel)); err != nil {
+				return dataError(fmt.Errorf("destination %q: %w", out.dst.Name, err))
+			}
+		}
+	}
+	return nil
+}
+
+// linkError marks a write refused because of a symbolic link
+// (storage.ErrLink) as a data error: the output or lake holds a link where
+// deid writes, and only its owner can remove it.
+func linkError(err error) error {
+	if errors.Is(err, storage.ErrLink) {
+		return dataError(err)
+	}
+	return err
+}
 
 func (r *runner) stagingRoot(dstOutput string) string {
 	return storage.Join(dstOutput, StagingDir, r.opt.RunID)
@@ -331,6 +387,13 @@ func (r *runner) publishDestination(ctx context.Context, dst *report.Destination
 func (r *runner) moveStaged(ctx context.Context, dst *report.Destination) error {
 	staging := r.stagingRoot(dst.Output)
 	sortedOutputs(dst.Files)
+	// a link refused half way would leave some files replaced and the
+	// manifest not: check every target first
+	for _, f := range dst.Files {
+		if err := storage.NoLinks(ctx, "publish", storage.Join(dst.Output, f.Path)); err != nil {
+			return dataError(fmt.Errorf("destination %q: %w", dst.Name, err))
+		}
+	}
 	for _, f := range dst.Files {
 		loc := storage.Join(dst.Output, f.Path)
 		if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
@@ -386,13 +449,15 @@ func removeTree(ctx context.Context, s storage.Store, prefix string) error {
 		}
 	}
 	if !storage.IsURI(prefix) {
-		removeEmptyDirs(prefix)
+		removeEmptyDirs(ctx, prefix)
 	}
 	return nil
 }
 
-// removeEmptyDirs removes dir and its parent staging folder when empty.
-func removeEmptyDirs(dir string) {
+// removeEmptyDirs removes dir and its parent staging folder when empty,
+// through storage.Local, which refuses a folder that is a link.
+func removeEmptyDirs(ctx context.Context, dir string) {
+	local := storage.Local{}
 	var walk func(string)
 	walk = func(d string) {
 		entries, err := os.ReadDir(d)
@@ -404,10 +469,10 @@ func removeEmptyDirs(dir string) {
 				walk(d + string(os.PathSeparator) + e.Name())
 			}
 		}
-		os.Remove(d) // fails, harmlessly, when not empty
+		local.Delete(ctx, d) // fails, harmlessly, when not empty
 	}
 	walk(dir)
-	os.Remove(storage.Dir(dir)) // .deid-staging, when no other run uses it
+	local.Delete(ctx, storage.Dir(dir)) // .deid-staging, when no other run uses it
 }
 
 // writeReport writes the destination's report, chained to the previous

@@ -311,6 +311,7 @@ func zeroCounts() map[string]int64 {
 // Run executes the plan and publishes its outputs. The report is returned
 // also when the run fails; it is written to each destination only on success.
 func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error) {
+	ctx = underOutputs(ctx, plan) // writes below an output never follow links
 	r := newRunner(plan, opt, "run")
 	err := r.run(ctx)
 	r.countRetries()
@@ -329,7 +330,7 @@ func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error
 		r.countRetries()
 		r.rep.Finish(r.opt.Clock(), err)
 	}
-	return r.rep, err
+	return r.rep, linkError(err)
 }
 
 // Plan is a dry run: it lists and checks the inputs, loads the erasure lists
@@ -347,6 +348,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 	log := r.opt.Logger
 	log.Info("run starting", "run_id", r.opt.RunID, "policy", r.plan.Policy.File, "now", r.plan.Now, "workers", r.opt.Workers)
 	if err := r.listInputs(ctx); err != nil {
+		return err
+	}
+	if err := r.checkOutputLinks(ctx); err != nil {
 		return err
 	}
 	if r.opt.Incremental && !r.dryRun {

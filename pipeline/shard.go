@@ -160,6 +160,7 @@ func (r *runner) publishShardDestination(ctx context.Context, dst *report.Destin
 // writes each destination's report and manifest (the commit point) and
 // removes the shards' folder. plan must be compiled with the run's Now.
 func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID string, count int) (*report.Run, error) {
+	ctx = underOutputs(ctx, plan) // writes below an output never follow links
 	opt.defaults()
 	opt.RunID = runID
 	r := newRunner(plan, opt, "run")
@@ -321,6 +322,7 @@ func readReport(ctx context.Context, s storage.Store, loc string) (*report.Run, 
 // fails when the list exists), on GCS by an upload conditional on
 // DoesNotExist (storage.CreateExclusive), which appears only complete.
 func FreezeInputs(ctx context.Context, plan *rules.Plan, opt Options, runID string) (*FrozenInputs, error) {
+	ctx = underOutputs(ctx, plan) // writes below an output never follow links
 	opt.defaults()
 	loc := FrozenInputsLocation(plan, runID)
 	if fi, err := readFrozen(ctx, opt.Store, loc); err == nil || !errors.Is(err, fs.ErrNotExist) {
@@ -343,7 +345,7 @@ func FreezeInputs(ctx context.Context, plan *rules.Plan, opt Options, runID stri
 		return readFrozen(ctx, opt.Store, loc)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("freeze inputs: %w", err)
+		return nil, linkError(fmt.Errorf("freeze inputs: %w", err))
 	}
 	opt.Logger.Info("input list frozen", "location", loc, "files", len(fi.Files))
 	return fi, nil

@@ -91,6 +91,7 @@ const maxCandidates = 1 << 20
 // (_reports/<run id>/verify.json). The error is for failures to read; what
 // does not match is in the result.
 func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyResult, error) {
+	ctx = underOutputs(ctx, plan) // writes below an output never follow links
 	opt.defaults()
 	s := opt.Store
 	ids, err := newIdentifierSet(ctx, plan, opt)

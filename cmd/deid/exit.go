@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
 
@@ -47,7 +48,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.Is(err, errUsage) || errors.Is(err, rules.ErrPolicy):
 		return exitPolicy
-	case errors.Is(err, pipeline.ErrData):
+	case errors.Is(err, pipeline.ErrData) || errors.Is(err, storage.ErrLink): // a link where deid writes
 		return exitData
 	case errors.Is(err, pipeline.ErrCheck):
 		return exitCheck

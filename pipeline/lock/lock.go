@@ -75,6 +75,13 @@ type FileLock struct {
 	held *lockRecord
 }
 
+// under returns ctx with the folder that holds the lock folder (the
+// output) as the root of the lock's writes (storage.WithRoots): links in
+// its path are the operator's; the lock folder and file must not be links.
+func (l *FileLock) under(ctx context.Context) context.Context {
+	return storage.WithRoots(ctx, filepath.Dir(filepath.Dir(l.Path)))
+}
+
 func (l *FileLock) now() time.Time {
 	if l.Clock != nil {
 		return l.Clock()
@@ -122,6 +129,7 @@ func At(st storage.Store, path, job, owner string, ttl time.Duration, clock func
 func (l *FileLock) Acquire(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ctx = l.under(ctx)
 	local := storage.Local{}
 	for attempt := 0; attempt < 3; attempt++ {
 		rec := &lockRecord{Job: l.Job, Owner: l.Owner, Expires: l.now().Add(l.TTL).UTC()}
@@ -169,6 +177,7 @@ func (l *FileLock) Acquire(ctx context.Context) error {
 func (l *FileLock) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ctx = l.under(ctx)
 	if l.held == nil {
 		return fmt.Errorf("lock %s: not held", l.Path)
 	}
@@ -190,6 +199,7 @@ func (l *FileLock) Renew(ctx context.Context) error {
 func (l *FileLock) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ctx = l.under(ctx)
 	if l.held == nil {
 		return nil
 	}

@@ -268,6 +268,9 @@ func (c *fastColumn) flush(p *FastPartWriter) (format.ColumnChunk, error) {
 
 func (c *fastColumn) resetChunk() {
 	c.chunk = c.chunk[:0]
+	if cap(c.chunk) > maxRowGroupBytes { // a chunk of huge values: not kept for reuse
+		c.chunk = nil
+	}
 	c.dataPages = [2]int32{}
 	c.coding = [2]pageCoding{}
 	c.uncompressed, c.numValues, c.nullCount, c.pageNullBase = 0, 0, 0, 0

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -415,6 +416,12 @@ func (c *fastColumn) cutPage() {
 	case c.kind == kindBool:
 		raw = append(raw, c.bools.bytes()...)
 		c.dataPages[pagesPlain]++
+	case len(c.plain) > hugePage:
+		// a page of huge values: the levels go in front of the values in
+		// their own buffer rather than the values into a second one
+		raw = prependTo(c.plain, raw)
+		c.plain = nil
+		c.dataPages[pagesPlain]++
 	default:
 		raw = append(raw, c.plain...)
 		c.dataPages[pagesPlain]++
@@ -465,11 +472,26 @@ func getPageBuf() []byte {
 	return nil
 }
 
-// putPageBuf gives b back for reuse.
+// hugePage is the size past which a page's buffers are not kept for reuse:
+// only pages of values larger than a page (each its own page) and the
+// largest fallback pages are that large, and keeping them would hold a copy
+// of the largest value a run saw for the rest of the run.
+const hugePage = maxFallbackPage
+
+// putPageBuf gives b back for reuse, unless it is huge.
 func putPageBuf(b []byte) {
-	if cap(b) > 0 {
+	if cap(b) > 0 && cap(b) <= hugePage {
 		pageBufs.Put(&b)
 	}
+}
+
+// prependTo returns head followed by b, in b's memory when it has room.
+func prependTo(b, head []byte) []byte {
+	n := len(b)
+	b = slices.Grow(b, len(head))[:n+len(head)]
+	copy(b[len(head):], b[:n])
+	copy(b, head)
+	return b
 }
 
 // compress returns raw compressed with the column's codec (in c.comp), or
@@ -490,8 +512,8 @@ func (c *fastColumn) compress(dict bool, raw []byte) []byte {
 		// the Huffman coder failed in a way it should not: full zstd
 		c.coding = [2]pageCoding{codingFull, codingFull}
 	}
-	if bound := int(codec.CompressBound(int64(len(raw)))); cap(c.comp) < bound {
-		c.comp = make([]byte, bound)
+	if bound := int(codec.CompressBound(int64(len(raw)))); cap(c.comp) < bound && (c.opt.zstd == nil || len(raw) <= hugePage) {
+		c.comp = make([]byte, bound) // zstd grows a huge page's output as it goes
 	}
 	var body []byte
 	if c.opt.zstd != nil {

@@ -164,9 +164,13 @@ func (c *fastColumn) stepBytesPlain(in *fastInput, off, n int) (int, int) {
 		} else {
 			b = in.bytes.data[in.bytes.offs[i]:in.bytes.offs[i+1]]
 		}
-		if 4+len(b) > c.opt.pageSize && len(c.plain) > 0 {
-			c.cutBefore = true // a value larger than a page is a page of its own
-			break
+		if 4+len(b) > c.opt.pageSize {
+			if len(c.plain) > 0 {
+				c.cutBefore = true // a value larger than a page is a page of its own
+				break
+			}
+			// room for the levels cutPage puts in front (see prependTo)
+			c.plain = slices.Grow(c.plain, 4+len(b)+64)
 		}
 		c.plain = binary.LittleEndian.AppendUint32(c.plain, uint32(len(b)))
 		c.plain = append(c.plain, b...)

@@ -40,11 +40,27 @@ const (
 	isoFolder  = "_restricted"
 )
 
+// sourceLink refuses a source file that is a symbolic link, as a data error
+// naming the link and its target.
+func sourceLink(dataset, location string) error {
+	if err := storage.LinkAt("rewrite", location); err != nil {
+		return &pipeline.DataError{Err: fmt.Errorf("dataset %q: %w; deid retain changes source files in place, "+
+			"and rewriting a link would leave the erased rows in its target: point the dataset's source at the real files", dataset, err)}
+	}
+	return nil
+}
+
 // processFile decides the file's row groups and, unless this is a dry run,
 // stages its new version. It returns the journal action, or nil when the
 // file stays as it is.
+//
+// A source file that is a symbolic link is refused: rewriting or deleting
+// it would replace or remove the link and leave the rows in its target.
 func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*action, error) {
 	st, mem := d.opt.Store, d.opt.Mem
+	if err := sourceLink(d.ds.Name, m.Location); err != nil {
+		return nil, err
+	}
 	f, err := parquetio.Open(ctx, st, m.Location, mem)
 	if err != nil {
 		return nil, &pipeline.DataError{Err: err}

@@ -58,6 +58,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -134,9 +135,19 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 	rep := &report.Retain{Format: report.RetainFormatV1, RunID: opt.RunID, DryRun: opt.DryRun, Now: plan.Now,
 		StartedAt: time.Now().UTC(), Warnings: []string{},
 		Policy: report.Policy{File: plan.Policy.File, Name: plan.Policy.Name, SHA256: plan.Policy.SHA256}}
-	var err error
+	if opt.Outputs != nil {
+		// writes below an output never follow links (each dataset root is
+		// added in runDataset)
+		for _, dst := range opt.Outputs.Destinations {
+			ctx = storage.WithRoots(ctx, dst.Output)
+		}
+	}
+	err := checkLinks(ctx, plan, &opt)
 	sets := erasedSets{}
 	for _, ds := range plan.Datasets {
+		if err != nil {
+			break
+		}
 		dsr := newDatasetReport(ds)
 		rep.Datasets = append(rep.Datasets, dsr)
 		if err = runDataset(ctx, plan, ds, dsr, sets, &opt); err != nil {
@@ -160,12 +171,62 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 	if err == nil && opt.Outputs != nil {
 		err = runOutputs(ctx, opt.Outputs, sets, rep, &opt)
 	}
+	if errors.Is(err, storage.ErrLink) && !errors.Is(err, pipeline.ErrData) {
+		err = &pipeline.DataError{Err: err} // a link where retain writes: the lake's owner must remove it
+	}
 	rep.FinishedAt = time.Now().UTC()
 	rep.Outcome = "succeeded"
 	if err != nil {
 		rep.Outcome, rep.Error = "failed", err.Error()
 	}
 	return rep, err
+}
+
+// checkLinks refuses, before any dataset is changed, a symbolic link where
+// retain would write on local disk: a source file that is a link
+// (rewriting it would replace the link and leave the rows in its target),
+// or a link at retain's own names in a dataset root (work folder, lock,
+// isolated and anonymized parts) or in a destination output. Each write
+// checks again (storage.Local); this keeps a refusal from coming half way
+// through a run, with some datasets changed and a journal to complete.
+func checkLinks(ctx context.Context, plan *rules.RetainPlan, opt *Options) error {
+	for _, ds := range plan.Datasets {
+		if storage.IsURI(ds.Source) {
+			continue // object storage has no links
+		}
+		root, matches, err := storage.Glob(ctx, opt.Store, ds.Source)
+		if errors.Is(err, storage.ErrNotExist) {
+			continue // runDataset reports it
+		}
+		if err != nil {
+			return &pipeline.DataError{Err: fmt.Errorf("dataset %q: list %s: %w", ds.Name, ds.Source, err)}
+		}
+		if ds.Root != "" {
+			root = ds.Root
+		}
+		rctx := storage.WithRoots(ctx, root)
+		for _, n := range []string{workDir, lockName, isoFolder, anonFolder} {
+			if err := storage.NoLinks(rctx, "write", storage.Join(root, n)); err != nil {
+				return &pipeline.DataError{Err: fmt.Errorf("dataset %q: %w", ds.Name, err)}
+			}
+		}
+		for _, m := range matches {
+			if err := sourceLink(ds.Name, m.Location); err != nil {
+				return err
+			}
+		}
+	}
+	if opt.Outputs == nil {
+		return nil
+	}
+	for _, dst := range opt.Outputs.Destinations {
+		for _, n := range []string{workDir, pipeline.ManifestName, pipeline.ReportsDir, lock.Dir} {
+			if err := storage.NoLinks(ctx, "write", storage.Join(dst.Output, n)); err != nil {
+				return &pipeline.DataError{Err: fmt.Errorf("destination %q: %w", dst.Name, err)}
+			}
+		}
+	}
+	return nil
 }
 
 // protectionWarning says when the bucket of a dataset keeps what retain
@@ -230,6 +291,9 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	if ds.Root != "" {
 		root = ds.Root
 	}
+	// links in the root's own path are the operator's; below it, retain's
+	// writes (work folder, swaps, _restricted, _anonymized) refuse them
+	ctx = storage.WithRoots(ctx, root)
 	d := &dataset{ds: ds, opt: opt, rep: dsr, root: root, work: storage.Join(root, workDir), erased: map[any]bool{}}
 	dsr.Root = root
 	if !opt.DryRun {

@@ -61,7 +61,7 @@ func Retain(policy *rules.Policy, opt retain.Options, lookup rules.LookupEnv, cl
 			}
 			delete(roots, d.Root)
 			loc := storage.Join(d.Root, RetainReportsDir, "retain-"+rep.RunID+".json")
-			if werr := storage.WriteFile(ctx, o.Store, loc, b); werr != nil && err == nil {
+			if werr := storage.WriteFile(storage.WithRoots(ctx, d.Root), o.Store, loc, b); werr != nil && err == nil {
 				err = fmt.Errorf("job %s: write the retain report: %w", job.Name, werr)
 			} else if werr == nil {
 				res.Reports = append(res.Reports, loc)

@@ -199,6 +199,24 @@ func (r *localRoot) syncDir(dir string) error {
 	return nil
 }
 
+// NoLinks returns a *LinkError (for the write op) when a component of the
+// local location below its root (see WithRoots), the last one included,
+// is a symbolic link, and nil otherwise or when location is on object
+// storage. The local store's writes check this themselves; callers check
+// ahead when a refusal half way would leave a half-done change (every file
+// a publish moves into place, before the first move).
+func NoLinks(ctx context.Context, op, location string) error {
+	if IsURI(location) {
+		return nil
+	}
+	r, rel, err := openRoot(ctx, location)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.noLinks(op, location, rel)
+}
+
 // LinkAt returns a *LinkError (for the write op) when the local file at
 // location is itself a symbolic link, and nil when it is not or when
 // location is on object storage. deid retain refuses such a source file:

@@ -70,7 +70,11 @@ func (Local) List(ctx context.Context, prefix string, fn func(Attrs) error) erro
 		}
 		if info.Mode()&fs.ModeSymlink != 0 {
 			// a link to a file lists as the file; links to folders are not followed
-			if info, err = os.Stat(p); err != nil {
+			if info, err = os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+				// not ErrNotExist: the folder being listed exists
+				target, _ := os.Readlink(p)
+				return fmt.Errorf("%q is a symbolic link to %q, which does not exist: remove the link or restore its target", p, target)
+			} else if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
 		}
