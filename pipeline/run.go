@@ -259,7 +259,8 @@ func (r *runner) datasetReport(ds *rules.Dataset) *report.Dataset {
 		if rt.OnNullRemove {
 			onNull = "remove"
 		}
-		d.Retention = &report.Retention{TimeColumn: rt.TimeColumn, Keep: rt.Keep.String(), Cutoff: ds.Cutoff, OnNull: onNull}
+		d.Retention = &report.Retention{TimeColumn: rt.TimeColumn, Keep: rt.Keep.String(), Cutoff: ds.Cutoff, OnNull: onNull,
+			FutureSkew: rt.Skew().String(), LatestEventTime: ds.Latest}
 	}
 	r.rep.Datasets = append(r.rep.Datasets, d)
 	return d

@@ -120,6 +120,10 @@ type Retention struct {
 	Keep       string    `json:"keep"`
 	Cutoff     time.Time `json:"cutoff"`
 	OnNull     string    `json:"on_null"`
+	// FutureSkew and LatestEventTime say which times were in the future:
+	// after LatestEventTime (now plus the skew), decided as NULL times.
+	FutureSkew      string    `json:"future_skew,omitempty"`
+	LatestEventTime time.Time `json:"latest_event_time,omitzero"`
 }
 
 // ErasureList is one erasure list as read: its ids are never reported.

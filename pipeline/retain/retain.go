@@ -256,7 +256,8 @@ func newDatasetReport(ds *rules.RetainDataset) *report.RetainDataset {
 		case r.OnNullFallback != nil:
 			onNull = "fallback " + r.OnNullFallback.TimeColumn + " + " + r.OnNullFallback.Keep.String()
 		}
-		dsr.Retention = &report.Retention{TimeColumn: r.TimeColumn, Keep: r.Keep.String(), Cutoff: ds.Cutoff, OnNull: onNull}
+		dsr.Retention = &report.Retention{TimeColumn: r.TimeColumn, Keep: r.Keep.String(), Cutoff: ds.Cutoff, OnNull: onNull,
+			FutureSkew: r.Skew().String(), LatestEventTime: ds.Latest}
 	}
 	if m := ds.LegalMinimum; m != nil {
 		dsr.LegalMinimum = &report.LegalMinimum{Keep: m.Keep.String(), Basis: m.Basis, Cutoff: ds.LegalCutoff}
