@@ -139,7 +139,7 @@ func (c *classCounts) merge(local map[classKey]uint32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.tally.addAll(local); err != nil {
-		return fmt.Errorf("destination %s, dataset %s: count classes: %w", c.dst, c.dataset, err)
+		return fmt.Errorf("destination %q, dataset %q: count classes: %w", c.dst, c.dataset, err)
 	}
 	return nil
 }
@@ -170,7 +170,7 @@ func (c *classCounts) finish(more func(k classKey) (uint32, error)) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("destination %s, dataset %s: count classes: %w", c.dst, c.dataset, err)
+		return fmt.Errorf("destination %q, dataset %q: count classes: %w", c.dst, c.dataset, err)
 	}
 	c.below, c.classes, c.belowClasses, c.belowRows = below, classes, belowClasses, belowRows
 	c.spills = c.tally.spills
@@ -243,7 +243,7 @@ func (c *classCounts) qiIndices(loc string, cols []outColumn) ([]int, error) {
 			}
 		}
 		if found < 0 {
-			return nil, dataErrorf(loc, q, "destination %s lists %s as a quasi-identifier of dataset %s with min_k %d, but this file does not give it: the classes cannot be counted",
+			return nil, dataErrorf(loc, q, "destination %q lists %q as a quasi-identifier of dataset %q with min_k %d, but this file does not give it: the classes cannot be counted",
 				c.dst, q, c.dataset, c.minK)
 		}
 		idx = append(idx, found)
@@ -256,7 +256,7 @@ func enforcesMinK(plan *rules.Plan) (string, bool) {
 	for _, d := range plan.Destinations {
 		for _, b := range d.Bindings {
 			if b.MinK > 0 {
-				return fmt.Sprintf("destination %s, dataset %s", d.Name, b.Dataset.Name), true
+				return fmt.Sprintf("destination %q, dataset %q", d.Name, b.Dataset.Name), true
 			}
 		}
 	}

@@ -147,5 +147,5 @@ func (r *runner) committedLists(ctx context.Context, output, runID, dataset stri
 			return listsDigest(d), nil
 		}
 	}
-	return "", fmt.Errorf("%s: no dataset %s", loc, dataset)
+	return "", fmt.Errorf("%s: no dataset %q", loc, dataset)
 }

@@ -115,7 +115,7 @@ func TestMergeListsRefusesDifferentLists(t *testing.T) {
 		{"first shard with lists", &report.Dataset{Name: "d"}, &report.Dataset{Erasure: a, Consent: c}, ""},
 		{"same lists", &report.Dataset{Name: "d", Erasure: a, Consent: c}, &report.Dataset{Erasure: a, Consent: c}, ""},
 		{"shard without files of the dataset", &report.Dataset{Name: "d", Erasure: a}, &report.Dataset{}, ""},
-		{"erasure changed", &report.Dataset{Name: "d", Erasure: a}, &report.Dataset{Erasure: b}, "dataset d: the shards read different erasure lists"},
+		{"erasure changed", &report.Dataset{Name: "d", Erasure: a}, &report.Dataset{Erasure: b}, `dataset "d": the shards read different erasure lists`},
 		{"consent changed", &report.Dataset{Name: "d", Consent: c}, &report.Dataset{Consent: []report.ConsentList{{Location: "c.csv", SHA256: "dd"}}}, "different consent lists"},
 	}
 	for _, tc := range cases {

@@ -274,7 +274,7 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 						if err != nil {
 							release()
 							releaseOwn()
-							return fmt.Errorf("%s: filter column %s: %w", in.match.Location, in.schema.Field(in.readCols[p]).Name, err)
+							return fmt.Errorf("%s: filter column %q: %w", in.match.Location, in.schema.Field(in.readCols[p]).Name, err)
 						}
 						src[p] = fa
 					}
@@ -342,7 +342,7 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 							fa, err := small.Filter(mem, a)
 							if err != nil {
 								release()
-								return fmt.Errorf("%s: filter column %s: %w", in.match.Location, fields[j].Name, err)
+								return fmt.Errorf("%s: filter column %q: %w", in.match.Location, fields[j].Name, err)
 							}
 							a.Release()
 							arrays[j] = fa
@@ -596,7 +596,7 @@ func (r *runner) rowFilter(in *inputFile, read, readPos []int, counts []int64, r
 		for j, a := range batch {
 			if filtered[j], err = sel.Filter(mem, a); err != nil {
 				releaseAll(filtered)
-				return nil, 0, nil, fmt.Errorf("%s: filter column %s: %w", in.match.Location, in.schema.Field(in.readCols[readPos[flt.Columns[j]]]).Name, err)
+				return nil, 0, nil, fmt.Errorf("%s: filter column %q: %w", in.match.Location, in.schema.Field(in.readCols[readPos[flt.Columns[j]]]).Name, err)
 			}
 		}
 		return sel.Keep(), sel.Kept(), filtered, nil

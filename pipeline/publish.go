@@ -337,7 +337,7 @@ func HoldOutput(ctx context.Context, st storage.Store, output string, wait time.
 // this run's, so it must finish first.
 func (r *runner) checkNoRetainJournal(ctx context.Context, dst, output string) error {
 	if j := storage.Join(output, RetainDir, RetainJournal); r.statExists(ctx, j) {
-		return fmt.Errorf("destination %s: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst, j)
+		return fmt.Errorf("destination %q: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst, j)
 	}
 	return nil
 }

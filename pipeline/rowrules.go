@@ -162,10 +162,10 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 	for _, c := range ds.Consent {
 		sum, attrs, err := r.hashFile(ctx, c.List)
 		if errors.Is(err, storage.ErrNotExist) {
-			return dataErrorf(c.List, "", "consent list of dataset %s (%s) does not exist", ds.Name, c.Pos)
+			return dataErrorf(c.List, "", "consent list of dataset %q (%s) does not exist", ds.Name, c.Pos)
 		}
 		if err != nil {
-			return fmt.Errorf("dataset %s: consent list: %w", ds.Name, err)
+			return fmt.Errorf("dataset %q: consent list: %w", ds.Name, err)
 		}
 		rows, err := r.readConsent(ctx, c, kind, SubjectSide(first.match.Location, ds.Subject, kind))
 		if err != nil {
@@ -383,7 +383,7 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 	from := r.plan.Policy.Dataset(c.FromDataset)
 	_, matches, err := storage.Glob(ctx, r.opt.Store, from.Source)
 	if err != nil {
-		return fmt.Errorf("dataset %s: ages from dataset %s: %w", ds.Name, from.Name, err)
+		return fmt.Errorf("dataset %q: ages from dataset %q: %w", ds.Name, from.Name, err)
 	}
 	var ints []int64
 	var strs []string
@@ -400,12 +400,12 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 		}
 		if sch.FieldIndices(from.Subject) == nil || sch.FieldIndices(c.AgeColumn()) == nil {
 			f.Close()
-			return dataErrorf(m.Location, c.AgeColumn(), "dataset %s's file lacks %s or %s, which the children rule of %s reads (%s)",
+			return dataErrorf(m.Location, c.AgeColumn(), "dataset %q's file lacks %q or %q, which the children rule of %q reads (%s)",
 				from.Name, from.Subject, c.AgeColumn(), ds.Name, c.Pos)
 		}
 		if k, ok := transforms.KindOf(sch.Field(sch.FieldIndices(from.Subject)[0]).Type); !ok || k != kind {
 			f.Close()
-			return dataErrorf(m.Location, from.Subject, "subject ids are %s here but %s in dataset %s: ages join on ids of one type",
+			return dataErrorf(m.Location, from.Subject, "subject ids are %s here but %s in dataset %q: ages join on ids of one type",
 				sch.Field(sch.FieldIndices(from.Subject)[0]).Type, kind, ds.Name)
 		}
 		leaves := []int{f.LeafIndex(from.Subject), f.LeafIndex(c.AgeColumn())}

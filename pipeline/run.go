@@ -446,7 +446,7 @@ func Validate(ctx context.Context, plan *rules.Plan, opt Options) (int, error) {
 	for _, ds := range plan.Datasets {
 		for _, e := range ds.Erasure {
 			if _, err := r.opt.Store.Stat(ctx, e.List); err != nil {
-				return 0, dataErrorf(e.List, "", "erasure list of dataset %s (%s): %v", ds.Name, e.Pos, err)
+				return 0, dataErrorf(e.List, "", "erasure list of dataset %q (%s): %v", ds.Name, e.Pos, err)
 			}
 		}
 	}

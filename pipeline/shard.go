@@ -173,10 +173,10 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 			loc := shardReportLocation(dst.Output, runID, i, count)
 			rep, err := readReport(ctx, opt.Store, loc)
 			if err != nil {
-				return nil, fmt.Errorf("shard %d of %d, destination %s: %w (has it run?)", i, count, dst.Name, err)
+				return nil, fmt.Errorf("shard %d of %d, destination %q: %w (has it run?)", i, count, dst.Name, err)
 			}
 			if rep.Outcome != "succeeded" {
-				return nil, fmt.Errorf("shard %d of %d, destination %s: %s: %s; rerun it, then merge", i, count, dst.Name, rep.Outcome, rep.Error)
+				return nil, fmt.Errorf("shard %d of %d, destination %q: %s: %s; rerun it, then merge", i, count, dst.Name, rep.Outcome, rep.Error)
 			}
 			if rep.Policy.SHA256 != plan.Policy.SHA256 || !rep.Now.Equal(plan.Now) {
 				return nil, fmt.Errorf("shard %d of %d ran with policy %.12s and now %s; the merge has policy %.12s and now %s",
@@ -226,8 +226,6 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 				mds.RowsIn += sds.RowsIn
 				mds.RowsKept += sds.RowsKept
 				report.AddRemoved(mds.Removed, sds.Removed)
-				mds.NonexistentLocalTime += sds.NonexistentLocalTime
-				mds.AmbiguousLocalTime += sds.AmbiguousLocalTime
 				mds.DroppedColumns = sds.DroppedColumns
 			}
 		}
@@ -265,13 +263,13 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 func mergeLists(into, from *report.Dataset) error {
 	if len(from.Erasure) > 0 {
 		if len(into.Erasure) > 0 && !sameLists(into.Erasure, from.Erasure) {
-			return fmt.Errorf("dataset %s: the shards read different erasure lists (one changed while they ran): rerun the shards", into.Name)
+			return fmt.Errorf("dataset %q: the shards read different erasure lists (one changed while they ran): rerun the shards", into.Name)
 		}
 		into.Erasure = from.Erasure
 	}
 	if len(from.Consent) > 0 {
 		if len(into.Consent) > 0 && fmt.Sprint(into.Consent) != fmt.Sprint(from.Consent) {
-			return fmt.Errorf("dataset %s: the shards read different consent lists (one changed while they ran): rerun the shards", into.Name)
+			return fmt.Errorf("dataset %q: the shards read different consent lists (one changed while they ran): rerun the shards", into.Name)
 		}
 		into.Consent = from.Consent
 	}

@@ -57,7 +57,7 @@ func (r *runner) removeStaleStaging(ctx context.Context) {
 				r.opt.Logger.Warn("could not remove a stale staging folder", "folder", folder, "error", err)
 				continue
 			}
-			r.rep.Warn(fmt.Sprintf("destination %s: removed the staging folder of run %s, interrupted before it published (last written %s)",
+			r.rep.Warn(fmt.Sprintf("destination %q: removed the staging folder of run %s, interrupted before it published (last written %s)",
 				dst.Name, id, newest[id].UTC().Format(time.RFC3339)))
 		}
 	}

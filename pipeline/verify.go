@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -112,7 +111,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 		res.Destinations = append(res.Destinations, dv)
 		m, err := ReadManifest(ctx, s, dst.Output)
 		if err != nil {
-			return nil, fmt.Errorf("destination %s: %w", dst.Name, err)
+			return nil, fmt.Errorf("destination %q: %w", dst.Name, err)
 		}
 		for _, mf := range m.Files {
 			if opt.RunID != "" && mf.RunID != opt.RunID {
@@ -126,7 +125,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			rc := classes[name]
 			r, err := rc.result(name)
 			if err != nil {
-				return nil, fmt.Errorf("destination %s: %w", dst.Name, err)
+				return nil, fmt.Errorf("destination %q: %w", dst.Name, err)
 			}
 			rc.tally.close()
 			dv.Risk = append(dv.Risk, r)
@@ -370,7 +369,7 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 	// schema: the policy's output columns, no more, no fewer
 	expected := map[string]*rules.BoundColumn{}
 	if b == nil {
-		find("schema", "", -1, 0, "dataset %s is not sent to destination %s by the policy", mf.Dataset, dst.Name)
+		find("schema", "", -1, 0, "dataset %q is not sent to destination %q by the policy", mf.Dataset, dst.Name)
 	} else {
 		for name, bc := range b.Columns {
 			if !bc.Spec.Drops {
@@ -382,12 +381,12 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 	for _, fld := range sch.Fields() {
 		present[fld.Name] = true
 		if _, ok := expected[fld.Name]; !ok && b != nil {
-			find("schema", fld.Name, -1, 0, "the policy promises no column %s in dataset %s of destination %s", fld.Name, mf.Dataset, dst.Name)
+			find("schema", fld.Name, -1, 0, "the policy promises no column %q in dataset %q of destination %q", fld.Name, mf.Dataset, dst.Name)
 		}
 	}
 	for _, name := range sortedKeys(expected) {
 		if !present[name] {
-			find("schema", name, -1, 0, "the policy's column %s is missing", name)
+			find("schema", name, -1, 0, "the policy's column %q is missing", name)
 		}
 	}
 	// the detectors each column is checked with
@@ -399,7 +398,7 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 		sets[j], exempt[j], err = columnChecks(expected[fld.Name], vr.opt.Strict)
 		if err != nil {
 			f.Close()
-			return fmt.Errorf("%s: column %s: %w", loc, fld.Name, err)
+			return fmt.Errorf("%s: column %q: %w", loc, fld.Name, err)
 		}
 	}
 	// erasure: the erased subjects as this destination writes them
@@ -579,7 +578,7 @@ func (vr *verifier) confirm(ctx context.Context) error {
 	})
 	for _, k := range order {
 		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.column, RowGroup: k.rg, Values: counts[k],
-			Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s", counts[k], strings.Join(sortedKeys(sources[k]), ", "))})
+			Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s", counts[k], rules.QuoteNames(sortedKeys(sources[k])))})
 	}
 	return nil
 }

@@ -109,7 +109,7 @@ func (ids *identifierSet) eachFile(ctx context.Context, fn func(f *parquetio.Fil
 		}
 		_, matches, err := storage.Glob(ctx, ids.opt.Store, ds.Source)
 		if err != nil {
-			return fmt.Errorf("dataset %s: %w", ds.Name, err)
+			return fmt.Errorf("dataset %q: %w", ds.Name, err)
 		}
 		for _, mt := range matches {
 			f, err := parquetio.Open(ctx, ids.opt.Store, mt.Location, ids.opt.Mem)

@@ -47,7 +47,7 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	// the ids' kind is the subject column's, read from a source file
 	_, matches, err := storage.Glob(ctx, e.r.opt.Store, ds.Source)
 	if err != nil || len(matches) == 0 {
-		return nil, fmt.Errorf("dataset %s: no source file to tell the subject column's type (%v)", ds.Name, err)
+		return nil, fmt.Errorf("dataset %q: no source file to tell the subject column's type (%v)", ds.Name, err)
 	}
 	f, err := parquetio.Open(ctx, e.r.opt.Store, matches[0].Location, e.r.opt.Mem)
 	if err != nil {
@@ -65,7 +65,7 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	f.Close()
 	kind, ok := transforms.KindOf(typ)
 	if !ok || (kind != transforms.KindInteger && kind != transforms.KindString) {
-		return nil, fmt.Errorf("dataset %s: subject column %s: type %v", ds.Name, ds.Subject, typ)
+		return nil, fmt.Errorf("dataset %q: subject column %q: type %v", ds.Name, ds.Subject, typ)
 	}
 	var ints []int64
 	var strs []string
@@ -92,7 +92,7 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	defer in.Release()
 	out, err := bc.Transform.Apply(mem, in)
 	if err != nil {
-		return nil, fmt.Errorf("dataset %s: apply %s to the erased subjects: %w", ds.Name, bc.Spec.Name, err)
+		return nil, fmt.Errorf("dataset %q: apply %s to the erased subjects: %w", ds.Name, bc.Spec.Name, err)
 	}
 	defer out.Release()
 	set := map[string]bool{}
@@ -234,7 +234,7 @@ func (rc *riskClasses) result(dataset string) (*report.Risk, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("risk of dataset %s: %w", dataset, err)
+		return nil, fmt.Errorf("risk of dataset %q: %w", dataset, err)
 	}
 	return r, nil
 }

@@ -35,7 +35,7 @@ func TestVerifyCommand(t *testing.T) {
 	if res.code != 4 {
 		t.Errorf("raw file in place of an output: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
-	for _, want := range []string{out + ", column wifi_bssid: the policy promises no column wifi_bssid", out + ", row group 0, column imei: 110 distinct raw values of source identifier column device.imei"} {
+	for _, want := range []string{out + `, column "wifi_bssid": the policy promises no column "wifi_bssid"`, out + `, row group 0, column "imei": 110 distinct raw values of source identifier column "device.imei"`} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, res.stdout)
 		}

@@ -169,7 +169,7 @@ func (ck *chunkCheck) endPage() error {
 }
 
 func (ck *chunkCheck) errorf(format string, args ...any) error {
-	return fmt.Errorf("row group %d, column %s: "+format, append([]any{ck.rowGroup, ck.column}, args...)...)
+	return fmt.Errorf("row group %d, column %q: "+format, append([]any{ck.rowGroup, ck.column}, args...)...)
 }
 
 // Finish verifies, by reading them again, the parts of row group rg's

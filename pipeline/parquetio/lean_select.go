@@ -92,7 +92,7 @@ func filterBatch(mem memory.Allocator, flt *RowFilter, rec arrow.RecordBatch, fn
 		}
 		out, err := compute.FilterArray(context.Background(), rec.Column(i), mask, *compute.DefaultFilterOptions())
 		if err != nil {
-			return fmt.Errorf("filter column %s: %w", rec.ColumnName(i), err)
+			return fmt.Errorf("filter column %q: %w", rec.ColumnName(i), err)
 		}
 		cols[i] = out
 	}

@@ -107,7 +107,7 @@ func Open(ctx context.Context, s storage.Store, location string, mem memory.Allo
 				start = cc.DictionaryPageOffset()
 			}
 			if start < 4 || cc.TotalCompressedSize() < 0 || start+cc.TotalCompressedSize() > size {
-				return nil, corruptf(location, "row group %d column %s: chunk at %d+%d lies outside the %d-byte file",
+				return nil, corruptf(location, "row group %d column %q: chunk at %d+%d lies outside the %d-byte file",
 					i, md.Schema.Column(j).Path(), start, cc.TotalCompressedSize(), size)
 			}
 			ranges = append(ranges, chunkRange{start: start, length: cc.TotalCompressedSize(), rowGroup: i, column: md.Schema.Column(j).Path()})

@@ -50,7 +50,7 @@ func (f Finding) String() string {
 		where += fmt.Sprintf(", row group %d", f.RowGroup)
 	}
 	if f.Column != "" {
-		where += ", column " + f.Column
+		where += fmt.Sprintf(", column %q", f.Column)
 	}
 	return fmt.Sprintf("%s: %s: %s", f.Check, where, f.Msg)
 }

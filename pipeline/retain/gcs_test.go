@@ -222,7 +222,7 @@ func TestRetainGCSVersionedWarning(t *testing.T) {
 	}
 	found := false
 	for _, w := range rep.Warnings {
-		found = found || strings.Contains(w, "dataset orders: bucket gs://lake: object versioning")
+		found = found || strings.Contains(w, `dataset "orders": bucket gs://lake: object versioning`)
 	}
 	if !found {
 		t.Errorf("no versioning warning: %q", rep.Warnings)

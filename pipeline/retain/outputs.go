@@ -49,7 +49,7 @@ func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *rep
 			// still complete an interrupted erasure of this output
 			if !opt.DryRun && pendingJournal(ctx, opt.Store, dst.Output) {
 				if err := eraseDestination(ctx, dst, erasedSets{}, dr, rep, opt); err != nil {
-					return fmt.Errorf("destination %s: %w", dst.Name, err)
+					return fmt.Errorf("destination %q: %w", dst.Name, err)
 				}
 				rep.Destinations = append(rep.Destinations, dr)
 			}
@@ -57,7 +57,7 @@ func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *rep
 		}
 		rep.Destinations = append(rep.Destinations, dr)
 		if err := eraseDestination(ctx, dst, sets, dr, rep, opt); err != nil {
-			return fmt.Errorf("destination %s: %w", dst.Name, err)
+			return fmt.Errorf("destination %q: %w", dst.Name, err)
 		}
 	}
 	return nil
@@ -157,7 +157,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	}
 	for _, dd := range rederive {
 		if err := rederiveOutputs(ctx, dst, dd, dr, rep, opt); err != nil {
-			return fmt.Errorf("dataset %s: re-derive the published files: %w", dd.Dataset, err)
+			return fmt.Errorf("dataset %q: re-derive the published files: %w", dd.Dataset, err)
 		}
 	}
 	return nil

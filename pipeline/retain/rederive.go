@@ -57,7 +57,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 			continue // the input is as it was: the file is current
 		}
 		if f.PolicySHA256 != pol.SHA256 {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("destination %s: %s was published under another policy (SHA-256 %s): "+
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("destination %q: %s was published under another policy (SHA-256 %s): "+
 				"it cannot be re-derived exactly; run deid run for this destination to replace it", dst.Name, f.Path, f.PolicySHA256))
 			continue
 		}

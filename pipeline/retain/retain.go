@@ -155,7 +155,7 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		}
 		if dsr.Files.Deleted+dsr.Files.Rewritten+dsr.Isolation.Files.Deleted+dsr.Isolation.Files.Rewritten > 0 && !opt.DryRun {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf(
-				"dataset %s: deleted rows may survive outside %s: in backups and snapshots, and in object versions or soft-deleted objects "+
+				"dataset %q: deleted rows may survive outside %s: in backups and snapshots, and in object versions or soft-deleted objects "+
 					"of a bucket with versioning or soft delete; isolate them and purge them on the backups' schedule", ds.Name, dsr.Root))
 			if w := protectionWarning(ctx, opt.Store, ds.Name, dsr.Root); w != "" {
 				rep.Warnings = append(rep.Warnings, w)
@@ -234,10 +234,10 @@ func checkLinks(ctx context.Context, plan *rules.RetainPlan, opt *Options) error
 func protectionWarning(ctx context.Context, st storage.Store, name, root string) string {
 	p, err := storage.DeleteProtection(ctx, st, root)
 	if err != nil {
-		return fmt.Sprintf("dataset %s: could not check whether the bucket of %s keeps deleted objects (%v): check its versioning and soft delete settings", name, root, err)
+		return fmt.Sprintf("dataset %q: could not check whether the bucket of %s keeps deleted objects (%v): check its versioning and soft delete settings", name, root, err)
 	}
 	if w := p.Warning(); w != "" {
-		return "dataset " + name + ": " + w
+		return fmt.Sprintf("dataset %q: %s", name, w)
 	}
 	return ""
 }
@@ -285,9 +285,9 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	root, matches, err := storage.Glob(ctx, st, ds.Source)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotExist) {
-			return &pipeline.DataError{Location: ds.Source, Err: fmt.Errorf("dataset %s: no such file", ds.Name)}
+			return &pipeline.DataError{Location: ds.Source, Err: fmt.Errorf("dataset %q: no such file", ds.Name)}
 		}
-		return fmt.Errorf("dataset %s: list %s: %w", ds.Name, ds.Source, err)
+		return fmt.Errorf("dataset %q: list %q: %w", ds.Name, ds.Source, err)
 	}
 	if ds.Root != "" {
 		root = ds.Root
@@ -300,29 +300,29 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	if !opt.DryRun {
 		unlock, err := acquireLock(ctx, st, root, opt)
 		if err != nil {
-			return fmt.Errorf("dataset %s: %w", ds.Name, err)
+			return fmt.Errorf("dataset %q: %w", ds.Name, err)
 		}
 		defer unlock()
 		recovered, err := recoverRun(ctx, st, d.work, opt)
 		if err != nil {
-			return fmt.Errorf("dataset %s: recover an interrupted run: %w", ds.Name, err)
+			return fmt.Errorf("dataset %q: recover an interrupted run: %w", ds.Name, err)
 		}
 		dsr.Recovered = recovered
 		if recovered == recoveredForward {
 			// the completed run changed the files: list them again
 			if _, matches, err = storage.Glob(ctx, st, ds.Source); err != nil {
-				return fmt.Errorf("dataset %s: list %s: %w", ds.Name, ds.Source, err)
+				return fmt.Errorf("dataset %q: list %q: %w", ds.Name, ds.Source, err)
 			}
 		}
 	} else if _, err := st.Stat(ctx, storage.Join(d.work, journalName)); err == nil {
-		return fmt.Errorf("dataset %s: an interrupted retain run awaits completion (%s): run deid retain without --dry-run first", ds.Name, storage.Join(d.work, journalName))
+		return fmt.Errorf("dataset %q: an interrupted retain run awaits completion (%s): run deid retain without --dry-run first", ds.Name, storage.Join(d.work, journalName))
 	}
 	dsr.Isolation.Folder = storage.Join(root, isoFolder)
 	// the isolated part, as the previous runs left it; listed after the
 	// recovery, which may have moved files into it
 	_, isolated, err := storage.Glob(ctx, st, storage.Join(root, isoFolder, "**", "*.parquet"))
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
-		return fmt.Errorf("dataset %s: list its isolated part %s: %w", ds.Name, dsr.Isolation.Folder, err)
+		return fmt.Errorf("dataset %q: list its isolated part %s: %w", ds.Name, dsr.Isolation.Folder, err)
 	}
 	if len(matches)+len(isolated) == 0 {
 		return nil
@@ -423,7 +423,7 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 		var strs []string
 		sum, attrs, err := pipeline.HashFile(ctx, d.opt.Store, list)
 		if errors.Is(err, storage.ErrNotExist) {
-			return nil, &pipeline.DataError{Location: list, Err: fmt.Errorf("%s of dataset %s (%s) does not exist", what, ds.Name, pos)}
+			return nil, &pipeline.DataError{Location: list, Err: fmt.Errorf("%s of dataset %q (%s) does not exist", what, ds.Name, pos)}
 		}
 		if err != nil {
 			return nil, err

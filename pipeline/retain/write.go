@@ -90,12 +90,12 @@ func (d *dataset) newAnonWriter(ctx context.Context, src *arrow.Schema, location
 	for _, bc := range d.ds.Anonymize {
 		idx := src.FieldIndices(bc.Name)
 		if idx == nil {
-			return nil, fmt.Errorf("anonymize: column %s is missing", bc.Name)
+			return nil, fmt.Errorf("anonymize: column %q is missing", bc.Name)
 		}
 		in := src.Field(idx[0])
 		out, err := bc.Transform.OutputType(in.Type)
 		if err != nil {
-			return nil, fmt.Errorf("anonymize column %s (%s): %w", bc.Name, bc.Pos, err)
+			return nil, fmt.Errorf("anonymize column %q (%s): %w", bc.Name, bc.Pos, err)
 		}
 		fields = append(fields, arrow.Field{Name: bc.Name, Type: out, Nullable: true})
 		a.src = append(a.src, idx[0])
@@ -132,7 +132,7 @@ func (a *anonWriter) write(rec arrow.RecordBatch) error {
 	for i, s := range a.src {
 		out, err := a.d.ds.Anonymize[i].Transform.Apply(a.d.opt.Mem, rec.Column(s))
 		if err != nil {
-			return fmt.Errorf("anonymize column %s: %w", a.d.ds.Anonymize[i].Name, err)
+			return fmt.Errorf("anonymize column %q: %w", a.d.ds.Anonymize[i].Name, err)
 		}
 		cols[i] = out
 	}
