@@ -226,6 +226,8 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 				mds.RowsIn += sds.RowsIn
 				mds.RowsKept += sds.RowsKept
 				report.AddRemoved(mds.Removed, sds.Removed)
+				mds.NonexistentLocalTime += sds.NonexistentLocalTime
+				mds.AmbiguousLocalTime += sds.AmbiguousLocalTime
 				mds.DroppedColumns = sds.DroppedColumns
 			}
 		}

@@ -128,7 +128,7 @@ func (d *decoder) bindings(n *yaml.Node, path string, p *Policy, dst *Destinatio
 		if cols != nil {
 			d.entries(cols, join(bp, "columns"), func(col string, k, v *yaml.Node, cp string) {
 				if ds.Column(col) == nil {
-					d.errorf(k, cp, "column %q is not among dataset %s's columns", col, ds.Name)
+					d.errorf(k, cp, "column %q is not among the columns of dataset %q", col, ds.Name)
 					return
 				}
 				if t := d.treatment(ds.Column(col), v, cp, dst); t != nil {
@@ -182,14 +182,14 @@ func (d *decoder) defaultTreatment(c *ColumnDecl, purpose *Purpose, pos Pos, pat
 		var full transforms.Params
 		if full, err = spec.Validate(def.Params); err == nil {
 			if spec.Keyed && dst.Key == "" {
-				d.errors(pos, path, "the %s default for %s columns is %s, which needs a key: give destination %s a key: or name another treatment for column %s",
+				d.errors(pos, path, "the %s default for %s columns is %s, which needs a key: give destination %q a key: or name another treatment for column %q",
 					purpose.Name, c.Type.Name, spec.Name, dst.Name, c.Name)
 				return nil
 			}
 			return &TreatmentDecl{Column: c.Name, Transform: spec, Params: full, Pos: pos, Default: true}
 		}
 	}
-	d.errors(pos, path, "default treatment %s of column %s: %v", def, c.Name, err) // a defect of deid's purpose table
+	d.errors(pos, path, "default treatment %s of column %q: %v", def, c.Name, err) // a defect of deid's purpose table
 	return nil
 }
 
@@ -269,7 +269,7 @@ func (d *decoder) treatment(c *ColumnDecl, v *yaml.Node, path string, dst *Desti
 		return nil
 	}
 	if dst != nil && spec.Keyed && dst.Key == "" {
-		d.errorf(resolve(nameNode), namePath, "%s needs a key: give destination %s a key: (a separate one per destination, so pseudonyms do not join across recipients)", name, dst.Name)
+		d.errorf(resolve(nameNode), namePath, "%s needs a key: give destination %q a key: (a separate one per destination, so pseudonyms do not join across recipients)", name, dst.Name)
 	}
 	if purpose, err := destinationPurpose(dst); err == nil && c.Type != nil {
 		meets := purpose.Meets(c.Type, spec)
@@ -298,7 +298,7 @@ func (d *decoder) riskColumns(qis, minK *yaml.Node, bp string, ds *DatasetDecl, 
 			switch t := b.treatment(name); {
 			case name == "":
 			case ds.Column(name) == nil:
-				d.errorf(item, ip, "column %q is not among dataset %s's columns", name, ds.Name)
+				d.errorf(item, ip, "column %q is not among the columns of dataset %q", name, ds.Name)
 			case seen[name]:
 				d.errorf(item, ip, "column %q is listed twice", name)
 			case t != nil && t.Transform.Drops:

@@ -125,7 +125,7 @@ func (d *decoder) legalMinimum(n *yaml.Node, dsPath string, ds *DatasetDecl) *Le
 	r := ds.Retention
 	switch {
 	case r == nil:
-		d.errorf(resolve(n), path, "a legal minimum is measured from the retention rule's time column: add retention: to dataset %s", ds.Name)
+		d.errorf(resolve(n), path, "a legal minimum is measured from the retention rule's time column: add retention: to dataset %q", ds.Name)
 	case keepNode != nil && m.Keep.text != "" && r.Keep.text != "" && ShorterSomewhere(r.Keep, m.Keep, zoneOr(ds.TimeZone)):
 		d.errors(r.KeepPos, join(dsPath, "retention.keep"),
 			"%s is shorter than the legal minimum of %s (%s, line %d): keep the rows at least as long", r.Keep, m.Keep, m.Basis, keepNode.Line)

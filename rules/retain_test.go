@@ -135,7 +135,7 @@ func TestRetainPolicyErrors(t *testing.T) {
 			src := strings.Replace(retainPolicy, c.old, c.new, 1)
 			line, col, path, msg := c.line, c.col, c.path, c.msg
 			if c.name == "legal minimum without retention" {
-				src, line, col, path, msg = noRetention, 18, 20, "datasets.orders.legal_minimum", "add retention: to dataset orders"
+				src, line, col, path, msg = noRetention, 18, 20, "datasets.orders.legal_minimum", `add retention: to dataset "orders"`
 			} else if strings.Count(retainPolicy, c.old) != 1 {
 				t.Fatalf("edit %q does not occur exactly once", c.old)
 			}

@@ -162,7 +162,7 @@ func (d *decoder) children(n *yaml.Node, path string, ds *DatasetDecl) *Children
 		d.errorf(ageNode, join(path, "age_from"), "column %q is not among the dataset's columns", c.AgeColumn())
 	}
 	if c.FromDataset != "" && ds.Subject == "" {
-		d.errorf(ageNode, join(path, "age_from.dataset"), "taking ages from another dataset joins on subjects: add subject: <column> to dataset %s", ds.Name)
+		d.errorf(ageNode, join(path, "age_from.dataset"), "taking ages from another dataset joins on subjects: add subject: <column> to dataset %q", ds.Name)
 	}
 	if timeNode != nil && c.TimeColumn != "" && len(ds.Columns) > 0 && ds.Column(c.TimeColumn) == nil {
 		d.errorf(timeNode, join(path, "time_column"), "time column %q is not among the dataset's columns", c.TimeColumn)
@@ -185,9 +185,9 @@ func (d *decoder) checkChildrenRefs(p *Policy) {
 			case from == nil:
 				d.errors(c.Pos, join(path, "age_from.dataset"), "no dataset named %q in datasets", c.FromDataset)
 			case from.Subject == "":
-				d.errors(c.Pos, join(path, "age_from.dataset"), "dataset %s has no subject column to join on: add subject: <column> to it", from.Name)
+				d.errors(c.Pos, join(path, "age_from.dataset"), "dataset %q has no subject column to join on: add subject: <column> to it", from.Name)
 			case from.Column(c.AgeColumn()) == nil:
-				d.errors(c.Pos, join(path, "age_from"), "column %q is not among dataset %s's columns", c.AgeColumn(), from.Name)
+				d.errors(c.Pos, join(path, "age_from"), "column %q is not among the columns of dataset %q", c.AgeColumn(), from.Name)
 			}
 		}
 		for i, name := range c.Destinations {

@@ -130,17 +130,29 @@ func (d *decoder) entries(n *yaml.Node, path string, fn func(key string, k, v *y
 			d.errorf(k, path, "keys must be plain names")
 			continue
 		}
-		if k.Tag == "!!merge" || k.Value == "<<" {
-			d.errorf(k, path, "merge keys (<<) are not supported: write the keys out")
+		// an unquoted << is YAML's merge key; a quoted "<<" (tag !!str) is a
+		// name like any other, so a column called << can be classified
+		if k.Tag == "!!merge" {
+			d.errorf(k, path, `merge keys (<<) are not supported: write the keys out (a column named << is written "<<")`)
 			continue
 		}
 		if prev, dup := first[k.Value]; dup {
-			d.errorf(k, join(path, k.Value), "duplicate key %q (first at line %d)", k.Value, prev.Line)
+			d.errorf(k, join(path, pathKey(k.Value)), "duplicate key %q (first at line %d)", k.Value, prev.Line)
 			continue
 		}
 		first[k.Value] = k
-		fn(k.Value, k, v, join(path, k.Value))
+		fn(k.Value, k, v, join(path, pathKey(k.Value)))
 	}
+}
+
+// pathKey is a mapping key as a dotted path shows it: quoted unless it is a
+// plain name (letters, digits, '_' and '-'), so that "a.b", "<<" or a name
+// with an invisible character shows as what it is.
+func pathKey(key string) string {
+	if validName(key) {
+		return key
+	}
+	return strconv.Quote(key)
 }
 
 // scalar returns the text of a scalar node after environment substitution.

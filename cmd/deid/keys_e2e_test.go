@@ -312,3 +312,37 @@ func TestSIGTERMEndsABlockedCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestAnyColumnNameE2E: a column whose name YAML would read as something
+// else unquoted (<<, null, true, 1) or that holds a dot or an invisible
+// character is classified by quoting it, and deid run de-identifies it.
+// Before, a quoted "<<" was refused as a merge key: such a column could not
+// be classified at all.
+func TestAnyColumnNameE2E(t *testing.T) {
+	for _, name := range []string{"<<", "null", "true", "1", "a.b", "phone\u200b"} {
+		t.Run(strconv.Quote(name), func(t *testing.T) {
+			dir := t.TempDir()
+			writeInputFile(t, filepath.Join(dir, "lake", "t", "part-0.parquet"), 5,
+				inputCol{"user_id", "int"}, inputCol{"at", "time"}, inputCol{name, "string"})
+			writeInputsPolicy(t, dir, "lake/t/*.parquet", [][2]string{{"user_id", "account_id"}, {"at", "timestamp"}, {name, "phone"}}, "")
+			res := runDeid(t, dir, inputsEnv, "run", "-c", "policy.yaml", "--now", inputsNow)
+			if res.code != 0 {
+				t.Fatalf("exit %d:\n%s", res.code, res.stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "out", "t", "part-0.parquet")); err != nil {
+				t.Errorf("no output: %v", err)
+			}
+		})
+	}
+	// an unquoted << stays YAML's merge key: refused, saying how to name
+	// such a column
+	dir := t.TempDir()
+	p := writeInputsPolicy(t, dir, "lake/t/*.parquet", [][2]string{{"user_id", "account_id"}, {"at", "timestamp"}}, "")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(b, []byte(`      "at": timestamp`), []byte("      \"at\": timestamp\n      <<: phone"), 1), 0o600)
+	res := runDeid(t, dir, inputsEnv, "validate", "--no-sources", "-c", "policy.yaml")
+	if res.code != 2 || !strings.Contains(res.stderr, `policy.yaml:13:7: datasets.t.columns: merge keys (<<) are not supported`) ||
+		!strings.Contains(res.stderr, `a column named << is written "<<"`) {
+		t.Errorf("exit %d:\n%s", res.code, res.stderr)
+	}
+}
