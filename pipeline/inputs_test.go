@@ -8,11 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/deidproject/deid/pipeline/internal/testmem"
 )
 
 // TestEmptySourceIsAnError: a source glob that matches no file stops
-// validate, plan and run with a data error naming the dataset and its
+// validate, plan, run and the freezing of a sharded run's inputs with a
+// data error naming the dataset and its
 // pattern, before anything is written, unless the dataset says
 // allow_empty: true.
 func TestEmptySourceIsAnError(t *testing.T) {
@@ -27,6 +30,10 @@ func TestEmptySourceIsAnError(t *testing.T) {
 		},
 		"run": func(t *testing.T, dir, policy string) error {
 			_, err := runPlan(t, compile(t, dir, policy), 1)
+			return err
+		},
+		"freeze the inputs of a sharded run": func(t *testing.T, dir, policy string) error {
+			_, err := ListInputs(context.Background(), compile(t, dir, policy), Options{Mem: testmem.New(t)}, "run-1")
 			return err
 		},
 	}
@@ -61,6 +68,45 @@ func TestEmptySourceIsAnError(t *testing.T) {
 			policy := strings.NewReplacer("    subject: user_id\n", "    subject: user_id\n    allow_empty: true\n", "ERASURE", list).Replace(badInputPolicy)
 			if err := command(t, dir, policy); err != nil {
 				t.Errorf("allow_empty: true, got %v", err)
+			}
+		})
+	}
+}
+
+// TestVerifyDuplicateColumns: a published file with two columns of one
+// name (exactly, or once NFC-normalized and case-folded) is a schema
+// finding naming them: verify would otherwise check one in place of the
+// other.
+func TestVerifyDuplicateColumns(t *testing.T) {
+	cases := []struct {
+		name, dup, want string
+	}{
+		{"exact", "query", `columns "query", "query" are one name`},
+		{"case", "QUERY", `columns "query", "QUERY" are one name`},
+		{"title case", "Query", `columns "query", "Query" are one name`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			plan, out, _, _ := verifyJob(t)
+			names, cols := readColumns(t, out)
+			var planted []column
+			for _, n := range names {
+				typ := arrow.DataType(arrow.BinaryTypes.String)
+				if n == "at" {
+					typ = utcMillis
+				}
+				planted = append(planted, column{n, typ, cols[n]})
+			}
+			planted = append(planted, column{c.dup, arrow.BinaryTypes.String, cols["query"]})
+			os.Remove(out)
+			writeTable(t, out, 100, planted...)
+			res, _ := verifyFindings(t, plan, false)
+			found := false
+			for _, f := range res.Destinations[0].Findings {
+				found = found || f.Check == "schema" && f.File == out && strings.Contains(f.Msg, c.want)
+			}
+			if !found {
+				t.Errorf("no schema finding %q: %v", c.want, res.Destinations[0].Findings)
 			}
 		})
 	}

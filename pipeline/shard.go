@@ -72,6 +72,9 @@ func ListInputs(ctx context.Context, plan *rules.Plan, opt Options, runID string
 		if err != nil {
 			return nil, err
 		}
+		if err := checkNotEmpty(ds, matches); err != nil {
+			return nil, err // before the list is frozen: no shard starts on it
+		}
 		for _, m := range matches {
 			fi.Files = append(fi.Files, FrozenInput{Dataset: ds.Name, Location: m.Location, Size: m.Size, ModTime: m.ModTime.UTC(), Generation: m.Generation})
 		}
