@@ -1,0 +1,101 @@
+package retain
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// TestRetainRefusesLinks: a source file that is a symbolic link, or a link
+// at a folder or file retain writes in the dataset root, is refused as a
+// data error naming the link and its target, in a dry run too, and the
+// target is unchanged; a dataset root that is itself a link is followed.
+func TestRetainRefusesLinks(t *testing.T) {
+	cases := []struct {
+		name string
+		link string // relative to the temporary folder; its target is <tmp>/elsewhere/<base of link>
+	}{
+		{"source file", "orders/part-1.parquet"},
+		{"isolated part", "orders/" + isoFolder},
+		{"anonymized part", "orders/" + anonFolder},
+		{"work folder", "orders/" + workDir},
+		{"lock", "orders/" + lockName},
+	}
+	for _, c := range cases {
+		for _, dry := range []bool{true, false} {
+			name := c.name
+			if dry {
+				name += " dry run"
+			}
+			t.Run(name, func(t *testing.T) {
+				dir := t.TempDir()
+				writeOrders(t, filepath.Join(dir, "orders", "part-0.parquet"), genOrders(0, []string{"old", "new"}, 10), 10, nil)
+				target := filepath.Join(dir, "elsewhere", filepath.Base(c.link))
+				if strings.HasSuffix(c.link, ".parquet") {
+					writeOrders(t, target, genOrders(100, []string{"old", "new"}, 10), 10, nil)
+				} else if err := os.MkdirAll(target, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, filepath.Join(dir, c.link)); err != nil {
+					t.Fatal(err)
+				}
+				before := snapshotFiles(t, dir)
+				plan := writePolicy(t, dir, policyOpts{legal: true, anonymize: true, erasure: []int64{1, 2, 3}})
+				_, err := Run(context.Background(), plan, Options{Store: storage.Local{}, DryRun: dry})
+				if !errors.Is(err, pipeline.ErrData) || !errors.Is(err, storage.ErrLink) {
+					t.Fatalf("got %v, want a data error about a link", err)
+				}
+				for _, want := range []string{filepath.Join(dir, c.link), target} {
+					if !strings.Contains(err.Error(), `"`+want+`"`) {
+						t.Errorf("%v does not name %q", err, want)
+					}
+				}
+				after := snapshotFiles(t, dir)
+				delete(after, filepath.Join(dir, "erasure.csv"))
+				delete(after, filepath.Join(dir, "policy.yaml"))
+				for p, b := range before {
+					if !bytes.Equal(after[p], b) {
+						t.Errorf("%s changed", p)
+					}
+				}
+				if len(after) != len(before) {
+					t.Errorf("%d files before, %d after", len(before), len(after))
+				}
+			})
+		}
+	}
+	t.Run("root is a link", func(t *testing.T) {
+		dir := t.TempDir()
+		writeOrders(t, filepath.Join(dir, "real", "part-0.parquet"), genOrders(0, []string{"old", "new"}, 10), 10, nil)
+		if err := os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "orders")); err != nil {
+			t.Fatal(err)
+		}
+		rep := run(t, writePolicy(t, dir, policyOpts{}), false)
+		if rep.Datasets[0].Files.Rewritten != 1 {
+			t.Fatalf("files %+v, want one rewritten", rep.Datasets[0].Files)
+		}
+		if info, err := os.Lstat(filepath.Join(dir, "orders")); err != nil || info.Mode()&os.ModeSymlink == 0 {
+			t.Error("the root link was replaced")
+		}
+	})
+}
+
+// snapshotFiles reads every regular file under dir (links not followed).
+func snapshotFiles(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			m[p], _ = os.ReadFile(p)
+		}
+		return err
+	})
+	return m
+}
