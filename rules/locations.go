@@ -182,7 +182,7 @@ type resolver func(loc string) ([]place, error)
 // locationErrors checks every output against the folders read and the
 // outputs before it, and returns a problem positioned on the output for
 // each overlap.
-func locationErrors(datasets []*DatasetDecl, dsts []*DestinationDecl, resolve resolver, how string) ErrorList {
+func locationErrors(datasets []*DatasetDecl, dsts []*DestinationDecl, resolve resolver, same relate, how string) ErrorList {
 	reads, outs := readLocations(datasets), outputLocations(dsts)
 	type resolved struct {
 		places []place
@@ -210,7 +210,7 @@ func locationErrors(datasets []*DatasetDecl, dsts []*DestinationDecl, resolve re
 				errs = append(errs, o.errorf("cannot tell whether output %q overlaps %s %q (%s): %v", o.path, other.what, other.path, other.key, err))
 				continue
 			}
-			if e := overlap(o, other, ops, otherPs, how); e != nil {
+			if e := overlap(o, other, ops, otherPs, same, how); e != nil {
 				errs = append(errs, e)
 			}
 		}
@@ -223,11 +223,20 @@ func (l location) errorf(format string, args ...any) *Error {
 	return &Error{File: l.pos.File, Line: l.pos.Line, Column: l.pos.Column, Path: l.key, Msg: fmt.Sprintf(format, args...)}
 }
 
-// overlap returns the problem of output o overlapping location other, or nil.
-func overlap(o, other location, ops, otherPs []place, how string) *Error {
+// relate says how place a stands to place b, as relation does.
+type relate func(a, b place) string
+
+// overlap returns the problem of output o overlapping location other, or
+// nil; same, when set, also compares the folders' identities on disk.
+func overlap(o, other location, ops, otherPs []place, same relate, how string) *Error {
 	for _, a := range ops {
 		for _, b := range otherPs {
-			rel := relation(a, b)
+			rel, note := relation(a, b), ""
+			if rel == "" && same != nil {
+				if rel = same(a, b); rel != "" {
+					note = " on disk (one folder under two names: a bind mount, or a file system that ignores case)"
+				}
+			}
 			if rel == "" {
 				continue
 			}
@@ -237,7 +246,10 @@ func overlap(o, other location, ops, otherPs []place, how string) *Error {
 			}
 			msg := fmt.Sprintf("output %q %s %s %q (%s)", o.path, rel, other.what, other.path, other.key)
 			if how != "" {
-				msg += " " + how + movedByLinks(o.path, a, other.path, b)
+				if note == "" {
+					note = " " + how + movedByLinks(o.path, a, other.path, b)
+				}
+				msg += note
 			}
 			return o.errorf("%s: %s", msg, why)
 		}
@@ -270,7 +282,7 @@ func movedByLinks(aPath string, a place, bPath string, b place) string {
 // every command loading a policy file checks when it starts. gs://
 // locations have no links and are compared as Parse compares them.
 func (p *Policy) CheckLocations() error {
-	if errs := locationErrors(p.Datasets, p.Destinations, resolvedPlaces, "once links are resolved"); len(errs) > 0 {
+	if errs := locationErrors(p.Datasets, p.Destinations, resolvedPlaces, newSameFile().relation, "once links are resolved"); len(errs) > 0 {
 		return errs.sorted()
 	}
 	return nil
@@ -278,7 +290,7 @@ func (p *Policy) CheckLocations() error {
 
 // checkLocations records the lexical overlaps of the policy's outputs.
 func (d *decoder) checkLocations(datasets []*DatasetDecl, dsts []*DestinationDecl) {
-	d.errs = append(d.errs, locationErrors(datasets, dsts, lexicalPlaces, "")...)
+	d.errs = append(d.errs, locationErrors(datasets, dsts, lexicalPlaces, nil, "")...)
 }
 
 // resolvedPlaces returns the places a location means once the links of its
@@ -348,4 +360,52 @@ func resolveLinks(abs string) (string, error) {
 		rest = append(splitSegs(filepath.ToSlash(target)), rest...)
 	}
 	return done, nil
+}
+
+// sameFile compares local places by the identity of their folders on disk
+// (os.SameFile), which tells one folder under two names that links do not
+// explain: a bind mount, or a file system that ignores case.
+type sameFile struct {
+	infos map[string]fs.FileInfo // by path; nil when it does not exist
+}
+
+func newSameFile() *sameFile { return &sameFile{infos: map[string]fs.FileInfo{}} }
+
+// stat returns the path's file info, or nil when it cannot be read.
+func (s *sameFile) stat(p string) fs.FileInfo {
+	fi, ok := s.infos[p]
+	if !ok {
+		fi, _ = os.Stat(p)
+		s.infos[p] = fi
+	}
+	return fi
+}
+
+// relation says how local place a stands to b by identity: "is" when both
+// are one folder, "lies inside" when a folder above a is b, "contains" when
+// a folder above b is a, or "".
+func (s *sameFile) relation(a, b place) string {
+	if a.scheme != "" || b.scheme != "" {
+		return ""
+	}
+	fa, fb := s.stat(a.String()), s.stat(b.String())
+	switch {
+	case fa != nil && fb != nil && os.SameFile(fa, fb):
+		return "is"
+	case fb != nil && s.above(a, fb):
+		return "lies inside"
+	case fa != nil && s.above(b, fa):
+		return "contains"
+	}
+	return ""
+}
+
+// above reports whether a folder above p (its root aside) is the file fi.
+func (s *sameFile) above(p place, fi fs.FileInfo) bool {
+	for i := len(p.segs) - 1; i > 0; i-- {
+		if up := s.stat((place{segs: p.segs[:i]}).String()); up != nil && os.SameFile(up, fi) {
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -229,4 +230,42 @@ func containsAll(s string, words []string) bool {
 		}
 	}
 	return true
+}
+
+// TestLocationsBindMount: one folder under two names that no link explains
+// (a bind mount) is compared by identity. It mounts, so it runs only when
+// DEID_TEST_BIND_MOUNT=1 (as root, with CAP_SYS_ADMIN).
+func TestLocationsBindMount(t *testing.T) {
+	if os.Getenv("DEID_TEST_BIND_MOUNT") != "1" {
+		t.Skip("set DEID_TEST_BIND_MOUNT=1 to mount (root only)")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"lake/t", "mnt"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("mount", "--bind", filepath.Join(dir, "lake"), filepath.Join(dir, "mnt")).CombinedOutput(); err != nil {
+		t.Skipf("mount --bind: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", filepath.Join(dir, "mnt")).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v: %s", err, out)
+		}
+	})
+	for _, c := range []locCase{
+		{"output is the bound lake", locPolicy{source: "lake/t/*.parquet", outputs: []string{"mnt"}}, "a", []string{"contains the source folder", "on disk (one folder under two names"}},
+		{"output inside the bound source folder", locPolicy{source: "lake/t/*.parquet", outputs: []string{"mnt/t/pub"}}, "a", []string{"lies inside the source folder"}},
+		{"output is the bound source folder", locPolicy{source: "lake/t/*.parquet", outputs: []string{"mnt/t"}}, "a", []string{"is the source folder"}},
+		{"output beside", locPolicy{source: "lake/t/*.parquet", outputs: []string{"mnt/tt"}}, "", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(dir, "p.yaml")
+			if err := os.WriteFile(file, []byte(c.p.render()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(file, env(nil))
+			checkLocErr(t, c, err)
+		})
+	}
 }
