@@ -30,7 +30,10 @@ import (
 // lead outside the root: os.Root refuses to leave it. What remains is a
 // link that stays inside the root, made in that window by a hostile writer
 // of the folder: the write may then land elsewhere inside the same output,
-// never outside it. Google Cloud Storage has no links.
+// never outside it. Whoever can replace a root itself (write its parent
+// folder) is out of these checks' reach: deid's location checks resolve the
+// policy's outputs on disk and refuse one that lands on the lake. Google
+// Cloud Storage has no links.
 
 // ErrLink is matched (errors.Is) by errors about a symbolic link where a
 // local write would have gone through it.

@@ -20,6 +20,11 @@ import (
 // Commit renames it into place after an fsync of the file and, after the
 // rename, of the directory, so a crash leaves either the old object or the
 // new one, never a partial file at the location.
+//
+// Every write (Create and Commit, Delete, Move, CreateExclusive, RemoveAll)
+// refuses a symbolic link at its location or at a folder of its path below
+// the location's root, with a *LinkError (see WithRoots), and goes through
+// an os.Root so that it never leaves that root.
 type Local struct{}
 
 // tempPrefix marks files being written; List skips them.
