@@ -14,7 +14,12 @@ import (
 // destinations, their bindings and treatments).
 
 // syntaxError turns a YAML parser error into a positioned policy error.
-func syntaxError(file string, err error) *Error {
+// The parser often notices an indentation mistake only where the enclosing
+// block started; when the text has a line whose indentation fits no open
+// block at or after that line (or the first line of a block is indented
+// unlike the next, which the parser notices at the next), the error points
+// there instead, keeping the parser's message.
+func syntaxError(file string, data []byte, err error) *Error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	e := &Error{File: file, Msg: "invalid YAML: " + msg}
@@ -24,6 +29,10 @@ func syntaxError(file string, err error) *Error {
 		e.Line, e.Column = line, 1
 		if i := strings.Index(msg, ": "); i >= 0 {
 			e.Msg = "invalid YAML: " + msg[i+2:]
+		}
+		if m, ok := findIndentMistake(string(data)); ok && (m.line >= line || m.firstOfBlock) {
+			e.Line, e.Column = m.line, m.column
+			e.Msg += fmt.Sprintf(" (this line is %s)", m.why)
 		}
 	}
 	return e

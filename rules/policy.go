@@ -250,7 +250,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Policy, error) {
 	d := &decoder{file: file, lookup: lookup}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, ErrorList{syntaxError(file, err)}
+		return nil, ErrorList{syntaxError(file, data, err)}
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, ErrorList{{File: file, Msg: "the policy is empty"}}

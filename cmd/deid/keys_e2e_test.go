@@ -346,3 +346,48 @@ func TestAnyColumnNameE2E(t *testing.T) {
 		t.Errorf("exit %d:\n%s", res.code, res.stderr)
 	}
 }
+
+// TestYAMLIndentationE2E: deid validate reports an indentation mistake at
+// the line that is wrong, with the parser's message, in datasets, columns
+// and destinations. Before, a column line indented one space too little was
+// reported where its dataset started (35:1 for a mistake on line 53).
+func TestYAMLIndentationE2E(t *testing.T) {
+	dir := sampleWorkdir(t)
+	lines := strings.Split(string(samplePolicy), "\n")
+	find := func(s string) int {
+		for i, l := range lines {
+			if l == s {
+				return i
+			}
+		}
+		t.Fatalf("no line %q in the sample policy", s)
+		return 0
+	}
+	cases := []struct {
+		name, line, with string
+		col              int
+		want             string
+	}{
+		{"column one space too little", "      cell_id: cell_id", "     cell_id: cell_id", 6, "did not find expected key"},
+		{"column one space too far", "      cell_id: cell_id", "       cell_id: cell_id", 8, "mapping values are not allowed"},
+		{"a tab before a column", "      cell_id: cell_id", "\tcell_id: cell_id", 1, "a tab in the indentation"},
+		{"retention key too little", "      keep: 180d", "     keep: 180d", 6, "did not find expected key"},
+		{"destination key too little", "    output: out/example/training", "   output: out/example/training", 4, "did not find expected key"},
+		{"treatment too little", "          latitude: {transform: round, digits: 3}", "         latitude: {transform: round, digits: 3}", 10, "did not find expected key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			i := find(c.line)
+			edited := append([]string(nil), lines...)
+			edited[i] = c.with
+			if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(strings.Join(edited, "\n")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := runDeid(t, dir, nil, "validate", "--no-sources", "-c", "p.yaml")
+			want := "p.yaml:" + strconv.Itoa(i+1) + ":" + strconv.Itoa(c.col) + ": invalid YAML: "
+			if res.code != 2 || !strings.Contains(res.stderr, want) || !strings.Contains(res.stderr, c.want) {
+				t.Errorf("exit %d, want 2 and %q ... %q:\n%s", res.code, want, c.want, res.stderr)
+			}
+		})
+	}
+}
