@@ -79,6 +79,13 @@ func TestOverlappingLocationsRefused(t *testing.T) {
 			refuse: "second", want: []string{"lies inside the output", "destinations.sample.output"}},
 		{name: "output holding another's", source: "lake/t/*.parquet", output: "out/A/sub", second: "out//A/",
 			refuse: "second", want: []string{"contains the output", "destinations.sample.output"}},
+		// refused when the policy loads, before any bucket is reached
+		{name: "gs: output holds the source folder", source: "gs://lake/t/*.parquet", output: "gs://lake/",
+			refuse: "sample", want: []string{`output "gs://lake/" contains the source folder "gs://lake/t"`}},
+		{name: "gs: output inside the source folder", source: "gs://lake/**/*.parquet", output: "gs://lake//pub",
+			refuse: "sample", want: []string{"lies inside the source folder"}},
+		{name: "gs: two outputs, one prefix", source: "lake/t/*.parquet", output: "gs://pub/a", second: "gs://pub/a/",
+			refuse: "second", want: []string{"is the output"}},
 	}
 	commands := [][]string{
 		{"validate"},
