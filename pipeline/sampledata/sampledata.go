@@ -366,14 +366,21 @@ func writeParquet(rec arrow.RecordBatch) ([]byte, error) {
 // Seed is the seed of the committed sample lake.
 const Seed = 20261101
 
-// Write writes files under dir, creating folders as needed.
+// Write writes files under dir, creating folders as needed. Key files are
+// written readable by their owner only, as deid wants key files (the example
+// policies still say why they accept the checked-in copies, which git makes
+// 0644).
 func Write(dir string, files []File) error {
 	for _, f := range files {
 		path := filepath.Join(dir, filepath.FromSlash(f.Path))
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(path, f.Data, 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(f.Path, ".key") {
+			mode = 0o600
+		}
+		if err := os.WriteFile(path, f.Data, mode); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
