@@ -81,3 +81,40 @@ func TestNamesQuotedInErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSchemaKeyFormsAndColumnNames: the JSON Schema accepts what the parser
+// accepts for keys (the {ref, allow} and {from, encoding, allow} forms, a
+// destination's {name, allow}) and for column names (any quoted name), and
+// refuses a key mapping with an unknown field.
+func TestSchemaKeyFormsAndColumnNames(t *testing.T) {
+	s := compiledSchema(t)
+	accepted := map[string][2]string{
+		"ref and allow":           {"k: hex:env:K", `k: {ref: hex:env:K, allow: "sample"}`},
+		"from, encoding, allow":   {"k: hex:env:K", `k: {from: env:K, encoding: hex, allow: "sample"}`},
+		"audit key ref and allow": {"keys:\n", "audit_key: {ref: hex:env:A, allow: sample}\nkeys:\n"},
+		"destination key mapping": {"    key: k\n", "    key: {name: k, allow: \"one recipient\"}\n"},
+		"odd column names": {"      at: timestamp\n",
+			"      at: timestamp\n      \"<<\": phone\n      \"null\": phone\n      \"1\": phone\n      \"a.b\": phone\n      \"phone\\u200b\": phone\n"},
+	}
+	for name, e := range accepted {
+		src := strings.Replace(minimal, e[0], e[1], 1)
+		if err := s.Validate(instance(t, []byte(src))); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	refused := map[string][2]string{
+		"unknown key field":         {"k: hex:env:K", "k: {ref: hex:env:K, reason: x}"},
+		"empty allow":               {"k: hex:env:K", "k: {ref: hex:env:K, allow: ''}"},
+		"destination key no name":   {"    key: k\n", "    key: {allow: x}\n"},
+		"destination key bad field": {"    key: k\n", "    key: {name: k, why: x}\n"},
+	}
+	for name, e := range refused {
+		src := strings.Replace(minimal, e[0], e[1], 1)
+		if err := s.Validate(instance(t, []byte(src))); err == nil {
+			t.Errorf("%s: the schema accepts it", name)
+		}
+		if _, err := Parse("policy.yaml", []byte(src), env(nil)); err == nil {
+			t.Errorf("%s: the parser accepts it", name)
+		}
+	}
+}

@@ -35,6 +35,12 @@ func mapOf(v any) obj {
 	return obj{"type": "object", "propertyNames": obj{"pattern": "^[A-Za-z0-9_-]+$"}, "additionalProperties": v}
 }
 
+// columnsOf is a mapping keyed by column names, which may be anything (a
+// name YAML would read otherwise is quoted: "<<", "null", "a.b").
+func columnsOf(v any) obj {
+	return obj{"type": "object", "propertyNames": obj{"minLength": 1}, "additionalProperties": v}
+}
+
 func listFile(ext string) obj {
 	return obj{"type": "string", "pattern": `(?i)\.(parquet|csv)$|\$\{`, "description": ext}
 }
@@ -70,7 +76,7 @@ func schemaDoc() obj {
 		"subject":      str(),
 		"unclassified": obj{"enum": []string{"fail", "drop"}},
 		"allow_empty":  obj{"oneOf": []any{obj{"type": "boolean"}, envRef}},
-		"columns": mapOf(obj{"oneOf": []any{semanticType,
+		"columns": columnsOf(obj{"oneOf": []any{semanticType,
 			strictObject(obj{"type": semanticType}, "type")}}),
 		"retention": strictObject(obj{
 			"time_column": str(),
@@ -78,7 +84,7 @@ func schemaDoc() obj {
 			"on_null": obj{"oneOf": []any{obj{"enum": []string{"keep", "remove"}},
 				strictObject(obj{"fallback": str(), "keep": keep}, "fallback", "keep")}},
 			"then":        obj{"enum": []string{ThenDelete, ThenAnonymize}},
-			"anonymize":   mapOf(treatment),
+			"anonymize":   columnsOf(treatment),
 			"future_skew": keep,
 		}, "time_column", "keep", "on_null"),
 		"legal_minimum": strictObject(obj{"keep": keep, "basis": str()}, "keep", "basis"),
@@ -104,7 +110,7 @@ func schemaDoc() obj {
 	}, "source", "columns")
 
 	binding := obj{"oneOf": []any{obj{"type": "null"}, strictObject(obj{
-		"columns":           mapOf(treatment),
+		"columns":           columnsOf(treatment),
 		"quasi_identifiers": obj{"type": "array", "items": str(), "minItems": 1, "uniqueItems": true},
 		"min_k":             obj{"oneOf": []any{obj{"type": "integer", "minimum": 2, "maximum": 1000}, envRef}},
 	})}}
