@@ -178,7 +178,7 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 				}
 				if t.Allow != "" {
 					plan.Warnings = append(plan.Warnings, fmt.Sprintf(
-						"destination %s: %s.%s gets %s, below the %s floor for %s columns; allowed at %s: %s",
+						"destination %q: dataset %q, column %q gets %s, below the %s floor for %s columns; allowed at %s: %s",
 						decl.Name, b.Dataset, t.Column, t.Transform.Name, decl.Purpose, bc.Semantic.Category, t.Pos, t.Allow))
 				}
 				if !t.Transform.Drops {

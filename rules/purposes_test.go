@@ -103,7 +103,7 @@ func TestDefaultsApply(t *testing.T) {
 	if at := b.Columns["at"]; at.Default || at.Allow != "hourly seasonality study" {
 		t.Errorf("at: %+v", at)
 	}
-	if len(plan.Warnings) != 1 || !strings.Contains(plan.Warnings[0], "logs.at gets keep, below the research floor for quasi_identifier columns; allowed at p.yaml:24:15: hourly seasonality study") {
+	if len(plan.Warnings) != 1 || !strings.Contains(plan.Warnings[0], `dataset "logs", column "at" gets keep, below the research floor for quasi_identifier columns; allowed at p.yaml:24:15: hourly seasonality study`) {
 		t.Errorf("warnings: %q", plan.Warnings)
 	}
 }
