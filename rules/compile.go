@@ -38,10 +38,10 @@ type Dataset struct {
 	// FallbackCutoff is the oldest fallback-clock instant kept for rows
 	// whose time is NULL (on_null: {fallback, keep}); zero without one.
 	FallbackCutoff time.Time
-}
 	// Latest is the latest valid event time, now plus the future skew: a
 	// later time (dated in the future) is handled as a NULL time.
 	Latest time.Time
+}
 
 // Destination is a destination with its key loaded and transforms bound.
 type Destination struct {
@@ -156,6 +156,7 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 			ds, ok := datasets[b.Dataset]
 			if !ok {
 				ds = &Dataset{DatasetDecl: p.Dataset(b.Dataset)}
+				ds.Latest = LatestEventTime(ds.DatasetDecl, plan.Now)
 				if r := ds.Retention; r != nil {
 					loc := ds.TimeZone
 					if loc == nil {
@@ -167,7 +168,6 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 					}
 				}
 				datasets[b.Dataset] = ds
-				ds.Latest = LatestEventTime(ds.DatasetDecl, plan.Now)
 				plan.Datasets = append(plan.Datasets, ds)
 			}
 			bind := &Binding{Dataset: ds, Columns: map[string]*BoundColumn{}, QuasiIdentifiers: b.QuasiIdentifiers, MinK: b.MinK}

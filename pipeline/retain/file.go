@@ -109,6 +109,7 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		d.rep.Isolation.Remaining += fr.RowsKept
 	} else {
 		d.rep.NullTimeKept += counts.NullKept
+		d.rep.FutureTimeKept += counts.FutureKept
 		d.rep.RowsKept += fr.RowsKept
 		d.rep.Isolation.Isolated += fr.Isolated
 	}
@@ -116,7 +117,6 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	if anonymize {
 		fr.Anonymized = removed
 		d.rep.Anonymized += removed
-		d.rep.FutureTimeKept += counts.FutureKept
 	}
 	prefix := ""
 	if d.opt.DryRun {

@@ -153,6 +153,11 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		if err = runDataset(ctx, plan, ds, dsr, sets, &opt); err != nil {
 			break
 		}
+		if dsr.RowsIn > 0 && dsr.RowsKept == 0 && dsr.Removed[report.RemovedRetention]+dsr.Removed[report.RemovedNullTime]+
+			dsr.Removed[report.RemovedFutureTime]+dsr.Removed[report.RemovedErasure] > 0 {
+			// a retention of minutes where months were meant, an erasure list of everyone
+			rep.Warnings = append(rep.Warnings, pipeline.EmptiedWarning("dataset", ds.Name, dsr.Removed, dsr.RowsIn, pipeline.RuleNames(ds.DatasetDecl)))
+		}
 		if dsr.Files.Deleted+dsr.Files.Rewritten+dsr.Isolation.Files.Deleted+dsr.Isolation.Files.Rewritten > 0 && !opt.DryRun {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf(
 				"dataset %q: deleted rows may survive outside %s: in backups and snapshots, and in object versions or soft-deleted objects "+
@@ -160,11 +165,6 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 			if w := protectionWarning(ctx, opt.Store, ds.Name, dsr.Root); w != "" {
 				rep.Warnings = append(rep.Warnings, w)
 			}
-		if dsr.RowsIn > 0 && dsr.RowsKept == 0 && dsr.Removed[report.RemovedRetention]+dsr.Removed[report.RemovedNullTime]+
-			dsr.Removed[report.RemovedFutureTime]+dsr.Removed[report.RemovedErasure] > 0 {
-			// a retention of minutes where months were meant, an erasure list of everyone
-			rep.Warnings = append(rep.Warnings, pipeline.EmptiedWarning("dataset", ds.Name, dsr.Removed, dsr.RowsIn, pipeline.RuleNames(ds.DatasetDecl)))
-		}
 		}
 	}
 	rep.Destinations = []*report.RetainDestination{}
