@@ -116,7 +116,7 @@ func TestShardedRunEqualsSingleRun(t *testing.T) {
 	}
 	// a merge that misses a shard commits nothing
 	res := runDeid(t, sharded, nil, "report", "merge", "--run-id", "sim", "--shards", "4")
-	if res.code != 1 || !strings.Contains(res.stderr, "of 4, destination training") || !strings.Contains(res.stderr, "has it run?") {
+	if res.code != 1 || !strings.Contains(res.stderr, `of 4, destination "training"`) || !strings.Contains(res.stderr, "has it run?") {
 		t.Fatalf("merge with a missing shard: exit %d\n%s", res.code, res.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(out, "training", "_manifest.json")); err == nil {
