@@ -106,3 +106,38 @@ func TestStatKeyKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBoundMinMax: for any value and limit, the bounds are at most limit
+// bytes, bound the value bytewise, are the value itself when it fits, stay
+// valid UTF-8 for a valid string of a UTF-8 column, and depend only on the
+// value's statKey.
+func FuzzBoundMinMax(f *testing.F) {
+	for _, s := range []string{"", "abc", "€€€€", "\xff\xff\xff", "a\U0010FFFF\U0010FFFF", "\ud7ff\ud7ff", "\x7f\x7f\x7f"} {
+		f.Add([]byte(s), uint8(2), true)
+		f.Add([]byte(s), uint8(3), false)
+	}
+	f.Fuzz(func(t *testing.T, v []byte, lim uint8, text bool) {
+		limit := int(lim%64) + 1
+		mn, exactMin := boundMin(v, limit, text)
+		mx, exactMax, ok := boundMax(v, limit, text)
+		if len(mn) > limit || len(mx) > limit {
+			t.Fatalf("%q: bounds %q %q longer than %d", v, mn, mx, limit)
+		}
+		if bytes.Compare(mn, v) > 0 || ok && bytes.Compare(mx, v) < 0 {
+			t.Fatalf("%q: %q %q do not bound it", v, mn, mx)
+		}
+		fits := len(v) <= limit
+		if exactMin != fits || exactMax != fits || fits && (!ok || !bytes.Equal(mn, v) || !bytes.Equal(mx, v)) {
+			t.Fatalf("%q (limit %d): %q %q exact %v %v ok %v", v, limit, mn, mx, exactMin, exactMax, ok)
+		}
+		if text && utf8.Valid(v) && (!utf8.Valid(mn) || !utf8.Valid(mx)) {
+			t.Fatalf("%q: bounds %q %q not UTF-8", v, mn, mx)
+		}
+		k := statKey(v, limit)
+		mn2, _ := boundMin(k, limit, text)
+		mx2, _, ok2 := boundMax(k, limit, text)
+		if !bytes.Equal(mn, mn2) || !bytes.Equal(mx, mx2) || ok != ok2 {
+			t.Fatalf("%q: bounds of its key differ", v)
+		}
+	})
+}
