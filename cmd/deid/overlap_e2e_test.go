@@ -228,6 +228,8 @@ func TestOverlapRefusedByEveryCommand(t *testing.T) {
 		{"serve", "--addr", "127.0.0.1:0"},
 		{"report", "check", "out/A"},
 		{"report", "public-key"},
+		{"report", "merge", "--run-id", "r1", "--shards", "2"},
+		{"run", "--shard", "0/2", "--run-id", "r1", "--now", sampleNow},
 	}
 	for _, l := range layouts {
 		t.Run(l.name, func(t *testing.T) {
