@@ -300,7 +300,7 @@ func (p *FastPartWriter) Write(rec arrow.RecordBatch) error {
 // maxRowGroupBytes bounds the encoded bytes a row group buffers: past it,
 // the row group is cut at the end of the batch (or slice of one) that
 // passed it, whatever its rows. Row groups of ordinary rows (the bench's
-// 131,072 rows are about 20 MB) never reach it; rows of large values would
+// 131,072 rows are about 7 MB) never reach it; rows of large values would
 // otherwise hold MaxRowGroupRows of them in memory.
 const maxRowGroupBytes = 64 << 20
 
