@@ -116,6 +116,10 @@ func (ids *identifierSet) eachFile(ctx context.Context, fn func(f *parquetio.Fil
 			if err != nil {
 				return err
 			}
+			if err := CheckColumnNames(mt.Location, f.Schema()); err != nil {
+				f.Close() // a source column found by name could be the other one of its name
+				return err
+			}
 			var cols []int
 			var found []string
 			for _, n := range names {

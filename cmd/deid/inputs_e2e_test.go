@@ -334,3 +334,40 @@ func TestInputsListTypeMismatch(t *testing.T) {
 		}
 	}
 }
+
+// TestInputsVerifyDuplicateColumnNames: verify reads the sources (their
+// identifiers, their subject column's type): a source that has two
+// columns of one name by then is a data error naming them, not a check
+// run on the wrong column.
+func TestInputsVerifyDuplicateColumnNames(t *testing.T) {
+	cases := []struct {
+		name, dup, want string
+	}{
+		{"exact", "phone", `columns "phone", "phone" are one name`},
+		{"case", "PHONE", `columns "phone", "PHONE" are one name`},
+		{"NFD", "phon\u0065\u0301", `columns "phoné", "phone\u0301" are one name`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := filepath.Join(dir, "lake", "t", "part-0.parquet")
+			first := "phone"
+			if c.name == "NFD" {
+				first = "phon\u00e9"
+			}
+			writeInputFile(t, src, 10, inputCol{"user_id", "int"}, inputCol{"at", "time"}, inputCol{first, "string"})
+			writeInputsPolicy(t, dir, "lake/t/*.parquet", [][2]string{{"user_id", "account_id"}, {"at", "timestamp"}, {first, "phone"}},
+				"    erasure:\n      - list: lists/erase.csv\n")
+			os.MkdirAll(filepath.Join(dir, "lists"), 0o755)
+			os.WriteFile(filepath.Join(dir, "lists", "erase.csv"), []byte("user_id\n99\n"), 0o644)
+			if res := runDeid(t, dir, inputsEnv, "run", "-c", "policy.yaml", "--now", inputsNow); res.code != 0 {
+				t.Fatalf("run: exit %d\n%s", res.code, res.stderr)
+			}
+			writeInputFile(t, src, 10, inputCol{"user_id", "int"}, inputCol{"at", "time"}, inputCol{first, "string"}, inputCol{c.dup, "string"})
+			res := runDeid(t, dir, inputsEnv, "verify", "-c", "policy.yaml", "--now", inputsNow)
+			if res.code != 3 || !strings.Contains(res.stderr, "part-0.parquet") || !strings.Contains(res.stderr, c.want) {
+				t.Errorf("verify: exit %d, want 3 and %s:\n%s%s", res.code, c.want, res.stdout, res.stderr)
+			}
+		})
+	}
+}
