@@ -29,6 +29,9 @@ func Retain(policy *rules.Policy, opt retain.Options, lookup rules.LookupEnv, cl
 	}
 	return func(ctx context.Context, job *rules.JobDecl) (*Result, error) {
 		now := clock().UTC()
+		if err := policy.CheckLocations(); err != nil { // links may have moved since serve started
+			return nil, fmt.Errorf("job %s: %w", job.Name, err)
+		}
 		plan, err := rules.CompileRetain(policy, now)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: %w", job.Name, err)

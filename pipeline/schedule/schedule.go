@@ -495,11 +495,17 @@ func (s *Scheduler) finish(st *jobState, started time.Time, outcome string, err 
 // for the current instant (read once per run; keys are loaded afresh, so a
 // rotated key is picked up), restricted to the job's destinations, and runs
 // the pipeline with opt. lookup resolves environment references in keys.
+// The policy's locations are checked again first, links resolved, as a
+// command checks them when it starts.
 func Deidentify(policy *rules.Policy, opt pipeline.Options, lookup rules.LookupEnv, clock func() time.Time) RunFunc {
 	if clock == nil {
 		clock = time.Now
 	}
 	return func(ctx context.Context, job *rules.JobDecl) (*Result, error) {
+		// links may have moved since serve started: an output over a source is refused
+		if err := policy.CheckLocations(); err != nil {
+			return nil, err
+		}
 		plan, err := rules.Compile(policy, rules.CompileOptions{Now: clock().UTC(), Lookup: lookup, Destinations: job.Destinations})
 		if err != nil {
 			return nil, err
