@@ -12,22 +12,26 @@ import (
 )
 
 // This file keeps the places a policy names apart: a destination's output
-// must not be, contain or lie inside a folder deid reads (a dataset's
-// source folder or root, the folder of an erasure, consent or hold list) or
-// another destination's output. Otherwise a run writes over the raw lake,
-// reads its own outputs again, or two destinations publish into one folder.
+// must not be, contain or lie inside what deid reads (a dataset's source
+// folder or root; a source file without glob characters, an erasure,
+// consent or hold list) or another destination's output. Otherwise a run
+// writes over the raw lake, reads its own outputs again, or two
+// destinations publish into one folder. A single file is protected as
+// itself: an output beside a list, in the list's folder, holds nothing deid
+// reads (and is the usual layout of a policy, its lists and out/).
 //
 // Locations are compared twice. Parse compares them lexically: local paths
 // cleaned and made absolute (relative ones are already anchored at the
 // policy's folder), gs:// ones by bucket and object prefix. Load then
-// compares them again once the links on disk are resolved (CheckLocations),
-// so that a link cannot join two folders the text keeps apart.
+// compares them again once the links on disk are resolved, and by folder
+// identity (CheckLocations), so that a link or a bind mount cannot join two
+// folders the text keeps apart.
 
-// location is a folder a policy names.
+// location is a folder or file a policy names.
 type location struct {
 	key  string // the dotted key naming it: datasets.orders.source
 	what string // what it is, for messages: "the source folder"
-	path string // the folder
+	path string // the folder or file
 	pos  Pos    // where the policy names it (outputs only)
 }
 
