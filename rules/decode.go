@@ -305,6 +305,7 @@ func (d *decoder) retention(n *yaml.Node, path string, ds *DatasetDecl) *Retenti
 			thenNode, r.Then = resolve(n), d.enum(n, path, ThenDelete, ThenAnonymize)
 		}},
 		field{"anonymize", false, func(n *yaml.Node, path string) { anonNode = n }},
+		field{"future_skew", false, func(n *yaml.Node, path string) { r.FutureSkew = d.duration(n, path, ds) }},
 	)
 	r.OnNullRemove = onNull == "remove"
 	d.thenAnonymize(r, thenNode, anonNode, path, ds)
@@ -337,7 +338,6 @@ func (d *decoder) subjectLists(n *yaml.Node, path string, ds *DatasetDecl, baseD
 	}
 	var out []*ErasureDecl
 	for i, item := range n.Content {
-		field{"future_skew", false, func(n *yaml.Node, path string) { r.FutureSkew = d.duration(n, path, ds) }},
 		p := fmt.Sprintf("%s[%d]", path, i)
 		e := &ErasureDecl{Pos: d.pos(resolve(item)), Column: ds.Subject}
 		var listNode *yaml.Node

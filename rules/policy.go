@@ -145,6 +145,10 @@ type RetentionDecl struct {
 	Pos       Pos
 	// KeepPos locates keep, for errors found against the legal minimum.
 	KeepPos Pos
+	// FutureSkew is how far after the run's now a time may be and still be
+	// a valid event time (future_skew; DefaultFutureSkew when zero): a
+	// later time is handled as a NULL time (on_null).
+	FutureSkew Duration
 }
 
 // FallbackDecl is the clock of rows whose retention time is NULL.
@@ -156,10 +160,6 @@ type FallbackDecl struct {
 
 // ErasureDecl is one list of subjects to erase.
 type ErasureDecl struct {
-	// FutureSkew is how far after the run's now a time may be and still be
-	// a valid event time (future_skew; DefaultFutureSkew when zero): a
-	// later time is handled as a NULL time (on_null).
-	FutureSkew Duration
 	// List is the path of a Parquet or CSV file (by extension) of subject ids.
 	List string
 	// Column is the list's column holding the ids; by default the dataset's
