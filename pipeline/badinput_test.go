@@ -166,6 +166,11 @@ func TestBadInputs(t *testing.T) {
 			writeTable(t, p, 100, column{"user_id", arrow.PrimitiveTypes.Int64, []any{int64(1)}}, column{"USER_ID", arrow.PrimitiveTypes.Int64, []any{int64(2)}})
 			return p
 		}, []string{"erasure.parquet", `columns "user_id", "USER_ID" are one name`}},
+		{"erasure CSV with two id columns", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "erasure.csv")
+			os.WriteFile(p, []byte("user_id,reason, User_ID\n1003,cancelled,1004\n"), 0o644)
+			return p
+		}, []string{"erasure.csv", `columns "user_id", "User_ID" are one name`}},
 		{"erasure list without the column", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "erasure.csv")
 			os.WriteFile(p, []byte("uid\n1003\n"), 0o644)

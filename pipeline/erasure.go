@@ -206,11 +206,16 @@ func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind t
 	if err != nil {
 		return dataErrorf(e.Location, "", "no header line naming the columns: %v", err)
 	}
+	names := make([]string, len(header))
 	col := -1
 	for i, h := range header {
-		if strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) == e.Column {
+		names[i] = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		if names[i] == e.Column {
 			col = i
 		}
+	}
+	if err := checkNames(e.Location, names); err != nil {
+		return err
 	}
 	if col < 0 {
 		return dataErrorf(e.Location, e.Column, "the %s has no such column (%s); its header is %q", e.What, e.Pos, strings.Join(header, ","))

@@ -153,6 +153,11 @@ func CheckColumnNames(location string, sch *arrow.Schema) error {
 	for i, f := range sch.Fields() {
 		names[i] = f.Name
 	}
+	return checkNames(location, names)
+}
+
+// checkNames is CheckColumnNames on a list of column names (a CSV header).
+func checkNames(location string, names []string) error {
 	groups := rules.CollidingNames(names)
 	if len(groups) == 0 {
 		return nil

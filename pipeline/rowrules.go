@@ -306,8 +306,13 @@ func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind 
 		return nil, dataErrorf(c.List, "", "no header line naming the columns: %v", err)
 	}
 	col := map[string]int{}
+	names := make([]string, len(header))
 	for i, h := range header {
-		col[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+		names[i] = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		col[names[i]] = i
+	}
+	if err := checkNames(c.List, names); err != nil {
+		return nil, err
 	}
 	for _, n := range []string{c.Column, "purpose", "withdrawn_at"} {
 		if _, ok := col[n]; !ok {
