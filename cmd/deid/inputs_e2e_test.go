@@ -288,9 +288,10 @@ func TestInputsEmptySource(t *testing.T) {
 	}
 }
 
-// TestInputsListTypeMismatch: an erasure or hold list whose ids are not of
-// the subject column's type is a data error that names the list, its
-// column, and the data file whose subject column it was compared with.
+// TestInputsListTypeMismatch: an erasure, consent or legal hold list whose
+// ids are not of the subject column's type is a data error that names the
+// list, its column, and the data file whose subject column it was compared
+// with, in plan, run and retain.
 func TestInputsListTypeMismatch(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -309,18 +310,34 @@ func TestInputsListTypeMismatch(t *testing.T) {
 		{"Parquet integers against string ids", "string", "erasure.parquet", func(t *testing.T, p string) {
 			writeInputFile(t, p, 2, inputCol{"user_id", "int"})
 		}, [][]string{inputsCommands[1], inputsCommands[2], inputsCommands[4]}, "the erasure list's ids are int64"},
+		{"hold list of words against integer ids", "int", "hold.csv", func(t *testing.T, p string) {
+			os.WriteFile(p, []byte("user_id\nabc\n"), 0o644)
+		}, [][]string{inputsCommands[3], inputsCommands[4]}, `"abc" in the legal hold list is not an integer id`},
+		{"consent list of words against integer ids", "int", "consent.csv", func(t *testing.T, p string) {
+			os.WriteFile(p, []byte("user_id,purpose,withdrawn_at\nabc,analytics,2026-10-01T00:00:00Z\n"), 0o644)
+		}, [][]string{inputsCommands[1], inputsCommands[2]}, `"abc" in the consent list is not an integer id`},
+		{"consent Parquet strings against integer ids", "int", "consent.parquet", func(t *testing.T, p string) {
+			writeInputFile(t, p, 2, inputCol{"user_id", "string"}, inputCol{"purpose", "string"}, inputCol{"withdrawn_at", "time"})
+		}, [][]string{inputsCommands[1], inputsCommands[2]}, "the consent list's ids are utf8"},
 	}
 	for _, c := range cases {
 		for _, args := range c.commands {
-			t.Run(c.name+"/"+args[0], func(t *testing.T) {
+			t.Run(c.name+"/"+commandName(args), func(t *testing.T) {
 				dir := t.TempDir()
 				writeInputFile(t, filepath.Join(dir, "lake", "t", "part-0.parquet"), 10,
 					inputCol{"user_id", c.subject}, inputCol{"at", "time"}, inputCol{"phone", "string"})
 				list := filepath.Join(dir, "lists", c.list)
 				os.MkdirAll(filepath.Dir(list), 0o755)
 				c.write(t, list)
+				key := "erasure"
+				switch {
+				case strings.HasPrefix(c.list, "hold"):
+					key = "holds"
+				case strings.HasPrefix(c.list, "consent"):
+					key = "consent"
+				}
 				writeInputsPolicy(t, dir, "lake/t/*.parquet", [][2]string{{"user_id", "account_id"}, {"at", "timestamp"}, {"phone", "phone"}},
-					"    erasure:\n      - list: lists/"+c.list+"\n")
+					"    "+key+":\n      - list: lists/"+c.list+"\n")
 				res := runDeid(t, dir, inputsEnv, args...)
 				if res.code != 3 {
 					t.Fatalf("exit %d, want 3\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
