@@ -23,8 +23,8 @@ exit status:
   0  success
   1  an unexpected failure (I/O error, interrupted, internal error)
   2  a usage or policy error (bad flag, policy syntax, unknown transform, missing or weak key)
-  3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, bad erasure list,
-     a symbolic link where deid writes)
+  3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, two columns of
+     one name, a source matching no file, bad erasure list, a symbolic link where deid writes)
   4  a check failed (deid report check: a report or output file no longer matches; deid verify: a finding)`
 
 // errUsage marks command-line mistakes.
