@@ -59,7 +59,7 @@ func hugeBatch(mem memory.Allocator, names []string, types []arrow.DataType, val
 // than a page is a page of its own, and deid's reader, arrow-go and
 // parquet-go read every value back.
 func TestHugeValuesStayReadable(t *testing.T) {
-	const big = 3 << 20
+	const big = 300 << 10
 	names, types, vals := hugeColumns(big)
 	opt := WriterOptions{DataPageSize: 64 << 10, MaxRowGroupRows: 5}
 	for _, w := range []struct {
@@ -220,6 +220,9 @@ func readArrowGo(t *testing.T, mem memory.Allocator, data []byte) [][]any {
 // does not re-encode the page into one huge PLAIN page; and row groups of
 // large incompressible values are cut by bytes before MaxRowGroupRows.
 func TestLargeValuesBoundPagesAndRowGroups(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 120 MB")
+	}
 	t.Run("fallback", func(t *testing.T) {
 		mem := checkedMem(t)
 		long := strings.Repeat("L", 100<<10)
