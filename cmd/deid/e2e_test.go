@@ -187,7 +187,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad --now", []string{"run", "--now", "yesterday"}, 2, []string{"--now", "RFC 3339"}},
 		{"policy error with position", []string{"validate", "-c", badYAML}, 2, []string{badYAML + ":3:", `unknown semantic type "nope"`}},
 		{"missing policy", []string{"run", "-c", filepath.Join(dir, "none.yaml")}, 2, []string{"none.yaml", "cannot read the policy"}},
-		{"missing key", []string{"run", "-c", needsKey, "--now", sampleNow}, 2, []string{"DEID_TEST_UNSET_KEY is not set"}},
+		{"missing key", []string{"run", "-c", needsKey, "--now", sampleNow}, 2, []string{`"DEID_TEST_UNSET_KEY" is not set`}},
 		{"corrupt input", []string{"run", "-c", corrupt, "--now", sampleNow}, 3, []string{"broken/x.parquet", "corrupt"}},
 		{"corrupt input in validate", []string{"validate", "-c", corrupt}, 3, []string{"broken/x.parquet"}},
 	}
