@@ -24,7 +24,8 @@ exit status:
   1  an unexpected failure (I/O error, interrupted, internal error)
   2  a usage or policy error (bad flag, policy syntax, unknown transform, missing or weak key)
   3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, two columns of
-     one name, a source matching no file, bad erasure list, a symbolic link where deid writes)
+     one name, a source matching no file, bad erasure list, a symbolic link where deid writes,
+     a FIFO or device where deid reads a file)
   4  a check failed (deid report check: a report or output file no longer matches; deid verify: a finding)`
 
 // errUsage marks command-line mistakes.
@@ -49,7 +50,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.Is(err, errUsage) || errors.Is(err, rules.ErrPolicy):
 		return exitPolicy
-	case errors.Is(err, pipeline.ErrData) || errors.Is(err, storage.ErrLink): // a link where deid writes
+	case errors.Is(err, pipeline.ErrData) || errors.Is(err, storage.ErrLink) || // a link where deid writes
+		errors.Is(err, storage.ErrNotRegular): // a FIFO or device where deid reads
 		return exitData
 	case errors.Is(err, pipeline.ErrCheck):
 		return exitCheck

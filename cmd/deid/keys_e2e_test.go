@@ -203,11 +203,14 @@ func TestNonRegularInputsE2E(t *testing.T) {
 	}{
 		{"policy file", []string{"validate", "--no-sources", "-c", fifo}, 2, "a FIFO (named pipe), not a regular file"},
 		{"erasure list", []string{"plan", "--now", sampleNow, "-c",
-			write("erasure-fifo.yaml", strings.Replace(ref, "list: testdata/sample/erasure.parquet", "list: fifo.parquet", 1))}, 1, "fifo.parquet: is not a regular file"},
+			write("erasure-fifo.yaml", strings.Replace(ref, "list: testdata/sample/erasure.parquet", "list: fifo.parquet", 1))}, 3, "fifo.parquet: is not a regular file"},
+		{"erasure list (CSV)", []string{"plan", "--now", sampleNow, "-c",
+			write("erasure-fifo-csv.yaml", strings.Replace(ref, "list: testdata/sample/erasure.parquet", "list: fifo.csv", 1))}, 3, "fifo.csv: is not a regular file"},
 		// a source glob lists regular files only: the FIFO is not read
 		{"source file", []string{"validate", "-c", write("plain.yaml", ref)}, 0, "sources: 2 files checked"},
 	}
 	os.Symlink(fifo, filepath.Join(dir, "fifo.parquet"))
+	os.Symlink(fifo, filepath.Join(dir, "fifo.csv"))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			res := runDeidWithin(t, dir, 20*time.Second, c.args...)

@@ -121,7 +121,7 @@ func (Local) Open(_ context.Context, location string) (Reader, error) {
 	if !info.Mode().IsRegular() {
 		f.Close()
 		return nil, &fs.PathError{Op: "open", Path: location,
-			Err: fmt.Errorf("is not a regular file (%s): deid reads only regular files", info.Mode().Type())}
+			Err: fmt.Errorf("is not a regular file (%s): %w", info.Mode().Type(), ErrNotRegular)}
 	}
 	return &localReader{File: f, attrs: Attrs{Location: location, Size: info.Size(), ModTime: info.ModTime()}}, nil
 }

@@ -188,6 +188,11 @@ func Base(location string) string {
 	return filepath.Base(location)
 }
 
+// ErrNotRegular is matched (errors.Is) by errors about a location that is
+// not a regular file once links are followed (a FIFO, a device, a socket):
+// deid reads only regular files, and opens them without blocking.
+var ErrNotRegular = errors.New("deid reads only regular files")
+
 // ErrExist is matched (errors.Is) by errors about an object that already
 // exists where CreateExclusive was asked to create one; it is fs.ErrExist.
 var ErrExist = fs.ErrExist
