@@ -2,12 +2,19 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
 // The tests in this package run the real deid binary, built once per test
@@ -68,4 +75,62 @@ func runDeid(t testing.TB, dir string, env []string, args ...string) deidResult 
 		t.Fatalf("run deid: %v", err)
 	}
 	return res
+}
+
+// treeState records every file, folder and link under root: a file by its
+// SHA-256, a link by its target, so that a test can tell nothing changed.
+func treeState(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			out[rel] = "link " + target
+			return err
+		case d.IsDir():
+			out[rel] = "dir"
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		s := sha256.Sum256(b)
+		out[rel] = hex.EncodeToString(s[:])
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// writeParquetFile writes rec as one Parquet file at path (its folder made)
+// with arrow-go's writer and the given properties (nil: arrow-go's
+// defaults).
+func writeParquetFile(t *testing.T, path string, rec arrow.RecordBatch, props *parquet.WriterProperties) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if props == nil {
+		props = parquet.NewWriterProperties()
+	}
+	w, err := pqarrow.NewFileWriter(rec.Schema(), f, props, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -99,24 +99,8 @@ func writeHugeSource(t *testing.T, dir string, rows []hugeValue) int {
 	}
 	rec := bld.NewRecordBatch()
 	defer rec.Release()
-	if err := os.MkdirAll(filepath.Join(dir, "in"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(dir, "in", "part-0.parquet"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	props := parquet.NewWriterProperties(parquet.WithAllocator(mem), parquet.WithMaxRowGroupLength(int64(len(rows))))
-	w, err := pqarrow.NewFileWriter(sch, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeParquetFile(t, filepath.Join(dir, "in", "part-0.parquet"), rec, props)
 	return largest
 }
 

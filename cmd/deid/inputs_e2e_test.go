@@ -12,7 +12,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
 // End-to-end tests of what deid accepts as input (issue 14): column names
@@ -66,24 +65,7 @@ func writeInputFile(t *testing.T, path string, rows int, cols ...inputCol) {
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := pqarrow.NewFileWriter(rec.Schema(), f, parquet.NewWriterProperties(parquet.WithAllocator(mem)), pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeParquetFile(t, path, rec, parquet.NewWriterProperties(parquet.WithAllocator(mem)))
 }
 
 // inputsPolicy is a policy of one dataset t (source SOURCE, columns

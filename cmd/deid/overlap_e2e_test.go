@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -10,36 +8,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// treeState records every file, folder and link under root: a file by its
-// SHA-256, a link by its target, so that a test can tell nothing changed.
-func treeState(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			out[rel] = "link " + target
-			return err
-		case d.IsDir():
-			out[rel] = "dir"
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		s := sha256.Sum256(b)
-		out[rel] = hex.EncodeToString(s[:])
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // overlapLayout is one policy whose locations overlap, on a copy of the
 // sample lake: edits of the reference sample policy, links made before

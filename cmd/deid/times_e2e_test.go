@@ -14,7 +14,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/deidproject/deid/pipeline/report"
 )
@@ -100,24 +99,7 @@ func writeTimesFile(t *testing.T, dir string, naive bool, rows []timesRow) {
 	rec := b.NewRecordBatch()
 	defer rec.Release()
 	path := filepath.Join(dir, "lake", "t", "part-0.parquet")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := pqarrow.NewFileWriter(sch, f, parquet.NewWriterProperties(parquet.WithAllocator(mem)), pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeParquetFile(t, path, rec, parquet.NewWriterProperties(parquet.WithAllocator(mem)))
 }
 
 // writeTimesPolicy writes policy.yaml in dir.
