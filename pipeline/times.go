@@ -3,9 +3,9 @@ package pipeline
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/rules"
 	"github.com/deidproject/deid/transforms"
 )
@@ -93,15 +93,15 @@ func EmptiedWarning(what, name string, removed map[string]int64, rows int64, nam
 			rule = reason
 		}
 		only = rule
-		parts = append(parts, fmt.Sprintf("%s %s", rule, Thousands(n)))
+		parts = append(parts, fmt.Sprintf("%s %s", rule, thousands(n)))
 	}
 	switch len(parts) {
 	case 0:
-		return fmt.Sprintf("%s %q: its row rules remove every row (%s)", what, name, Thousands(rows))
+		return fmt.Sprintf("%s %q: its row rules remove every row (%s)", what, name, thousands(rows))
 	case 1:
-		return fmt.Sprintf("%s %q: %s removes every row (%s of %s)", what, name, only, Thousands(removed[firstNonZero(removed)]), Thousands(rows))
+		return fmt.Sprintf("%s %q: %s removes every row (%s of %s)", what, name, only, thousands(removed[firstNonZero(removed)]), thousands(rows))
 	}
-	return fmt.Sprintf("%s %q: its row rules remove every row (%s of %s)", what, name, strings.Join(parts, ", "), Thousands(rows))
+	return fmt.Sprintf("%s %q: its row rules remove every row (%s of %s)", what, name, strings.Join(parts, ", "), thousands(rows))
 }
 
 // sortedReasons orders reasons as they are counted: the row rules of every
@@ -143,20 +143,5 @@ func total(m map[string]int64) int64 {
 	return n
 }
 
-// Thousands writes n with commas between groups of three digits: 2,000.
-func Thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+// thousands writes n with commas between groups of three digits: 2,000.
+func thousands(n int64) string { return report.GroupDigits(n, ",") }

@@ -29,8 +29,8 @@ func TestEmptiedWarning(t *testing.T) {
 		})
 	}
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", -12345: "-12,345", 100000: "100,000"} {
-		if got := Thousands(n); got != want {
-			t.Errorf("Thousands(%d) = %s, want %s", n, got, want)
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %s, want %s", n, got, want)
 		}
 	}
 }

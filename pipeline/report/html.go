@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -125,14 +126,18 @@ func paramsText(p map[string]any) string {
 }
 
 // num writes an integer with thin spaces between thousands.
-func num(n int64) string {
-	s := fmt.Sprint(n)
+func num(n int64) string { return GroupDigits(n, "\u202f") }
+
+// GroupDigits writes n with sep between groups of three digits: 2,000 with
+// sep ",".
+func GroupDigits(n int64, sep string) string {
+	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
 	var b strings.Builder
 	for i, c := range s {
 		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteString("\u202f")
+			b.WriteString(sep)
 		}
 		b.WriteRune(c)
 	}
