@@ -6,14 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // MinKeyBytes is the shortest key deid accepts: 256 bits.
@@ -185,39 +184,25 @@ func loadKey(name string, ref KeyRef, baseDir string, lookup LookupEnv, allow st
 
 // readKeyFile reads a key file the way a secret is read: the path, once
 // links are followed (Kubernetes mounts secrets as a chain of links), must be
-// a regular file of at most MaxKeyFileBytes. It is opened without blocking,
-// so a FIFO cannot hang the open, and checked on the opened file, so it
-// cannot be swapped between the check and the read. It returns the bytes and
-// the file's mode.
+// a regular file of at most MaxKeyFileBytes, opened without blocking and
+// checked on the opened file (readRegular). It returns the bytes and the
+// file's mode.
 func readKeyFile(p string) ([]byte, fs.FileMode, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		// a socket cannot be opened at all: say what it is
-		if fi, serr := os.Stat(p); serr == nil && !fi.Mode().IsRegular() {
-			return nil, 0, notRegular(p, fi.Mode())
-		}
-		return nil, 0, fmt.Errorf("read %q: %w", p, unwrapPath(err))
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, 0, fmt.Errorf("read %q: %w", p, unwrapPath(err))
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, 0, notRegular(p, fi.Mode())
-	}
-	if fi.Size() > MaxKeyFileBytes {
+	b, mode, err := readRegular(p, MaxKeyFileBytes)
+	var nr *notRegularError
+	var tl *tooLargeError
+	switch {
+	case errors.As(err, &nr):
+		return nil, 0, notRegular(p, nr.mode)
+	case errors.As(err, &tl) && tl.size >= 0:
 		return nil, 0, fmt.Errorf("read %q: %d bytes, more than a key file holds (at most %d): is this the right file?",
-			p, fi.Size(), MaxKeyFileBytes)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxKeyFileBytes+1))
-	if err != nil {
-		return nil, 0, fmt.Errorf("read %q: %w", p, unwrapPath(err))
-	}
-	if len(b) > MaxKeyFileBytes {
+			p, tl.size, MaxKeyFileBytes)
+	case errors.As(err, &tl):
 		return nil, 0, fmt.Errorf("read %q: more than %d bytes, more than a key file holds: is this the right file?", p, MaxKeyFileBytes)
+	case err != nil:
+		return nil, 0, fmt.Errorf("read %q: %w", p, err)
 	}
-	return b, fi.Mode(), nil
+	return b, mode, nil
 }
 
 // notRegular is the error for a key path that is not a regular file.
