@@ -142,14 +142,14 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 	if holds.err != nil {
 		return holds.err
 	}
-	futureCut := int64(math.MaxInt64)
+	last := int64(math.MaxInt64) // the latest valid time: none later
 	if !r.Latest.IsZero() && times != nil {
-		futureCut = FutureTicks(r.Latest, times.DataType().(*arrow.TimestampType).Unit)
+		last = FloorTicks(r.Latest, times.DataType().(*arrow.TimestampType).Unit)
 	}
 	for i := range fates {
 		fate := FateKeep
 		nullTime := times != nil && times.IsNull(i)
-		future := times != nil && !nullTime && int64(timeTicks.vals[i]) >= futureCut
+		future := times != nil && !nullTime && int64(timeTicks.vals[i]) > last
 		nullTime = nullTime || future // no valid event time
 		var nullCounted bool
 		if r.Retention && times != nil {
@@ -324,11 +324,13 @@ func (r RetainRule) Classify(s TimeStats) Span {
 	// a row group whose max may be in the future holds times handled as
 	// NULL: its statistics alone never settle "inside" (its future rows
 	// are counted, and removed unless NULLs stay)
-	mayBeFuture := !r.Latest.IsZero() && s.Max > FutureTicks(r.Latest, s.Unit)-slack-1
+	// (saturating: a cut-off beyond the unit's range must not wrap around
+	// and judge every row group expired)
+	mayBeFuture := !r.Latest.IsZero() && s.Max > addSaturating(FloorTicks(r.Latest, s.Unit), -slack)
 	switch {
-	case s.Min >= cut+slack && (s.Nulls == 0 || nullsStay) && !mayBeFuture:
+	case s.Min >= addSaturating(cut, slack) && (s.Nulls == 0 || nullsStay) && !mayBeFuture:
 		return SpanInside
-	case s.Max < cut-slack && (s.Nulls == 0 || r.OnNullRemove):
+	case s.Max < addSaturating(cut, -slack) && (s.Nulls == 0 || r.OnNullRemove):
 		return SpanExpired
 	}
 	return SpanMixed

@@ -223,16 +223,27 @@ func (r Retention) future(col arrow.Array) func(i int) bool {
 	if !ok || r.Latest.IsZero() {
 		return nil
 	}
-	cut := FutureTicks(r.Latest, ts.DataType().(*arrow.TimestampType).Unit)
+	last := FloorTicks(r.Latest, ts.DataType().(*arrow.TimestampType).Unit)
 	vals := ts.TimestampValues()
-	return func(i int) bool { return !ts.IsNull(i) && int64(vals[i]) >= cut }
+	return func(i int) bool { return !ts.IsNull(i) && int64(vals[i]) > last }
 }
 
-// FutureTicks returns the smallest tick count of unit u whose instant is
-// after latest, so that "v >= FutureTicks(latest)" is exactly
-// "instant(v) > latest": the time is in the future.
-func FutureTicks(latest time.Time, u arrow.TimeUnit) int64 {
-	return CeilTicks(latest.Add(time.Nanosecond), u)
+// FutureKept returns how many rows that sel keeps have a time after Latest
+// (dated in the future, handled as NULL times): those on_null: keep or a
+// fallback clock not yet run out let stay. Call it after every row rule of
+// the dataset, so that the count holds only rows that stay.
+func (r Retention) FutureKept(col arrow.Array, sel *Selection) int64 {
+	future := r.future(col)
+	if future == nil || col.Len() != sel.Len() {
+		return 0
+	}
+	var n int64
+	for i := range sel.keep {
+		if sel.keep[i] && future(i) {
+			n++
+		}
+	}
+	return n
 }
 
 // Apply marks the rows of the time column col that the rule removes.
@@ -247,10 +258,10 @@ func (r Retention) Apply(col arrow.Array, sel *Selection) error {
 		return fmt.Errorf("retention: %w: timestamp without time zone (declare the dataset's time_zone)", ErrUnsupportedType)
 	}
 	cut := CeilTicks(r.Cutoff, tt.Unit)
-	future := int64(math.MaxInt64)
+	last := int64(math.MaxInt64) // the latest valid time: none later
 	hasLatest := !r.Latest.IsZero()
 	if hasLatest {
-		future = FutureTicks(r.Latest, tt.Unit)
+		last = FloorTicks(r.Latest, tt.Unit)
 	}
 	vals := ts.TimestampValues()
 	nulls := ts.NullN() > 0
@@ -264,7 +275,7 @@ func (r Retention) Apply(col arrow.Array, sel *Selection) error {
 		switch {
 		case int64(v) < cut:
 			sel.remove(i, ReasonRetention)
-		case hasLatest && int64(v) >= future && r.OnNullRemove:
+		case hasLatest && int64(v) > last && r.OnNullRemove:
 			sel.remove(i, ReasonFutureTime)
 		}
 	}
@@ -272,16 +283,55 @@ func (r Retention) Apply(col arrow.Array, sel *Selection) error {
 }
 
 // CeilTicks returns the smallest tick count of unit u whose instant is at or
-// after t, so that "v >= CeilTicks(t)" is exactly "instant(v) >= t".
+// after t, so that "v >= CeilTicks(t)" is exactly "instant(v) >= t". It
+// saturates: an instant before the unit's range (a nanosecond count spans
+// only 1677 to 2262) gives math.MinInt64, which every value is at or after,
+// and one after the range math.MaxInt64; it never wraps around.
 func CeilTicks(t time.Time, u arrow.TimeUnit) int64 {
 	ns := int64(u.Multiplier())
-	sec, nsec := t.Unix(), int64(t.Nanosecond())
-	perSec := int64(time.Second) / ns
-	ticks := sec*perSec + nsec/ns
+	nsec := int64(t.Nanosecond())
+	frac := nsec / ns
 	if nsec%ns != 0 {
-		ticks++
+		frac++
 	}
-	return ticks
+	return saturatedTicks(t.Unix(), int64(time.Second)/ns, frac)
+}
+
+// FloorTicks returns the largest tick count of unit u whose instant is at
+// or before t, so that "v > FloorTicks(t)" is exactly "instant(v) > t": with
+// the latest valid event time, the time is in the future. It saturates
+// like CeilTicks: an instant after the unit's range gives math.MaxInt64,
+// which no value is after.
+func FloorTicks(t time.Time, u arrow.TimeUnit) int64 {
+	ns := int64(u.Multiplier())
+	return saturatedTicks(t.Unix(), int64(time.Second)/ns, int64(t.Nanosecond())/ns)
+}
+
+// saturatedTicks returns sec*perSec + frac (0 <= frac <= perSec) clamped
+// to the int64 range.
+func saturatedTicks(sec, perSec, frac int64) int64 {
+	switch {
+	case sec > 0 && sec > (math.MaxInt64-frac)/perSec:
+		return math.MaxInt64
+	// sec*perSec + frac = (sec+1)*perSec - (perSec-frac); Go's division
+	// rounds the negative quotient up, as the comparison needs
+	case sec < 0 && sec+1 < (math.MinInt64+(perSec-frac))/perSec:
+		return math.MinInt64
+	}
+	// in range: a product that wraps is undone by the addition (int64
+	// arithmetic is modular), so the sum is exact
+	return sec*perSec + frac
+}
+
+// addSaturating returns a + b clamped to the int64 range.
+func addSaturating(a, b int64) int64 {
+	switch {
+	case b > 0 && a > math.MaxInt64-b:
+		return math.MaxInt64
+	case b < 0 && a < math.MinInt64-b:
+		return math.MinInt64
+	}
+	return a + b
 }
 
 // SubjectSet is an immutable set of subject identifiers (integers or strings)
