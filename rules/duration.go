@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -44,28 +45,49 @@ func (d Duration) After(now time.Time, loc *time.Location) time.Time {
 	return t.Add(d.Fixed).UTC()
 }
 
-// durationUnits maps unit suffixes to their fixed length, or 0 for months.
+// durationUnits maps unit suffixes to their fixed length in seconds, or 0
+// for months.
 var durationUnits = []struct {
 	suffix string
-	fixed  time.Duration
-	months int
+	fixed  int64
+	months int64
 }{
 	{"mo", 0, 1},
-	{"min", time.Minute, 0},
+	{"min", 60, 0},
 	{"y", 0, 12},
-	{"w", 7 * 24 * time.Hour, 0},
-	{"d", 24 * time.Hour, 0},
-	{"h", time.Hour, 0},
-	{"s", time.Second, 0},
+	{"w", 7 * 86400, 0},
+	{"d", 86400, 0},
+	{"h", 3600, 0},
+	{"s", 1, 0},
 }
+
+// The bounds of a duration. A longer one is refused, never wrapped
+// around: a sum that overflowed once made keep: 50000d50000d50000d a
+// negative period that removed every row.
+const (
+	// maxMonths is 10,000 years, the longest period in all.
+	maxMonths = 10000 * 12
+	// monthSeconds is the mean Gregorian month (30.436875 days), which
+	// weighs months against the fixed part.
+	monthSeconds = 2629746
+	// maxSeconds bounds the whole duration: 10,000 mean Gregorian years.
+	maxSeconds = maxMonths * monthSeconds
+	// maxFixedSeconds bounds the fixed part: time.Duration's range, about
+	// 292 years (106,751 days).
+	maxFixedSeconds = math.MaxInt64 / int64(time.Second)
+)
 
 // ParseDuration reads a retention period such as "365d", "3y", "1y6mo" or
 // "36h": one or more whole numbers each followed by a unit (s, min, h,
 // d = 86,400 s, w, mo, y). A bare "m" is refused as ambiguous: six minutes
 // and six months differ by five orders of magnitude, and a retention of
-// 6m read as minutes removes every row.
+// 6m read as minutes removes every row. The parts add up to at most
+// 10,000 years (months counted as mean Gregorian months), and the fixed
+// units (s, min, h, d, w) to at most 106,751 days (about 292 years: write
+// longer periods in y); a longer duration is refused.
 func ParseDuration(s string) (Duration, error) {
 	d := Duration{text: s}
+	var months, fixed int64 // fixed in seconds
 	rest := strings.TrimSpace(s)
 	if rest == "" {
 		return d, fmt.Errorf("empty duration (write e.g. 365d, 3y or 36h)")
@@ -89,13 +111,12 @@ func ParseDuration(s string) (Duration, error) {
 		matched := false
 		for _, u := range durationUnits {
 			if strings.HasPrefix(rest, u.suffix) {
-				if u.months != 0 {
-					d.Months += int(n) * u.months
-				} else {
-					if n > int64(1<<62/u.fixed) {
-						return d, fmt.Errorf("duration %q is too long", s)
-					}
-					d.Fixed += time.Duration(n) * u.fixed
+				// n < 2^31 and each sum stays within its bound, so
+				// nothing here overflows
+				months += n * u.months
+				fixed += n * u.fixed
+				if err := durationBounds(s, months, fixed); err != nil {
+					return d, err
 				}
 				rest = rest[len(u.suffix):]
 				matched = true
@@ -106,8 +127,21 @@ func ParseDuration(s string) (Duration, error) {
 			return d, fmt.Errorf("duration %q: unknown unit at %q (units: s, min, h, d, w, mo, y)", s, rest)
 		}
 	}
-	if d.Fixed == 0 && d.Months == 0 {
+	if fixed == 0 && months == 0 {
 		return d, fmt.Errorf("duration %q is zero: a retention period keeps something", s)
 	}
+	d.Months, d.Fixed = int(months), time.Duration(fixed)*time.Second
 	return d, nil
+}
+
+// durationBounds checks the sums so far of duration s: months, and the
+// fixed part in seconds.
+func durationBounds(s string, months, fixed int64) error {
+	switch {
+	case fixed > maxFixedSeconds:
+		return fmt.Errorf("duration %q is too long: its s, min, h, d and w add up to more than 106751d (about 292 years); write longer periods in y", s)
+	case months > maxMonths || months*monthSeconds+fixed > maxSeconds:
+		return fmt.Errorf("duration %q is too long: its parts add up to more than 10000y", s)
+	}
+	return nil
 }

@@ -48,6 +48,58 @@ func TestDurationUnitsMeanOneThing(t *testing.T) {
 	}
 }
 
+// TestDurationBounds: the parts of a duration add up without overflow and
+// to at most 10,000 years, the fixed units (s to w) to at most 106,751 days
+// (time.Duration's range); a longer one is refused, never wrapped around.
+// Before, 50000d50000d50000d passed each part's bound and summed to a
+// negative period (-1,524,095 h) that removed every row.
+func TestDurationBounds(t *testing.T) {
+	cases := []struct {
+		in     string
+		fixed  time.Duration
+		months int
+		err    string
+	}{
+		{"400y", 0, 4800, ""},
+		{"1000y", 0, 12000, ""},
+		{"9999y", 0, 119988, ""},
+		{"10000y", 0, 120000, ""},
+		{"9999y12mo", 0, 120000, ""},
+		{"50000d", 50000 * 24 * time.Hour, 0, ""},
+		{"50000d50000d", 100000 * 24 * time.Hour, 0, ""},
+		{"106751d", 106751 * 24 * time.Hour, 0, ""},
+		{"9000y106751d", 106751 * 24 * time.Hour, 108000, ""},
+		{"50000d50000d50000d", 0, 0, "add up to more than 106751d"},
+		{"106752d", 0, 0, "add up to more than 106751d"},
+		{"15251w1d", 0, 0, "add up to more than 106751d"},
+		{"2147483647s2147483647s2147483647s2147483647s2147483647s", 0, 0, "add up to more than 106751d"},
+		{"10001y", 0, 0, "add up to more than 10000y"},
+		{"10000y1s", 0, 0, "add up to more than 10000y"},
+		{"9999y106751d", 0, 0, "add up to more than 10000y"},
+		{"2147483647y", 0, 0, "add up to more than 10000y"},
+		{"5000y5000y1mo", 0, 0, "add up to more than 10000y"},
+		{"2147483647mo2147483647mo", 0, 0, "add up to more than 10000y"},
+		{"3000000000d", 0, 0, "number 3000000000 is too large"},
+	}
+	for _, c := range cases {
+		t.Run(c.in, func(t *testing.T) {
+			d, err := ParseDuration(c.in)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("= %+v, %v; want error %q", d, err, c.err)
+				}
+				return
+			}
+			if err != nil || d.Fixed != c.fixed || d.Months != c.months {
+				t.Fatalf("= %+v, %v; want fixed %s months %d", d, err, c.fixed, c.months)
+			}
+			if d.Fixed < 0 || d.Months < 0 {
+				t.Fatalf("negative duration %+v", d)
+			}
+		})
+	}
+}
+
 // durationPolicy is retainPolicy with its hold list in a folder of its own.
 var durationPolicy = strings.Replace(retainPolicy, "- list: holds.csv", "- list: lists/holds.csv", 1)
 
@@ -67,6 +119,9 @@ func TestDurationPolicyErrors(t *testing.T) {
 		{"legal minimum 36m", "{keep: 3y, basis", "{keep: 36m, basis", 27, 27, "datasets.orders.legal_minimum.keep", `write 36min for minutes or 36mo for months`},
 		{"future skew 6m", "then: anonymize\n", "then: anonymize\n      future_skew: 6m\n", 23, 20, "datasets.orders.retention.future_skew", `unit "m" is ambiguous`},
 		{"future skew not a duration", "then: anonymize\n", "then: anonymize\n      future_skew: soon\n", 23, 20, "datasets.orders.retention.future_skew", "expected a number"},
+		{"keep summed past the fixed range", "keep: 3y\n      on_null", "keep: 50000d50000d50000d\n      on_null", 20, 13, "datasets.orders.retention.keep", "add up to more than 106751d"},
+		{"keep over 10000y", "keep: 3y\n      on_null", "keep: 10001y\n      on_null", 20, 13, "datasets.orders.retention.keep", "add up to more than 10000y"},
+		{"future skew over 10000y", "then: anonymize\n", "then: anonymize\n      future_skew: 9999y2y\n", 23, 20, "datasets.orders.retention.future_skew", "add up to more than 10000y"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
