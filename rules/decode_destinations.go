@@ -36,8 +36,9 @@ func (d *decoder) destinations(n *yaml.Node, path string, p *Policy) []*Destinat
 		}
 		out = append(out, dst)
 	})
-	// an output over a source, a list or another output harms the lake
-	d.checkLocations(p.Datasets, out)
+	// an output over a source, a list, a key file, the policy or another
+	// output harms the lake or publishes a secret
+	d.checkLocations(p, out)
 	d.sharedKeys(out, path)
 	return out
 }

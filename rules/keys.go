@@ -118,6 +118,16 @@ func (k *Key) MarshalJSON() ([]byte, error) {
 	return []byte(fmt.Sprintf(`{"name":%q,"fingerprint":%q}`, k.name, k.fingerprint)), nil
 }
 
+// filePath returns the path of a file reference's key file: its name, a
+// relative one joined to baseDir (the policy file's folder). The key loader
+// reads it and the location check protects it (locations.go).
+func (r KeyRef) filePath(baseDir string) string {
+	if filepath.IsAbs(r.Name) {
+		return r.Name
+	}
+	return filepath.Join(baseDir, r.Name)
+}
+
 // MaxKeyFileBytes is the largest key file deid reads: a key is 32 to a few
 // hundred bytes of text, so anything larger is not a key file.
 const MaxKeyFileBytes = 4096
@@ -137,10 +147,7 @@ func loadKey(name string, ref KeyRef, baseDir string, lookup LookupEnv, allow st
 		}
 		text = []byte(v)
 	case "file":
-		p := ref.Name
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(baseDir, p)
-		}
+		p := ref.filePath(baseDir)
 		b, mode, err := readKeyFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", name, err)

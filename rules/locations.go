@@ -14,11 +14,12 @@ import (
 // This file keeps the places a policy names apart: a destination's output
 // must not be, contain or lie inside what deid reads (a dataset's source
 // folder or root; a source file without glob characters, an erasure,
-// consent or hold list) or another destination's output. Otherwise a run
-// writes over the raw lake, reads its own outputs again, or two
-// destinations publish into one folder. A single file is protected as
-// itself: an output beside a list, in the list's folder, holds nothing deid
-// reads (and is the usual layout of a policy, its lists and out/).
+// consent or hold list; a key file, and the policy file itself) or another
+// destination's output. Otherwise a run writes over the raw lake, reads its
+// own outputs again, publishes a key with the data, or two destinations
+// publish into one folder. A single file is protected as itself: an output
+// beside a list, a key or the policy, in its folder, holds nothing deid
+// reads (and is the usual layout of a policy, its lists, keys/ and out/).
 //
 // Locations are compared twice. Parse compares them lexically: local paths
 // cleaned and made absolute (relative ones are already anchored at the
@@ -29,18 +30,62 @@ import (
 
 // location is a folder or file a policy names.
 type location struct {
-	key  string // the dotted key naming it: datasets.orders.source
+	key  string // the dotted key naming it: datasets.orders.source; "" for the policy file
 	what string // what it is, for messages: "the source folder"
 	path string // the folder or file
 	pos  Pos    // where the policy names it (outputs only)
+	why  string // why an output must keep apart from it; "" for data deid reads
 }
 
-// readLocations returns what the policy's datasets read: the fixed folder
-// of each source pattern and each root (a run must not write anywhere
-// under them, where a later glob could find its outputs), and each single
-// file (a source without glob characters, an erasure, consent or hold
-// list), which an output must not be nor contain.
-func readLocations(datasets []*DatasetDecl) []location {
+// named formats the location for messages: its path, and its key when it
+// has one: "/w/lake/t" (datasets.orders.source).
+func (l location) named() string {
+	if l.key == "" {
+		return fmt.Sprintf("%q", l.path)
+	}
+	return fmt.Sprintf("%q (%s)", l.path, l.key)
+}
+
+// readLocations returns what a run reads: the datasets' locations
+// (datasetLocations), the key files and the policy file (secretLocations).
+func readLocations(p *Policy) []location {
+	return append(datasetLocations(p.Datasets), secretLocations(p)...)
+}
+
+// Why an output must not hold a key file or the policy file.
+const (
+	keyFileWhy = "an output is published, and a key file in it would be published with the data " +
+		"(the key re-derives every pseudonym, or signs reports): keep key files outside every output"
+	policyFileWhy = "a run would publish the policy with the data, or write over it: keep the policy file outside every output"
+)
+
+// secretLocations returns the files a run reads besides data, each
+// protected as a single file: every file: key reference (keys: and
+// audit_key:, at the path the key loader reads, KeyRef.filePath) and the
+// policy file itself. env: keys name no location.
+func secretLocations(p *Policy) []location {
+	var out []location
+	baseDir := filepath.Dir(p.File)
+	for _, k := range p.Keys {
+		if k.Ref.Source == "file" {
+			out = append(out, location{key: join("keys", k.Name), what: "the key file", path: k.Ref.filePath(baseDir), why: keyFileWhy})
+		}
+	}
+	if k := p.AuditKey; k != nil && k.Ref.Source == "file" {
+		out = append(out, location{key: "audit_key", what: "the audit key file", path: k.Ref.filePath(baseDir), why: keyFileWhy})
+	}
+	if p.File != "" {
+		out = append(out, location{what: "the policy file", path: p.File, why: policyFileWhy})
+	}
+	return out
+}
+
+// datasetLocations returns what the datasets read: the fixed folder of
+// each source pattern and each root (a run must not write anywhere under
+// them, where a later glob could find its outputs), and each single file (a
+// source without glob characters, an erasure, consent or hold list), which
+// an output must not be nor contain.
+func datasetLocations(datasets []*DatasetDecl) []location {
 	var out []location
 	for _, ds := range datasets {
 		p := join("datasets", ds.Name)
@@ -183,11 +228,11 @@ func relation(a, b place) string {
 // links on disk are resolved.
 type resolver func(loc string) ([]place, error)
 
-// locationErrors checks every output against the folders read and the
-// outputs before it, and returns a problem positioned on the output for
-// each overlap.
-func locationErrors(datasets []*DatasetDecl, dsts []*DestinationDecl, resolve resolver, same relate, how string) ErrorList {
-	reads, outs := readLocations(datasets), outputLocations(dsts)
+// locationErrors checks every output of dsts against what the policy p
+// reads and the outputs before it, and returns a problem positioned on the
+// output for each overlap.
+func locationErrors(p *Policy, dsts []*DestinationDecl, resolve resolver, same relate, how string) ErrorList {
+	reads, outs := readLocations(p), outputLocations(dsts)
 	type resolved struct {
 		places []place
 		err    error
@@ -211,7 +256,7 @@ func locationErrors(datasets []*DatasetDecl, dsts []*DestinationDecl, resolve re
 		for _, other := range append(reads[:len(reads):len(reads)], outs[:i]...) {
 			otherPs, err := placesOf(other)
 			if err != nil {
-				errs = append(errs, o.errorf("cannot tell whether output %q overlaps %s %q (%s): %v", o.path, other.what, other.path, other.key, err))
+				errs = append(errs, o.errorf("cannot tell whether output %q overlaps %s %s: %v", o.path, other.what, other.named(), err))
 				continue
 			}
 			if e := overlap(o, other, ops, otherPs, same, how); e != nil {
@@ -244,11 +289,15 @@ func overlap(o, other location, ops, otherPs []place, same relate, how string) *
 			if rel == "" {
 				continue
 			}
-			why := "a run would write among the data it reads, overwriting it or reading its own output again: choose an output folder outside every source folder and root, holding no source file or list"
-			if other.what == "the output" {
+			why := other.why
+			switch {
+			case why != "":
+			case other.what == "the output":
 				why = "each destination needs a folder of its own, apart from the other destinations' outputs"
+			default:
+				why = "a run would write among the data it reads, overwriting it or reading its own output again: choose an output folder outside every source folder and root, holding no source file or list"
 			}
-			msg := fmt.Sprintf("output %q %s %s %q (%s)", o.path, rel, other.what, other.path, other.key)
+			msg := fmt.Sprintf("output %q %s %s %s", o.path, rel, other.what, other.named())
 			if how != "" {
 				if note == "" {
 					note = " " + how + movedByLinks(o.path, a, other.path, b)
@@ -281,20 +330,22 @@ func movedByLinks(aPath string, a place, bPath string, b place) string {
 
 // CheckLocations compares the policy's locations again once the links on
 // disk are resolved, and refuses (ErrPolicy) an output that is, contains or
-// lies inside a folder deid reads or another destination's output. It reads
+// lies inside a folder or file deid reads (a key file and the policy file
+// among them) or another destination's output. It reads
 // the names of folders and links, never the data in them; Load calls it, so
 // every command loading a policy file checks when it starts. gs://
 // locations have no links and are compared as Parse compares them.
 func (p *Policy) CheckLocations() error {
-	if errs := locationErrors(p.Datasets, p.Destinations, resolvedPlaces, newSameFile().relation, "once links are resolved"); len(errs) > 0 {
+	if errs := locationErrors(p, p.Destinations, resolvedPlaces, newSameFile().relation, "once links are resolved"); len(errs) > 0 {
 		return errs.sorted()
 	}
 	return nil
 }
 
-// checkLocations records the lexical overlaps of the policy's outputs.
-func (d *decoder) checkLocations(datasets []*DatasetDecl, dsts []*DestinationDecl) {
-	d.errs = append(d.errs, locationErrors(datasets, dsts, lexicalPlaces, nil, "")...)
+// checkLocations records the lexical overlaps of the outputs dsts with
+// what policy p (its keys, audit key and datasets decoded) reads.
+func (d *decoder) checkLocations(p *Policy, dsts []*DestinationDecl) {
+	d.errs = append(d.errs, locationErrors(p, dsts, lexicalPlaces, nil, "")...)
 }
 
 // resolvedPlaces returns the places a location means once the links of its

@@ -14,6 +14,7 @@ import (
 type locPolicy struct {
 	source, root            string
 	erasure, consent, holds string
+	key, auditKey           string   // key references: key training and the audit key
 	outputs                 []string // destinations a, b, ...
 	// filled by render: the text, and the line and column of each output
 	text                    string
@@ -22,7 +23,14 @@ type locPolicy struct {
 
 func (l *locPolicy) render() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\nname: t\ndatasets:\n  orders:\n    source: %s\n    subject: user_id\n", l.source)
+	b.WriteString("version: 1\nname: t\n")
+	if l.key != "" {
+		fmt.Fprintf(&b, "keys:\n  training: %s\n", l.key)
+	}
+	if l.auditKey != "" {
+		fmt.Fprintf(&b, "audit_key: %s\n", l.auditKey)
+	}
+	fmt.Fprintf(&b, "datasets:\n  orders:\n    source: %s\n    subject: user_id\n", l.source)
 	if l.root != "" {
 		fmt.Fprintf(&b, "    root: %s\n", l.root)
 	}
@@ -152,6 +160,27 @@ func TestLocationsLexical(t *testing.T) {
 		{"gs outputs", locPolicy{source: src, outputs: []string{"gs://b/a", "gs://b/a/"}}, "b", []string{"is the output"}},
 		{"gs outputs nested", locPolicy{source: src, outputs: []string{"gs://b/a/x", "gs://b/a"}}, "b", []string{"contains the output"}},
 		{"gs list", locPolicy{source: src, erasure: "gs://lists/e/erase.csv", outputs: one("gs://lists/e")}, "a", []string{"contains the erasure list"}},
+		// key files and the policy file are protected as lists are
+		{"key file in the output (reported)", locPolicy{source: src, key: "hex:file:lake/keys/training.key", outputs: one("lake/keys")}, "a",
+			[]string{`output "/w/lake/keys" contains the key file "/w/lake/keys/training.key" (keys.training): an output is published`, "keep key files outside every output"}},
+		{"key file deep in the output", locPolicy{source: src, key: "hex:file:out/a/keys/training.key", outputs: one("out")}, "a", []string{`contains the key file "/w/out/a/keys/training.key" (keys.training)`}},
+		{"key file is the output", locPolicy{source: src, key: "base64:file:keys/training.key", outputs: one("keys/training.key/")}, "a", []string{"is the key file", "(keys.training)"}},
+		{"output inside the key file's path", locPolicy{source: src, key: "hex:file:keys/training.key", outputs: one("keys/training.key/x")}, "a", []string{"lies inside the key file"}},
+		{"absolute key file", locPolicy{source: src, key: "hex:file:/w/secrets/training.key", outputs: one("secrets")}, "a", []string{`contains the key file "/w/secrets/training.key"`}},
+		{"key file through dot dot", locPolicy{source: src, key: "hex:file:x/../keys/training.key", outputs: one("keys")}, "a", []string{`contains the key file "/w/keys/training.key"`}},
+		{"key map form", locPolicy{source: src, key: "{ref: hex:file:keys/training.key, allow: public sample}", outputs: one("keys")}, "a", []string{"contains the key file", "(keys.training)"}},
+		{"audit key file in the output (reported)", locPolicy{source: src, key: "hex:env:DEID_KEY", auditKey: "hex:file:lake/keys/audit2.key", outputs: one("lake/keys")}, "a",
+			[]string{`contains the audit key file "/w/lake/keys/audit2.key" (audit_key)`, "keep key files outside every output"}},
+		{"audit key file is the output", locPolicy{source: src, auditKey: "hex:file:audit.key", outputs: one("audit.key")}, "a", []string{"is the audit key file", "(audit_key)"}},
+		{"the policy file in the output", locPolicy{source: "gs://lake/t/*.parquet", outputs: one(".")}, "a",
+			[]string{`output "/w" contains the policy file "/w/p.yaml": a run would publish the policy`}},
+		{"the policy file is the output", locPolicy{source: src, outputs: one("/w/p.yaml")}, "a", []string{`is the policy file "/w/p.yaml"`}},
+		{"the policy file above the output's parent", locPolicy{source: "gs://lake/t/*.parquet", outputs: one("/")}, "a", []string{"contains the policy file"}},
+		{"key folder beside the output", locPolicy{source: src, key: "hex:file:keys/training.key", auditKey: "hex:file:keys/audit.key", outputs: one("out")}, "", nil},
+		{"output in the key folder, beside the key", locPolicy{source: src, key: "hex:file:keys/training.key", outputs: one("keys/out")}, "", nil},
+		{"key folder with a common prefix", locPolicy{source: src, key: "hex:file:keys/training.key", outputs: one("keys2")}, "", nil},
+		{"env keys name no location", locPolicy{source: src, key: "hex:env:DEID_KEY", auditKey: "hex:env:DEID_AUDIT_KEY", outputs: one("DEID_KEY")}, "", nil},
+		{"key file and a gs output", locPolicy{source: src, key: "hex:file:keys/training.key", outputs: one("gs://w/keys")}, "", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -188,6 +217,12 @@ func TestLocationsResolved(t *testing.T) {
 		{locCase{"link elsewhere", locPolicy{source: src, outputs: one("o")}, "", nil}, []link{{"o", "elsewhere"}}},
 		{locCase{"link to a sibling with a common prefix", locPolicy{source: src, outputs: one("o")}, "", nil}, []link{{"o", "lake/tt"}}},
 		{locCase{"the lake is a link, the output apart", locPolicy{source: src, outputs: one("out")}, "", nil}, []link{{"lake", "elsewhere/lake"}}},
+		{locCase{"key file is a link into the output", locPolicy{source: src, key: "hex:file:training.key", outputs: one("out/A")}, "a", []string{"contains the key file", "(keys.training)", "once links are resolved"}}, []link{{"training.key", "out/A/keys/training.key"}}},
+		{locCase{"key folder is a link into the output", locPolicy{source: src, key: "hex:file:keys/training.key", outputs: one("out/A")}, "a", []string{"contains the key file", "once links are resolved"}}, []link{{"keys", "out/A/k"}}},
+		{locCase{"output is a link to the key folder", locPolicy{source: src, key: "hex:file:lists/training.key", outputs: one("pub")}, "a", []string{"contains the key file", "once links are resolved"}}, []link{{"pub", "lists"}}},
+		{locCase{"audit key is a link into the output", locPolicy{source: src, auditKey: "hex:file:audit.key", outputs: one("out/A")}, "a", []string{"contains the audit key file", "(audit_key)"}}, []link{{"audit.key", "ABS/out/A/audit.key"}}},
+		{locCase{"policy file is a link into the output", locPolicy{source: src, outputs: one("out/A")}, "a", []string{"contains the policy file", "once links are resolved"}}, []link{{"p.yaml", "out/A/p.yaml"}}},
+		{locCase{"key is a link elsewhere", locPolicy{source: src, key: "hex:file:training.key", auditKey: "hex:file:lists/audit.key", outputs: one("out/A")}, "", nil}, []link{{"training.key", "elsewhere/training.key"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
