@@ -16,6 +16,8 @@ type overlapLayout struct {
 	name   string
 	source string            // the browsing dataset's source
 	list   string            // the erasure list (copied there from the sample's)
+	key    string            // the sample key's file (copied there from the sample's)
+	audit  string            // when set, an audit key's file (written there)
 	output string            // destination sample's output
 	second string            // when set, a second destination's output
 	links  map[string]string // link name -> target, made in the work folder
@@ -54,6 +56,16 @@ func TestOverlappingLocationsRefused(t *testing.T) {
 			refuse: "sample", want: []string{"lies inside the source folder"}},
 		{name: "gs: two outputs, one prefix", source: "lake/t/*.parquet", output: "gs://pub/a", second: "gs://pub/a/",
 			refuse: "second", want: []string{"is the output"}},
+		// key files and the policy file are protected too: an output holding
+		// one would publish it with the data
+		{name: "output holds the key file (reported)", source: "lake/t/*.parquet", key: "lake/keys/training.key", output: "lake/keys",
+			refuse: "sample", want: []string{`contains the key file "` + "WORK" + `/lake/keys/training.key" (keys.sample)`, "keep key files outside every output"}},
+		{name: "output holds the audit key file (reported)", source: "lake/t/*.parquet", key: "lake/keys/training.key", audit: "lake/keys/audit2.key", output: "lake/keys",
+			refuse: "sample", want: []string{"contains the key file", `contains the audit key file "` + "WORK" + `/lake/keys/audit2.key" (audit_key)`}},
+		{name: "key file is a link into the output", source: "lake/t/*.parquet", key: "training.key", output: "out/A",
+			links: map[string]string{"training.key": "out/A/training.key"}, refuse: "sample", want: []string{"contains the key file", "(keys.sample)", "once links are resolved"}},
+		{name: "output holds the policy file", source: "lake/t/*.parquet", output: ".",
+			refuse: "sample", want: []string{`contains the policy file "` + "WORK" + `/overlap.yaml"`}},
 	}
 	commands := [][]string{
 		{"validate"},
@@ -72,7 +84,7 @@ func TestOverlappingLocationsRefused(t *testing.T) {
 					t.Errorf("%v: exit %d, want 2 and %q\nstdout: %s\nstderr: %s", args, res.code, pos, res.stdout, res.stderr)
 				}
 				for _, w := range l.want {
-					if !strings.Contains(res.stderr, w) {
+					if w = strings.ReplaceAll(w, "WORK", dir); !strings.Contains(res.stderr, w) {
 						t.Errorf("%v: stderr lacks %q:\n%s", args, w, res.stderr)
 					}
 				}
@@ -152,6 +164,18 @@ func overlapWorkdir(t *testing.T, l overlapLayout) (dir, policy string, line int
 		must(t, os.WriteFile(filepath.Join(dir, l.list), list, 0o644))
 		text = strings.Replace(text, "list: testdata/sample/erasure.parquet", "list: "+l.list, 1)
 	}
+	if l.key != "" {
+		key, err := os.ReadFile(filepath.Join(dir, "testdata", "sample", "sample-only.key"))
+		must(t, err)
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, l.key)), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, l.key), key, 0o600))
+		text = strings.Replace(text, "ref: hex:file:testdata/sample/sample-only.key", "ref: hex:file:"+l.key, 1)
+	}
+	if l.audit != "" {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, l.audit)), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, l.audit), []byte(strings.Repeat("6b", 32)+"\n"), 0o600))
+		text = strings.Replace(text, "\ndatasets:\n", "\naudit_key: hex:file:"+l.audit+"\n\ndatasets:\n", 1)
+	}
 	i := strings.Index(text, "  sample:\n    purpose:")
 	if i < 0 {
 		t.Fatal("the reference sample policy has no destination sample")
@@ -188,6 +212,8 @@ func TestOverlapRefusedByEveryCommand(t *testing.T) {
 	layouts := []overlapLayout{
 		{name: "lexical", source: "lake/t/*.parquet", output: "lake", refuse: "sample"},
 		{name: "through a link", source: "lake/t/*.parquet", output: "pub", links: map[string]string{"pub": "lake/t"}, refuse: "sample"},
+		// verify must not report 0 findings on an output that holds the key
+		{name: "key file in the output", source: "lake/t/*.parquet", key: "out/A/keys/training.key", output: "out/A", refuse: "sample"},
 	}
 	commands := [][]string{
 		{"retain", "--now", sampleNow},
