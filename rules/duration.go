@@ -63,14 +63,17 @@ var durationUnits = []struct {
 
 // The bounds of a duration. A longer one is refused, never wrapped
 // around: a sum that overflowed once made keep: 50000d50000d50000d a
-// negative period that removed every row.
+// negative period that removed every row. A thousand years back or ahead
+// of any plausible now stays inside the years 0 to 9999 that reports'
+// RFC 3339 times can hold (a report with a cut-off in year -7973 cannot
+// be written at all).
 const (
-	// maxMonths is 10,000 years, the longest period in all.
-	maxMonths = 10000 * 12
+	// maxMonths is 1,000 years, the longest period in all.
+	maxMonths = 1000 * 12
 	// monthSeconds is the mean Gregorian month (30.436875 days), which
 	// weighs months against the fixed part.
 	monthSeconds = 2629746
-	// maxSeconds bounds the whole duration: 10,000 mean Gregorian years.
+	// maxSeconds bounds the whole duration: 1,000 mean Gregorian years.
 	maxSeconds = maxMonths * monthSeconds
 	// maxFixedSeconds bounds the fixed part: time.Duration's range, about
 	// 292 years (106,751 days).
@@ -82,7 +85,7 @@ const (
 // d = 86,400 s, w, mo, y). A bare "m" is refused as ambiguous: six minutes
 // and six months differ by five orders of magnitude, and a retention of
 // 6m read as minutes removes every row. The parts add up to at most
-// 10,000 years (months counted as mean Gregorian months), and the fixed
+// 1,000 years (months counted as mean Gregorian months), and the fixed
 // units (s, min, h, d, w) to at most 106,751 days (about 292 years: write
 // longer periods in y); a longer duration is refused.
 func ParseDuration(s string) (Duration, error) {
@@ -141,7 +144,7 @@ func durationBounds(s string, months, fixed int64) error {
 	case fixed > maxFixedSeconds:
 		return fmt.Errorf("duration %q is too long: its s, min, h, d and w add up to more than 106751d (about 292 years); write longer periods in y", s)
 	case months > maxMonths || months*monthSeconds+fixed > maxSeconds:
-		return fmt.Errorf("duration %q is too long: its parts add up to more than 10000y", s)
+		return fmt.Errorf("duration %q is too long: its parts add up to more than 1000y (to keep rows for ever, give the dataset no retention)", s)
 	}
 	return nil
 }
