@@ -31,7 +31,9 @@ func (p *partFile) discard() { p.p.discard() }
 // processRowGroup decodes one row group in batches, applies the row rules
 // and, per destination, the transforms, and encodes each destination's rows
 // as a part. It returns the part paths (one per output, "" when no row
-// survived) and the counts: removed per reason, then kept; per output,
+// survived) and the counts: removed per reason, then the rows kept whose
+// time is in the future (after the dataset's latest event time), then
+// kept; per output,
 // removed per destination reason, then by min_k (small classes), rows of
 // unknown age, and kept.
 //
@@ -47,7 +49,8 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 	mem := r.opt.Mem
 	reasons := transforms.Reasons()
 	dreasons := transforms.DestinationReasons()
-	counts = make([]int64, len(reasons)+1)
+	counts = make([]int64, len(reasons)+2) // by reason, future kept, kept
+	iFutureKept, iRowsKept := len(reasons), len(reasons)+1
 	outCounts = make([][]int64, len(in.outputs))
 	for i := range in.outputs {
 		outCounts[i] = make([]int64, len(dreasons)+3) // by reason, small class, unknown age, kept
@@ -79,7 +82,7 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 	}
 	if len(read) == 0 {
 		// a dry run of a dataset without row rules: every row is kept
-		counts[len(reasons)] = in.rgRows[rg]
+		counts[iRowsKept] = in.rgRows[rg]
 		for i := range outCounts {
 			outCounts[i][iKept] = in.rgRows[rg]
 		}
@@ -176,18 +179,20 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 			}
 			sel.Reset(n)
 			if filter == nil { // else the reader applied the rules
-				if err := r.applyRowRules(in, cols, &sel); err != nil {
+				futureKept, err := r.applyRowRules(in, cols, &sel)
+				if err != nil {
 					return err
 				}
 				for i, reason := range reasons {
 					counts[i] += sel.Removed(reason)
 				}
+				counts[iFutureKept] += futureKept
 				if !r.counting {
 					r.rowsDone.Add(int64(n))
 					r.progress(int(r.filesDone.Load()))
 				}
 			}
-			counts[len(reasons)] += int64(sel.Kept())
+			counts[iRowsKept] += int64(sel.Kept())
 			for oi, out := range in.outputs {
 				oc := outCounts[oi]
 				if r.counting && out.classes == nil {
@@ -501,27 +506,32 @@ func releaseAll(arrays []arrow.Array) {
 }
 
 // applyRowRules removes from sel the rows of the batch (cols, by position)
-// that the dataset's row rules remove: retention and erasure.
-func (r *runner) applyRowRules(in *inputFile, cols []arrow.Array, sel *transforms.Selection) error {
+// that the dataset's row rules remove: retention and erasure. It returns
+// how many of the rows kept have a time in the future (after the latest
+// event time), kept as NULL times are.
+func (r *runner) applyRowRules(in *inputFile, cols []arrow.Array, sel *transforms.Selection) (futureKept int64, err error) {
+	var rule transforms.Retention
 	if in.timePos >= 0 {
 		rt := in.ds.Retention
-		rule := transforms.Retention{Cutoff: in.ds.Cutoff, Latest: in.ds.Latest, OnNullRemove: rt.OnNullRemove, FallbackCutoff: in.ds.FallbackCutoff}
-		var err error
+		rule = transforms.Retention{Cutoff: in.ds.Cutoff, Latest: in.ds.Latest, OnNullRemove: rt.OnNullRemove, FallbackCutoff: in.ds.FallbackCutoff}
 		if fb := rt.OnNullFallback; fb != nil {
 			err = rule.ApplyFallback(cols[in.timePos], cols[in.pos[fb.TimeColumn]], sel)
 		} else {
 			err = rule.Apply(cols[in.timePos], sel)
 		}
 		if err != nil {
-			return dataErrorf(in.match.Location, rt.TimeColumn, "%v", err)
+			return 0, dataErrorf(in.match.Location, rt.TimeColumn, "%v", err)
 		}
 	}
 	if set := r.erasure[in.ds.Name]; in.subjectPos >= 0 && set != nil {
 		if err := (transforms.Erasure{Set: set}).Apply(cols[in.subjectPos], sel); err != nil {
-			return dataErrorf(in.match.Location, in.ds.Subject, "%v", err)
+			return 0, dataErrorf(in.match.Location, in.ds.Subject, "%v", err)
 		}
 	}
-	return nil
+	if in.timePos >= 0 {
+		futureKept = rule.FutureKept(cols[in.timePos], sel) // erased rows do not stay
+	}
+	return futureKept, nil
 }
 
 // ruleCount returns how many dataset-level row rules apply to the file.
@@ -550,7 +560,8 @@ func (in *inputFile) hasOutputRules() bool {
 // rowFilter returns the reader's filter for the dataset's row rules: it
 // reads the rule columns (the time column, the retention's fallback clock,
 // the subject) among read (readPos: their positions), applies the rules,
-// and counts the removals (by reason, into counts) and the rows read.
+// and counts the removals (by reason, into counts, then the future times
+// kept) and the rows read.
 func (r *runner) rowFilter(in *inputFile, read, readPos []int, counts []int64, reasons []transforms.Reason) *parquetio.RowFilter {
 	want := map[int]bool{}
 	if in.timePos >= 0 {
@@ -583,12 +594,14 @@ func (r *runner) rowFilter(in *inputFile, read, readPos []int, counts []int64, r
 			return nil, 0, nil, err
 		}
 		sel.Reset(n)
-		if err := r.applyRowRules(in, cols, &sel); err != nil {
+		futureKept, err := r.applyRowRules(in, cols, &sel)
+		if err != nil {
 			return nil, 0, nil, err
 		}
 		for i, reason := range reasons {
 			counts[i] += sel.Removed(reason)
 		}
+		counts[len(reasons)] += futureKept
 		r.rowsDone.Add(int64(n))
 		r.progress(int(r.filesDone.Load()))
 		// the filter columns as read: the batch converts them again

@@ -286,11 +286,13 @@ func (r *runner) runTask(ctx context.Context, t task, st *fileState) error {
 // finishFile records a file's counts and assembles its outputs.
 func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) error {
 	removed := map[string]int64{}
-	var kept int64
+	var kept, futureKept int64
 	for _, c := range st.counts {
-		for i, reason := range transforms.Reasons() {
+		reasons := transforms.Reasons()
+		for i, reason := range reasons {
 			removed[reason.String()] += c[i]
 		}
+		futureKept += c[len(reasons)]
 		kept += c[len(c)-1]
 	}
 	if st.sum == nil && r.hashes(in) {
@@ -314,6 +316,7 @@ func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) e
 	}
 	dsr.RowsIn += in.rows
 	dsr.RowsKept += kept
+	dsr.FutureTimeKept += futureKept
 	report.AddRemoved(dsr.Removed, removed)
 	r.rep.Unlock()
 	for i, out := range in.outputs {

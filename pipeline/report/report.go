@@ -99,6 +99,11 @@ type Dataset struct {
 	// retention, erasure). future_time counts rows whose time is after now
 	// plus the retention's future_skew, removed as a NULL time would be.
 	Removed map[string]int64 `json:"removed"`
+	// FutureTimeKept counts the rows kept whose time is after now plus the
+	// retention's future_skew: handled as a NULL time, they stay with
+	// on_null: keep or a fallback clock not yet run out (as retain's
+	// RetainDataset.FutureTimeKept).
+	FutureTimeKept int64 `json:"future_time_kept"`
 	// NonexistentLocalTime counts wall-clock times (stored without the
 	// UTC flag) in a spring-forward gap of the dataset's time_zone, read
 	// with the offset before the gap (moved forward by its length);
