@@ -280,7 +280,7 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 				if ts.IsNull(i) {
 					return dataErrorf(c.List, "withdrawn_at", "row %d: NULL withdrawal time", i)
 				}
-				row.at = ts.Value(i).ToTime(unit).UnixMicro()
+				row.at = withdrawalMicros(ts.Value(i), unit)
 				rows = append(rows, row)
 			}
 			return nil
@@ -290,6 +290,14 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 		}
 	}
 	return rows, nil
+}
+
+// withdrawalMicros returns a withdrawal time of unit as microseconds,
+// clamped to the int64 range: a time in the far future (milliseconds at the
+// end of their range) stays there instead of wrapping around into the past,
+// which would withdraw consent for every row.
+func withdrawalMicros(v arrow.Timestamp, unit arrow.TimeUnit) int64 {
+	return transforms.FloorTicks(v.ToTime(unit), arrow.Microsecond)
 }
 
 // readConsentCSV reads a CSV consent list with a header line; withdrawn_at
