@@ -128,10 +128,9 @@ func retentionBound(mem memory.Allocator, b *rules.Binding, sch *arrow.Schema, n
 		if typ.TimeZone == "" {
 			return 0, 0, false, nil
 		}
-		v, err := arrow.TimestampFromTime(cutoff, typ.Unit)
-		if err != nil {
-			return 0, 0, false, err
-		}
+		// the oldest kept tick, saturated: a cut-off before the unit's range
+		// (keep: 400y on nanoseconds) keeps every value, and is no error
+		v := arrow.Timestamp(transforms.CeilTicks(cutoff, typ.Unit))
 		bld := array.NewTimestampBuilder(mem, typ)
 		bld.Append(v)
 		in := bld.NewArray()
