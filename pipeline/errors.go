@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
 
@@ -27,15 +28,16 @@ type DataError struct {
 // is quoted (rules.QuoteName: Go's %q, escaped further when Unicode
 // normalization would change it) so that names differing by case, by an
 // invisible character or by normalization do not look alike; the
-// location, a path leading the message, is not.
+// location, a path leading the message, is quoted only when it holds a
+// character that is not printable (storage.QuoteLocation).
 func (e *DataError) Error() string {
 	if e.Location == "" {
 		return e.Err.Error()
 	}
 	if e.Column != "" {
-		return fmt.Sprintf("%s: column %s: %v", e.Location, rules.QuoteName(e.Column), e.Err)
+		return fmt.Sprintf("%s: column %s: %v", storage.QuoteLocation(e.Location), rules.QuoteName(e.Column), e.Err)
 	}
-	return fmt.Sprintf("%s: %v", e.Location, e.Err)
+	return fmt.Sprintf("%s: %v", storage.QuoteLocation(e.Location), e.Err)
 }
 
 // Unwrap returns the underlying error.

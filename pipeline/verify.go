@@ -398,7 +398,7 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 		sets[j], exempt[j], err = columnChecks(expected[fld.Name], vr.opt.Strict)
 		if err != nil {
 			f.Close()
-			return fmt.Errorf("%s: column %q: %w", loc, fld.Name, err)
+			return fmt.Errorf("%s: column %q: %w", storage.QuoteLocation(loc), fld.Name, err)
 		}
 	}
 	// erasure: the erased subjects as this destination writes them
@@ -423,7 +423,7 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 	if b != nil {
 		if j, c, ok, err := retentionBound(vr.opt.Mem, b, sch, cutNow); err != nil {
 			f.Close()
-			return fmt.Errorf("%s: %w", loc, err)
+			return fmt.Errorf("%s: %w", storage.QuoteLocation(loc), err)
 		} else if ok {
 			timeCol, cut = j, c
 		}
@@ -459,7 +459,7 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 			}
 			if qiCols != nil {
 				if err := rc.add(rec, qiCols); err != nil {
-					return fmt.Errorf("%s: %w", loc, err)
+					return fmt.Errorf("%s: %w", storage.QuoteLocation(loc), err)
 				}
 			}
 			if subjectCol >= 0 {

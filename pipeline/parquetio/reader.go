@@ -58,7 +58,7 @@ type File struct {
 
 // corruptf wraps a problem of the file at location as ErrCorrupt.
 func corruptf(location, format string, args ...any) error {
-	return fmt.Errorf("%s: %w: %s", location, ErrCorrupt, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s: %w: %s", storage.QuoteLocation(location), ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
 // Open opens the Parquet file at location and reads its footer.
@@ -323,7 +323,7 @@ func (f *File) readArrowGo(ctx context.Context, rg int, opt ReadOptions, fn func
 		return f.readError(rg, err)
 	}
 	if err := f.check.Finish(rg); err != nil {
-		return fmt.Errorf("%s: %w: %w", f.location, ErrCorrupt, err)
+		return fmt.Errorf("%s: %w: %w", storage.QuoteLocation(f.location), ErrCorrupt, err)
 	}
 	return nil
 }
@@ -332,7 +332,7 @@ func (f *File) readError(rg int, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%s: %w: row group %d: %w", f.location, ErrCorrupt, rg, err)
+	return fmt.Errorf("%s: %w: row group %d: %w", storage.QuoteLocation(f.location), ErrCorrupt, rg, err)
 }
 
 // Close releases the file.
