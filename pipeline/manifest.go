@@ -56,7 +56,8 @@ func (m *Manifest) JSON() ([]byte, error) {
 }
 
 // ReadManifest reads the manifest of the destination whose output folder is
-// output. A destination without one gives an error matching storage.ErrNotExist.
+// output. A destination without one gives an error matching storage.ErrNotExist;
+// a manifest naming a file path that CheckOutputPath refuses, a DataError.
 func ReadManifest(ctx context.Context, s storage.Store, output string) (*Manifest, error) {
 	loc := storage.Join(output, ManifestName)
 	src, err := s.Open(ctx, loc)
@@ -76,6 +77,11 @@ func ReadManifest(ctx context.Context, s storage.Store, output string) (*Manifes
 	}
 	if m.Format != ManifestFormatV1 {
 		return nil, fmt.Errorf("%s: manifest format %q, this deid reads %q", loc, m.Format, ManifestFormatV1)
+	}
+	// retain deletes and rewrites the files a manifest names, verify and
+	// report check read them: none may lie outside the output
+	if err := checkManifestPaths(loc, &m); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }

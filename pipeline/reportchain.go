@@ -305,6 +305,10 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		}
 		for _, d := range e.run.Destinations {
 			for _, f := range d.Files {
+				if err := CheckOutputPath(f.Path); err != nil {
+					problem(e.loc, "", "the report records a file outside the output: %v", err)
+					continue
+				}
 				latest[f.Path] = recorded{report: e.loc, sha: f.SHA256, size: f.Bytes}
 			}
 		}
