@@ -159,9 +159,9 @@ func (c *fastColumn) statistics() format.Statistics {
 		// order of byte strings) and no exactness flags (the thrift model
 		// has none), as readers expect of a truncated bound
 		text := c.dense.ID() == arrow.STRING
-		lo, _ := boundMin(s.minB, c.opt.statLimit, text)
-		st.MinValue = append(make([]byte, 0, len(lo)), lo...)
-		if hi, _, ok := boundMax(s.maxB, c.opt.statLimit, text); ok {
+		// a max that cannot be bounded leaves the min out too
+		if lo, hi, ok := boundMinMax(s.minB, s.maxB, c.opt.statLimit, text); ok {
+			st.MinValue = append(make([]byte, 0, len(lo)), lo...)
 			st.MaxValue = append(make([]byte, 0, len(hi)), hi...)
 		}
 		return st

@@ -200,8 +200,10 @@ func (s *Splicer) Close() (int64, error) {
 }
 
 // writeFooter ends a Parquet file: the encoded footer, its length and the
-// closing magic.
+// closing magic. A chunk's min without its max (or max without min) is
+// dropped first (pairStatistics).
 func writeFooter(w io.Writer, md *format.FileMetaData) error {
+	pairStatistics(md)
 	footer, err := thrift.Marshal(new(thrift.CompactProtocol), md)
 	if err != nil {
 		return fmt.Errorf("encode footer: %w", err)

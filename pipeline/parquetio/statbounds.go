@@ -1,6 +1,10 @@
 package parquetio
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/parquet-go/parquet-go/format"
+)
 
 // DefaultStatisticsLimit is the default longest min or max a column chunk's
 // statistics hold for a BYTE_ARRAY column (WriterOptions.StatisticsLimit).
@@ -109,4 +113,38 @@ func incrementRunes(p []byte) ([]byte, bool, bool) {
 		return utf8.AppendRune(p, r), false, true
 	}
 	return nil, false, false
+}
+
+// boundMinMax returns the min and max statistics to write for a chunk whose
+// least value is lo and greatest hi (or their statKeys), as boundMin and
+// boundMax do, or ok false and neither when hi has no upper bound of at
+// most limit bytes. A min without a max is never written: readers take the
+// missing max for an empty one (arrow-go) or prune with half a range.
+func boundMinMax(lo, hi []byte, limit int, text bool) (mn, mx []byte, ok bool) {
+	mx, _, ok = boundMax(hi, limit, text)
+	if !ok {
+		return nil, nil, false
+	}
+	mn, _ = boundMin(lo, limit, text)
+	return mn, mx, true
+}
+
+// pairStatistics drops the min and max of every column chunk in md that
+// has one of them without the other, for the deprecated pair and the
+// current pair alike. arrow-go's writer leaves out a BYTE_ARRAY bound past
+// its size limit on its own, so a chunk whose max is long and min short
+// would carry a min alone; statistics are optional, a half range is not.
+func pairStatistics(md *format.FileMetaData) {
+	for i := range md.RowGroups {
+		cols := md.RowGroups[i].Columns
+		for j := range cols {
+			st := &cols[j].MetaData.Statistics
+			if (st.MinValue == nil) != (st.MaxValue == nil) {
+				st.MinValue, st.MaxValue = nil, nil
+			}
+			if (st.Min == nil) != (st.Max == nil) {
+				st.Min, st.Max = nil, nil
+			}
+		}
+	}
 }

@@ -76,6 +76,15 @@ func TestBoundMinMax(t *testing.T) {
 				if c.text && utf8.Valid(v) && (!utf8.Valid(mn) || !utf8.Valid(mx)) {
 					t.Errorf("invalid UTF-8 bound %q %q of a valid string", mn, mx)
 				}
+				// a chunk of this value alone: both statistics or neither
+				lo, hi, both := boundMinMax(in, in, limit, c.text)
+				if both != ok || both && (!bytes.Equal(lo, mn) || !bytes.Equal(hi, mx)) || !both && (lo != nil || hi != nil) {
+					t.Errorf("boundMinMax: %q %q (ok %v), want %q %q (ok %v)", lo, hi, both, mn, mx, ok)
+				}
+				// under a short min (it is exact), still neither without a max
+				if lo, hi, both := boundMinMax([]byte("\x00"), in, limit, c.text); both != ok || !both && (lo != nil || hi != nil) {
+					t.Errorf("boundMinMax with a short min: %q %q (ok %v), want ok %v", lo, hi, both, ok)
+				}
 			}
 		})
 	}
@@ -107,10 +116,11 @@ func TestStatKeyKeepsOrder(t *testing.T) {
 	}
 }
 
-// FuzzBoundMinMax: for any value and limit, the bounds are at most limit
-// bytes, bound the value bytewise, are the value itself when it fits, stay
-// valid UTF-8 for a valid string of a UTF-8 column, and depend only on the
-// value's statKey.
+// FuzzBoundMinMax: for any value and limit, a chunk gets a min and a max
+// or neither (boundMinMax); the bounds are at most limit bytes, bound the
+// value bytewise, are the value itself when it fits, stay valid UTF-8 for
+// a valid string of a UTF-8 column, and depend only on the value's
+// statKey.
 func FuzzBoundMinMax(f *testing.F) {
 	for _, s := range []string{"", "abc", "€€€€", "\xff\xff\xff", "a\U0010FFFF\U0010FFFF", "\ud7ff\ud7ff", "\x7f\x7f\x7f"} {
 		f.Add([]byte(s), uint8(2), true)
@@ -118,6 +128,19 @@ func FuzzBoundMinMax(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v []byte, lim uint8, text bool) {
 		limit := int(lim%64) + 1
+		// a chunk whose least value is a prefix of v and greatest v: min
+		// and max both, or neither
+		lo := v[:len(v)/2]
+		cmn, cmx, both := boundMinMax(lo, v, limit, text)
+		if _, _, ok := boundMax(v, limit, text); both != ok {
+			t.Fatalf("%q: boundMinMax ok %v, boundMax ok %v", v, both, ok)
+		}
+		if !both && (cmn != nil || cmx != nil) || both && (cmn == nil || cmx == nil) {
+			t.Fatalf("%q: min %q and max %q, ok %v: one without the other", v, cmn, cmx, both)
+		}
+		if both && (bytes.Compare(cmn, lo) > 0 || bytes.Compare(cmx, v) < 0) {
+			t.Fatalf("%q: [%q, %q] does not hold [%q, %q]", v, cmn, cmx, lo, v)
+		}
 		mn, exactMin := boundMin(v, limit, text)
 		mx, exactMax, ok := boundMax(v, limit, text)
 		if len(mn) > limit || len(mx) > limit {
