@@ -164,6 +164,11 @@ func reportRenderCmd(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args[1:], stderr); err != nil {
 		return err
 	}
+	if *out != "" {
+		if err := checkOutFile("-o", *out, nil); err != nil {
+			return err
+		}
+	}
 	b, err := os.ReadFile(in)
 	if err != nil {
 		return err
@@ -180,5 +185,5 @@ func reportRenderCmd(args []string, stdout, stderr io.Writer) error {
 		_, err = stdout.Write(page)
 		return err
 	}
-	return os.WriteFile(*out, page, 0o644)
+	return writeOutFile(context.Background(), "-o", *out, page)
 }
