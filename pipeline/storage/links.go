@@ -195,6 +195,12 @@ func (r *localRoot) syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
+	return syncOpened(d)
+}
+
+// syncOpened syncs and closes the opened folder d; a file system that
+// cannot sync a folder (os.ErrInvalid) is not an error.
+func syncOpened(d *os.File) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
 		return err
@@ -220,18 +226,56 @@ func NoLinks(ctx context.Context, op, location string) error {
 	return r.noLinks(op, location, rel)
 }
 
+// ErrHardLink is matched (errors.Is) by errors about a file deid would
+// replace that has other names (hard links).
+var ErrHardLink = errors.New("a file with other hard links where deid rewrites")
+
+// HardLinkError is a rewrite refused because the file has more than one
+// name: the rewrite renames a new file over this name, and the old file,
+// its content unchanged, would stay under the others.
+type HardLinkError struct {
+	// Op is the write: "rewrite".
+	Op string
+	// Location is the file.
+	Location string
+	// Links is the file's link count (its number of names), at least 2.
+	Links uint64
+}
+
+// Error names the write, the file and its link count, and what to do.
+func (e *HardLinkError) Error() string {
+	return fmt.Sprintf("%s %q: the file has %d hard links (names), and a rewrite would leave its old content under the "+
+		"other %d: remove the other names (find / -samefile %q) or replace the file with a copy of its own", e.Op, e.Location, e.Links, e.Links-1, e.Location)
+}
+
+// Is makes every HardLinkError match ErrHardLink.
+func (e *HardLinkError) Is(target error) bool { return target == ErrHardLink }
+
 // LinkAt returns a *LinkError (for the write op) when the local file at
-// location is itself a symbolic link, and nil when it is not or when
-// location is on object storage. deid retain refuses such a source file:
-// rewriting it would replace the link and leave the rows in its target.
+// location is itself a symbolic link, a *HardLinkError when it is a
+// regular file with more than one name (link count above 1), nil when it
+// is neither, is missing, or location is on object storage, and the error
+// of any other failure to examine it (permission denied). deid retain
+// refuses such a source or published file: rewriting it would replace the
+// link, or this one name, and leave the rows in the file the other names
+// reach.
 func LinkAt(op, location string) error {
 	if IsURI(location) {
 		return nil
 	}
 	info, err := os.Lstat(location)
-	if err != nil || info.Mode()&fs.ModeSymlink == 0 {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	target, _ := os.Readlink(location)
-	return &LinkError{Op: op, Location: location, Link: location, Target: target}
+	if err != nil {
+		return fmt.Errorf("%s %s: check for links: %w", op, location, err)
+	}
+	if info.Mode()&fs.ModeSymlink != 0 {
+		target, _ := os.Readlink(location)
+		return &LinkError{Op: op, Location: location, Link: location, Target: target}
+	}
+	if n := linkCount(info); info.Mode().IsRegular() && n > 1 {
+		return &HardLinkError{Op: op, Location: location, Links: n}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -253,7 +254,10 @@ func TestLocalListLinks(t *testing.T) {
 	}
 }
 
-// TestLinkAt: a source file that is a link is named with its target.
+// TestLinkAt: a source file that is a symbolic link is named with its
+// target; one with other hard links is refused with its link count (and
+// with none left, accepted); a failure to examine the file is an error,
+// not a pass; a missing file, a folder and an object are accepted.
 func TestLinkAt(t *testing.T) {
 	tmp, _ := linkTree(t)
 	link := filepath.Join(tmp, "lake", "t", "part-1.parquet")
@@ -263,9 +267,62 @@ func TestLinkAt(t *testing.T) {
 	if !errors.As(err, &le) || le.Target != "part-0.parquet" || !strings.Contains(err.Error(), `"part-0.parquet"`) {
 		t.Fatalf("got %v", err)
 	}
-	for _, p := range []string{filepath.Join(tmp, "lake", "t", "part-0.parquet"), filepath.Join(tmp, "missing"), "gs://b/x"} {
+	for _, p := range []string{filepath.Join(tmp, "lake", "t", "part-0.parquet"), filepath.Join(tmp, "lake", "t"), filepath.Join(tmp, "missing"), "gs://b/x"} {
 		if err := storage.LinkAt("rewrite", p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
+
+	t.Run("hard links", func(t *testing.T) {
+		file := filepath.Join(tmp, "lake", "f.json")
+		for n := 2; n <= 3; n++ {
+			if err := os.Link(file, filepath.Join(tmp, "lake", "t", fmt.Sprintf("copy-%d.json", n))); err != nil {
+				t.Fatal(err)
+			}
+			err := storage.LinkAt("rewrite", file)
+			var he *storage.HardLinkError
+			if !errors.As(err, &he) || he.Links != uint64(n) || !errors.Is(err, storage.ErrHardLink) || errors.Is(err, storage.ErrLink) {
+				t.Fatalf("%d names: got %v", n, err)
+			}
+			for _, want := range []string{fmt.Sprintf("%d hard links", n), `"` + file + `"`} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%v does not say %s", err, want)
+				}
+			}
+		}
+		for n := 2; n <= 3; n++ {
+			if err := os.Remove(filepath.Join(tmp, "lake", "t", fmt.Sprintf("copy-%d.json", n))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := storage.LinkAt("rewrite", file); err != nil {
+			t.Errorf("one name left: %v", err)
+		}
+	})
+
+	t.Run("cannot examine", func(t *testing.T) {
+		// a path through a file (ENOTDIR) and, unless root, a folder
+		// without search permission (EACCES): neither is a missing file
+		cases := []string{filepath.Join(tmp, "lake", "f.json", "x.parquet")}
+		if os.Geteuid() != 0 {
+			locked := filepath.Join(tmp, "locked")
+			if err := os.Mkdir(locked, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(locked, "x.parquet"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(locked, 0); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(locked, 0o755) })
+			cases = append(cases, filepath.Join(locked, "x.parquet"))
+		}
+		for _, p := range cases {
+			err := storage.LinkAt("rewrite", p)
+			if err == nil || errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), p) {
+				t.Errorf("%s: got %v, want an error naming it", p, err)
+			}
+		}
+	})
 }

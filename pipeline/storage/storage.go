@@ -7,6 +7,17 @@
 // "out/browsing") or a URI ("gs://bucket/x.parquet"). Router sends each
 // location to the store for its scheme, so the pipeline never branches on
 // where data is.
+//
+// Local writes never go through a link below a root (links.go): a root is a
+// folder the operator named (a destination's output, a dataset's root,
+// given to the context with WithRoots); links in its own path are followed,
+// and a symbolic link at any folder or file below it where a write would go
+// is refused with a *LinkError (ErrLink). Callers check ahead with NoLinks
+// where a refusal half way would leave a half-done change. A file deid
+// retain rewrites in place must be its own only name: LinkAt refuses a
+// symbolic link there, and a file with other hard links (*HardLinkError,
+// ErrHardLink), whose old content a rewrite would leave under them. Object
+// storage has no links.
 package storage
 
 import (
