@@ -79,8 +79,8 @@ func (r *runner) listInputs(ctx context.Context) error {
 			if err := checkNotEmpty(ds, matches); err != nil {
 				return err
 			}
-			if len(matches) == 0 && r.opt.Shard == nil {
-				r.rep.Warn(fmt.Sprintf("dataset %q: no input file matches %q (allow_empty: true)", ds.Name, ds.Source))
+			if w, _ := CheckNotEmpty(ds.DatasetDecl, len(matches)); w != "" && r.opt.Shard == nil {
+				r.rep.Warn(w)
 			}
 		}
 		if r.opt.Shard != nil {
@@ -136,12 +136,8 @@ var ErrNoInput = errors.New("no input file")
 // allows that: a scheduled run that finds nothing to read is more often a
 // wrong path, a renamed folder or an empty mount than a quiet day.
 func checkNotEmpty(ds *rules.Dataset, matches []storage.Match) error {
-	if len(matches) > 0 || ds.AllowEmpty {
-		return nil
-	}
-	return &DataError{Location: ds.Source, Err: fmt.Errorf("%w: the source of dataset %q (%s) matches no file: check the path and "+
-		"the glob (* within one folder, ** across folders), or set allow_empty: true on the dataset if an empty source is expected",
-		ErrNoInput, ds.Name, ds.Pos)}
+	_, err := CheckNotEmpty(ds.DatasetDecl, len(matches))
+	return err
 }
 
 // CheckColumnNames returns a data error naming the file at location when
@@ -175,15 +171,45 @@ func checkNames(location string, names []string) error {
 // with two columns of one name (CheckColumnNames).
 var ErrDuplicateColumns = errors.New("duplicate column names")
 
+// SourceError classifies the error of listing the source of dataset name
+// (storage.Glob): a missing source file, a folder named without a glob and
+// a symbolic link to nothing in the source folder are data errors (the
+// lake or the policy's source must change: exit 3); anything else is an
+// I/O failure, wrapped.
+func SourceError(name, source string, err error) error {
+	switch {
+	case errors.Is(err, storage.ErrNotExist) && !errors.Is(err, storage.ErrDanglingLink):
+		return dataErrorf(source, "", "dataset %q: source file does not exist", name)
+	case errors.Is(err, storage.ErrFolder):
+		return &DataError{Err: fmt.Errorf("dataset %q: source %w", name, err)}
+	case errors.Is(err, storage.ErrDanglingLink):
+		return &DataError{Err: fmt.Errorf("dataset %q: %w", name, err)}
+	}
+	return fmt.Errorf("dataset %q: list %q: %w", name, source, err)
+}
+
+// CheckNotEmpty refuses, as a data error matching ErrNoInput, a dataset
+// whose source matched no file (n is the number of files it matched),
+// unless the dataset says allow_empty: true; it returns the warning to
+// record then. A run, a plan and a retain run apply the same rule.
+func CheckNotEmpty(ds *rules.DatasetDecl, n int) (warning string, err error) {
+	if n > 0 {
+		return "", nil
+	}
+	if ds.AllowEmpty {
+		return fmt.Sprintf("dataset %q: no input file matches %q (allow_empty: true)", ds.Name, ds.Source), nil
+	}
+	return "", &DataError{Location: ds.Source, Err: fmt.Errorf("%w: the source of dataset %q (%s) matches no file: check the path and "+
+		"the glob (* within one folder, ** across folders), or set allow_empty: true on the dataset if an empty source is expected",
+		ErrNoInput, ds.Name, ds.Pos)}
+}
+
 // globDataset lists a dataset's input files, with output paths relative
 // to its root.
 func globDataset(ctx context.Context, store storage.Store, ds *rules.Dataset) ([]storage.Match, error) {
 	_, matches, err := storage.Glob(ctx, store, ds.Source)
 	if err != nil {
-		if errors.Is(err, storage.ErrNotExist) {
-			return nil, dataErrorf(ds.Source, "", "dataset %q: source file does not exist", ds.Name)
-		}
-		return nil, fmt.Errorf("dataset %q: list %q: %w", ds.Name, ds.Source, err)
+		return nil, SourceError(ds.Name, ds.Source, err)
 	}
 	if ds.Root != "" {
 		// outputs are named relative to the declared root instead

@@ -24,8 +24,8 @@ exit status:
   1  an unexpected failure (I/O error, interrupted, internal error)
   2  a usage or policy error (bad flag, policy syntax, unknown transform, missing or weak key)
   3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, two columns of
-     one name, a source matching no file, bad erasure list, a symbolic link where deid writes,
-     a FIFO or device where deid reads a file)
+     one name, a source matching no file, a folder as a source, a link to nothing in a source folder,
+     bad erasure list, a symbolic link where deid writes, a FIFO or device where deid reads a file)
   4  a check failed (deid report check: a report or output file no longer matches; deid verify: a finding)`
 
 // errUsage marks command-line mistakes.

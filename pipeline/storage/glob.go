@@ -2,7 +2,9 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -31,6 +33,9 @@ func Glob(ctx context.Context, s Store, pattern string) (root string, matches []
 	if !HasMeta(pattern) {
 		a, err := s.Stat(ctx, pattern)
 		if err != nil {
+			if isFolder(ctx, s, pattern) {
+				return "", nil, &FolderError{Pattern: pattern}
+			}
 			return "", nil, err
 		}
 		return Dir(a.Location), []Match{{Attrs: a, Rel: Base(a.Location)}}, nil
@@ -65,6 +70,63 @@ func Glob(ctx context.Context, s Store, pattern string) (root string, matches []
 	})
 	return root, matches, err
 }
+
+// ErrFolder is matched (errors.Is) by the error of a pattern without glob
+// characters that names a folder: a pattern without them names one file.
+var ErrFolder = errors.New("a folder where deid reads a file")
+
+// FolderError is a pattern without glob characters naming a folder.
+type FolderError struct {
+	// Pattern is the pattern, as written.
+	Pattern string
+}
+
+// Error says how to name the folder's files.
+func (e *FolderError) Error() string {
+	dir := strings.TrimRight(e.Pattern, "/")
+	return fmt.Sprintf("%q is a folder, and a source without glob characters names one file: name the folder's files with a glob, "+
+		"such as %q (or %q across its subfolders)", e.Pattern, dir+"/*.parquet", dir+"/**/*.parquet")
+}
+
+// Is makes every FolderError match ErrFolder.
+func (e *FolderError) Is(target error) bool { return target == ErrFolder }
+
+// isFolder reports whether location, which Stat could not read as a file,
+// is a folder: a local one, or an object prefix holding objects.
+func isFolder(ctx context.Context, s Store, location string) bool {
+	if !IsURI(location) {
+		fi, err := os.Stat(location)
+		return err == nil && fi.IsDir()
+	}
+	found := false
+	_ = s.List(ctx, strings.TrimRight(location, "/")+"/", func(Attrs) error {
+		found = true
+		return errStopList
+	})
+	return found
+}
+
+// errStopList stops a listing at its first object.
+var errStopList = errors.New("stop listing")
+
+// ErrDanglingLink is matched (errors.Is) by the error of a listing that
+// met a symbolic link whose target does not exist.
+var ErrDanglingLink = errors.New("a symbolic link to nothing")
+
+// DanglingLinkError is a symbolic link, met while listing a folder, whose
+// target does not exist.
+type DanglingLinkError struct {
+	// Link is the link's path; Target is what it points to.
+	Link, Target string
+}
+
+// Error names the link and its target, and what to do.
+func (e *DanglingLinkError) Error() string {
+	return fmt.Sprintf("%q is a symbolic link to %q, which does not exist: remove the link or restore its target", e.Link, e.Target)
+}
+
+// Is makes every DanglingLinkError match ErrDanglingLink.
+func (e *DanglingLinkError) Is(target error) bool { return target == ErrDanglingLink }
 
 // splitFixed splits pattern into its fixed prefix (without a trailing
 // separator) and the rest, which starts with the first segment holding a

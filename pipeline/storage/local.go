@@ -78,7 +78,7 @@ func (Local) List(ctx context.Context, prefix string, fn func(Attrs) error) erro
 			if info, err = os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 				// not ErrNotExist: the folder being listed exists
 				target, _ := os.Readlink(p)
-				return fmt.Errorf("%q is a symbolic link to %q, which does not exist: remove the link or restore its target", p, target)
+				return &DanglingLinkError{Link: p, Target: target}
 			} else if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
