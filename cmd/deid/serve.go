@@ -46,7 +46,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	// the process outlives its own graceful shutdown by a margin only
-	setShutdownGrace(f.grace + f.abortWait + 5*time.Second)
+	shutdownOf(ctx).setGrace(f.grace + f.abortWait + 5*time.Second)
 	if f.now != "" || f.json || len(f.destinations) > 0 {
 		return usageError("serve runs each job on its schedule with the clock's time and the job's destinations: --now, --json and --destination are for deid run")
 	}

@@ -36,6 +36,10 @@ type serveProc struct {
 	key  []byte // what release writes into the gate
 }
 
+// testRunGateEnv names the FIFO every scheduled run of the test build of
+// deid (-tags deidtest, see buildDeid) reads before it starts (testgate.go).
+const testRunGateEnv = "DEID_TEST_RUN_GATE"
+
 // startServe writes a policy with one job, tick, every second, gates its
 // runs and starts the server.
 func startServe(t *testing.T, args ...string) *serveProc {
