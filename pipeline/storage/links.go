@@ -189,25 +189,6 @@ func linkName(location, rel, p string) string {
 	return strings.TrimSuffix(clean, below)
 }
 
-// syncDir makes a rename in the folder dir (relative to r) durable.
-func (r *localRoot) syncDir(dir string) error {
-	d, err := r.Open(dir)
-	if err != nil {
-		return err
-	}
-	return syncOpened(d)
-}
-
-// syncOpened syncs and closes the opened folder d; a file system that
-// cannot sync a folder (os.ErrInvalid) is not an error.
-func syncOpened(d *os.File) error {
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
-
 // NoLinks returns a *LinkError (for the write op) when a component of the
 // local location below its root (see WithRoots), the last one included,
 // is a symbolic link, and nil otherwise or when location is on object

@@ -257,7 +257,7 @@ func (w *localWriter) Commit() (Attrs, error) {
 		w.root.Remove(w.tmp)
 		return Attrs{}, fmt.Errorf("commit %s: %w", w.location, err)
 	}
-	if err := w.root.syncDir(filepath.Dir(w.rel)); err != nil {
+	if err := syncDir(w.root.Open(filepath.Dir(w.rel))); err != nil {
 		return Attrs{}, fmt.Errorf("commit %s: %w", w.location, err)
 	}
 	return Attrs{Location: w.location, Size: info.Size(), ModTime: info.ModTime()}, nil
@@ -305,7 +305,7 @@ func (Local) Move(ctx context.Context, src, dst string) error {
 	if err := r.Rename(srcRel, dstRel); err != nil {
 		return renamed(err, "rename", src, dst)
 	}
-	return r.syncDir(filepath.Dir(dstRel))
+	return syncDir(r.Open(filepath.Dir(dstRel)))
 }
 
 // renamed names old and new in an error of an os.Root's rename or link.
@@ -337,12 +337,14 @@ func moveAcross(ctx context.Context, src, dst string) error {
 	if err := os.Rename(src, dst); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
+	return syncDir(os.Open(filepath.Dir(dst)))
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncDir makes a rename in a folder durable, given the folder as opened,
+// by path or below a root: syncDir(os.Open(dir)), syncDir(r.Open(dir)). It
+// closes the folder; a file system that cannot sync a folder (os.ErrInvalid)
+// is not an error.
+func syncDir(d *os.File, err error) error {
 	if err != nil {
 		return err
 	}
@@ -421,7 +423,7 @@ func (Local) CreateExclusive(ctx context.Context, location string, data []byte) 
 	if err := r.Link(tmpName, rel); err != nil {
 		return Attrs{}, renamed(err, "link", tmpName, location) // matches fs.ErrExist when the name is taken
 	}
-	if err := r.syncDir(dir); err != nil {
+	if err := syncDir(r.Open(dir)); err != nil {
 		return Attrs{}, fmt.Errorf("create %s: %w", location, err)
 	}
 	info, err := r.Lstat(rel)
@@ -447,10 +449,10 @@ func (Local) RemoveAll(ctx context.Context, dir string) error {
 		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
-		return syncDir(filepath.Dir(dir))
+		return syncDir(os.Open(filepath.Dir(dir)))
 	}
 	if err := r.Root.RemoveAll(rel); err != nil {
 		return named(err, dir)
 	}
-	return r.syncDir(filepath.Dir(rel))
+	return syncDir(r.Open(filepath.Dir(rel)))
 }
