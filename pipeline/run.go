@@ -107,6 +107,12 @@ type Options struct {
 	// run re-deriving some published files (deid retain) reads only their
 	// inputs, and the manifest keeps the entries of the others.
 	Inputs func(location string) bool
+	// Critical, when set, is called as a commit that must not be cut short
+	// starts (the publish of every destination of a run, the commit of a
+	// merge), and the commit calls the end it returns once it is done, its
+	// publish locks released. deid's signal handling holds its forced exit
+	// while a commit is open. nil means nothing is called.
+	Critical func() (end func())
 
 	// readAll decodes every row before the row rules apply, instead of
 	// letting the reader skip the removed rows' values (tests compare the two).
@@ -164,6 +170,15 @@ func (o *Options) defaults() {
 	if o.ScratchDir == "" {
 		o.ScratchDir = os.TempDir()
 	}
+}
+
+// critical opens a commit that must not be cut short (see
+// Options.Critical) and returns its end.
+func (o *Options) critical() (end func()) {
+	if o.Critical == nil {
+		return func() {}
+	}
+	return o.Critical()
 }
 
 // runner is the state of one run.
@@ -319,15 +334,18 @@ func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error
 	r.rep.Finish(r.opt.Clock(), err)
 	if err == nil {
 		// once every file is staged, publishing is short and is not
-		// interrupted: a cancellation now would leave some destinations
-		// committed and others not
+		// interrupted: a cancellation now, or an exit forced by a signal
+		// (Options.Critical), would leave files replaced without a manifest
+		// and some destinations committed and others not
 		publish := r.publish
 		if r.opt.Shard != nil {
 			publish = r.publishShard
 		}
+		end := r.opt.critical()
 		if err = publish(context.WithoutCancel(ctx)); err != nil {
 			r.abortStaging(context.WithoutCancel(ctx))
 		}
+		end()
 		r.countRetries()
 		r.rep.Finish(r.opt.Clock(), err)
 	}
@@ -435,12 +453,16 @@ func sortedOutputs(files []*report.OutputFile) {
 
 // Validate checks, without reading data, that every source file matches the
 // policy: each column classified, none missing or drifted, every transform
-// able to take its column, and that erasure lists exist. It returns the
-// number of files checked.
+// able to take its column, that no symbolic link stands where a run would
+// write below an output (checkOutputLinks, which only looks at names), and
+// that erasure lists exist. It returns the number of files checked.
 func Validate(ctx context.Context, plan *rules.Plan, opt Options) (int, error) {
 	r := newRunner(plan, opt, "validate")
 	r.skipErasure = true
 	if err := r.listInputs(ctx); err != nil {
+		return 0, err
+	}
+	if err := r.checkOutputLinks(ctx); err != nil {
 		return 0, err
 	}
 	for _, ds := range plan.Datasets {

@@ -178,6 +178,10 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 			if err != nil {
 				return nil, fmt.Errorf("shard %d of %d, destination %q: %w (has it run?)", i, count, dst.Name, err)
 			}
+			// its file paths go into the manifest and the signed report
+			if err := checkReportPaths(loc, rep); err != nil {
+				return nil, fmt.Errorf("shard %d of %d, destination %q: %w", i, count, dst.Name, err)
+			}
 			if rep.Outcome != "succeeded" {
 				return nil, fmt.Errorf("shard %d of %d, destination %q: %s: %s; rerun it, then merge", i, count, dst.Name, rep.Outcome, rep.Error)
 			}
@@ -229,6 +233,7 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 				mds.RowsIn += sds.RowsIn
 				mds.RowsKept += sds.RowsKept
 				report.AddRemoved(mds.Removed, sds.Removed)
+				mds.FutureTimeKept += sds.FutureTimeKept
 				mds.NonexistentLocalTime += sds.NonexistentLocalTime
 				mds.AmbiguousLocalTime += sds.AmbiguousLocalTime
 				mds.DroppedColumns = sds.DroppedColumns
@@ -241,7 +246,11 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 	}
 	merged.Outcome = "succeeded"
 	merged.Seconds = merged.FinishedAt.Sub(merged.StartedAt).Seconds()
-	// commit: each destination's report, then its manifest
+	// commit: each destination's report, then its manifest; as a run's
+	// publish, neither a cancellation nor a signal's forced exit cuts it
+	end := r.opt.critical()
+	defer end()
+	ctx = context.WithoutCancel(ctx)
 	for _, dst := range merged.Destinations {
 		release, err := r.holdOutput(ctx, dst.Output)
 		if err != nil {
