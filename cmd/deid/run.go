@@ -105,6 +105,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	opt.Critical = criticalOf(ctx) // a signal does not cut the publish short
 	if f.job != "" {
 		err := runJob(ctx, &f, opt, stdout)
 		done()
@@ -151,9 +152,9 @@ func printSummary(w io.Writer, rep *report.Run) {
 	}
 	fmt.Fprintf(w, "%s %s %s in %.1fs (now %s)\n", verb, rep.RunID, rep.Outcome, rep.Seconds, rep.Now.Format(time.RFC3339))
 	for _, d := range rep.Datasets {
-		fmt.Fprintf(w, "  dataset %s: %s, %d rows in, %d kept; removed: retention %d, erasure %d, null time %d, future time %d\n",
+		fmt.Fprintf(w, "  dataset %s: %s, %d rows in, %d kept; removed: retention %d, erasure %d, null time %d, future time %d; future times kept %d\n",
 			d.Name, plural(int64(len(d.Files)), "file", "files"), d.RowsIn, d.RowsKept,
-			d.Removed["retention"], d.Removed["erasure"], d.Removed["null_time"], d.Removed["future_time"])
+			d.Removed["retention"], d.Removed["erasure"], d.Removed["null_time"], d.Removed["future_time"], d.FutureTimeKept)
 		printLocalTimes(w, d.NonexistentLocalTime, d.AmbiguousLocalTime)
 		if rep.Command != "plan" {
 			continue

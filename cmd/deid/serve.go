@@ -56,6 +56,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	opt.Incremental = !f.force
+	opt.Critical = criticalOf(ctx)
 	log := opt.Logger
 	pol, err := f.load(log)
 	if err != nil {

@@ -43,8 +43,11 @@ func shardRunID(flagValue string, getenv func(string) string) (string, error) {
 	if id == "" {
 		id = getenv("CLOUD_RUN_EXECUTION")
 	}
-	if id == "" || strings.ContainsAny(id, "/\\ ") || id == "." || id == ".." {
+	if id == "" {
 		return "", usageError("a sharded run needs --run-id ID, the same for every shard and the merge (e.g. the Job's controller uid)")
+	}
+	if err := pipeline.CheckRunID(id); err != nil {
+		return "", usageError("--run-id: %v", err)
 	}
 	return id, nil
 }
@@ -94,6 +97,9 @@ func reportMergeCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *runID == "" || *shards < 1 {
 		return usageError("deid report merge needs --run-id and --shards")
 	}
+	if err := pipeline.CheckRunID(*runID); err != nil { // it names folders in each output
+		return usageError("--run-id: %v", err)
+	}
 	log, err := f.logger(stderr)
 	if err != nil {
 		return err
@@ -111,7 +117,7 @@ func reportMergeCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if plan, err = f.compile(log, frozen.Now); err != nil {
 		return err
 	}
-	rep, err := pipeline.MergeShards(ctx, plan, pipeline.Options{Logger: log, Store: st}, *runID, *shards)
+	rep, err := pipeline.MergeShards(ctx, plan, pipeline.Options{Logger: log, Store: st, Critical: criticalOf(ctx)}, *runID, *shards)
 	if err != nil {
 		return err
 	}
