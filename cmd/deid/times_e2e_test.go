@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the zones of these tests, on a host without zoneinfo too
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -73,12 +74,18 @@ func micros(t time.Time) *int64 { return ticks(t.UnixMicro()) }
 // microseconds, with the UTC flag unless naive (wall-clock times).
 func writeTimesFile(t *testing.T, dir string, naive bool, rows []timesRow) {
 	t.Helper()
+	writeTimesFileIn(t, dir, arrow.Microsecond, naive, rows)
+}
+
+// writeTimesFileIn is writeTimesFile with times of unit u.
+func writeTimesFileIn(t *testing.T, dir string, u arrow.TimeUnit, naive bool, rows []timesRow) {
+	t.Helper()
 	mem := memory.NewGoAllocator()
 	zone := "UTC"
 	if naive {
 		zone = ""
 	}
-	tt := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: zone}
+	tt := &arrow.TimestampType{Unit: u, TimeZone: zone}
 	sch := arrow.NewSchema([]arrow.Field{
 		{Name: "user_id", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 		{Name: "at", Type: tt, Nullable: true},
@@ -347,6 +354,14 @@ func TestTimesFutureRows(t *testing.T) {
 				if d.Removed["future_time"] != c.removedFuture || d.Removed["retention"] != 1 || d.RowsKept != 6-c.removedFuture {
 					t.Errorf("%s: removed %v, %d kept; want future_time %d, retention 1, %d kept", cmd, d.Removed, d.RowsKept, c.removedFuture, 6-c.removedFuture)
 				}
+				// future rows that stay are counted as retain counts them
+				if d.FutureTimeKept != keptFuture {
+					t.Errorf("%s: future_time_kept %d, want %d", cmd, d.FutureTimeKept, keptFuture)
+				}
+				res := runDeid(t, dir, timesEnv, cmd, "-c", "policy.yaml", "--now", now)
+				if want := fmt.Sprintf("future time %d; future times kept %d\n", c.removedFuture, keptFuture); res.code != 0 || !strings.Contains(res.stdout, want) {
+					t.Errorf("%s: exit %d, summary without %q:\n%s%s", cmd, res.code, want, res.stdout, res.stderr)
+				}
 			}
 			dry := decodeRetain(t, runDeid(t, dir, timesEnv, "retain", "-c", "policy.yaml", "--now", now, "--dry-run", "--json"))
 			done := decodeRetain(t, runDeid(t, dir, timesEnv, "retain", "-c", "policy.yaml", "--now", now, "--json"))
@@ -388,7 +403,7 @@ func TestTimesLocalTransitions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.zone, func(t *testing.T) {
 			if _, err := time.LoadLocation(c.zone); err != nil {
-				t.Skip(err)
+				t.Fatal(err)
 			}
 			dir := t.TempDir()
 			var rows []timesRow
@@ -411,6 +426,78 @@ func TestTimesLocalTransitions(t *testing.T) {
 			res := runDeid(t, dir, timesEnv, "plan", "-c", "policy.yaml", "--now", nowFlag())
 			if c.nonexistent+c.ambiguous > 0 && !strings.Contains(res.stdout, fmt.Sprintf("local times: %d nonexistent", c.nonexistent)) {
 				t.Errorf("plan's summary does not count the local times:\n%s", res.stdout)
+			}
+		})
+	}
+}
+
+// TestTimesLongPeriods: retention periods and future skews longer than a
+// nanosecond timestamp's range (1677-2262) decide each row by its instant
+// in run, plan and retain, and a duration whose parts add up past the
+// bounds (1000y in all, 106751d of fixed units) is a policy error at its
+// position. Before, the cut-offs wrapped
+// around: keep: 1000y removed every row as retention, future_skew: 300y
+// every row as future_time, and keep: 50000d50000d50000d was a negative
+// period that kept nothing.
+func TestTimesLongPeriods(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	ns := func(at time.Time) *int64 { return ticks(at.UnixNano()) }
+	rows := []timesRow{
+		{user: 1, at: ns(timesNow.Add(-24 * time.Hour))},
+		{user: 2, at: ns(timesNow.Add(-60 * 24 * time.Hour))},
+		{user: 3, at: ticks(math.MinInt64)}, // 1677-09-21
+		{user: 4, at: ticks(math.MaxInt64)}, // 2262-04-11: after now + 1 day
+	}
+	cases := []struct {
+		name, keep, onNull, skew string
+		retention, future, kept  int64 // removed, and future rows kept
+		rowsKept                 int64
+		where, msg               string // a policy error instead
+	}{
+		{"keep 400y", "400y", "remove", "", 0, 1, 0, 3, "", ""},
+		{"keep 1000y", "1000y", "remove", "", 0, 1, 0, 3, "", ""},
+		{"keep 1000y on_null keep", "1000y", "keep", "", 0, 0, 1, 4, "", ""},
+		{"keep 12000mo fallback", "12000mo", "{fallback: created_at, keep: 999y12mo}", "", 0, 0, 1, 4, "", ""},
+		{"future skew 300y", "30d", "remove", "300y", 2, 0, 0, 2, "", ""},
+		{"keep 1000y future skew 300y", "1000y", "keep", "300y", 0, 0, 0, 4, "", ""},
+		{"summed days", "50000d50000d50000d", "remove", "", 0, 0, 0, 0, "policy.yaml:17:13", "add up to more than 106751d"},
+		{"summed years", "500y501y", "remove", "", 0, 0, 0, 0, "policy.yaml:17:13", "add up to more than 1000y"},
+		{"keep 9999y", "9999y", "keep", "", 0, 0, 0, 0, "policy.yaml:17:13", "add up to more than 1000y"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTimesFileIn(t, dir, arrow.Nanosecond, false, rows)
+			writeTimesPolicy(t, dir, c.keep, c.onNull, "")
+			p := filepath.Join(dir, "policy.yaml")
+			b, _ := os.ReadFile(p)
+			text := strings.Replace(string(b), "    columns:\n", "    time_zone: UTC\n    columns:\n", 1)
+			if c.skew != "" {
+				text = strings.Replace(text, "      on_null: "+c.onNull+"\n", "      on_null: "+c.onNull+"\n      future_skew: "+c.skew+"\n", 1)
+			}
+			os.WriteFile(p, []byte(text), 0o644)
+			now := nowFlag()
+			if c.where != "" {
+				res := runDeid(t, dir, timesEnv, "validate", "-c", "policy.yaml")
+				if res.code != 2 || !strings.Contains(res.stderr, c.where) || !strings.Contains(res.stderr, c.msg) {
+					t.Errorf("validate: exit %d, want 2 with %s ...%s...\n%s", res.code, c.where, c.msg, res.stderr)
+				}
+				return
+			}
+			for _, cmd := range []string{"plan", "run"} {
+				d := decodeRun(t, runDeid(t, dir, timesEnv, cmd, "-c", "policy.yaml", "--now", now, "--json")).Datasets[0]
+				if d.Removed["retention"] != c.retention || d.Removed["future_time"] != c.future || d.FutureTimeKept != c.kept || d.RowsKept != c.rowsKept {
+					t.Errorf("%s: removed %v, future kept %d, %d kept; want retention %d, future_time %d, future kept %d, %d kept",
+						cmd, d.Removed, d.FutureTimeKept, d.RowsKept, c.retention, c.future, c.kept, c.rowsKept)
+				}
+			}
+			d := decodeRetain(t, runDeid(t, dir, timesEnv, "retain", "-c", "policy.yaml", "--now", now, "--dry-run", "--json")).Datasets[0]
+			if d.Removed[report.RemovedRetention] != c.retention || d.Removed[report.RemovedFutureTime] != c.future || d.FutureTimeKept != c.kept ||
+				d.RowsKept != c.rowsKept || c.rowsKept > 0 && d.RowGroups.Dropped != 0 {
+				t.Errorf("retain --dry-run: removed %v, future kept %d, %d kept, %d row groups dropped; want retention %d, future_time %d, future kept %d, %d kept",
+					d.Removed, d.FutureTimeKept, d.RowsKept, d.RowGroups.Dropped, c.retention, c.future, c.kept, c.rowsKept)
 			}
 		})
 	}
