@@ -59,9 +59,10 @@ var ownNames = []string{ManifestName, ReportsDir, StagingDir, RetainDir, ShardsD
 // names (manifest, reports, staging, locks...), at a dataset's folder, and
 // at any folder or file of an output file of this run. The writes check
 // again themselves; this makes the run fail before it reads a manifest or
-// report through a link, and before it publishes any file.
+// report through a link, and before it publishes any file. Plan and
+// Validate check the same (it only reads names).
 func (r *runner) checkOutputLinks(ctx context.Context) error {
-	ctx = underOutputs(ctx, r.plan) // (plan and validate come here too)
+	ctx = underOutputs(ctx, r.plan)
 	for _, dst := range r.plan.Destinations {
 		names := append([]string(nil), ownNames...)
 		for _, b := range dst.Bindings {

@@ -68,8 +68,8 @@ var linksRun = []string{"run", "-c", "deploy/examples/policy.yaml", "--now", "20
 
 // TestRunRefusesPublishedFolderLinkedToLake: after a run, a published
 // dataset folder, partition folder or file replaced by a link into the lake
-// makes the next run (and plan) fail with a data error naming the link; the
-// lake is byte for byte what it was.
+// makes the next run (and plan, and validate) fail with a data error naming
+// the link; the lake is byte for byte what it was.
 func TestRunRefusesPublishedFolderLinkedToLake(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -91,7 +91,7 @@ func TestRunRefusesPublishedFolderLinkedToLake(t *testing.T) {
 			target := strings.Replace(c.target, "ABS", dir, 1)
 			replaceWithLink(t, filepath.Join(dir, c.link), target)
 			lake := treeState(t, filepath.Join(dir, "testdata", "lake"))
-			for _, cmd := range [][]string{linksRun, append([]string{"plan"}, linksRun[1:]...)} {
+			for _, cmd := range [][]string{linksRun, append([]string{"plan"}, linksRun[1:]...), {"validate", "-c", "deploy/examples/policy.yaml"}} {
 				wantLinkRefused(t, runDeid(t, dir, nil, cmd...), c.link, target)
 			}
 			if got := treeState(t, filepath.Join(dir, "testdata", "lake")); !reflect.DeepEqual(got, lake) {
@@ -248,5 +248,32 @@ func TestRetainRefusesLinksAtItsFolders(t *testing.T) {
 				t.Errorf("the lake changed:\nbefore %v\nafter  %v", before, got)
 			}
 		})
+	}
+}
+
+// TestRetainRefusesHardLinkedSource: deid retain (and its dry run)
+// refuses a source file with a second hard link, with a data error naming
+// the file and its link count, before it changes any dataset: the rewrite
+// would be a new file, and the other name would keep the erased rows.
+func TestRetainRefusesHardLinkedSource(t *testing.T) {
+	dir := linksWorkdir(t)
+	file := "testdata/lake/orders/orders.parquet"
+	if err := os.Link(filepath.Join(dir, file), filepath.Join(dir, "testdata", "orders-backup.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	before := treeState(t, filepath.Join(dir, "testdata"))
+	for _, cmd := range [][]string{append(linksRetain, "--dry-run"), linksRetain} {
+		res := runDeid(t, dir, nil, cmd...)
+		if res.code != exitData {
+			t.Fatalf("%v: exit %d, want %d (a data error); stderr:\n%s", cmd, res.code, exitData, res.stderr)
+		}
+		for _, want := range []string{file + `"`, "2 hard links"} {
+			if !strings.Contains(res.stderr, want) {
+				t.Errorf("stderr does not say %s:\n%s", want, res.stderr)
+			}
+		}
+	}
+	if got := treeState(t, filepath.Join(dir, "testdata")); !reflect.DeepEqual(got, before) {
+		t.Errorf("the lake changed:\nbefore %v\nafter  %v", before, got)
 	}
 }
