@@ -167,8 +167,9 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// recoverRun completes or rolls back an interrupted run found in work.
-func recoverRun(ctx context.Context, st storage.Store, work string, opt *Options) (string, error) {
+// recoverRun completes or rolls back an interrupted run found in work; a
+// journal with a location out of sc is refused (see scope.check).
+func recoverRun(ctx context.Context, st storage.Store, work string, sc scope, opt *Options) (string, error) {
 	jloc := storage.Join(work, journalName)
 	r, err := st.Open(ctx, jloc)
 	switch {
@@ -195,6 +196,9 @@ func recoverRun(ctx context.Context, st storage.Store, work string, opt *Options
 	var j journal
 	if err := json.Unmarshal(b, &j); err != nil || j.Format != journalFormat && j.Format != journalFormatV1 {
 		return "", fmt.Errorf("journal %s is unreadable (%v): inspect the dataset by hand", jloc, err)
+	}
+	if err := sc.check(jloc, j); err != nil {
+		return "", err
 	}
 	opt.Logger.Info("completing an interrupted retain run", "run", j.RunID, "actions", len(j.Actions))
 	changed, err := replay(ctx, st, j, nil)

@@ -67,6 +67,10 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	st := opt.Store
 	work := storage.Join(dst.Output, workDir)
 	var releasePublish func()
+	// the commit, once started, stays open until the locks are released
+	// too, or until re-deriving starts (deferred first, so it ends last)
+	endCommit := func() {}
+	defer func() { endCommit() }()
 	if !opt.DryRun {
 		if _, err := st.Stat(ctx, storage.Join(dst.Output, pipeline.ManifestName)); errors.Is(err, storage.ErrNotExist) {
 			return nil // nothing published
@@ -88,7 +92,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 				releasePublish()
 			}
 		}()
-		if dr.Recovered, err = recoverRun(ctx, st, work, opt); err != nil {
+		if dr.Recovered, err = recoverRun(ctx, st, work, outputScope(dst), opt); err != nil {
 			return fmt.Errorf("recover an interrupted run: %w", err)
 		}
 		defer func() {
@@ -136,6 +140,11 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 			if erased == 0 {
 				continue
 			}
+			// a link here would keep the erased rows (checked before the
+			// output changes, in a dry run too)
+			if err := outputLink(dst.Name, loc); err != nil {
+				return err
+			}
 			dd.FilesRewritten++
 			dd.RowsErased += erased
 			dr.RowsErased += erased
@@ -147,6 +156,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		}
 	}
 	if !opt.DryRun && len(actions) > 0 {
+		endCommit = opt.critical()
 		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, opt); err != nil {
 			return err
 		}
@@ -154,6 +164,10 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	if releasePublish != nil {
 		releasePublish()
 		releasePublish = nil
+	}
+	if len(rederive) > 0 { // its runs open their own commits
+		endCommit()
+		endCommit = func() {}
 	}
 	for _, dd := range rederive {
 		if err := rederiveOutputs(ctx, dst, dd, dr, rep, opt); err != nil {

@@ -94,6 +94,12 @@ type Options struct {
 	// subjects are then also removed from the destinations' published
 	// outputs (see outputs.go).
 	Outputs *rules.Plan
+	// Critical, when set, is called as a commit starts (the journal, the
+	// swaps it lists and its removal), and the commit calls the end it
+	// returns once it is done, its locks released; deid's signal handling
+	// holds its forced exit while a commit is open. nil means nothing is
+	// called.
+	Critical func() (end func())
 }
 
 // Failpoints are the named steps of a run at which Options.Failpoint is
@@ -102,6 +108,15 @@ type Options struct {
 // isolated rows, after each swap or delete, after the journal is removed,
 // after the work folder is removed.
 var Failpoints = []string{"staged", "journal-written", "anonymized-moved", "isolated-moved", "swapped", "journal-removed", "work-removed"}
+
+// critical opens a commit that must not be cut short (see
+// Options.Critical) and returns its end.
+func (o *Options) critical() (end func()) {
+	if o == nil || o.Critical == nil {
+		return func() {}
+	}
+	return o.Critical()
+}
 
 func (o *Options) failpoint(name string) {
 	if o != nil && o.Failpoint != nil {
@@ -142,7 +157,8 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 			ctx = storage.WithRoots(ctx, dst.Output)
 		}
 	}
-	err := checkLinks(ctx, plan, &opt)
+	warns, err := checkSources(ctx, plan, &opt)
+	rep.Warnings = append(rep.Warnings, warns...)
 	sets := erasedSets{}
 	for _, ds := range plan.Datasets {
 		if err != nil {
@@ -182,40 +198,77 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 	return rep, err
 }
 
-// checkLinks refuses, before any dataset is changed, a symbolic link where
-// retain would write on local disk: a source file that is a link
-// (rewriting it would replace the link and leave the rows in its target),
-// or a link at retain's own names in a dataset root (work folder, lock,
-// isolated and anonymized parts) or in a destination output. Each write
-// checks again (storage.Local); this keeps a refusal from coming half way
-// through a run, with some datasets changed and a journal to complete.
-func checkLinks(ctx context.Context, plan *rules.RetainPlan, opt *Options) error {
+// checkSources lists every dataset's source before any dataset is
+// changed, so that a refusal never comes half way through a run, with some
+// datasets changed and a journal to complete. It refuses a source that
+// matches no file (neither does the dataset's isolated part) as run does
+// (pipeline.CheckNotEmpty: a data error unless allow_empty: true, then a
+// warning, returned), a folder named without a glob or a link to nothing
+// in the source folder (pipeline.SourceError), and the links of
+// checkLinks.
+func checkSources(ctx context.Context, plan *rules.RetainPlan, opt *Options) (warnings []string, err error) {
 	for _, ds := range plan.Datasets {
-		if storage.IsURI(ds.Source) {
-			continue // object storage has no links
-		}
 		root, matches, err := storage.Glob(ctx, opt.Store, ds.Source)
-		if errors.Is(err, storage.ErrNotExist) {
+		if errors.Is(err, storage.ErrNotExist) && !errors.Is(err, storage.ErrDanglingLink) {
 			continue // runDataset reports it
 		}
 		if err != nil {
-			return &pipeline.DataError{Err: fmt.Errorf("dataset %q: list %s: %w", ds.Name, ds.Source, err)}
+			if err = pipeline.SourceError(ds.Name, ds.Source, err); !errors.Is(err, pipeline.ErrData) && !storage.IsURI(ds.Source) {
+				err = &pipeline.DataError{Err: err}
+			}
+			return nil, err
 		}
 		if ds.Root != "" {
 			root = ds.Root
 		}
-		rctx := storage.WithRoots(ctx, root)
-		for _, n := range []string{workDir, lockName, isoFolder, anonFolder} {
-			if err := storage.NoLinks(rctx, "write", storage.Join(root, n)); err != nil {
-				return &pipeline.DataError{Err: fmt.Errorf("dataset %q: %w", ds.Name, err)}
+		n := len(matches)
+		if n == 0 {
+			_, isolated, err := storage.Glob(ctx, opt.Store, storage.Join(root, isoFolder, "**", "*.parquet"))
+			if err != nil && !errors.Is(err, storage.ErrNotExist) {
+				return nil, fmt.Errorf("dataset %q: list its isolated part: %w", ds.Name, err)
 			}
+			n = len(isolated)
 		}
-		for _, m := range matches {
-			if err := sourceLink(ds.Name, m.Location); err != nil {
-				return err
+		w, err := pipeline.CheckNotEmpty(ds.DatasetDecl, n)
+		if err != nil {
+			return nil, err
+		}
+		if w != "" {
+			warnings = append(warnings, w)
+		}
+		if !storage.IsURI(ds.Source) { // object storage has no links
+			if err := checkLinks(ctx, ds, root, matches); err != nil {
+				return nil, err
 			}
 		}
 	}
+	return warnings, checkOutputLinks(ctx, opt)
+}
+
+// checkLinks refuses, before any dataset is changed, a symbolic link where
+// retain would write on local disk: a source file that is a link
+// (rewriting it would replace the link and leave the rows in its target),
+// or a link at retain's own names in the dataset's root (work folder,
+// lock, isolated and anonymized parts). Each write checks again
+// (storage.Local).
+func checkLinks(ctx context.Context, ds *rules.RetainDataset, root string, matches []storage.Match) error {
+	rctx := storage.WithRoots(ctx, root)
+	for _, n := range []string{workDir, lockName, isoFolder, anonFolder} {
+		if err := storage.NoLinks(rctx, "write", storage.Join(root, n)); err != nil {
+			return &pipeline.DataError{Err: fmt.Errorf("dataset %q: %w", ds.Name, err)}
+		}
+	}
+	for _, m := range matches {
+		if err := sourceLink(ds.Name, m.Location); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOutputLinks refuses a link at retain's names in a destination's
+// output, as checkLinks does in a dataset's root.
+func checkOutputLinks(ctx context.Context, opt *Options) error {
 	if opt.Outputs == nil {
 		return nil
 	}
@@ -287,7 +340,7 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 		if errors.Is(err, storage.ErrNotExist) {
 			return &pipeline.DataError{Location: ds.Source, Err: fmt.Errorf("dataset %q: no such file", ds.Name)}
 		}
-		return fmt.Errorf("dataset %q: list %q: %w", ds.Name, ds.Source, err)
+		return pipeline.SourceError(ds.Name, ds.Source, err)
 	}
 	if ds.Root != "" {
 		root = ds.Root
@@ -297,13 +350,17 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	ctx = storage.WithRoots(ctx, root)
 	d := &dataset{ds: ds, opt: opt, rep: dsr, root: root, work: storage.Join(root, workDir), erased: map[any]bool{}}
 	dsr.Root = root
+	// the commit, once started, stays open until the lock is released too
+	// (deferred first, so it ends last)
+	endCommit := func() {}
+	defer func() { endCommit() }()
 	if !opt.DryRun {
 		unlock, err := acquireLock(ctx, st, root, opt)
 		if err != nil {
 			return fmt.Errorf("dataset %q: %w", ds.Name, err)
 		}
 		defer unlock()
-		recovered, err := recoverRun(ctx, st, d.work, opt)
+		recovered, err := recoverRun(ctx, st, d.work, datasetScope(root, ds), opt)
 		if err != nil {
 			return fmt.Errorf("dataset %q: recover an interrupted run: %w", ds.Name, err)
 		}
@@ -388,6 +445,7 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 		}
 		return nil
 	}
+	endCommit = opt.critical()
 	return commit(ctx, st, d.work, journal{Format: journalFormat, RunID: opt.RunID, Dataset: ds.Name, Actions: actions}, opt)
 }
 
