@@ -41,11 +41,32 @@ const (
 )
 
 // sourceLink refuses a source file that is a symbolic link, as a data error
-// naming the link and its target.
+// naming the link and its target, and one with other hard links, naming
+// their count (storage.LinkAt).
 func sourceLink(dataset, location string) error {
-	if err := storage.LinkAt("rewrite", location); err != nil {
-		return &pipeline.DataError{Err: fmt.Errorf("dataset %q: %w; deid retain changes source files in place, "+
-			"and rewriting a link would leave the erased rows in its target: point the dataset's source at the real files", dataset, err)}
+	return fileLink(fmt.Sprintf("dataset %q", dataset), "source files", "point the dataset's source at the real files", location)
+}
+
+// outputLink refuses, as sourceLink does, a published file retain is about
+// to rewrite.
+func outputLink(dst, location string) error {
+	return fileLink(fmt.Sprintf("destination %q", dst), "published files", "make the published file a real one", location)
+}
+
+// fileLink is sourceLink and outputLink: owner names the dataset or
+// destination, files what retain changes there, fix how to mend a symbolic
+// link.
+func fileLink(owner, files, fix, location string) error {
+	err := storage.LinkAt("rewrite", location)
+	switch {
+	case errors.Is(err, storage.ErrHardLink):
+		return &pipeline.DataError{Err: fmt.Errorf("%s: %w; deid retain changes %s in place, "+
+			"and a rewritten file is a new file: the other names would keep the erased rows", owner, err, files)}
+	case errors.Is(err, storage.ErrLink):
+		return &pipeline.DataError{Err: fmt.Errorf("%s: %w; deid retain changes %s in place, "+
+			"and rewriting a link would leave the erased rows in its target: %s", owner, err, files, fix)}
+	case err != nil:
+		return fmt.Errorf("%s: %w", owner, err)
 	}
 	return nil
 }
@@ -56,6 +77,8 @@ func sourceLink(dataset, location string) error {
 //
 // A source file that is a symbolic link is refused: rewriting or deleting
 // it would replace or remove the link and leave the rows in its target.
+// So is one with other hard links: the rewrite is a new file under this
+// name only, and the others keep the old rows.
 func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*action, error) {
 	st, mem := d.opt.Store, d.opt.Mem
 	if err := sourceLink(d.ds.Name, m.Location); err != nil {
@@ -144,7 +167,7 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	}
 	rel, err := storage.Rel(d.root, m.Location)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", m.Location, err)
+		return nil, fmt.Errorf("%s: %w", storage.QuoteLocation(m.Location), err)
 	}
 	// the source file's path without .parquet names its folders in the
 	// isolated and anonymized parts
