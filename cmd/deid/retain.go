@@ -57,6 +57,11 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if *reportPath != "" {
+		if err := checkOutFile("--report", *reportPath, pol); err != nil {
+			return err
+		}
+	}
 	plan, err := rules.CompileRetain(pol, now)
 	if errors.Is(err, rules.ErrNothingToRetain) {
 		return usageError("%s: %v: retain has nothing to do", pol.File, err)
@@ -66,7 +71,7 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	st := storage.NewRouter() // local paths and gs://
 	defer st.Close()
-	opt := retain.Options{Store: st, Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch}
+	opt := retain.Options{Store: st, Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch, Critical: criticalOf(ctx)}
 	if *outputs {
 		if opt.Outputs, err = rules.Compile(pol, rules.CompileOptions{Now: now, Lookup: os.LookupEnv}); err != nil {
 			return err
@@ -76,7 +81,7 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if rep != nil && *reportPath != "" {
 		b, jerr := rep.JSON()
 		if jerr == nil {
-			jerr = os.WriteFile(*reportPath, b, 0o644)
+			jerr = writeOutFile(ctx, "--report", *reportPath, b)
 		}
 		if jerr != nil && err == nil {
 			err = fmt.Errorf("write the report: %w", jerr)

@@ -86,7 +86,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 			return err
 		}
 		inputs := byNow[now]
-		_, err = pipeline.Run(ctx, plan, pipeline.Options{Store: st, Mem: opt.Mem, Logger: opt.Logger,
+		_, err = pipeline.Run(ctx, plan, pipeline.Options{Store: st, Mem: opt.Mem, Logger: opt.Logger, Critical: opt.Critical,
 			RunID: fmt.Sprintf("%s-rederive-%d", opt.RunID, i), Inputs: func(loc string) bool { return inputs[loc] }})
 		if err != nil {
 			return err
@@ -110,7 +110,10 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 			}
 		}
 		m.Files = kept
-		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, opt); err != nil {
+		end := opt.critical()
+		err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, opt)
+		end()
+		if err != nil {
 			return err
 		}
 	}
