@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
 )
 
 // TestRetainRefusesLinks: a source file that is a symbolic link, or a link
@@ -98,4 +100,82 @@ func snapshotFiles(t *testing.T, dir string) map[string][]byte {
 		return err
 	})
 	return m
+}
+
+// TestRetainRefusesHardLinks: a source file, or a published file retain
+// would rewrite, that has another name (a hard link) is refused as a data
+// error naming it and its link count, in a dry run too, and no name of it
+// changes: a rewrite is a new file, and the other name would keep the
+// erased rows.
+func TestRetainRefusesHardLinks(t *testing.T) {
+	wantRefused := func(t *testing.T, err error, file string) {
+		t.Helper()
+		if !errors.Is(err, pipeline.ErrData) || !errors.Is(err, storage.ErrHardLink) {
+			t.Fatalf("got %v, want a data error about a hard link", err)
+		}
+		for _, want := range []string{`"` + file + `"`, "2 hard links"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%v does not say %s", err, want)
+			}
+		}
+	}
+	for _, dry := range []bool{true, false} {
+		t.Run(fmt.Sprintf("source file dry run %v", dry), func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "orders", "part-0.parquet")
+			writeOrders(t, file, genOrders(0, []string{"old", "new"}, 10), 10, nil)
+			if err := os.MkdirAll(filepath.Join(dir, "elsewhere"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(file, filepath.Join(dir, "elsewhere", "part-0.parquet")); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshotFiles(t, dir)
+			plan := writePolicy(t, dir, policyOpts{erasure: []int64{1, 2, 3}})
+			_, err := Run(context.Background(), plan, Options{Store: storage.Local{}, DryRun: dry})
+			wantRefused(t, err, file)
+			after := snapshotFiles(t, dir)
+			for p, b := range before {
+				if !bytes.Equal(after[p], b) {
+					t.Errorf("%s changed", p)
+				}
+			}
+		})
+		t.Run(fmt.Sprintf("published file dry run %v", dry), func(t *testing.T) {
+			pub := publish(t)
+			files, _ := filepath.Glob(filepath.Join(pub.dir, "out", "a", "orders", "*.parquet"))
+			if len(files) == 0 {
+				t.Fatal("nothing published")
+			}
+			before := map[string][]byte{}
+			for i, f := range files {
+				other := filepath.Join(pub.dir, fmt.Sprintf("copy-%d.parquet", i))
+				if err := os.Link(f, other); err != nil {
+					t.Fatal(err)
+				}
+				before[f], _ = os.ReadFile(f)
+			}
+			os.WriteFile(pub.erasure, []byte("user_id\n1003\n1011\n"), 0o644)
+			plan, err := rules.CompileRetain(pub.pol, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "erase", DryRun: dry})
+			if !errors.Is(err, storage.ErrHardLink) {
+				t.Fatalf("got %v, want a hard link refused", err)
+			}
+			var file string
+			for f := range before {
+				if strings.Contains(err.Error(), `"`+f+`"`) {
+					file = f
+				}
+			}
+			wantRefused(t, err, file)
+			for f, b := range before {
+				if got, _ := os.ReadFile(f); !bytes.Equal(got, b) {
+					t.Errorf("%s changed", f)
+				}
+			}
+		})
+	}
 }
