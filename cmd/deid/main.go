@@ -31,6 +31,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	// the IANA zone database inside the binary: a dataset's time_zone and
+	// CRON_TZ resolve the same on a host or image without zoneinfo
+	_ "time/tzdata"
 )
 
 // command is one subcommand.
