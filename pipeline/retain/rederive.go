@@ -27,6 +27,14 @@ import (
 // subjects inside the legal minimum are isolated out of their input, which
 // so changes too: they leave the re-derived files at once.
 
+// rederiveRunID is the run id of a retain run's i-th re-derivation of one
+// dataset's files in an output. An output is re-derived once per dataset it
+// holds, so the dataset is part of the id: two commits under one id would
+// overwrite each other's report and chain the second to itself.
+func rederiveRunID(runID, dataset string, i int) string {
+	return fmt.Sprintf("%s-rederive-%s-%d", runID, dataset, i)
+}
+
 func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.RetainDestinationDataset, dr *report.RetainDestination, rep *report.Retain, opt *Options) error {
 	st := opt.Store
 	dd.Method = "re-derived from lineage"
@@ -87,7 +95,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 		}
 		inputs := byNow[now]
 		_, err = pipeline.Run(ctx, plan, pipeline.Options{Store: st, Mem: opt.Mem, Logger: opt.Logger, Critical: opt.Critical,
-			RunID: fmt.Sprintf("%s-rederive-%d", opt.RunID, i), Inputs: func(loc string) bool { return inputs[loc] }})
+			RunID: rederiveRunID(opt.RunID, dd.Dataset, i), Inputs: func(loc string) bool { return inputs[loc] }})
 		if err != nil {
 			return err
 		}
