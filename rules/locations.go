@@ -131,7 +131,9 @@ func outputLocations(dsts []*DestinationDecl) []location {
 }
 
 // sourceFolder returns the fixed folder of a source pattern: the folder
-// before its first segment with a glob character.
+// before its first segment with a glob character. It is the folder
+// storage.Glob lists (storage.FixedPrefix; rules does not import the
+// storage package, so a test keeps the two in step).
 func sourceFolder(pattern string) string {
 	head, body := "", pattern
 	if scheme, rest, ok := strings.Cut(pattern, "://"); ok {

@@ -128,6 +128,15 @@ func (e *DanglingLinkError) Error() string {
 // Is makes every DanglingLinkError match ErrDanglingLink.
 func (e *DanglingLinkError) Is(target error) bool { return target == ErrDanglingLink }
 
+// FixedPrefix returns the fixed prefix of a glob pattern, the folder Glob
+// lists: the segments before the first one holding a glob character ("."
+// or "/" when there are none, gs://bucket for a pattern at the bucket's
+// top).
+func FixedPrefix(pattern string) string {
+	prefix, _ := splitFixed(pattern)
+	return prefix
+}
+
 // splitFixed splits pattern into its fixed prefix (without a trailing
 // separator) and the rest, which starts with the first segment holding a
 // glob character.
