@@ -29,6 +29,16 @@ func (r *runner) addLocalCounts(ds *rules.Dataset, c transforms.LocalCounts) {
 // rules removed every row read, and every destination whose own row rules
 // (consent, children, min_k) removed every row its datasets kept.
 func (r *runner) warnEmptied() {
+	type warning struct {
+		msg string
+		of  []string // the destinations it concerns
+	}
+	var warns []warning
+	defer func() { // Warn takes the report's lock
+		for _, w := range warns {
+			r.rep.WarnFor(w.msg, w.of...)
+		}
+	}()
 	r.rep.Lock()
 	defer r.rep.Unlock()
 	kept := map[string]int64{}
@@ -38,7 +48,7 @@ func (r *runner) warnEmptied() {
 			continue
 		}
 		ds := r.plan.Policy.Dataset(d.Name)
-		r.rep.Warnings = append(r.rep.Warnings, EmptiedWarning("dataset", d.Name, d.Removed, d.RowsIn, RuleNames(ds)))
+		warns = append(warns, warning{EmptiedWarning("dataset", d.Name, d.Removed, d.RowsIn, RuleNames(ds)), readersOf(r.plan, d.Name)})
 	}
 	for _, d := range r.rep.Destinations {
 		var in int64
@@ -48,7 +58,7 @@ func (r *runner) warnEmptied() {
 		if in == 0 || d.RowsOut != 0 || total(d.Removed) < in {
 			continue
 		}
-		r.rep.Warnings = append(r.rep.Warnings, EmptiedWarning("destination", d.Name, d.Removed, in, RuleNames(nil)))
+		warns = append(warns, warning{EmptiedWarning("destination", d.Name, d.Removed, in, RuleNames(nil)), []string{d.Name}})
 	}
 }
 

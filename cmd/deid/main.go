@@ -18,6 +18,7 @@
 //	deid report check DIR -c policy.yaml                         verify a job's signed report chain and output files
 //	deid report render report.json [-o report.html]              render a stored report as a self-contained HTML page
 //	deid report public-key -c policy.yaml                        print the public key auditors check reports with
+//	deid version                                                 print deid's version, VCS revision and Go version (also --version)
 //
 // Exit status: 0 success; 1 an unexpected failure (I/O, cancelled); 2 a
 // usage or policy error; 3 a data error (corrupt file, unclassified or
@@ -54,6 +55,7 @@ func commands() []command {
 		{"retain", "delete or anonymize expired and erased rows in the source datasets themselves", retainCmd},
 		{"verify", "check published outputs against the policy: schemas, leftover PII, raw source identifiers", verifyCmd},
 		{"report", "check a job's signed reports and outputs (check), render one as HTML (render), print the audit public key (public-key), commit a sharded run (merge)", reportCmd},
+		{"version", "print deid's version, VCS revision and Go version (also: deid --version)", versionCmd},
 	}
 }
 
@@ -68,6 +70,9 @@ func main() {
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return versionCmd(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {

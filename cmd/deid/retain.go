@@ -23,7 +23,7 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f.register(fs, true)
 	dry := fs.Bool("dry-run", false, "report per file what would be removed, without changing anything")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout instead of a summary")
-	reportPath := fs.String("report", "", "also write the JSON report to this file")
+	reportPath := fs.String("report", "", "also write the JSON report to this file, signed with the policy's audit_key as run reports are (deid report render FILE shows it as a page, deid report check FILE verifies it)")
 	stale := fs.Duration("lock-stale", time.Hour, "take over a dataset's lock older than this (a lock of a dead process of this host is taken over at once)")
 	batch := fs.Int64("batch-size", 0, "rows decoded at a time (default 32768)")
 	outputs := fs.Bool("outputs", true, "also erase the erased subjects from the destinations' published outputs (loads the destinations' keys)")
@@ -62,6 +62,14 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
+	// the report file is signed as run reports are: load the audit key
+	// before anything is changed
+	var auditKey *rules.Key
+	if *reportPath != "" && pol.AuditKey != nil {
+		if auditKey, err = rules.LoadAuditKey(pol, os.LookupEnv); err != nil {
+			return &rules.Error{File: pol.AuditKey.Pos.File, Line: pol.AuditKey.Pos.Line, Column: pol.AuditKey.Pos.Column, Path: "audit_key", Msg: err.Error()}
+		}
+	}
 	plan, err := rules.CompileRetain(pol, now)
 	if errors.Is(err, rules.ErrNothingToRetain) {
 		return usageError("%s: %v: retain has nothing to do", pol.File, err)
@@ -79,7 +87,13 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	rep, err := retain.Run(ctx, plan, opt)
 	if rep != nil && *reportPath != "" {
-		b, jerr := rep.JSON()
+		var b []byte
+		var jerr error
+		if auditKey != nil {
+			b, jerr = rep.Signed(auditKey.Secret(), auditKey.Fingerprint())
+		} else {
+			b, jerr = rep.JSON()
+		}
 		if jerr == nil {
 			jerr = writeOutFile(ctx, "--report", *reportPath, b)
 		}

@@ -20,19 +20,32 @@ import (
 //go:embed report.html.tmpl
 var htmlTemplate string
 
-var pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"bars":     bars,
-	"sizeBars": sizeBars,
-	"pct":      func(f float64) string { return fmt.Sprintf("%.1f %%", 100*f) },
-	"params":   paramsText,
-	"num":      num,
-	"bytes":    byteSize,
-	"when":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"seconds":  func(s float64) string { return fmt.Sprintf("%.2f s", s) },
-	"add":      func(a, b int) int { return a + b },
-	"mul":      func(a, b int) int { return a * b },
-	"total":    total,
-}).Parse(htmlTemplate))
+// commonTemplate defines what the pages share: the style sheet, the
+// headline and the build that wrote a document.
+//
+//go:embed common.html.tmpl
+var commonTemplate string
+
+//go:embed retain.html.tmpl
+var retainHTMLTemplate string
+
+var pageTemplate = template.Must(template.Must(template.New("report").Funcs(template.FuncMap{
+	"bars":         bars,
+	"sizeBars":     sizeBars,
+	"pct":          func(f float64) string { return fmt.Sprintf("%.1f %%", 100*f) },
+	"params":       paramsText,
+	"num":          num,
+	"bytes":        byteSize,
+	"when":         func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"seconds":      func(s float64) string { return fmt.Sprintf("%.2f s", s) },
+	"add":          func(a, b int) int { return a + b },
+	"mul":          func(a, b int) int { return a * b },
+	"total":        total,
+	"riskSeverity": RiskSeverity,
+}).Parse(htmlTemplate)).Parse(commonTemplate))
+
+// retainPage is the page of a retain report, in the same style.
+var retainPage = template.Must(template.Must(pageTemplate.Clone()).New("retain").Parse(retainHTMLTemplate))
 
 // HTML renders the report as a self-contained HTML page.
 func (r *Run) HTML() ([]byte, error) {
@@ -41,6 +54,18 @@ func (r *Run) HTML() ([]byte, error) {
 	var b bytes.Buffer
 	if err := pageTemplate.Execute(&b, r); err != nil {
 		return nil, fmt.Errorf("render the report as HTML: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// HTML renders the retain report as a self-contained HTML page, in the
+// style of a run report's: what was removed per dataset and why, what was
+// anonymized, held and isolated, what left each destination's published
+// outputs, the warnings, the build that wrote it and its signature.
+func (r *Retain) HTML() ([]byte, error) {
+	var b bytes.Buffer
+	if err := retainPage.Execute(&b, r); err != nil {
+		return nil, fmt.Errorf("render the retain report as HTML: %w", err)
 	}
 	return b.Bytes(), nil
 }

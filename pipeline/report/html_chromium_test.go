@@ -131,3 +131,47 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 	t.Logf("screenshot: %s", shot)
 }
+
+// TestRetainHTMLInChromium loads the page of testdata/retain.json (a real
+// deid retain --report of the example) in headless Chromium: it shows the
+// figures per dataset and destination, runs no script, logs nothing to the
+// console, and draws.
+func TestRetainHTMLInChromium(t *testing.T) {
+	bin := chromium(t)
+	fix, _ := retainFixture(t)
+	d, err := ParseDocument(fix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := d.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "retain.html")
+	if err := os.WriteFile(path, page, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom, console := headless(t, bin, path, "--dump-dom")
+	if len(console) > 0 {
+		t.Errorf("console messages:\n%s", strings.Join(console, "\n"))
+	}
+	if regexp.MustCompile(`(?i)<(script|img|iframe)`).MatchString(dom) {
+		t.Error("the page as built by the browser has a script, image or frame element")
+	}
+	text := html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(dom, " "))
+	text = strings.Join(strings.Fields(text), " ")
+	for _, want := range []string{
+		"deid retain report", "Outcome succeeded", "Dataset orders", "a NULL completed_at is measured from created_at instead",
+		"Destination partner_ads", "re-derived from lineage", "Audit key fingerprint " + d.Signature.KeyFingerprint, "Rows removed by reason",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the rendered page does not show %q", want)
+		}
+	}
+	shot := filepath.Join(artifacts(t), "retain-screenshot.png")
+	headless(t, bin, path, "--screenshot="+shot, "--window-size=1280,3000", "--hide-scrollbars")
+	if b, err := os.ReadFile(shot); err != nil || len(b) < 10000 || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("screenshot %s: %d bytes, %v", shot, len(b), err)
+	}
+	t.Logf("screenshot: %s", shot)
+}

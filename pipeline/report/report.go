@@ -10,7 +10,10 @@ package report
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,6 +24,9 @@ const FormatV1 = "deid-report/v1"
 // Run is the report of one run.
 type Run struct {
 	Format string `json:"format"`
+	// Deid is the deid build that wrote the report (see Build); nil in a
+	// report written before deid recorded it.
+	Deid *Build `json:"deid,omitempty"`
 	// RunID is the UTC start time and a random suffix: sortable and unique.
 	RunID string `json:"run_id"`
 	// Command is "run" or "plan" (a dry run that reads and counts but writes nothing).
@@ -42,6 +48,13 @@ type Run struct {
 	Datasets     []*Dataset     `json:"datasets"`
 	Destinations []*Destination `json:"destinations"`
 	Warnings     []string       `json:"warnings"`
+	// WarningDestinations names, for each warning that concerns some
+	// destinations only (a treatment below a floor, a dataset they read, a
+	// bucket they publish to), those destinations, sorted. A warning it
+	// does not list concerns the whole run (the policy, the audit key) and
+	// is in every destination's report. ForDestination keeps only the
+	// destination's own warnings and the run's.
+	WarningDestinations map[string][]string `json:"warning_destinations,omitempty"`
 	// StorageRetries counts the storage requests retried after a
 	// transient error (GCS: 429, 5xx, dropped connections).
 	StorageRetries int64 `json:"storage_retries,omitempty"`
@@ -78,6 +91,9 @@ type Key struct {
 	Name         string   `json:"name"`
 	Fingerprint  string   `json:"fingerprint"`
 	Destinations []string `json:"destinations"`
+	// Allow is the policy's reason for accepting a key file every user can
+	// read (keys: {NAME: {ref, allow}}); empty when it states none.
+	Allow string `json:"allow,omitempty"`
 }
 
 // Dataset is what a run read of one source dataset and which rows its row
@@ -124,11 +140,46 @@ type Retention struct {
 	TimeColumn string    `json:"time_column"`
 	Keep       string    `json:"keep"`
 	Cutoff     time.Time `json:"cutoff"`
-	OnNull     string    `json:"on_null"`
+	// OnNull is what the rule does with a row whose time is NULL (or in the
+	// future): "keep", "remove" or "fallback" (measured from the clock of
+	// OnNullFallback). Reports written before OnNullFallback was recorded
+	// say "keep" for a fallback (run) or "fallback COLUMN + KEEP" (retain).
+	OnNull string `json:"on_null"`
+	// OnNullFallback is the fallback clock of on_null: {fallback, keep}; nil
+	// with on_null: keep or remove.
+	OnNullFallback *Fallback `json:"on_null_fallback,omitempty"`
+	// TimeZone is the dataset's time_zone: calendar periods (mo, y) are
+	// counted in it, and times stored without the UTC flag read in it.
+	TimeZone string `json:"time_zone,omitempty"`
 	// FutureSkew and LatestEventTime say which times were in the future:
 	// after LatestEventTime (now plus the skew), decided as NULL times.
 	FutureSkew      string    `json:"future_skew,omitempty"`
 	LatestEventTime time.Time `json:"latest_event_time,omitzero"`
+}
+
+// Fallback is the fallback clock of a retention rule's on_null: a row
+// whose time is NULL is kept while its TimeColumn is at or after Cutoff
+// (now minus Keep), and removed after; a NULL fallback time is kept.
+type Fallback struct {
+	TimeColumn string    `json:"time_column"`
+	Keep       string    `json:"keep"`
+	Cutoff     time.Time `json:"cutoff"`
+}
+
+// NullTimeRule says in words what the rule does with a NULL time, as the
+// policy states it.
+func (r *Retention) NullTimeRule() string {
+	switch {
+	case r.OnNullFallback != nil:
+		f := r.OnNullFallback
+		return "a NULL " + r.TimeColumn + " is measured from " + f.TimeColumn + " instead: kept for " + f.Keep +
+			" after it (removed when " + f.TimeColumn + " is before " + f.Cutoff.UTC().Format(time.RFC3339) + "; a NULL " + f.TimeColumn + " too is kept)"
+	case r.OnNull == "remove":
+		return "a NULL time is removed"
+	case r.OnNull == "keep":
+		return "a NULL time is kept"
+	}
+	return "a NULL time: " + r.OnNull // as an older report recorded it
 }
 
 // ErasureList is one erasure list as read: its ids are never reported.
@@ -181,14 +232,18 @@ type InputFile struct {
 
 // Destination is what a run wrote to one destination.
 type Destination struct {
-	Name           string        `json:"name"`
-	Purpose        string        `json:"purpose"`
-	Output         string        `json:"output"`
-	KeyFingerprint string        `json:"key_fingerprint,omitempty"`
-	Datasets       []*Treatment  `json:"datasets"`
-	Files          []*OutputFile `json:"files"`
-	RowsOut        int64         `json:"rows_out"`
-	Bytes          int64         `json:"bytes"`
+	Name           string `json:"name"`
+	Purpose        string `json:"purpose"`
+	Output         string `json:"output"`
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	// KeyAllow is the policy's reason for sharing the destination's key
+	// with another destination (key: {name, allow}); empty when it states
+	// none.
+	KeyAllow string        `json:"key_allow,omitempty"`
+	Datasets []*Treatment  `json:"datasets"`
+	Files    []*OutputFile `json:"files"`
+	RowsOut  int64         `json:"rows_out"`
+	Bytes    int64         `json:"bytes"`
 	// Removed counts rows kept from this destination only, by reason
 	// (consent, child; small_class, when the destination sets min_k for a
 	// dataset: rows of equivalence classes smaller than min_k), beyond
@@ -200,12 +255,44 @@ type Destination struct {
 	// Unchanged are output files an incremental run kept as committed
 	// (their input, policy, key and lists are unchanged), by path.
 	Unchanged []string `json:"unchanged,omitempty"`
+	// Deleted are output files this commit removed, by path: deid retain
+	// erased every row they held. deid report check expects them gone.
+	Deleted []string `json:"deleted,omitempty"`
+	// NotCommitted, set on a run's in-memory report, says why the run
+	// committed nothing to this destination (an incremental run that found
+	// nothing new): no report of it is in the output's chain.
+	NotCommitted string `json:"not_committed,omitempty"`
 }
 
 // Treatment is how one dataset's columns are treated in a destination.
 type Treatment struct {
 	Dataset string   `json:"dataset"`
 	Columns []Column `json:"columns"`
+	// QuasiIdentifiers and MinK are the policy's re-identification risk
+	// measure for the dataset in this destination (quasi_identifiers,
+	// min_k); empty and 0 when it states none.
+	QuasiIdentifiers []string `json:"quasi_identifiers,omitempty"`
+	MinK             int      `json:"min_k,omitempty"`
+	// Children is the dataset's children rule when it keeps children out
+	// of this destination; nil otherwise.
+	Children *Children `json:"children,omitempty"`
+}
+
+// Children is a dataset's children rule as the policy states it: rows of
+// subjects younger than Below full years (Below included when Inclusive)
+// at the event are kept out of the destination.
+type Children struct {
+	// Dataset names the other dataset the birth dates come from, joined on
+	// the subject; empty: this dataset's columns.
+	Dataset string `json:"dataset,omitempty"`
+	// BirthDate or ResidentID names the column the age comes from.
+	BirthDate  string `json:"birth_date,omitempty"`
+	ResidentID string `json:"resident_id,omitempty"`
+	Below      int    `json:"below"`
+	Inclusive  bool   `json:"inclusive,omitempty"`
+	// TimeColumn is the event time the age is measured at (the rule's, or
+	// the retention's); empty: at the run's now.
+	TimeColumn string `json:"time_column,omitempty"`
 }
 
 // Column is one column's treatment, as the manifest also records it.
@@ -223,6 +310,10 @@ type Column struct {
 	Default bool `json:"default,omitempty"`
 	// Allow is the policy's reason for a treatment below the purpose's floor.
 	Allow string `json:"allow,omitempty"`
+	// Floor is the least protection the destination's purpose allows for
+	// the column's semantic type (raw, scrubbed, generalized, pseudonym or
+	// removed); recorded in a destination's treatments, not per file.
+	Floor string `json:"floor,omitempty"`
 	// SourceType and OutputType are the storage types before and after.
 	SourceType string `json:"source_type,omitempty"`
 	OutputType string `json:"output_type,omitempty"`
@@ -258,16 +349,148 @@ type Input struct {
 	SHA256 string `json:"sha256,omitempty"`
 }
 
-// Warn records a warning. Safe for concurrent use.
+// Warn records a warning without naming the destinations it concerns. It
+// concerns the whole run (the policy, the audit key), and every
+// destination's report carries it, unless it starts as deid's warnings
+// about some destinations, a key or a dataset do (`destination "NAME":
+// ...`, `key "NAME": ...`, `dataset "NAME": ...`; see ScopeOf). Safe for
+// concurrent use.
 func (r *Run) Warn(msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.warn(msg, nil)
+}
+
+// WarnFor records a warning that concerns the named destinations only:
+// ForDestination leaves it out of the others' reports. Without names it is
+// Warn. A message recorded both ways concerns the whole run. Safe for
+// concurrent use.
+func (r *Run) WarnFor(msg string, destinations ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.warn(msg, destinations)
+}
+
+func (r *Run) warn(msg string, destinations []string) {
+	seen := false
 	for _, w := range r.Warnings {
-		if w == msg {
-			return
+		seen = seen || w == msg
+	}
+	if !seen {
+		r.Warnings = append(r.Warnings, msg)
+	}
+	if len(destinations) == 0 {
+		delete(r.WarningDestinations, msg) // global wins
+		return
+	}
+	if seen {
+		if _, scoped := r.WarningDestinations[msg]; !scoped {
+			return // already global
 		}
 	}
-	r.Warnings = append(r.Warnings, msg)
+	if r.WarningDestinations == nil {
+		r.WarningDestinations = map[string][]string{}
+	}
+	names := r.WarningDestinations[msg]
+	for _, d := range destinations {
+		if !slices.Contains(names, d) {
+			names = append(names, d)
+		}
+	}
+	sort.Strings(names)
+	r.WarningDestinations[msg] = names
+}
+
+// ScopeOf returns the destinations a warning concerns: those WarnFor named,
+// or else those its start names, as deid's warnings do: `destination
+// "NAME": `; `destinations ["A" "B"] `; `key "NAME": ` for the destinations
+// using that key (Keys); `dataset "NAME": ` for the destinations whose
+// treatments include that dataset. Nil for a warning of the whole run.
+func (r *Run) ScopeOf(msg string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.scopeOf(msg)
+}
+
+func (r *Run) scopeOf(msg string) []string {
+	if ds, ok := r.WarningDestinations[msg]; ok {
+		return ds
+	}
+	if name, ok := namedAtStart(msg, "destination "); ok {
+		return []string{name}
+	}
+	if name, ok := namedAtStart(msg, "key "); ok {
+		for _, k := range r.Keys {
+			if k.Name == name && len(k.Destinations) > 0 {
+				return slices.Sorted(slices.Values(k.Destinations))
+			}
+		}
+		return nil
+	}
+	if rest, ok := strings.CutPrefix(msg, "destinations ["); ok {
+		// destinations ["a" "b"] share key "k": ... (a %q of names)
+		var names []string
+		for {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				break
+			}
+			name, _ := strconv.Unquote(q)
+			names = append(names, name)
+			rest = strings.TrimPrefix(rest[len(q):], " ")
+		}
+		if strings.HasPrefix(rest, "]") && len(names) > 0 {
+			sort.Strings(names)
+			return names
+		}
+		return nil
+	}
+	if name, ok := namedAtStart(msg, "dataset "); ok {
+		var readers []string
+		for _, d := range r.Destinations {
+			for _, t := range d.Datasets {
+				if t.Dataset == name && !slices.Contains(readers, d.Name) {
+					readers = append(readers, d.Name)
+				}
+			}
+		}
+		sort.Strings(readers)
+		return readers
+	}
+	return nil
+}
+
+// namedAtStart returns the name msg starts with after prefix, quoted as
+// %q quotes it and followed by a colon.
+func namedAtStart(msg, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, prefix)
+	if !ok {
+		return "", false
+	}
+	q, err := strconv.QuotedPrefix(rest)
+	if err != nil || !strings.HasPrefix(rest[len(q):], ":") {
+		return "", false
+	}
+	name, err := strconv.Unquote(q)
+	return name, err == nil
+}
+
+// WarningsFor returns the warnings that the named destination's report
+// holds: the run's and the destination's own, in report order.
+func (r *Run) WarningsFor(name string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.warningsFor(name)
+}
+
+func (r *Run) warningsFor(name string) []string {
+	out := []string{}
+	for _, w := range r.Warnings {
+		if ds := r.scopeOf(w); ds == nil || slices.Contains(ds, name) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Lock and Unlock guard the report while workers record into it.
@@ -302,6 +525,17 @@ func (r *Run) Finish(end time.Time, err error) {
 	if r.Warnings == nil {
 		r.Warnings = []string{}
 	}
+	// the full report says which destinations each warning concerns
+	for _, w := range r.Warnings {
+		if _, explicit := r.WarningDestinations[w]; !explicit {
+			if ds := r.scopeOf(w); ds != nil {
+				if r.WarningDestinations == nil {
+					r.WarningDestinations = map[string][]string{}
+				}
+				r.WarningDestinations[w] = ds
+			}
+		}
+	}
 }
 
 // JSON returns the report as indented JSON.
@@ -321,9 +555,17 @@ func (r *Run) JSON() ([]byte, error) {
 func (r *Run) ForDestination(name string) *Run {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := &Run{Format: r.Format, RunID: r.RunID, Command: r.Command, Outcome: r.Outcome, Error: r.Error, Policy: r.Policy,
+	c := &Run{Format: r.Format, Deid: r.Deid, RunID: r.RunID, Command: r.Command, Outcome: r.Outcome, Error: r.Error, Policy: r.Policy,
 		Now: r.Now, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Seconds: r.Seconds, Settings: r.Settings,
-		Warnings: r.Warnings, StorageRetries: r.StorageRetries}
+		Warnings: r.warningsFor(name), StorageRetries: r.StorageRetries}
+	for _, w := range c.Warnings {
+		if r.scopeOf(w) != nil {
+			if c.WarningDestinations == nil {
+				c.WarningDestinations = map[string][]string{}
+			}
+			c.WarningDestinations[w] = []string{name}
+		}
+	}
 	var dst *Destination
 	for _, d := range r.Destinations {
 		if d.Name == name {
@@ -346,7 +588,7 @@ func (r *Run) ForDestination(name string) *Run {
 	for _, k := range r.Keys {
 		for _, user := range k.Destinations {
 			if user == name {
-				c.Keys = append(c.Keys, Key{Name: k.Name, Fingerprint: k.Fingerprint, Destinations: []string{name}})
+				c.Keys = append(c.Keys, Key{Name: k.Name, Fingerprint: k.Fingerprint, Destinations: []string{name}, Allow: k.Allow})
 			}
 		}
 	}

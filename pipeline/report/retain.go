@@ -1,7 +1,9 @@
 package report
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -34,7 +36,10 @@ const (
 // It is data filled in as decisions are made; rendering recomputes nothing.
 type Retain struct {
 	Format string `json:"format"`
-	RunID  string `json:"run_id"`
+	// Deid is the deid build that wrote the report (see Build); nil in a
+	// report written before deid recorded it.
+	Deid  *Build `json:"deid,omitempty"`
+	RunID string `json:"run_id"`
 	// DryRun is true for `deid retain --dry-run`: nothing was changed.
 	DryRun bool `json:"dry_run"`
 	// Outcome is "succeeded" or "failed".
@@ -52,6 +57,10 @@ type Retain struct {
 	// Warnings include where deleted data may survive (backups, versioned
 	// buckets).
 	Warnings []string `json:"warnings"`
+	// Signature signs every byte of the report before it, and stays the
+	// last field, as a run report's (see Retain.Signed); nil when the policy
+	// has no audit key, and in the report printed by --json.
+	Signature *Signature `json:"signature,omitempty"`
 }
 
 // RetainDataset is what retain did to one source dataset.
@@ -62,7 +71,11 @@ type RetainDataset struct {
 	// part live there.
 	Root string `json:"root"`
 	// Then is "delete" or "anonymize".
-	Then         string        `json:"then"`
+	Then string `json:"then"`
+	// Anonymize are the columns anonymized rows keep and their treatment,
+	// as the policy's retention.anonymize states them (then: anonymize);
+	// every other column is dropped from anonymized rows.
+	Anonymize    []Column      `json:"anonymize,omitempty"`
 	Retention    *Retention    `json:"retention,omitempty"`
 	LegalMinimum *LegalMinimum `json:"legal_minimum,omitempty"`
 	Erasure      []ErasureList `json:"erasure,omitempty"`
@@ -187,9 +200,64 @@ type RetainFile struct {
 	IsolatedTo string `json:"isolated_to,omitempty"`
 }
 
-// JSON renders the report.
+// JSON renders the report as indented JSON ending in a newline, without
+// its signature.
 func (r *Retain) JSON() ([]byte, error) {
-	return json.MarshalIndent(r, "", "  ")
+	c := *r
+	c.Signature = nil
+	b, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Signed returns the report's JSON signed with the audit key, exactly as a
+// run report is (see Run.Signed): the signature member comes last and covers
+// every byte before it.
+func (r *Retain) Signed(auditKey []byte, fingerprint string) ([]byte, error) {
+	unsigned, err := r.JSON()
+	if err != nil {
+		return nil, err
+	}
+	return SignJSON(unsigned, auditKey, fingerprint)
+}
+
+// ParseRetain reads a retain report (as deid retain --report writes it),
+// signed or not. It decodes the bytes the signature covers only and returns
+// the signature, or nil when the report is unsigned; it does not check it:
+// VerifyRetain does.
+func ParseRetain(data []byte) (*Retain, *Signature, error) {
+	unsigned, sig, err := split(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	var r Retain
+	if err := json.Unmarshal(unsigned, &r); err != nil {
+		return nil, nil, fmt.Errorf("not a deid retain report: %w", err)
+	}
+	if r.Format != RetainFormatV1 {
+		return nil, nil, fmt.Errorf("retain report format %q, this deid reads %q", r.Format, RetainFormatV1)
+	}
+	if sig != nil && r.Signature != nil {
+		return nil, nil, fmt.Errorf("%w: two signatures", ErrTampered)
+	}
+	r.Signature = sig
+	return &r, sig, nil
+}
+
+// VerifyRetain checks that data is a retain report signed by the holder of
+// the audit key whose public key is pub, and returns it. Every failure
+// matches ErrTampered.
+func VerifyRetain(data []byte, pub ed25519.PublicKey) (*Retain, error) {
+	if _, _, err := VerifyJSON(data, pub, "the retain report"); err != nil {
+		return nil, err
+	}
+	r, _, err := ParseRetain(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTampered, err)
+	}
+	return r, nil
 }
 
 // RetainDestination is what retain erased from one destination's published
