@@ -13,7 +13,10 @@
 // by package detect/fake.
 //
 // The validating detectors share one character model (text.go): full-width
-// forms of ASCII characters count as those characters, and a match never
+// forms of ASCII characters count as those characters, numbers may be typed
+// in digit groups separated by one kind of separator (a space, a dash or a
+// dot, as in "110101 19841104 8310"), each detector accepting the groupings
+// customary for its kind, and a match never
 // touches a letter or digit outside it, while Chinese characters delimit
 // values, since Chinese text has no spaces: "电话13812345678谢谢" holds a
 // phone number, "订单138123456789012" does not.
@@ -70,28 +73,28 @@ var registry = []Info{
 	{
 		Name:    "resident_id",
 		Token:   "[ID_CARD]",
-		Summary: "18-character resident identity numbers (GB 11643): ISO 7064 MOD 11-2 check character (X or x), a real birth date in 1900-2100, a province code of GB/T 2260",
-		Example: "身份证11010519491231002X → 身份证[ID_CARD]",
+		Summary: "18-character resident identity numbers (GB 11643): ISO 7064 MOD 11-2 check character (X or x), a real birth date in 1900-2100, a province code of GB/T 2260; plain or in 6-8-4 or 6-4-4-4 groups",
+		Example: "身份证 110101 19841104 8310 → 身份证 [ID_CARD]",
 		New:     func() Detector { return ResidentID{} },
 	},
 	{
 		Name:    "uscc",
 		Token:   "[USCC]",
-		Summary: "unified social credit codes (GB 32100): 18 characters of 0-9 and A-Z without I, O, Z, S, V, with the mod-31 check character, the GB 11714 check of the organisation code and a province code",
+		Summary: "unified social credit codes (GB 32100): 18 characters of 0-9 and A-Z without I, O, Z, S, V, with the mod-31 check character, the GB 11714 check of the organisation code and a province code; plain or in 2-6-9-1 or 4-4-4-4-2 groups",
 		Example: "税号91350100M000100Y43 → 税号[USCC]",
 		New:     func() Detector { return USCC{} },
 	},
 	{
 		Name:    "bank_card",
 		Token:   "[BANK_CARD]",
-		Summary: "card numbers of 16-19 digits, plain or in groups of four (spaces or dashes), with a Luhn check digit and an issuer prefix: UnionPay 62, Visa 4, Mastercard 51-55 and 2221-2720, ICBC 9558, BOC 601382, BoCom 601428",
+		Summary: "card numbers of 16-19 digits, plain or in groups of four, the last possibly shorter, with a Luhn check digit and an issuer prefix: UnionPay 62, Visa 4, Mastercard 51-55 and 2221-2720, ICBC 9558, BOC 601382, BoCom 601428",
 		Example: "卡号6222 0200 0000 0007 → 卡号[BANK_CARD]",
 		New:     func() Detector { return BankCard{} },
 	},
 	{
 		Name:    "imei",
 		Token:   "[IMEI]",
-		Summary: "15-digit IMEIs with a Luhn check digit and an allocated reporting body (35, 86, 01, ...), plain or printed 2-6-6-1 or 8-6-1 with dashes or spaces; may directly follow the label IMEI",
+		Summary: "15-digit IMEIs with a Luhn check digit and an allocated reporting body (35, 86, 01, ...), plain or printed 2-6-6-1 or 8-6-1; may directly follow the label IMEI",
 		Example: "IMEI:35-209900-176148-1 → IMEI:[IMEI]",
 		New:     func() Detector { return IMEI{} },
 	},
@@ -105,7 +108,7 @@ var registry = []Info{
 	{
 		Name:    "phone",
 		Token:   "[PHONE]",
-		Summary: "mainland mobile numbers on assigned segments (13x, 15x, 18x, ...): 11 digits, 3-4-4 groups with spaces or dashes, +86/0086/86 prefixes, full-width digits; never part of a longer number",
+		Summary: "mainland mobile numbers on assigned segments (13x, 15x, 18x, ...): 11 digits, 3-4-4 groups, +86/0086/86 prefixes, full-width digits; never part of a longer number",
 		Example: "电话+86 138 1234 5678谢谢 → 电话[PHONE]谢谢",
 		New:     func() Detector { return Phone{} },
 	},

@@ -32,6 +32,7 @@ func fuzzDetector(f *testing.F, d Detector, cases []scrubCase, kind fake.Kind) {
 		b := []byte(s)
 		spans := d.Find(nil, b)
 		checkSpans(t, d, b, spans)
+		checkGrouped(t, d, b, spans)
 		prefix := []Span{{-1, -2}}
 		again := d.Find(prefix, b)
 		if len(again) != len(spans)+1 || again[0] != prefix[0] {
@@ -45,14 +46,73 @@ func fuzzDetector(f *testing.F, d Detector, cases []scrubCase, kind fake.Kind) {
 	})
 }
 
-func FuzzPhone(f *testing.F)      { fuzzDetector(f, Phone{}, phoneCases, fake.Phone) }
-func FuzzEmail(f *testing.F)      { fuzzDetector(f, Email{}, emailCases, fake.Email) }
-func FuzzResidentID(f *testing.F) { fuzzDetector(f, ResidentID{}, residentIDCases, fake.ResidentID) }
-func FuzzBankCard(f *testing.F)   { fuzzDetector(f, BankCard{}, bankCardCases, fake.BankCard) }
-func FuzzIMEI(f *testing.F)       { fuzzDetector(f, IMEI{}, imeiCases, fake.IMEI) }
-func FuzzUSCC(f *testing.F)       { fuzzDetector(f, USCC{}, usccCases, fake.USCC) }
-func FuzzIP(f *testing.F)         { fuzzDetector(f, IP{}, ipCases, fake.IP) }
-func FuzzMAC(f *testing.F)        { fuzzDetector(f, MAC{}, macCases, fake.MAC) }
+// checkGrouped checks the grouping rules on a validating detector's spans:
+// no span holds a line break or a tab, the group separators in a span are
+// all the same (after a phone number's country code), and the span with its
+// separators removed still validates: it is the value without grouping.
+func checkGrouped(t *testing.T, d Detector, s []byte, spans []Span) {
+	t.Helper()
+	valid := validator(d)
+	if valid == nil {
+		return
+	}
+	if _, ok := d.(Email); ok {
+		return // e-mail addresses have dots and dashes of their own
+	}
+	if _, ok := d.(IP); ok {
+		return
+	}
+	if _, ok := d.(MAC); ok {
+		return
+	}
+	for _, sp := range spans {
+		v := s[sp.Start:sp.End]
+		if bytes.ContainsAny(v, "\n\r\t") {
+			t.Fatalf("%s(%q): span %q crosses a line break or a tab", d.Name(), s, v)
+		}
+		var stripped []byte
+		var kinds []byte
+		for i := 0; i < len(v); {
+			c, w := norm(v, i)
+			if isGroupSep(c) {
+				kinds = append(kinds, c)
+			} else {
+				stripped = append(stripped, v[i:i+w]...)
+			}
+			i += w
+		}
+		if _, ok := d.(Phone); ok && len(kinds)%2 == 1 {
+			kinds = kinds[1:] // the separator after a country code: 1 or 3 in all
+		}
+		for _, k := range kinds {
+			if k != kinds[0] {
+				t.Fatalf("%s(%q): span %q mixes separators", d.Name(), s, v)
+			}
+		}
+		if !valid(stripped) {
+			t.Fatalf("%s(%q): span %q does not validate without its separators, as %q", d.Name(), s, v, stripped)
+		}
+	}
+}
+
+func FuzzPhone(f *testing.F) {
+	fuzzDetector(f, Phone{}, append(phoneCases, groupedPhoneCases...), fake.Phone)
+}
+func FuzzEmail(f *testing.F) { fuzzDetector(f, Email{}, emailCases, fake.Email) }
+func FuzzResidentID(f *testing.F) {
+	fuzzDetector(f, ResidentID{}, append(residentIDCases, groupedResidentIDCases...), fake.ResidentID)
+}
+func FuzzBankCard(f *testing.F) {
+	fuzzDetector(f, BankCard{}, append(bankCardCases, groupedBankCardCases...), fake.BankCard)
+}
+func FuzzIMEI(f *testing.F) {
+	fuzzDetector(f, IMEI{}, append(imeiCases, groupedIMEICases...), fake.IMEI)
+}
+func FuzzUSCC(f *testing.F) {
+	fuzzDetector(f, USCC{}, append(usccCases, groupedUSCCCases...), fake.USCC)
+}
+func FuzzIP(f *testing.F)  { fuzzDetector(f, IP{}, ipCases, fake.IP) }
+func FuzzMAC(f *testing.F) { fuzzDetector(f, MAC{}, macCases, fake.MAC) }
 
 // FuzzDefaultSet: the default set's merged matches are in order,
 // non-overlapping and on character boundaries, each covers at least one

@@ -10,7 +10,10 @@ package detect
 // birth date, a three-digit sequence and an ISO 7064 MOD 11-2 check
 // character (0-9 or X, also x). It validates the check character, the
 // province of the address code (GB/T 2260, see provinceCodes) and the birth
-// date, which must be a calendar date in the years 1900-2100.
+// date, which must be a calendar date in the years 1900-2100. It accepts the
+// number unseparated and in the groupings people type, 6-8-4 (address, birth
+// date, sequence and check: "110101 19841104 8310") and 6-4-4-4 ("110101
+// 1984 1104 8310"), with one group separator throughout (text.go).
 type ResidentID struct{}
 
 // Name implements Detector.
@@ -25,6 +28,17 @@ func (ResidentID) Find(dst []Span, s []byte) []Span { return scanWords(dst, s, r
 func residentIDAt(s []byte, i int) (Span, bool) {
 	var d [18]byte
 	n, j := digitRun(s, i, d[:])
+	var sep byte
+	if n == 6 && mayGroup(s, j) {
+		// 6-8-4 or 6-4-4-4, the last group possibly ending in X
+		g := groupsAfter(s, d[:], false, n, j, 1<<8|1<<4)
+		last := g.lens[max(g.n, 1)-1]
+		g.lens[max(g.n, 1)-1] = 4
+		if (last != 3 && last != 4) || !(g.is(6, 8, 4) || g.is(6, 4, 4, 4)) {
+			return Span{}, false
+		}
+		n, j, sep = g.size, g.end, g.sep
+	}
 	switch n {
 	case 18:
 	case 17:
@@ -37,7 +51,7 @@ func residentIDAt(s []byte, i int) (Span, bool) {
 	default:
 		return Span{}, false
 	}
-	if !validResidentID(&d) || !leftFree(s, i, 0) || !rightFree(s, j, 0) {
+	if !validResidentID(&d) || !leftFree(s, i, sep) || !rightFree(s, j, sep) {
 		return Span{}, false
 	}
 	return Span{i, j}, true
@@ -88,15 +102,17 @@ func daysIn(year, month int) int {
 }
 
 // ValidResidentID reports whether v, in full, is an identity number the
-// ResidentID detector accepts (ASCII or full-width digits).
+// ResidentID detector accepts (ASCII or full-width digits), in any of its
+// spellings.
 func ValidResidentID(v []byte) bool {
 	sp, ok := residentIDAt(v, 0)
 	return ok && sp == Span{0, len(v)}
 }
 
 // BankCard finds payment card numbers of 16 to 19 digits, written without
-// separators or in groups of four separated by single spaces or dashes
-// ("6222 0212 3456 7890 123"). It validates the Luhn check digit and the
+// separators or in groups of four, the last possibly shorter, with one group
+// separator throughout: a space, a dash or a dot (text.go), as in
+// "6222 0212 3456 7890 123". It validates the Luhn check digit and the
 // issuer: UnionPay (62, 16-19 digits), Visa (4, 16 or 19 digits; 19-digit
 // Visa numbers include China Construction Bank's 436742 debit cards),
 // Mastercard (51-55 and 2221-2720, 16 digits), and the pre-UnionPay debit
@@ -119,32 +135,20 @@ func bankCardAt(s []byte, i int) (Span, bool) {
 	var d [20]byte
 	n, j := digitRun(s, i, d[:])
 	var sep byte
-	switch {
-	case n >= 16 && n <= 19:
-	case n == 4:
-		// groups of four; the last group may be shorter
-		for g := 1; ; g++ {
-			c, next, ok := groupSep(s, j)
-			if !ok || (sep != 0 && c != sep) {
-				break
-			}
-			if g == 5 || n%4 != 0 {
-				return Span{}, false // a sixth group, or a group after a short one
-			}
-			sep = c
-			m, end := digitRun(s, next, d[n:])
-			if m > 4 {
-				return Span{}, false
-			}
-			n, j = n+m, end
-		}
-		if n < 16 || n > 19 {
+	if n == 4 && mayGroup(s, j) {
+		// groups of four; the last may be shorter
+		g := groupsAfter(s, d[:], false, n, j, 1<<4)
+		if g.n < 4 || g.n > 5 || g.lens[g.n-1] > 4 {
 			return Span{}, false
 		}
-	default:
-		return Span{}, false
+		for k := 1; k < int(g.n)-1; k++ {
+			if g.lens[k] != 4 {
+				return Span{}, false
+			}
+		}
+		n, j, sep = g.size, g.end, g.sep
 	}
-	if !validCard(d[:n]) || !leftFree(s, i, sep) || !rightFree(s, j, sep) {
+	if n < 16 || n > 19 || !validCard(d[:n]) || !leftFree(s, i, sep) || !rightFree(s, j, sep) {
 		return Span{}, false
 	}
 	return Span{i, j}, true
@@ -184,7 +188,8 @@ func ValidBankCard(v []byte) bool {
 // is a Luhn check digit (3GPP TS 23.003) and whose first two digits are a
 // reporting body identifier the GSMA has allocated (see imeiRBI). It accepts
 // them unseparated and in the printed groupings 2-6-6-1 ("35-209900-176148-1")
-// and 8-6-1, with spaces or dashes. Directly after the label "IMEI" (any case)
+// and 8-6-1, with one group separator throughout: a space, a dash or a dot
+// (text.go). Directly after the label "IMEI" (any case)
 // the number may touch it: "IMEI352099001761481".
 type IMEI struct{}
 
@@ -227,33 +232,15 @@ func imeiAt(s []byte, i int) (Span, bool) {
 	var d [16]byte
 	n, j := digitRun(s, i, d[:])
 	var sep byte
-	switch n {
-	case 15:
-	case 2, 8:
+	if (n == 2 || n == 8) && mayGroup(s, j) {
 		// 2-6-6-1 or 8-6-1
-		groups := [...]int{6, 6, 1}
-		if n == 8 {
-			groups = [...]int{6, 1, 0}
+		g := groupsAfter(s, d[:], false, n, j, 1<<6)
+		if !g.is(2, 6, 6, 1) && !g.is(8, 6, 1) {
+			return Span{}, false
 		}
-		for _, want := range groups {
-			if want == 0 {
-				break
-			}
-			c, next, ok := groupSep(s, j)
-			if !ok || (sep != 0 && c != sep) {
-				return Span{}, false
-			}
-			sep = c
-			m, end := digitRun(s, next, d[n:])
-			if m != want {
-				return Span{}, false
-			}
-			n, j = n+m, end
-		}
-	default:
-		return Span{}, false
+		n, j, sep = g.size, g.end, g.sep
 	}
-	if !imeiRBI[int(d[0])*10+int(d[1])] || !luhn(d[:15]) || !rightFree(s, j, sep) || (!labelled && !leftFree(s, i, sep)) {
+	if n != 15 || !imeiRBI[int(d[0])*10+int(d[1])] || !luhn(d[:15]) || !rightFree(s, j, sep) || (!labelled && !leftFree(s, i, sep)) {
 		return Span{}, false
 	}
 	return Span{i, j}, true
@@ -276,6 +263,10 @@ func ValidIMEI(v []byte) bool {
 // the administrative division code in characters 3-8 (GB/T 2260),
 // the GB 11714 check character of the organisation code in characters 9-17,
 // and the check character 18 (weights 3^(i-1) mod 31, check 31 - sum mod 31).
+// Codes are mostly written unbroken; it also accepts the grouping of the
+// code's parts, 2-6-9-1 (authority and category, division, organisation
+// code, check: "91 350100 M000100Y4 3"), and groups of four, 4-4-4-4-2, with
+// one group separator throughout (text.go).
 type USCC struct{}
 
 // Name implements Detector.
@@ -303,16 +294,17 @@ var orgCodeWeights = [8]int{3, 7, 9, 10, 5, 8, 4, 2}
 
 func usccAt(s []byte, i int) (Span, bool) {
 	var c [18]byte // normalized characters
-	j := i
-	for k := range c {
-		ch, w := norm(s, j)
-		if usccValue[ch] == 0 {
+	n, j := usccRun(s, i, c[:])
+	var sep byte
+	if (n == 2 || n == 4) && mayGroup(s, j) {
+		// 2-6-9-1 or 4-4-4-4-2
+		g := groupsAfter(s, c[:], true, n, j, 1<<6|1<<4)
+		if !g.is(2, 6, 9, 1) && !g.is(4, 4, 4, 4, 2) {
 			return Span{}, false
 		}
-		c[k] = ch
-		j += w
+		n, j, sep = g.size, g.end, g.sep
 	}
-	if !validUSCC(&c) || !rightFree(s, j, 0) || !leftFree(s, i, 0) {
+	if n != 18 || !validUSCC(&c) || !rightFree(s, j, sep) || !leftFree(s, i, sep) {
 		return Span{}, false
 	}
 	return Span{i, j}, true

@@ -3,7 +3,8 @@ package detect
 // Phone finds mainland China mobile numbers in the spellings people type:
 //
 //   - 11 digits: 13812345678
-//   - in 3-4-4 groups separated by spaces or dashes: 138 1234 5678, 138-1234-5678
+//   - in 3-4-4 groups separated by spaces, dashes or dots, one separator
+//     throughout (text.go): 138 1234 5678, 138-1234-5678, 138.1234.5678
 //   - with the country code +86, 0086 or 86, directly or after one space or
 //     dash: +8613812345678, +86 138 1234 5678, 0086-13812345678, 86 13812345678
 //   - with full-width digits, plus sign, spaces or dashes: １３８１２３４５６７８, ＋８６ …
@@ -73,49 +74,32 @@ func phoneAt(s []byte, i int) (Span, bool) {
 		if !ok {
 			return Span{}, false
 		}
-		end, ok := nationalAt(s, next)
+		end, _, ok := nationalAt(s, next)
 		return Span{start, end}, ok
 	case plus:
 		return Span{}, false // '+' and another country code
 	}
-	end, ok := nationalAt(s, i)
-	if !ok || (end != j && groupSepIs(s, j, ' ') && !leftFree(s, i, ' ')) {
+	end, sep, ok := nationalAt(s, i)
+	if !ok || (sep == ' ' && !leftFree(s, i, ' ')) {
 		return Span{}, false
 	}
 	return Span{i, end}, true
 }
 
 // nationalAt matches the 11-digit national number at i, unseparated or in
-// 3-4-4 groups, and returns its end.
-func nationalAt(s []byte, i int) (int, bool) {
+// 3-4-4 groups, and returns its end and its group separator.
+func nationalAt(s []byte, i int) (int, byte, bool) {
 	var d [11]byte
 	n, j := digitRun(s, i, d[:])
-	if n == 11 {
-		return j, mobile(d[:]) && rightFree(s, j, 0)
-	}
-	if n != 3 {
-		return 0, false
-	}
 	var sep byte
-	for _, want := range [2]int{4, 4} {
-		c, next, ok := groupSep(s, j)
-		if !ok || (sep != 0 && c != sep) {
-			return 0, false
+	if n == 3 && mayGroup(s, j) {
+		g := groupsAfter(s, d[:], false, n, j, 1<<4)
+		if !g.is(3, 4, 4) {
+			return 0, 0, false
 		}
-		sep = c
-		m, end := digitRun(s, next, d[n:])
-		if m != want {
-			return 0, false
-		}
-		n, j = n+m, end
+		n, j, sep = g.size, g.end, g.sep
 	}
-	return j, mobile(d[:]) && rightFree(s, j, sep)
-}
-
-// groupSepIs reports whether a separator sep followed by a digit is at j.
-func groupSepIs(s []byte, j int, sep byte) bool {
-	c, _, ok := groupSep(s, j)
-	return ok && c == sep
+	return j, sep, n == 11 && mobile(d[:]) && rightFree(s, j, sep)
 }
 
 // ValidPhone reports whether v, in full, is a phone number the Phone

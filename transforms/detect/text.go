@@ -167,6 +167,115 @@ func groupSep(s []byte, j int) (sep byte, next int, ok bool) {
 	return c, j + w, true
 }
 
+// Digit groups. People type long identifiers in groups: "110101 19841104
+// 8310", "6222-0200-0000-0007", "138.1234.5678". A group separator is one
+// space (U+3000 too), one '-' or one '.', each also full-width; one
+// identifier uses one separator throughout ("138-1234 5678" is refused, as
+// is a run of two separators), and a line break, a tab, a comma or a slash
+// never separates groups. The detectors list the groupings they accept and
+// validate the check characters of the digits read, whatever the grouping.
+
+// maxGroups is the most groups any accepted grouping has.
+const maxGroups = 5
+
+// groups is what groupsAt read.
+type groups struct {
+	n    uint8            // groups read; maxGroups+1 when more followed
+	sep  byte             // the normalized separator, 0 for a single group
+	lens [maxGroups]uint8 // their lengths, at most 255
+	size int              // characters read, in all groups
+	end  int              // the end of the last group read
+}
+
+// is reports whether the groups have exactly the lengths want.
+func (g *groups) is(want ...uint8) bool {
+	if int(g.n) != len(want) {
+		return false
+	}
+	for k, w := range want {
+		if g.lens[k] != w {
+			return false
+		}
+	}
+	return true
+}
+
+// isGroupSep reports whether the normalized c separates digit groups.
+func isGroupSep(c byte) bool { return c == ' ' || c == '-' || c == '.' }
+
+// mayGroup is a quick test that a group separator may be at j: its first
+// byte is that of a separator, of U+3000 or of a full-width form. It lets
+// the detectors skip groupsAfter on text without groups.
+func mayGroup(s []byte, j int) bool {
+	if j >= len(s) {
+		return false
+	}
+	c := s[j]
+	return c == ' ' || c == '-' || c == '.' || c == 0xE3 || c == 0xEF
+}
+
+// groupsAfter reads the groups of a number whose first group, a run of n
+// digits (of USCC characters when uscc is set) stored in buf, ends at j:
+// further runs, each after one separator, the same throughout. It stores
+// the first len(buf) characters in buf (digit values, or normalized USCC
+// characters) and stops at a character that is not the separator followed
+// by a run, or after maxGroups groups, counting one more when another
+// follows. The detectors call it only after a first run as long as the
+// first group of one of their groupings, so that text without groups costs
+// no more than before and a complete value such as "13812345678" is a value
+// of its own even when a space and more digits follow it. Reading also
+// stops after a second group whose length n does not have bit n set in
+// second: no grouping the caller accepts goes on from there.
+func groupsAfter(s []byte, buf []byte, uscc bool, n, j int, second uint32) (g groups) {
+	g.n, g.lens[0], g.size, g.end = 1, uint8(min(n, 255)), n, j
+	for {
+		c, w := norm(s, j)
+		if !isGroupSep(c) || (g.sep != 0 && c != g.sep) {
+			return g
+		}
+		rest := buf[min(g.size, len(buf)):]
+		var m, end int
+		if uscc {
+			m, end = usccRun(s, j+w, rest)
+		} else {
+			m, end = digitRun(s, j+w, rest)
+		}
+		if m == 0 || (g.n == 1 && (m >= 32 || second&(1<<m) == 0)) {
+			return g
+		}
+		if g.n == maxGroups {
+			g.n++
+			return g
+		}
+		g.sep = c
+		g.lens[g.n] = uint8(min(m, 255))
+		g.n++
+		g.size += m
+		g.end, j = end, end
+	}
+}
+
+// usccRun is digitRun for the characters of unified social credit codes:
+// it stores their normalized bytes.
+func usccRun(s []byte, i int, buf []byte) (n, end int) {
+	for i < len(s) {
+		c := s[i]
+		w := 1
+		if c >= utf8.RuneSelf {
+			c, w = norm(s, i)
+		}
+		if usccValue[c] == 0 {
+			break
+		}
+		if n < len(buf) {
+			buf[n] = c
+		}
+		n++
+		i += w
+	}
+	return n, i
+}
+
 // scanWords calls try at the start of every word of s, a maximal run of
 // value characters, and appends the spans it reports. try returns the span
 // of a match that ends at or after the word start (a match may begin a
