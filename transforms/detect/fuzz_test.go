@@ -25,7 +25,10 @@ func fuzzDetector(f *testing.F, d Detector, cases []scrubCase, kind fake.Kind) {
 		}
 		f.Add(s.Text)
 	}
-	for _, s := range []string{"", "\xff", "\xef\xbc", "１", "＋８６", "@", ":", "::", ".", "-", "IMEI", "\xef\xbc\x90\xbc"} {
+	for _, s := range []string{"", "\xff", "\xef\xbc", "１", "＋８６", "@", ":", "::", ".", "-", "IMEI", "\xef\xbc\x90\xbc",
+		// more groups than any grouping has (a resident ID once indexed past them)
+		"110101 1 2 3 4 5", "110101 1984 1104 8310 1 2", "6222 0212 3456 7890 1 2 3", "35 1 2 3 4 5 6",
+		"9144 1 2 3 4 5 6", "138 1 2 3 4 5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

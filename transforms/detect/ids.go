@@ -32,8 +32,11 @@ func residentIDAt(s []byte, i int) (Span, bool) {
 	if n == 6 && mayGroup(s, j) {
 		// 6-8-4 or 6-4-4-4, the last group possibly ending in X
 		g := groupsAfter(s, d[:], false, n, j, 1<<8|1<<4)
-		last := g.lens[max(g.n, 1)-1]
-		g.lens[max(g.n, 1)-1] = 4
+		if g.n > maxGroups {
+			return Span{}, false
+		}
+		last := g.lens[g.n-1]
+		g.lens[g.n-1] = 4
 		if (last != 3 && last != 4) || !(g.is(6, 8, 4) || g.is(6, 4, 4, 4)) {
 			return Span{}, false
 		}
