@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,6 +17,7 @@ import (
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
+	"github.com/deidproject/deid/transforms"
 	"github.com/deidproject/deid/transforms/detect"
 )
 
@@ -30,9 +32,17 @@ import (
 //     checked with every validating detector (a pseudonym's 32 hex
 //     characters often hold digit runs that look like phone numbers), but
 //     the ip detector on generalize_ip's network prefixes;
+//   - pseudonym: every non-NULL value of a column the policy pseudonymizes
+//     is of the pseudonym's form, as the transform declares it
+//     (transforms.OutputForm: 2·bytes lowercase hex characters): a raw id,
+//     a truncated or otherwise written value is a finding, named by its row,
+//     never shown;
 //   - identifier: no raw value of a source identifier column (direct or
 //     device identifiers) appears in any output column, as a whole value or
-//     as a word of a text. The source values go into a Bloom filter over
+//     as a word of a text; a value shorter than minIdentifierLen is looked
+//     for as a whole value in the output column written from its own
+//     source column only, and reported when at least minShortDistinct
+//     distinct ones appear there. The source values go into a Bloom filter over
 //     keyed hashes (HMAC-SHA256 with the audit key, or a random key), whose
 //     size is bounded by the sources' row counts (10 bits a row, about 1 %
 //     false positives); output values that hit it are then confirmed exactly
@@ -77,9 +87,31 @@ func (v *VerifyResult) OK() bool {
 	return true
 }
 
-// minIdentifierLen is the shortest value the identifier check looks for:
-// shorter ones (small integers, codes) match by chance.
+// minIdentifierLen is the shortest value the identifier check looks for in
+// every output column, as a whole value or a word of a text: shorter ones
+// (small integers, codes) match by chance.
 const minIdentifierLen = 6
+
+// minShortDistinct is how many distinct values shorter than
+// minIdentifierLen of one source identifier column must appear, as whole
+// values, in the output column the destination writes from that column (a
+// dataset's column in a destination, over all its files checked) for the
+// identifier check to report them. Only such columns are compared, and only
+// with their own source column's values: a short value elsewhere (an
+// amount, a bucket, a year, a record id) is no evidence, since the
+// legitimate values of those columns share the small integers' space. In
+// the columns compared, what the policy writes is never a short raw value:
+// a pseudonym is 16 to 64 hex characters (a chance equality with a source
+// value is impossible), a mask keeps its mask characters, redact writes one
+// constant, birth_year writes years from 18-character resident ids. What
+// remains is a transform's small set of labels coinciding with raw values;
+// ten distinct coincidences with one column's own ids are well beyond such
+// chance. Take a column of D distinct short values unrelated to the ids,
+// uniform over the 90,000 five-digit ids of which the source holds M: it
+// matches about D·M/90,000 of them, so with 150 labels and the sample's 120
+// users 0.2, and ten or more with probability below 1e-13; a column of
+// replaced ids matches every one of its distinct ids.
+const minShortDistinct = 10
 
 // maxCandidates bounds the distinct output values kept for exact
 // confirmation.
@@ -98,7 +130,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 		return nil, err
 	}
 	res := &VerifyResult{}
-	v := &verifier{opt: opt, ids: ids, erased: newErasedOutputs(plan, opt), candidates: map[string][]*candidateAt{}}
+	v := &verifier{opt: opt, ids: ids, erased: newErasedOutputs(plan, opt), candidates: candidates{}, short: candidates{}}
 	defer func() {
 		for _, t := range v.tallies {
 			t.close()
@@ -106,7 +138,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 	}()
 	for _, dst := range plan.Destinations {
 		dv := &report.Verification{Format: report.VerificationFormatV1, Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
-			Checks: []string{"schema", "pii", "identifier", "erasure", "retention", "risk"}, Findings: []report.Finding{}}
+			Checks: []string{"schema", "pii", "pseudonym", "identifier", "erasure", "retention", "risk"}, Findings: []report.Finding{}}
 		classes := map[string]*riskClasses{} // by dataset
 		res.Destinations = append(res.Destinations, dv)
 		m, err := ReadManifest(ctx, s, dst.Output)
@@ -334,14 +366,39 @@ type candidateAt struct {
 	confirmedValue bool
 }
 
+// candidates holds the identifier check's hits by value (or by shortKey
+// for short values), each with where it was found.
+type candidates map[string][]*candidateAt
+
+// add records that value k was found at (dv, file, column, rg), once per
+// row group; it reports false, recording nothing, when there are already
+// limit values and k is not one of them.
+func (cs candidates) add(k []byte, limit int, dv *report.Verification, file, column string, rg int) bool {
+	at := cs[string(k)]
+	if at == nil && limit <= 0 {
+		return false
+	}
+	if n := len(at); n > 0 && at[n-1].dv == dv && at[n-1].file == file && at[n-1].column == column && at[n-1].rg == rg {
+		return true
+	}
+	cs[string(k)] = append(at, &candidateAt{dv: dv, file: file, column: column, rg: rg})
+	return true
+}
+
 // verifier holds what Verify's checks share across files and destinations.
 type verifier struct {
 	opt        VerifyOptions
 	ids        *identifierSet
 	erased     *erasedOutputs
-	candidates map[string][]*candidateAt // by value: the identifier check's hits
-	overflow   bool                      // more candidates than maxCandidates
-	tallies    []*classTally             // the risk check's, removed on return
+	candidates candidates    // by value: the identifier check's hits
+	short      candidates    // by shortKey: its hits of short whole values
+	overflow   bool          // more candidates than maxCandidates
+	tallies    []*classTally // the risk check's, removed on return
+}
+
+// room is how many more distinct candidates may be kept.
+func (vr *verifier) room() int {
+	return maxCandidates - len(vr.candidates) - len(vr.short)
 }
 
 // checkFile checks one published file of destination dst (manifest entry
@@ -401,6 +458,22 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 			return fmt.Errorf("%s: column %q: %w", storage.QuoteLocation(loc), fld.Name, err)
 		}
 	}
+	// pseudonym: the form of what a column's transform writes; identifier:
+	// the source column whose short values are looked for, as whole
+	// values, in the output column written from it (an identifier column's)
+	forms := make([]transforms.OutputForm, sch.NumFields())
+	misses := make([]formMisses, sch.NumFields())
+	shortSource := make([]string, sch.NumFields())
+	for j, fld := range sch.Fields() {
+		if bc := expected[fld.Name]; bc != nil && bc.Transform != nil {
+			forms[j], _ = bc.Transform.(transforms.OutputForm)
+		}
+		if b != nil && !exempt[j] {
+			if c := b.Dataset.Column(fld.Name); c != nil && c.Type != nil && (c.Type.Category == rules.DirectIdentifier || c.Type.Category == rules.DeviceIdentifier) {
+				shortSource[j] = b.Dataset.Name + "." + fld.Name
+			}
+		}
+	}
 	// erasure: the erased subjects as this destination writes them
 	var gone map[string]bool
 	subjectCol := -1
@@ -449,11 +522,20 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 	}
 	var buf detect.Buffer
 	var matches []detect.Match
+	var fileRows int64 // rows of the file before the batch
 	for rg := 0; rg < f.NumRowGroups(); rg++ {
 		found := make([]map[string]int64, sch.NumFields())
+		clear(misses)
 		var erasedRows, expiredRows int64
 		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: int64(vr.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
 			dv.Rows += rec.NumRows()
+			base := fileRows
+			fileRows += rec.NumRows()
+			for j, form := range forms {
+				if form != nil {
+					misses[j].check(rec.Column(j), form, base)
+				}
+			}
 			if timeCol >= 0 {
 				expiredRows += countBefore(rec.Column(timeCol), cut)
 			}
@@ -484,20 +566,20 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 					if exempt[j] {
 						return
 					}
-					words(v, func(w []byte) {
-						if !vr.ids.has(w) {
-							return
-						}
-						k := string(w)
-						if len(vr.candidates) >= maxCandidates && vr.candidates[k] == nil {
+					if len(v) < minIdentifierLen {
+						// a short whole value, in a column written from an
+						// identifier column: compared with that column's
+						// own values
+						if src := shortSource[j]; src != "" && len(v) > 0 && vr.ids.hasShort(src, v) &&
+							!vr.short.add(vr.ids.shortKey(src, v), vr.room(), dv, loc, sch.Field(j).Name, rg) {
 							vr.overflow = true
-							return
 						}
-						cs := vr.candidates[k]
-						if n := len(cs); n > 0 && cs[n-1].dv == dv && cs[n-1].file == loc && cs[n-1].column == sch.Field(j).Name && cs[n-1].rg == rg {
-							return
+						return
+					}
+					words(v, func(w []byte) {
+						if vr.ids.has(w) && !vr.candidates.add(w, vr.room(), dv, loc, sch.Field(j).Name, rg) {
+							vr.overflow = true
 						}
-						vr.candidates[k] = append(cs, &candidateAt{dv: dv, file: loc, column: sch.Field(j).Name, rg: rg})
 					})
 				})
 			}
@@ -513,6 +595,11 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 		if erasedRows > 0 {
 			find("erasure", b.Dataset.Subject, rg, erasedRows, "%d rows of subjects on the dataset's erasure lists", erasedRows)
 		}
+		for j, m := range misses {
+			if m.n > 0 {
+				find("pseudonym", sch.Field(j).Name, rg, m.n, "%s", m.message(forms[j], sch.Field(j).Type))
+			}
+		}
 		for j, byDetector := range found {
 			for _, name := range sortedKeys(byDetector) {
 				find("pii", sch.Field(j).Name, rg, byDetector[name], "%d values the %s detector recognises, where the policy says none may remain", byDetector[name], name)
@@ -527,11 +614,19 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 // candidates whose values are indeed raw source identifiers into findings,
 // one per file, column and row group.
 func (vr *verifier) confirm(ctx context.Context) error {
-	if len(vr.candidates) == 0 {
+	if len(vr.candidates) == 0 && len(vr.short) == 0 {
 		return nil
 	}
 
 	if err := vr.ids.scan(ctx, func(column string, v []byte) {
+		if len(v) < minIdentifierLen {
+			if len(v) > 0 && len(vr.short) > 0 {
+				for _, c := range vr.short[string(vr.ids.shortKey(column, v))] {
+					c.confirmedValue = true
+				}
+			}
+			return
+		}
 		for _, c := range vr.candidates[string(v)] {
 			c.confirmedValue = true
 			if c.sources == nil {
@@ -580,5 +675,155 @@ func (vr *verifier) confirm(ctx context.Context) error {
 		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.column, RowGroup: k.rg, Values: counts[k],
 			Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s", counts[k], rules.QuoteNames(sortedKeys(sources[k])))})
 	}
+	vr.confirmShort()
 	return nil
+}
+
+// confirmShort turns the confirmed short whole values into findings, one
+// per file, column and row group, where at least minShortDistinct distinct
+// values of one source column appear in the destination's output column
+// written from it.
+func (vr *verifier) confirmShort() {
+	type column struct {
+		dv     *report.Verification
+		source string // dataset.column
+	}
+	type key struct {
+		column
+		file, name string
+		rg         int
+	}
+	distinct := map[column]int64{}
+	counts := map[key]int64{}
+	for k, cs := range vr.short {
+		if len(cs) == 0 || !cs[0].confirmedValue {
+			continue
+		}
+		source, _, _ := strings.Cut(k[1:], "\x00") // shortKey: NUL, column, NUL, value
+		var last *report.Verification
+		for _, c := range cs {
+			col := column{c.dv, source}
+			if c.dv != last { // the candidates of one value are in the order found: by destination
+				distinct[col]++
+				last = c.dv
+			}
+			counts[key{col, c.file, c.column, c.rg}]++
+		}
+	}
+	var order []key
+	for k := range counts {
+		if distinct[k.column] >= minShortDistinct {
+			order = append(order, k)
+		}
+	}
+	sort.Slice(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.file != b.file {
+			return a.file < b.file
+		}
+		if a.rg != b.rg {
+			return a.rg < b.rg
+		}
+		return a.name < b.name
+	})
+	for _, k := range order {
+		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.name, RowGroup: k.rg, Values: counts[k],
+			Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s as whole values shorter than %d characters (%d in the destination's column; %d or more are a finding)",
+				counts[k], rules.QuoteNames([]string{k.source}), minIdentifierLen, distinct[k.column], minShortDistinct)})
+	}
+}
+
+// formMisses counts, in one row group, the values of a column that are not
+// of the form its transform writes, and where the first one is.
+type formMisses struct {
+	n     int64
+	first int64 // row of the file, from 0
+	size  int   // the first one's length in bytes; -1 when the column is not text
+}
+
+func (m *formMisses) miss(row int64, size int) {
+	if m.n == 0 {
+		m.first, m.size = row, size
+	}
+	m.n++
+}
+
+// check adds the non-NULL values of a (rows base on of the file) that are
+// not of form. A column of a type other than text holds no value of the
+// form, whatever its values.
+func (m *formMisses) check(a arrow.Array, form transforms.OutputForm, base int64) {
+	switch a := a.(type) {
+	case *array.Dictionary:
+		dict := a.Dictionary()
+		var sizes []int // per dictionary entry: -2 when of the form, else its size
+		switch d := dict.(type) {
+		case *array.String, *array.LargeString, *array.Binary:
+			sizes = make([]int, dict.Len())
+			eachIndexed(d, func(i int, v []byte) {
+				sizes[i] = len(v)
+				if form.HasForm(v) {
+					sizes[i] = -2
+				}
+			})
+		}
+		for i := 0; i < a.Len(); i++ {
+			if !a.IsValid(i) {
+				continue
+			}
+			if sizes == nil {
+				m.miss(base+int64(i), -1)
+			} else if sz := sizes[a.GetValueIndex(i)]; sz != -2 {
+				m.miss(base+int64(i), sz)
+			}
+		}
+	case *array.String, *array.LargeString, *array.Binary:
+		eachIndexed(a, func(i int, v []byte) {
+			if !form.HasForm(v) {
+				m.miss(base+int64(i), len(v))
+			}
+		})
+	default:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) {
+				m.miss(base+int64(i), -1)
+			}
+		}
+	}
+}
+
+// message says what the misses are, never what the values are (a raw
+// identifier, as likely as not): their count, the form, the first one's
+// row and length.
+func (m *formMisses) message(form transforms.OutputForm, typ arrow.DataType) string {
+	if m.size < 0 {
+		return fmt.Sprintf("%d values of type %s where the policy writes pseudonyms (%s), the first at row %d of the file (from 0)", m.n, typ, form.Form(), m.first)
+	}
+	return fmt.Sprintf("%d values not of the pseudonym's form (%s), the first at row %d of the file (from 0), of %d bytes", m.n, form.Form(), m.first, m.size)
+}
+
+// eachIndexed calls fn with the row and bytes of every non-NULL value of a
+// string, large string or binary array, without copying them.
+func eachIndexed(a arrow.Array, fn func(i int, v []byte)) {
+	switch a := a.(type) {
+	case *array.String:
+		data, offs := a.ValueBytes(), a.ValueOffsets()
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) {
+				fn(i, data[offs[i]-offs[0]:offs[i+1]-offs[0]])
+			}
+		}
+	case *array.LargeString:
+		data, offs := a.ValueBytes(), a.ValueOffsets()
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) {
+				fn(i, data[offs[i]-offs[0]:offs[i+1]-offs[0]])
+			}
+		}
+	case *array.Binary:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) {
+				fn(i, a.Value(i))
+			}
+		}
+	}
 }

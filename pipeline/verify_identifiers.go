@@ -17,7 +17,11 @@ import (
 )
 
 // This file holds deid verify's identifier check: a Bloom filter over keyed
-// hashes of the sources' identifier values.
+// hashes of the sources' identifier values. A value of at least
+// minIdentifierLen bytes is hashed as it is, and looked for in every output
+// column, as a whole value or a word of a text; a shorter one is hashed with
+// its column's name (shortKey), and looked for as a whole value only in the
+// output column written from that source column.
 
 // identifierSet is a Bloom filter over the keyed hashes of the values of
 // the sources' identifier columns.
@@ -29,6 +33,7 @@ type identifierSet struct {
 	m       uint64
 	mac     hash.Hash
 	sum     []byte
+	key     []byte // shortKey's
 }
 
 const bloomHashes = 7
@@ -59,9 +64,15 @@ func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt VerifyOptions) 
 	}
 	ids.m = uint64(max(rows*10, 1024))
 	ids.bits = make([]uint64, (ids.m+63)/64)
-	err := ids.scan(ctx, func(_ string, v []byte) {
-		if len(v) < minIdentifierLen {
+	err := ids.scan(ctx, func(column string, v []byte) {
+		if len(v) == 0 {
 			return
+		}
+		if len(v) < minIdentifierLen {
+			// a short value is looked for only in the output column of
+			// its own source column, as a whole value: keyed with the
+			// column's name
+			v = ids.shortKey(column, v)
 		}
 		h1, h2 := ids.hash(v)
 		for i := uint64(0); i < bloomHashes; i++ {
@@ -72,11 +83,27 @@ func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt VerifyOptions) 
 	return ids, err
 }
 
+// shortKey returns what a short value v of source column column
+// (dataset.column) is filtered and confirmed as: a NUL, the column's name,
+// a NUL and the value, which no value of the long path (at least
+// minIdentifierLen bytes, looked for in any column) is hashed as unless it
+// is one of those bytes exactly. It is valid until the next call.
+func (ids *identifierSet) shortKey(column string, v []byte) []byte {
+	ids.key = append(append(append(append(ids.key[:0], 0), column...), 0), v...)
+	return ids.key
+}
+
 func (ids *identifierSet) hash(v []byte) (uint64, uint64) {
 	ids.mac.Reset()
 	ids.mac.Write(v)
 	ids.sum = ids.mac.Sum(ids.sum[:0])
 	return binary.LittleEndian.Uint64(ids.sum), binary.LittleEndian.Uint64(ids.sum[8:]) | 1
+}
+
+// hasShort reports whether v, shorter than minIdentifierLen, may be a value
+// of source column column (dataset.column).
+func (ids *identifierSet) hasShort(column string, v []byte) bool {
+	return ids.has(ids.shortKey(column, v))
 }
 
 // has reports whether v may be a source identifier value.

@@ -70,6 +70,25 @@ func (st *hmacState) appendPseudonym(dst, v []byte, n int) []byte {
 	return hex.AppendEncode(dst, st.sum[:n])
 }
 
+// HasForm reports whether v is of a pseudonym's form: 2·bytes lowercase
+// hex characters (the same for string and integer inputs).
+func (t *pseudonymize) HasForm(v []byte) bool {
+	if len(v) != 2*t.n {
+		return false
+	}
+	for _, c := range v {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Form describes a pseudonym's form, for messages.
+func (t *pseudonymize) Form() string {
+	return fmt.Sprintf("%d lowercase hex characters", 2*t.n)
+}
+
 func (t *pseudonymize) OutputType(in arrow.DataType) (arrow.DataType, error) {
 	if err := checkKind("pseudonymize", in, KindString, KindInteger); err != nil {
 		return nil, err

@@ -70,6 +70,21 @@ type SubjectAware interface {
 	ApplySubject(mem memory.Allocator, in, subject arrow.Array) (arrow.Array, error)
 }
 
+// OutputForm is implemented by transforms whose every non-NULL output value
+// has one fixed form that can be told from a raw value: pseudonymize writes
+// 2·bytes lowercase hex characters, whatever the input type. deid verify
+// counts the values of a column such a transform wrote that are not of its
+// form (a column of pseudonyms replaced by the raw ids, say). The
+// conformance test checks every output of Apply against it, and that every
+// transform whose Result is ResultPseudonym implements it.
+type OutputForm interface {
+	// HasForm reports whether v, an output value as its bytes, is of the
+	// form Apply writes.
+	HasForm(v []byte) bool
+	// Form describes the form, for messages: "32 lowercase hex characters".
+	Form() string
+}
+
 // ErrNeedsSubject is wrapped by the Apply of a SubjectAware transform (which
 // needs ApplySubject instead) and by ApplySubject when the subject column
 // cannot be used (another length, a type other than integer or string).
