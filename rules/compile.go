@@ -170,6 +170,11 @@ func Compile(p *Policy, opt CompileOptions) (*Plan, error) {
 				datasets[b.Dataset] = ds
 				plan.Datasets = append(plan.Datasets, ds)
 			}
+			if c := ds.Children; c != nil && c.UnknownAgeKeep != "" && decl.Purpose == PartnerSharing && c.Excludes(decl.Name) {
+				plan.Warnings = append(plan.Warnings, fmt.Sprintf(
+					"destination %q: dataset %q: rows whose age cannot be told are kept (children.unknown_age.keep at %s): %s",
+					decl.Name, b.Dataset, c.UnknownAgePos, c.UnknownAgeKeep))
+			}
 			bind := &Binding{Dataset: ds, Columns: map[string]*BoundColumn{}, QuasiIdentifiers: b.QuasiIdentifiers, MinK: b.MinK}
 			for _, t := range b.Columns {
 				bc := &BoundColumn{

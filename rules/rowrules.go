@@ -12,6 +12,10 @@ import (
 // retention and erasure, which remove rows from every destination, these
 // remove a row from some destinations only.
 
+// PartnerSharing is the purpose of destinations outside the platform, from
+// which the children rule also removes rows whose age cannot be told.
+const PartnerSharing = "partner_sharing"
+
 // Consent histories: which of a subject's rows a withdrawal excludes.
 const (
 	// HistoryAll excludes every row of the subject from the purpose.
@@ -41,7 +45,10 @@ func (c *ConsentDecl) Format() string { return listFormat(c.List) }
 
 // ChildrenDecl excludes the rows of children from some destinations: rows
 // whose subject was younger than Below full years at the event (or at most
-// Below with Inclusive). A row whose age cannot be told is kept and counted.
+// Below with Inclusive). A row whose age cannot be told is counted, and kept,
+// except from partner_sharing destinations, which it leaves unless
+// UnknownAgeKeep says why it may stay (doubt protects the child: a partner
+// outside the platform is where a child's row does most harm).
 type ChildrenDecl struct {
 	// Below is the age threshold in full years (default 14, PIPL's 不满十四周岁).
 	Below int
@@ -62,13 +69,26 @@ type ChildrenDecl struct {
 	BirthDate, ResidentID string
 	// FromDataset names another dataset holding the subjects' birth dates.
 	FromDataset string
-	Pos         Pos
+	// UnknownAgeKeep, when set (unknown_age: {keep: "reason"}), is why rows
+	// whose age cannot be told may go to the rule's partner_sharing
+	// destinations; the run warns and the report records it.
+	UnknownAgeKeep string
+	// UnknownAgePos locates unknown_age, for errors and the warning.
+	UnknownAgePos Pos
+	Pos           Pos
 	// destinationNodes locate the Destinations entries for errors.
 	destinationNodes []*yaml.Node
 }
 
 // AgeColumn returns the column the age comes from.
 func (c *ChildrenDecl) AgeColumn() string { return c.BirthDate + c.ResidentID }
+
+// RemovesUnknown reports whether rows whose age cannot be told leave a
+// destination of purpose the rule excludes children from: partner_sharing
+// ones, unless the policy says why they may stay.
+func (c *ChildrenDecl) RemovesUnknown(purpose string) bool {
+	return purpose == PartnerSharing && c.UnknownAgeKeep == ""
+}
 
 // Excludes reports whether the rule keeps the dataset's children out of
 // destination name.
@@ -146,6 +166,17 @@ func (d *decoder) children(n *yaml.Node, path string, ds *DatasetDecl) *Children
 				c.destinationNodes = rn.Content
 			}
 		}},
+		field{"unknown_age", false, func(n *yaml.Node, path string) {
+			rn := resolve(n)
+			c.UnknownAgePos = d.pos(rn)
+			if rn.Kind != yaml.MappingNode {
+				d.errorf(rn, path, "must be a mapping, unknown_age: {keep: \"why rows of unknown age may go to partners\"}, got %s", kindName(rn))
+				return
+			}
+			d.mapping(n, path, field{"keep", true, func(n *yaml.Node, path string) {
+				c.UnknownAgeKeep = strings.TrimSpace(d.str(n, path)) // an empty reason is an error of str
+			}})
+		}},
 		field{"age_from", true, func(n *yaml.Node, path string) {
 			ageNode = resolve(n)
 			d.mapping(n, path,
@@ -188,6 +219,19 @@ func (d *decoder) checkChildrenRefs(p *Policy) {
 				d.errors(c.Pos, join(path, "age_from.dataset"), "dataset %q has no subject column to join on: add subject: <column> to it", from.Name)
 			case from.Column(c.AgeColumn()) == nil:
 				d.errors(c.Pos, join(path, "age_from"), "column %q is not among the columns of dataset %q", c.AgeColumn(), from.Name)
+			}
+		}
+		if c.UnknownAgeKeep != "" {
+			// like allow on a treatment that meets its floor: a stale
+			// exception does not linger
+			partner := false
+			for _, dst := range p.Destinations {
+				for _, b := range dst.Datasets {
+					partner = partner || b.Dataset == ds.Name && dst.Purpose == PartnerSharing && c.Excludes(dst.Name)
+				}
+			}
+			if !partner {
+				d.errors(c.UnknownAgePos, join(path, "unknown_age"), "rows of unknown age are removed only from partner_sharing destinations, and this rule excludes children from none: remove unknown_age")
 			}
 		}
 		for i, name := range c.Destinations {

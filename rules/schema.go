@@ -101,6 +101,8 @@ func schemaDoc() obj {
 			"inclusive":    obj{"oneOf": []any{obj{"type": "boolean"}, envRef}},
 			"time_column":  str(),
 			"destinations": obj{"type": "array", "items": str()},
+			"unknown_age": strictObject(obj{"keep": obj{"type": "string", "minLength": 1,
+				"description": "why rows whose age cannot be told may go to partner_sharing destinations (by default they are removed there)"}}, "keep"),
 			"age_from": obj{"allOf": []any{
 				strictObject(obj{"birth_date": str(), "resident_id": str(), "dataset": str()}),
 				obj{"oneOf": []any{obj{"required": []string{"birth_date"}, "not": obj{"required": []string{"resident_id"}}},

@@ -209,10 +209,24 @@ type Children struct {
 	// no age at all, and the age is measured at At instead, so that a
 	// child today is not made an adult by a bogus date.
 	Latest time.Time
+	// RemoveUnknown removes the rows whose age cannot be told, counted as
+	// children's (ReasonChild), instead of keeping them: doubt protects the
+	// child (partner destinations).
+	RemoveUnknown bool
+	// Withheld, when set, is asked for every row still kept, with the day
+	// its age is measured at (days since the epoch, the calendar date in
+	// Zone; ok is false when the row's event time is NULL): true removes
+	// the row as a child's whatever its age is now (the rows withheld when
+	// a file was published, whose ages may since have become unknown).
+	Withheld func(i int, day int64, ok bool) bool
+	// Note, when set, is called for every row the rule removes, with its
+	// day as Withheld takes it.
+	Note func(i int, day int64, ok bool)
 }
 
-// Apply marks child rows and returns how many rows kept so far had no
-// known age (NULL or invalid birth date, NULL event time): those are kept.
+// Apply marks child rows and returns how many rows it kept with no known
+// age (NULL or invalid birth date, NULL event time); with RemoveUnknown
+// those are removed instead, and not counted.
 // birth is a date32 or timestamp column of birth dates, or a string column
 // of resident IDs (birth date in characters 7-14, check character valid).
 func (c Children) Apply(birth, times arrow.Array, sel *Selection) (unknown int64, err error) {
@@ -229,38 +243,50 @@ func (c Children) Apply(birth, times arrow.Array, sel *Selection) (unknown int64
 	if zone == nil {
 		zone = time.UTC
 	}
+	remove := func(i int, day int64, ok bool) {
+		sel.remove(i, ReasonChild)
+		if c.Note != nil {
+			c.Note(i, day, ok)
+		}
+	}
 	for i := 0; i < birth.Len(); i++ {
 		if !sel.keep[i] {
 			continue
 		}
-		by, bm, bd, ok := birthDay(i)
-		if !ok {
-			unknown++
-			continue
-		}
-		at := c.At
+		at, timed := c.At, true
 		if times != nil {
-			us, ok := instantMicros(times, i)
-			if !ok {
-				unknown++
-				continue
-			}
-			at = time.UnixMicro(us)
-			if !c.Latest.IsZero() && at.After(c.Latest) {
+			if us, ok := instantMicros(times, i); !ok {
+				timed = false
+			} else if at = time.UnixMicro(us); !c.Latest.IsZero() && at.After(c.Latest) {
 				at = c.At
 			}
 		}
 		ey, em, ed := at.In(zone).Date()
+		var day int64
+		if timed {
+			day = time.Date(ey, em, ed, 0, 0, 0, 0, time.UTC).Unix() / 86400
+		}
+		if c.Withheld != nil && c.Withheld(i, day, timed) {
+			remove(i, day, timed)
+			continue
+		}
+		by, bm, bd, ok := birthDay(i)
 		age := ey - by
 		if em < bm || em == bm && ed < bd {
 			age--
 		}
-		if age < 0 {
-			unknown++ // born after the event: the birth date is wrong
+		// no birth date, no event time, or born after the event (the
+		// birth date is wrong): the age cannot be told
+		if !ok || !timed || age < 0 {
+			if c.RemoveUnknown {
+				remove(i, day, timed)
+			} else {
+				unknown++
+			}
 			continue
 		}
 		if age < c.Below || c.Inclusive && age == c.Below {
-			sel.remove(i, ReasonChild)
+			remove(i, day, timed)
 		}
 	}
 	return unknown, nil
