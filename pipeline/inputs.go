@@ -384,6 +384,10 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 			continue
 		}
 		out := &fileOutput{dst: dst, rep: r.destReport(dst), rel: ds.Name + "/" + m.Rel}
+		if err := CheckOutputPath(out.rel); err != nil {
+			// (a .deid-commit folder in the source, a name with a control character)
+			return nil, dataErrorf(loc, "", "cannot be published under this name: %v", err)
+		}
 		var fields []arrow.Field
 		for _, fld := range sch.Fields() {
 			bc := b.Columns[fld.Name]

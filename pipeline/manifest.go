@@ -22,9 +22,13 @@ const ManifestFormatV1 = "deid-manifest/v1"
 // describes the destination as it is: a run replaces the entries of the
 // files it wrote and keeps the others.
 type Manifest struct {
-	Format      string `json:"format"`
-	Destination string `json:"destination"`
-	Purpose     string `json:"purpose"`
+	Format string `json:"format"`
+	// Deid is the deid build that wrote the manifest last (a run, a merge,
+	// or deid retain erasing in the output): JSON sets it. Nil in a
+	// manifest written before deid recorded it.
+	Deid        *report.Build `json:"deid,omitempty"`
+	Destination string        `json:"destination"`
+	Purpose     string        `json:"purpose"`
 	// RunID, Now, PolicySHA256 and KeyFingerprint describe the last run that
 	// committed; each file records its own.
 	RunID          string    `json:"run_id"`
@@ -44,11 +48,18 @@ type ManifestFile struct {
 	Now            time.Time `json:"now"`
 	PolicySHA256   string    `json:"policy_sha256"`
 	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
+	// ChildrenWithheld are the keyed fingerprints of the rows a children
+	// rule taking ages from another dataset withheld from the file, sorted;
+	// every later derivation of the file keeps them out (withheld.go).
+	ChildrenWithheld []string `json:"children_withheld,omitempty"`
 }
 
-// JSON returns the manifest as indented JSON.
+// JSON returns the manifest as indented JSON, recording the running deid's
+// build as the one that wrote it.
 func (m *Manifest) JSON() ([]byte, error) {
-	b, err := json.MarshalIndent(m, "", "  ")
+	c := *m
+	c.Deid = report.BuildPtr()
+	b, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -57,9 +68,14 @@ func (m *Manifest) JSON() ([]byte, error) {
 
 // ReadManifest reads the manifest of the destination whose output folder is
 // output. A destination without one gives an error matching storage.ErrNotExist;
-// a manifest naming a file path that CheckOutputPath refuses, a DataError.
+// a manifest that is a symbolic link, is no deid manifest or names a file
+// path that CheckOutputPath refuses, a DataError naming it.
 func ReadManifest(ctx context.Context, s storage.Store, output string) (*Manifest, error) {
 	loc := storage.Join(output, ManifestName)
+	// a manifest linked elsewhere (into the lake) is never read as ours
+	if err := storage.NoLinks(ctx, "read the manifest", loc); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		return nil, dataError(err)
+	}
 	src, err := s.Open(ctx, loc)
 	if err != nil {
 		return nil, err
@@ -73,10 +89,10 @@ func ReadManifest(ctx context.Context, s storage.Store, output string) (*Manifes
 	dec.DisallowUnknownFields()
 	var m Manifest
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: not a deid manifest: %w", loc, err)
+		return nil, dataError(fmt.Errorf("%s: not a deid manifest: %w", loc, err))
 	}
 	if m.Format != ManifestFormatV1 {
-		return nil, fmt.Errorf("%s: manifest format %q, this deid reads %q", loc, m.Format, ManifestFormatV1)
+		return nil, dataError(fmt.Errorf("%s: manifest format %q, this deid reads %q", loc, m.Format, ManifestFormatV1))
 	}
 	// retain deletes and rewrites the files a manifest names, verify and
 	// report check read them: none may lie outside the output
@@ -86,15 +102,15 @@ func ReadManifest(ctx context.Context, s storage.Store, output string) (*Manifes
 	return &m, nil
 }
 
-// writeManifest merges this run's files into the destination's manifest and
-// writes it, atomically. It is the last write of a run: the commit point.
-func (r *runner) writeManifest(ctx context.Context, dst *report.Destination) error {
+// manifest merges this run's files into the destination's manifest, as the
+// commit will write it.
+func (r *runner) manifest(ctx context.Context, dst *report.Destination) (*Manifest, error) {
 	old, err := ReadManifest(ctx, r.opt.Store, dst.Output)
 	switch {
 	case errors.Is(err, storage.ErrNotExist):
 		old = &Manifest{}
 	case err != nil:
-		return fmt.Errorf("%w (move it aside to start a new manifest)", err)
+		return nil, fmt.Errorf("%w (move it aside to start a new manifest)", err)
 	}
 	m := &Manifest{
 		Format: ManifestFormatV1, Destination: dst.Name, Purpose: dst.Purpose, RunID: r.opt.RunID, Now: r.plan.Now,
@@ -105,7 +121,7 @@ func (r *runner) writeManifest(ctx context.Context, dst *report.Destination) err
 	for _, f := range dst.Files {
 		written[f.Path] = true
 		m.Files = append(m.Files, &ManifestFile{OutputFile: *f, RunID: r.opt.RunID, Now: r.plan.Now,
-			PolicySHA256: r.plan.Policy.SHA256, KeyFingerprint: dst.KeyFingerprint})
+			PolicySHA256: r.plan.Policy.SHA256, KeyFingerprint: dst.KeyFingerprint, ChildrenWithheld: r.recorded(dst.Name, f.Path)})
 	}
 	for _, f := range old.Files {
 		if !written[f.Path] {
@@ -116,5 +132,5 @@ func (r *runner) writeManifest(ctx context.Context, dst *report.Destination) err
 	if m.Files == nil {
 		m.Files = []*ManifestFile{}
 	}
-	return r.writeJSON(ctx, storage.Join(dst.Output, ManifestName), m)
+	return m, nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -435,39 +434,3 @@ func TestCancelPublishesNothing(t *testing.T) {
 }
 
 var arrowString = arrow.BinaryTypes.String
-
-// TestStaleStagingRemoved: a run removes the staging folder a killed run
-// left a day ago, keeps one written recently (a run may still be going) and
-// says what it removed in the report.
-func TestStaleStagingRemoved(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
-	staged := func(id string, age time.Duration) string {
-		p := filepath.Join(out, StagingDir, id, "browsing", "part-0.parquet")
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte("half a file"), 0o644)
-		at := time.Now().Add(-age)
-		os.Chtimes(p, at, at)
-		return p
-	}
-	old, recent := staged("20261030T010000Z-dead", 25*time.Hour), staged("20261101T000000Z-live", time.Minute)
-	src := filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet")
-	plan := compile(t, dir, samplePolicy(src, filepath.Join(sampleDir(t), "erasure.parquet"), out))
-	rep, err := runPlan(t, plan, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the stale staging file is still there: %v", err)
-	}
-	if _, err := os.Stat(recent); err != nil {
-		t.Errorf("a recent staging folder was removed: %v", err)
-	}
-	found := false
-	for _, w := range rep.Warnings {
-		found = found || strings.Contains(w, "removed the staging folder of run 20261030T010000Z-dead")
-	}
-	if !found {
-		t.Errorf("no warning about the removed folder: %q", rep.Warnings)
-	}
-}

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
-	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -343,9 +344,9 @@ func (r *runner) checkNoRetainJournal(ctx context.Context, dst, output string) e
 	return nil
 }
 
-// publish moves every staged file into place, then writes each
-// destination's report and, last, its manifest: the commit point. Each
-// destination commits under its output's publish lock.
+// publish commits each destination (see commit.go): under the output's
+// publish lock, its report and manifest are staged beside its files, the
+// commit record is written (the commit point) and carried out.
 func (r *runner) publish(ctx context.Context) error {
 	for _, dst := range r.rep.Destinations {
 		if err := r.publishDestination(ctx, dst); err != nil {
@@ -361,55 +362,124 @@ func (r *runner) publishDestination(ctx context.Context, dst *report.Destination
 		return err
 	}
 	defer release()
+	if err := r.recoverCommits(ctx, dst.Name, dst.Output); err != nil {
+		return err
+	}
 	// (checked before the run too; a retain run that died since must finish first)
 	if err := r.checkNoRetainJournal(ctx, dst.Name, dst.Output); err != nil {
 		return err
 	}
-	if err := r.moveStaged(ctx, dst); err != nil {
+	if r.opt.Incremental {
+		if err := r.dropUnchanged(ctx, dst); err != nil {
+			return err
+		}
+	}
+	if r.opt.Incremental && len(dst.Files) == 0 && r.statExists(ctx, storage.Join(dst.Output, ManifestName)) {
+		// a scheduled run that found nothing new: a signed report each
+		// time would grow the chain by one per tick, recording nothing
+		r.rep.Lock()
+		dst.NotCommitted = fmt.Sprintf("nothing new to publish (%d outputs unchanged): the output and its report chain are as the last commit left them", len(dst.Unchanged))
+		r.rep.Unlock()
+		r.opt.Logger.Info("nothing new to publish: nothing committed", "destination", dst.Name, "output", dst.Output, "unchanged", len(dst.Unchanged))
+		return removeTree(ctx, r.opt.Store, r.stagingRoot(dst.Output))
+	}
+	if h := r.opt.BeforePublish; h != nil {
+		if err := h(ctx, dst, r.stagingRoot(dst.Output)); err != nil {
+			return fmt.Errorf("destination %q: %w", dst.Name, err)
+		}
+	}
+	moves, err := r.stagedMoves(ctx, dst)
+	if err != nil {
 		return err
 	}
 	r.countRetries()
-	if err := r.writeReport(ctx, dst); err != nil {
+	if err := r.commit(ctx, r.rep, dst, moves); err != nil {
 		return err
-	}
-	if err := r.writeManifest(ctx, dst); err != nil {
-		return err
-	}
-	staging := r.stagingRoot(dst.Output)
-	if err := removeTree(ctx, r.opt.Store, staging); err != nil {
-		r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
 	}
 	r.opt.Logger.Info("published", "destination", dst.Name, "output", dst.Output, "files", len(dst.Files), "rows", dst.RowsOut)
 	return nil
 }
 
-// moveStaged moves the destination's staged files into place, in path
-// order, recording on object storage each published object's generation.
-func (r *runner) moveStaged(ctx context.Context, dst *report.Destination) error {
-	staging := r.stagingRoot(dst.Output)
-	sortedOutputs(dst.Files)
-	// a link refused half way would leave some files replaced and the
-	// manifest not: check every target first
-	for _, f := range dst.Files {
-		if err := storage.NoLinks(ctx, "publish", storage.Join(dst.Output, f.Path)); err != nil {
-			return dataError(fmt.Errorf("destination %q: %w", dst.Name, err))
-		}
+// errStoppedAtCommitPoint is the error of a commit that a test stopped
+// right after its commit point (Options.stopAtCommitPoint), as a kill would.
+var errStoppedAtCommitPoint = errors.New("stopped at the commit point (test)")
+
+// dropUnchanged takes out of an incremental run's commit the staged files
+// that are byte for byte the committed ones, derived from the same input
+// version under the same policy and key (a dataset whose children rule
+// takes ages from another one is always processed again, and usually
+// gives the same bytes): they stay as committed, listed as unchanged, so a
+// job run that finds nothing new commits nothing.
+func (r *runner) dropUnchanged(ctx context.Context, dst *report.Destination) error {
+	m, err := ReadManifest(ctx, r.opt.Store, dst.Output)
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil
 	}
-	for _, f := range dst.Files {
-		loc := storage.Join(dst.Output, f.Path)
-		if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, f.Path), loc); err != nil {
-			return fmt.Errorf("publish %s: %w", loc, err)
-		}
-		if err := r.notePublished(ctx, f, loc); err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
+	committed := map[string]*ManifestFile{}
+	for _, f := range m.Files {
+		committed[f.Path] = f
+	}
+	r.rep.Lock()
+	defer r.rep.Unlock()
+	kept := dst.Files[:0]
+	for _, f := range dst.Files {
+		c := committed[f.Path]
+		if c == nil || c.SHA256 != f.SHA256 || c.Rows != f.Rows || c.Input.Location != f.Input.Location || c.Input.Size != f.Input.Size ||
+			!c.Input.ModTime.Equal(f.Input.ModTime) || c.Input.Generation != f.Input.Generation ||
+			c.PolicySHA256 != r.plan.Policy.SHA256 || c.KeyFingerprint != dst.KeyFingerprint {
+			kept = append(kept, f)
+			continue
+		}
+		dst.Unchanged = append(dst.Unchanged, f.Path)
+		dst.Recomputed = append(dst.Recomputed, f.Path)
+		dst.RowsOut -= f.Rows
+		dst.Bytes -= f.Bytes
+	}
+	dst.Files = kept
+	sort.Strings(dst.Unchanged)
+	sort.Strings(dst.Recomputed)
 	return nil
 }
 
-// notePublished records, on object storage, the published object's own
-// generation and checksum in its report entry.
-func (r *runner) notePublished(ctx context.Context, f *report.OutputFile, loc string) error {
+// recoverCommits completes the commits to output that killed runs left
+// past their commit point (the caller holds the publish lock), and says so
+// in the report.
+func (r *runner) recoverCommits(ctx context.Context, name, output string) error {
+	done, err := RecoverCommits(ctx, r.opt.Store, output, r.opt.RunID)
+	for _, id := range done {
+		r.rep.Warn(fmt.Sprintf("destination %q: completed the commit of run %s, stopped after its commit point", name, id))
+	}
+	return err
+}
+
+// stagedMoves checks the destination's staged files and their targets and
+// returns their moves, in path order; on object storage it records each
+// staged object's checksum (a copy keeps it) in its report entry.
+func (r *runner) stagedMoves(ctx context.Context, dst *report.Destination) ([]commitMove, error) {
+	staging := r.stagingRoot(dst.Output)
+	sortedOutputs(dst.Files)
+	moves := make([]commitMove, 0, len(dst.Files)+3)
+	for _, f := range dst.Files {
+		// a link refused half way would leave some files replaced and the
+		// manifest not: every target is checked before the commit point
+		if err := storage.NoLinks(ctx, "publish", storage.Join(dst.Output, f.Path)); err != nil {
+			return nil, dataError(fmt.Errorf("destination %q: %w", dst.Name, err))
+		}
+		if err := r.noteStaged(ctx, f, storage.Join(staging, f.Path)); err != nil {
+			return nil, err
+		}
+		moves = append(moves, commitMove{Staged: f.Path, Final: f.Path})
+	}
+	return moves, nil
+}
+
+// noteStaged records, on object storage, the staged object's checksum in
+// its report entry. (Its generation once published is not known before the
+// commit point, and is not recorded.)
+func (r *runner) noteStaged(ctx context.Context, f *report.OutputFile, loc string) error {
 	if !storage.IsURI(loc) {
 		return nil
 	}
@@ -418,15 +488,48 @@ func (r *runner) notePublished(ctx context.Context, f *report.OutputFile, loc st
 		return fmt.Errorf("publish %s: %w", loc, err)
 	}
 	r.rep.Lock()
-	f.Generation, f.CRC32C = a.Generation, crcHex(a)
+	f.Generation, f.CRC32C = 0, crcHex(a)
 	r.rep.Unlock()
 	return nil
 }
 
-// abortStaging removes what a failed run staged.
+// commit stages the destination's report of run and its merged manifest,
+// writes the commit record listing moves and them, and carries it out.
+// The caller holds the output's publish lock.
+func (r *runner) commit(ctx context.Context, run *report.Run, dst *report.Destination, moves []commitMove) error {
+	staging := r.stagingRoot(dst.Output)
+	own, err := r.stageReport(ctx, run, dst, staging)
+	if err != nil {
+		return err
+	}
+	m, err := r.manifest(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if err := r.writeJSON(ctx, storage.Join(staging, commitDir, ManifestName), m); err != nil {
+		return err
+	}
+	moves = append(moves, own...)
+	moves = append(moves, commitMove{Staged: commitDir + "/" + ManifestName, Final: ManifestName})
+	rec := &commitRecord{Format: commitFormat, RunID: r.opt.RunID, Moves: moves}
+	if err := writeCommitRecord(ctx, r.opt.Store, staging, rec); err != nil {
+		return err
+	}
+	if r.opt.stopAtCommitPoint {
+		return errStoppedAtCommitPoint
+	}
+	return replayCommit(ctx, r.opt.Store, dst.Output, staging, rec)
+}
+
+// abortStaging removes what a failed run staged, but never a staging
+// folder past its commit point: the next run completes that commit.
 func (r *runner) abortStaging(ctx context.Context) {
 	for _, dst := range r.plan.Destinations {
 		staging := r.stagingRoot(dst.Output)
+		if r.statExists(ctx, storage.Join(staging, commitRecordName)) {
+			r.opt.Logger.Warn("the commit stopped after its commit point: the next run completes it", "output", dst.Output)
+			continue
+		}
 		if err := removeTree(ctx, r.opt.Store, staging); err != nil {
 			r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
 		}
@@ -434,65 +537,31 @@ func (r *runner) abortStaging(ctx context.Context) {
 }
 
 // removeTree deletes every object under prefix (and, on local disk, the
-// emptied folders).
+// temporary files of killed writers and the emptied folders, then the
+// parent staging folder when no other run uses it).
 func removeTree(ctx context.Context, s storage.Store, prefix string) error {
-	var locs []string
-	err := s.List(ctx, strings.TrimSuffix(prefix, "/")+"/", func(a storage.Attrs) error {
-		locs = append(locs, a.Location)
-		return nil
-	})
-	if err != nil {
+	if err := storage.RemoveAll(ctx, s, strings.TrimSuffix(prefix, "/")); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, storage.ErrNotExist) {
 		return err
 	}
-	for _, l := range locs {
-		if err := s.Delete(ctx, l); err != nil && !errors.Is(err, storage.ErrNotExist) {
-			return err
-		}
-	}
 	if !storage.IsURI(prefix) {
-		removeEmptyDirs(ctx, prefix)
+		storage.Local{}.Delete(ctx, storage.Dir(strings.TrimSuffix(prefix, "/"))) // fails, harmlessly, when not empty
 	}
 	return nil
 }
 
-// removeEmptyDirs removes dir and its parent staging folder when empty,
-// through storage.Local, which refuses a folder that is a link.
-func removeEmptyDirs(ctx context.Context, dir string) {
-	local := storage.Local{}
-	var walk func(string)
-	walk = func(d string) {
-		entries, err := os.ReadDir(d)
-		if err != nil {
-			return
-		}
-		for _, e := range entries {
-			if e.IsDir() {
-				walk(d + string(os.PathSeparator) + e.Name())
-			}
-		}
-		local.Delete(ctx, d) // fails, harmlessly, when not empty
-	}
-	walk(dir)
-	local.Delete(ctx, storage.Dir(dir)) // .deid-staging, when no other run uses it
-}
-
-// writeReport writes the destination's report, chained to the previous
-// report of its job and signed with the audit key when the policy has one,
-// and beside it report.html, the page an auditor reads.
-func (r *runner) writeReport(ctx context.Context, dst *report.Destination) error {
-	return r.writeReportOf(ctx, r.rep, dst)
-}
-
-// writeReportOf writes the destination's part of run (this run's report, or
-// the merge of a sharded run's shard reports) as writeReport does.
-func (r *runner) writeReportOf(ctx context.Context, run *report.Run, dst *report.Destination) error {
+// stageReport writes, into the commit folder of staging, the destination's
+// part of run (this run's report, or the merge of a sharded run's shard
+// reports), chained to the report the output's manifest names and signed
+// with the audit key when the policy has one, and beside it report.html,
+// the page an auditor reads; it returns their moves.
+func (r *runner) stageReport(ctx context.Context, run *report.Run, dst *report.Destination, staging string) ([]commitMove, error) {
 	rep := run.ForDestination(dst.Name)
 	chain, err := previousReport(ctx, r.opt.Store, dst.Output)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rep.Chain = chain
-	loc := reportLocation(dst.Output, r.opt.RunID)
+	final := reportLocation(dst.Output, r.opt.RunID)
 	var b []byte
 	if k := r.plan.AuditKey; k != nil {
 		b, err = rep.Signed(k.Secret(), k.Fingerprint())
@@ -500,21 +569,27 @@ func (r *runner) writeReportOf(ctx context.Context, run *report.Run, dst *report
 		b, err = rep.JSON()
 	}
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", loc, err)
+		return nil, fmt.Errorf("encode %s: %w", final, err)
 	}
-	if err := r.writeJSON(ctx, loc, rawJSON(b)); err != nil {
-		return err
+	if err := r.writeJSON(ctx, storage.Join(staging, commitDir, "report.json"), rawJSON(b)); err != nil {
+		return nil, err
 	}
 	// the HTML page renders the report as written, signature included
 	written, _, err := report.Parse(b)
 	if err != nil {
-		return fmt.Errorf("read back %s: %w", loc, err)
+		return nil, fmt.Errorf("read back %s: %w", final, err)
 	}
 	page, err := written.HTML()
 	if err != nil {
-		return fmt.Errorf("%s: %w", loc, err)
+		return nil, fmt.Errorf("%s: %w", final, err)
 	}
-	return r.writeJSON(ctx, storage.Join(storage.Dir(loc), "report.html"), rawJSON(page))
+	if err := r.writeJSON(ctx, storage.Join(staging, commitDir, "report.html"), rawJSON(page)); err != nil {
+		return nil, err
+	}
+	return []commitMove{
+		{Staged: commitDir + "/report.json", Final: reportRel(r.opt.RunID, "report.json")},
+		{Staged: commitDir + "/report.html", Final: reportRel(r.opt.RunID, "report.html")},
+	}, nil
 }
 
 // rawJSON is JSON (or another document) already encoded.

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 )
@@ -119,6 +120,11 @@ type CheckResult struct {
 	SignaturesChecked bool `json:"signatures_checked"`
 	// Problems name each report or file that no longer matches.
 	Problems []Problem `json:"problems"`
+	// Builds are the deid builds that wrote the reports checked, by run id
+	// (a report written before deid recorded its build has none);
+	// ManifestBuild is the one that wrote the manifest last.
+	Builds        map[string]report.Build `json:"builds,omitempty"`
+	ManifestBuild *report.Build           `json:"manifest_deid,omitempty"`
 }
 
 // Problem is one mismatch: the report or file concerned and what is wrong.
@@ -191,6 +197,12 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		if e.run.RunID != id {
 			problem(loc, "", "the report is of run %s but lies in the folder of run %s", e.run.RunID, id)
 		}
+		if b := e.run.Deid; b != nil {
+			if res.Builds == nil {
+				res.Builds = map[string]report.Build{}
+			}
+			res.Builds[id] = *b
+		}
 		// verify.json, when deid verify ran: signed like the report
 		verLoc := storage.Join(storage.Dir(loc), "verify.json")
 		switch vb, err := readAll(ctx, s, verLoc); {
@@ -221,7 +233,7 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 				return nil, err
 			}
 			if !bytes.Equal(page, want) {
-				problem(loc, htmlLoc, "report.html does not show what report.json says: it was edited, or rendered by another version of deid (deid report render %s rebuilds it)", loc)
+				problem(loc, htmlLoc, "report.html does not show what report.json says: %s (deid report render %s rebuilds it)", report.PageMismatch(e.run.Deid), loc)
 			}
 		}
 	}
@@ -234,6 +246,7 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 	case err != nil:
 		problem("", storage.Join(output, ManifestName), "%v", err)
 	default:
+		res.ManifestBuild = m.Deid
 		id, ok := reportRunID(m.Report)
 		switch {
 		case !ok:
@@ -311,7 +324,13 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 				}
 				latest[f.Path] = recorded{report: e.loc, sha: f.SHA256, size: f.Bytes}
 			}
+			for _, p := range d.Deleted { // (deid retain: every row of the file erased)
+				delete(latest, p)
+			}
 		}
+	}
+	if journal := storage.Join(output, RetainDir, RetainJournal); exists(ctx, s, journal) {
+		problem("", journal, "an interrupted deid retain run awaits completion here: run deid retain with its policy, then check again")
 	}
 	// the files as they are now
 	present := map[string]bool{}
@@ -320,8 +339,10 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		if err != nil {
 			return err
 		}
-		rel = strings.ReplaceAll(rel, `\`, "/")
-		if rel == ManifestName || strings.HasPrefix(rel, ReportsDir+"/") || strings.HasPrefix(rel, StagingDir+"/") {
+		if filepath.Separator == '\\' && !storage.IsURI(output) {
+			rel = filepath.ToSlash(rel) // elsewhere a backslash is a name's character
+		}
+		if ownState(rel) {
 			return nil
 		}
 		present[rel] = true
@@ -354,6 +375,23 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		}
 	}
 	return res, nil
+}
+
+// ownState reports whether rel, a path in an output, is deid's state
+// rather than an output file: the manifest, reports, staging, locks, and
+// deid retain's work folder and lock.
+func ownState(rel string) bool {
+	if rel == ManifestName {
+		return true
+	}
+	first, _, _ := strings.Cut(rel, "/")
+	return first == ReportsDir || first == StagingDir || first == lock.Dir || first == RetainDir || first == RetainDir+".lock"
+}
+
+// exists reports whether an object is at loc.
+func exists(ctx context.Context, s storage.Store, loc string) bool {
+	_, err := s.Stat(ctx, loc)
+	return err == nil
 }
 
 // hashObject returns the hex SHA-256 and size of an object.

@@ -41,6 +41,9 @@ type outputRules struct {
 	agePos      int // the birth date or resident ID column, or -1 for births
 	childTime   int // the event time column, or -1 (age at now)
 	births      *transforms.SubjectValues
+	// withheld records the rows the children rule withholds, and holds
+	// those the replaced file's manifest entry recorded (withheld.go)
+	withheld *withheldFile
 }
 
 func (o *outputRules) empty() bool { return o == nil || len(o.consent) == 0 && o.children == nil }
@@ -98,7 +101,9 @@ func (r *runner) bindOutputRules(in *inputFile, pos map[string]int) error {
 		}
 		if c := ds.Children; c != nil && c.Excludes(out.dst.Name) {
 			zone := ds.TimeZone
-			rulesOut.children = &transforms.Children{Below: c.Below, Inclusive: c.Inclusive, Zone: zone, At: r.plan.Now, Latest: ds.Latest}
+			rulesOut.children = &transforms.Children{Below: c.Below, Inclusive: c.Inclusive, Zone: zone, At: r.plan.Now, Latest: ds.Latest,
+				RemoveUnknown: c.RemovesUnknown(out.dst.Purpose)}
+			rulesOut.withheld = r.withheldFor(in, out)
 			rulesOut.childTime = position(c.TimeColumn)
 			if c.FromDataset != "" {
 				rulesOut.births = r.births[ds.Name]
@@ -144,7 +149,13 @@ func (o *outputRules) apply(r *runner, in *inputFile, cols []arrow.Array, base, 
 	} else {
 		birth = cols[o.agePos]
 	}
-	unknown, err := o.children.Apply(birth, times, sel)
+	children := o.children
+	if o.withheld != nil {
+		c := *o.children
+		o.withheld.batch(cols[in.subjectPos]).hook(&c)
+		children = &c
+	}
+	unknown, err := children.Apply(birth, times, sel)
 	if err != nil {
 		return 0, dataErrorf(in.match.Location, in.ds.Children.AgeColumn(), "%v", err)
 	}
@@ -456,7 +467,7 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 	} else {
 		r.births[ds.Name] = transforms.NewStringSubjectValues(strs, days, latest)
 	}
-	return nil
+	return r.loadWithheld(ctx, ds)
 }
 
 // birthDay returns row i of a birth date column (date32, timestamp or

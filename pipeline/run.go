@@ -71,10 +71,10 @@ type Options struct {
 	// Progress, when set, is called as rows are processed; one call at a
 	// time, from the workers' goroutines.
 	Progress func(Progress)
-	// StaleStaging is the age past which the staging folder of another run
-	// (one killed before it published) is removed when a run starts: its
-	// newest object must be older than this. 0 means 24 hours; negative
-	// keeps every staging folder.
+	// StaleStaging, when negative, keeps the staging folders other runs
+	// left (see cleanStaging): a run then neither removes nor completes
+	// them as it starts. Otherwise a staging folder whose run's lease is
+	// free is settled at once, whatever its age.
 	StaleStaging time.Duration
 	// RunID names the run; empty means a new id from the clock.
 	RunID string
@@ -113,7 +113,18 @@ type Options struct {
 	// publish locks released. deid's signal handling holds its forced exit
 	// while a commit is open. nil means nothing is called.
 	Critical func() (end func())
+	// BeforePublish, when set, is called for each destination of a run
+	// (not a shard's) under its output's publish lock, after its files are
+	// staged and before any is published, with the staging folder: the
+	// file of dst.Files[i] is staged at storage.Join(staging,
+	// dst.Files[i].Path). An error fails the run and nothing of that
+	// destination is published (deid retain checks that a re-derived file
+	// holds no row its published version did not).
+	BeforePublish func(ctx context.Context, dst *report.Destination, staging string) error
 
+	// stopAtCommitPoint makes a commit stop right after it wrote its
+	// commit record, as a kill there would (tests of the recovery).
+	stopAtCommitPoint bool
 	// readAll decodes every row before the row rules apply, instead of
 	// letting the reader skip the removed rows' values (tests compare the two).
 	readAll bool
@@ -183,14 +194,18 @@ func (o *Options) critical() (end func()) {
 
 // runner is the state of one run.
 type runner struct {
-	plan    *rules.Plan
-	opt     Options
-	rep     *report.Run
-	inputs  []*inputFile
-	erasure map[string]*transforms.SubjectSet
+	plan *rules.Plan
+	opt  Options
+	rep  *report.Run
+	// releaseStaging gives up the run's staging leases (holdStaging)
+	releaseStaging func()
+	inputs         []*inputFile
+	erasure        map[string]*transforms.SubjectSet
 	// consent and births hold the destination-level row rules' lists
 	consent map[string][]consentRule
 	births  map[string]*transforms.SubjectValues
+	// withheld are the children rule's records of withheld rows (withheld.go)
+	withheld withheldRecords
 	// classes count, per destination and dataset enforcing min_k, the
 	// equivalence classes (the first pass of a run); counting is set
 	// during that pass
@@ -227,17 +242,19 @@ func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 		opt.RunID = NewRunID(start)
 	}
 	rep := &report.Run{
-		Format: report.FormatV1, RunID: opt.RunID, Command: command,
+		Format: report.FormatV1, Deid: report.BuildPtr(), RunID: opt.RunID, Command: command,
 		Policy: report.Policy{File: plan.Policy.File, Name: plan.Policy.Name, SHA256: plan.Policy.SHA256},
 		Now:    plan.Now, StartedAt: start.UTC(),
 		Settings:     report.Settings{Workers: opt.Workers, BatchSize: opt.BatchSize},
-		Warnings:     append([]string(nil), plan.Warnings...),
 		Keys:         []report.Key{},
 		Datasets:     []*report.Dataset{},
 		Destinations: []*report.Destination{},
 	}
+	for _, w := range plan.Warnings {
+		rep.Warn(w) // each concerns the destinations it names (report.Run.ScopeOf)
+	}
 	for _, k := range plan.Keys {
-		rk := report.Key{Name: k.Name(), Fingerprint: k.Fingerprint()}
+		rk := report.Key{Name: k.Name(), Fingerprint: k.Fingerprint(), Allow: k.Allowed()}
 		for _, d := range plan.Destinations {
 			if d.Key == k {
 				rk.Destinations = append(rk.Destinations, d.Name)
@@ -269,14 +286,7 @@ func (r *runner) datasetReport(ds *rules.Dataset) *report.Dataset {
 		}
 	}
 	d := &report.Dataset{Name: ds.Name, Source: ds.Source, Files: []*report.InputFile{}, Removed: zeroCounts()}
-	if rt := ds.Retention; rt != nil {
-		onNull := "keep"
-		if rt.OnNullRemove {
-			onNull = "remove"
-		}
-		d.Retention = &report.Retention{TimeColumn: rt.TimeColumn, Keep: rt.Keep.String(), Cutoff: ds.Cutoff, OnNull: onNull,
-			FutureSkew: rt.Skew().String(), LatestEventTime: ds.Latest}
-	}
+	d.Retention = RetentionReport(ds.DatasetDecl, ds.Cutoff, ds.FallbackCutoff, ds.Latest)
 	r.rep.Datasets = append(r.rep.Datasets, d)
 	return d
 }
@@ -302,14 +312,17 @@ func (r *runner) destReport(dst *rules.Destination) *report.Destination {
 	}
 	if dst.Key != nil {
 		d.KeyFingerprint = dst.Key.Fingerprint()
+		d.KeyAllow = keyAllow(r.plan.Policy, dst.Name)
 	}
 	for _, b := range dst.Bindings {
 		tr := &report.Treatment{Dataset: b.Dataset.Name}
 		for _, c := range b.Dataset.Columns {
 			bc := b.Columns[c.Name]
 			tr.Columns = append(tr.Columns, report.Column{Name: c.Name, SemanticType: c.Type.Name, Transform: bc.Spec.Name,
-				Params: paramsForReport(bc), Result: bc.Spec.Result.String(), Meaning: bc.Meaning, Default: bc.Default, Allow: bc.Allow})
+				Params: paramsForReport(bc), Result: bc.Spec.Result.String(), Meaning: bc.Meaning, Default: bc.Default, Allow: bc.Allow,
+				Floor: floorOf(dst.Purpose, c.Type)})
 		}
+		treatmentReport(tr, dst, b)
 		d.Datasets = append(d.Datasets, tr)
 	}
 	r.rep.Destinations = append(r.rep.Destinations, d)
@@ -330,6 +343,11 @@ func Run(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, error
 	ctx = underOutputs(ctx, plan) // writes below an output never follow links
 	r := newRunner(plan, opt, "run")
 	err := r.run(ctx)
+	defer func() {
+		if r.releaseStaging != nil {
+			r.releaseStaging() // after the commit or the staging's removal
+		}
+	}()
 	r.countRetries()
 	r.rep.Finish(r.opt.Clock(), err)
 	if err == nil {
@@ -381,7 +399,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return err
 	}
 	if !r.dryRun {
-		r.removeStaleStaging(ctx)
+		release, err := r.holdStaging(ctx)
+		if err != nil {
+			return err
+		}
+		r.releaseStaging = release
+		r.cleanStaging(ctx)
 	}
 	for _, in := range r.inputs {
 		r.rowsTotal += in.rows

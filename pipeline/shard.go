@@ -143,10 +143,18 @@ func (r *runner) publishShardDestination(ctx context.Context, dst *report.Destin
 		return err
 	}
 	defer release()
-	if err := r.moveStaged(ctx, dst); err != nil {
+	staging := r.stagingRoot(dst.Output)
+	moves, err := r.stagedMoves(ctx, dst)
+	if err != nil {
 		return err
 	}
-	staging := r.stagingRoot(dst.Output)
+	// a shard's files are visible before the merge commits them, as the
+	// README's sharding section says: no commit record
+	for _, m := range moves {
+		if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, m.Staged), storage.Join(dst.Output, m.Final)); err != nil {
+			return fmt.Errorf("publish %s: %w", storage.Join(dst.Output, m.Final), err)
+		}
+	}
 	loc := shardReportLocation(dst.Output, s.Inputs.RunID, s.Index, s.Count)
 	if err := r.writeJSON(ctx, loc, r.rep.ForDestination(dst.Name)); err != nil {
 		return err
@@ -251,14 +259,19 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 	end := r.opt.critical()
 	defer end()
 	ctx = context.WithoutCancel(ctx)
+	releaseStaging, err := r.holdStaging(ctx)
+	if err != nil {
+		return merged, err
+	}
+	defer releaseStaging()
 	for _, dst := range merged.Destinations {
 		release, err := r.holdOutput(ctx, dst.Output)
 		if err != nil {
 			return merged, err
 		}
-		err = r.writeReportOf(ctx, merged, dst)
+		err = r.recoverCommits(ctx, dst.Name, dst.Output)
 		if err == nil {
-			err = r.writeManifest(ctx, dst)
+			err = r.commit(ctx, merged, dst, nil)
 		}
 		release()
 		if err != nil {

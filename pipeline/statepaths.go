@@ -23,22 +23,26 @@ import (
 // manifest or report records it (relative to the destination's output,
 // with "/" separators), is one a run could have published: not empty, in
 // clean form (no "./", "//" or trailing "/"), local (filepath.IsLocal: not
-// absolute, no ".." leaving the output), without a NUL byte, backslash or
-// control character, and not inside deid's own folders (_reports,
-// .deid-retain, ...).
+// absolute, no ".." leaving the output), without a NUL byte or control
+// character (nor, on Windows, a backslash: a separator there, a name's
+// character elsewhere), and not inside deid's own folders (_reports,
+// .deid-retain, ...) nor in a folder named .deid-commit.
 func CheckOutputPath(p string) error {
 	switch {
 	case p == "":
 		return errors.New("empty file path")
-	case strings.ContainsRune(p, 0) || strings.ContainsRune(p, '\\') || strings.IndexFunc(p, unicode.IsControl) >= 0:
-		return fmt.Errorf("file path %q holds a NUL byte, a backslash or a control character", p)
+	case strings.ContainsRune(p, 0) || strings.IndexFunc(p, unicode.IsControl) >= 0:
+		return fmt.Errorf("file path %q holds a NUL byte or a control character", p)
+	case filepath.Separator == '\\' && strings.ContainsRune(p, '\\'):
+		// a separator on Windows; on other systems a name's character
+		return fmt.Errorf("file path %q holds a backslash", p)
 	case path.IsAbs(p) || !filepath.IsLocal(p) || p == ".":
 		return fmt.Errorf("file path %q is not a relative path inside the output", p)
 	case path.Clean(p) != p:
 		return fmt.Errorf("file path %q is not in clean form (%q)", p, path.Clean(p))
 	}
 	first, _, _ := strings.Cut(p, "/")
-	if slices.Contains(ownNames, first) || first == RetainDir+".lock" {
+	if slices.Contains(ownNames, first) || first == RetainDir+".lock" || slices.Contains(strings.Split(p, "/"), commitDir) {
 		return fmt.Errorf("file path %q lies in deid's own %s", p, first)
 	}
 	return nil

@@ -84,7 +84,7 @@ func TestBuiltinSampleRun(t *testing.T) {
 	}
 	for _, want := range []string{"succeeded", "dataset device: 2 files, 600 rows in", "dataset orders: 1 file, 360 rows in",
 		"destination partner_ads (partner_sharing): 3 files",
-		"in out/example/partner_ads; removed for this destination: consent 15, child 84, kept with unknown age 8"} {
+		"in out/example/partner_ads; removed for this destination: consent 15, child 92"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, res.stdout)
 		}
@@ -94,7 +94,7 @@ func TestBuiltinSampleRun(t *testing.T) {
 	}
 	plan := runDeid(t, dir, nil, "plan", "--now", sampleNow)
 	for _, want := range []string{
-		"write service/dt=2026-10-30/part-0.parquet: 305 rows (columns dropped: user_id, user_agent) (values removed: url (redact), search_query (null))",
+		"write service/dt=2026-10-30/part-0.parquet: 301 rows (columns dropped: user_id, user_agent) (values removed: url (redact), search_query (null))",
 		"destination analytics (analytics) would receive 868 rows in out/example/analytics:",
 	} {
 		if !strings.Contains(plan.stdout, want) {

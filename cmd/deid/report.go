@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/report"
@@ -22,13 +24,17 @@ const reportUsage = `usage:
       report's signature, the hash chain from the newest report (the one the
       manifest names) back to the first, and that every output file is the
       one its newest report recorded; names each report or file that no
-      longer matches (exit status 4)
+      longer matches (exit status 4), and the deid versions that wrote them
+  deid report check FILE.json (-c policy.yaml | --public-key HEX | --unsigned) [--json]
+      verify one stored document's signature: a retain report (deid retain
+      --report FILE), a run's report.json or a verify.json
   deid report merge -c policy.yaml --run-id ID --shards N
       combine the reports of a sharded run's shards and commit the run
       (write the manifests) when every shard succeeded
   deid report render report.json [-o report.html]
-      render a stored report as one self-contained HTML page (stdout by
-      default); every run writes this page beside each report.json
+      render a stored report (a run's report.json, or a retain report)
+      as one self-contained HTML page (stdout by default); every run
+      writes this page beside each report.json
   deid report public-key -c policy.yaml
       print the public key that verifies the reports signed with the
       policy's audit_key: give it to auditors instead of the key`
@@ -125,6 +131,9 @@ func reportCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	case !*unsigned:
 		return usageError("deid report check needs the key reports are signed with: -c policy.yaml or --public-key HEX (or --unsigned to skip signatures)")
 	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().IsRegular() {
+		return checkDocumentFile(dir, opt, *asJSON, stdout)
+	}
 	res, err := pipeline.CheckReports(ctx, storage.NewRouter(), dir, opt)
 	if err != nil {
 		return err
@@ -144,6 +153,7 @@ func reportCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			sigs = "signatures NOT checked"
 		}
 		fmt.Fprintf(stdout, "%s: %d reports, %d output files, %s: %d problems\n", dir, len(res.Reports), res.Files, sigs, len(res.Problems))
+		fmt.Fprintf(stdout, "%s\n", buildsLine(res))
 	}
 	if !res.OK() {
 		return fmt.Errorf("%s: %d problems in the reports or outputs: %w", dir, len(res.Problems), pipeline.ErrCheck)
@@ -173,11 +183,11 @@ func reportRenderCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, _, err := report.Parse(b)
+	doc, err := report.ParseDocument(b)
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
-	page, err := r.HTML()
+	page, err := doc.HTML()
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
@@ -186,4 +196,110 @@ func reportRenderCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return writeOutFile(context.Background(), "-o", *out, page)
+}
+
+// buildsLine says which deid builds wrote the reports checked, and which
+// one checks them.
+func buildsLine(res *pipeline.CheckResult) string {
+	byBuild := map[string][]string{}
+	var order []string
+	for _, id := range res.Reports {
+		b, ok := res.Builds[id]
+		s := "a deid that recorded no version"
+		if ok {
+			s = "deid " + b.String()
+		}
+		if byBuild[s] == nil {
+			order = append(order, s)
+		}
+		byBuild[s] = append(byBuild[s], id)
+	}
+	parts := make([]string, 0, len(order))
+	for _, s := range order {
+		ids := byBuild[s]
+		runs := "run " + ids[0]
+		if len(ids) > 1 {
+			runs = fmt.Sprintf("%d runs, %s to %s", len(ids), ids[0], ids[len(ids)-1])
+		}
+		parts = append(parts, s+" ("+runs+")")
+	}
+	line := "written by " + strings.Join(parts, "; ")
+	if len(parts) == 0 {
+		line = "written by: no report read"
+	}
+	if m := res.ManifestBuild; m != nil {
+		line += "; manifest by deid " + m.String()
+	}
+	return line + "; checked by deid " + report.CurrentBuild().String()
+}
+
+// fileCheck is the result of checking one stored document.
+type fileCheck struct {
+	File   string `json:"file"`
+	Format string `json:"format,omitempty"`
+	RunID  string `json:"run_id,omitempty"`
+	// Deid is the build that wrote the document, when it records one.
+	Deid              *report.Build `json:"deid,omitempty"`
+	SignaturesChecked bool          `json:"signatures_checked"`
+	// KeyFingerprint is the audit key's fingerprint of a verified signature.
+	KeyFingerprint string             `json:"key_fingerprint,omitempty"`
+	Problems       []pipeline.Problem `json:"problems"`
+}
+
+// checkDocumentFile checks one stored document (a retain report, a run's
+// report.json, a verify.json): its signature against the trusted public
+// key, or with --unsigned only that it reads as a deid document.
+func checkDocumentFile(path string, opt pipeline.CheckOptions, asJSON bool, stdout io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	res := fileCheck{File: path, SignaturesChecked: opt.PublicKey != nil, Problems: []pipeline.Problem{}}
+	doc, err := report.ParseDocument(data)
+	if errors.Is(err, report.ErrUnknownDocument) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err != nil {
+		res.Problems = append(res.Problems, pipeline.Problem{Report: path, Msg: err.Error()})
+	} else {
+		res.Format, res.RunID, res.Deid = doc.Format, doc.RunID(), doc.Build()
+		if opt.PublicKey != nil {
+			if _, err := report.VerifyDocument(data, opt.PublicKey); err != nil {
+				res.Problems = append(res.Problems, pipeline.Problem{Report: path, Msg: err.Error()})
+			} else {
+				res.KeyFingerprint = doc.Signature.KeyFingerprint
+			}
+		}
+	}
+	if asJSON {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else {
+		for _, p := range res.Problems {
+			fmt.Fprintf(stdout, "MISMATCH %s\n", p)
+		}
+		what := "an unreadable document"
+		if doc != nil {
+			what = fmt.Sprintf("%s (%s) of run %s", doc.Kind(), doc.Format, doc.RunID())
+		}
+		sig := "signature NOT checked"
+		switch {
+		case res.KeyFingerprint != "":
+			sig = "signature verified (audit key fingerprint " + res.KeyFingerprint + ")"
+		case opt.PublicKey != nil:
+			sig = "signature checked"
+		}
+		written := "a deid that recorded no version"
+		if res.Deid != nil {
+			written = "deid " + res.Deid.String()
+		}
+		fmt.Fprintf(stdout, "%s: %s, written by %s: %s: %d problems; checked by deid %s\n", path, what, written, sig, len(res.Problems), report.CurrentBuild())
+	}
+	if len(res.Problems) > 0 {
+		return fmt.Errorf("%s: %d problems: %w", path, len(res.Problems), pipeline.ErrCheck)
+	}
+	return nil
 }

@@ -62,7 +62,7 @@ func TestReportCheckCommand(t *testing.T) {
 		{[]string{"report", "check"}, 2, "needs the job's folder"},
 		{[]string{"report", "render"}, 2, "needs a report"},
 		{[]string{"report", "render", "_manifest.json"}, 1, "no such file"},
-		{[]string{"report", "render", filepath.Join(job, "_manifest.json")}, 1, "report format"},
+		{[]string{"report", "render", filepath.Join(job, "_manifest.json")}, 1, "not a deid report: a manifest"},
 		{[]string{"report", "check", job}, 2, "-c policy.yaml or --public-key HEX"},
 		{[]string{"report", "check", job, "--public-key", "abcd"}, 2, "want 32 bytes in hex"},
 		{[]string{"report", "check", job, "-c", filepath.Join(dir, "reference.yaml")}, 2, "declares no audit_key"},

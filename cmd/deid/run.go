@@ -191,9 +191,16 @@ func printSummary(w io.Writer, rep *report.Run) {
 		}
 		fmt.Fprintf(w, "  destination %s (%s): %s, %d rows, %d bytes in %s%s\n", d.Name, d.Purpose,
 			plural(int64(len(d.Files)), "file", "files"), d.RowsOut, d.Bytes, d.Output, destinationRemovals(d))
-		if len(d.Unchanged) > 0 {
+		if n := len(d.Unchanged) - len(d.Recomputed); n > 0 {
 			fmt.Fprintf(w, "    incremental: %s kept as committed (input, policy, key and lists unchanged; --force reprocesses)\n",
-				plural(int64(len(d.Unchanged)), "file", "files"))
+				plural(int64(n), "file", "files"))
+		}
+		if len(d.Recomputed) > 0 {
+			fmt.Fprintf(w, "    incremental: %s computed again and byte-identical to the committed ones: kept, not published again\n",
+				plural(int64(len(d.Recomputed)), "file", "files"))
+		}
+		if d.NotCommitted != "" {
+			fmt.Fprintf(w, "    not committed: %s\n", d.NotCommitted)
 		}
 	}
 	if rep.StorageRetries > 0 {

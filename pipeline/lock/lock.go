@@ -100,6 +100,34 @@ func PublishPath(output string) string {
 	return storage.Join(output, Dir, "publish.json")
 }
 
+// StagingPath returns where the lease of run runID's staging folder in an
+// output lives: held while the run stages files there, so that another run
+// can tell a staging folder in use from one a killed run left.
+func StagingPath(output, runID string) string {
+	return storage.Join(output, Dir, "staging-"+runID+".json")
+}
+
+// Free reports whether the lock at path is free: there is no lock there,
+// or its lease expired (an unreadable lock counts as expired), or its
+// holder was a process of this host that no longer runs. Its holder, if
+// any, is not disturbed.
+func Free(ctx context.Context, st storage.Store, path string, now time.Time) (bool, error) {
+	var rec *lockRecord
+	var err error
+	if storage.IsURI(path) {
+		rec, _, err = (&StoreLock{Store: st, Location: path}).read(ctx)
+	} else {
+		rec, _, err = readLock(path)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, storage.ErrNotExist):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return rec == nil || !now.Before(rec.Expires) || goneFromThisHost(rec.Owner), nil
+}
+
 // ForJob returns the lock of job for an output (see At).
 func ForJob(st storage.Store, output, job, owner string, ttl time.Duration, clock func() time.Time) (Lock, error) {
 	return At(st, JobPath(output, job), job, owner, ttl, clock)

@@ -255,6 +255,10 @@ type Destination struct {
 	// Unchanged are output files an incremental run kept as committed
 	// (their input, policy, key and lists are unchanged), by path.
 	Unchanged []string `json:"unchanged,omitempty"`
+	// Recomputed are those of Unchanged that the run computed again (an
+	// input of a rule it reads may have changed) and found byte for byte
+	// the committed file, so it did not publish them again.
+	Recomputed []string `json:"recomputed,omitempty"`
 	// Deleted are output files this commit removed, by path: deid retain
 	// erased every row they held. deid report check expects them gone.
 	Deleted []string `json:"deleted,omitempty"`

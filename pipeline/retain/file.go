@@ -154,6 +154,9 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		fr.Action = prefix + "deleted"
 		files.Deleted++
 		if d.opt.DryRun {
+			if p := d.opt.predict; p != nil && !iso {
+				p.note(m.Location, "")
+			}
 			return nil, nil
 		}
 		return &action{File: m.Location, Delete: true, Generation: f.Attrs().Generation}, nil
@@ -185,6 +188,15 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		fr.IsolatedTo = storage.Join(d.root, isoFolder, stem, name)
 	}
 	if d.opt.DryRun {
+		if p := d.opt.predict; p != nil && !iso {
+			// staged in the scratch folder, for the outputs' prediction
+			a, err := d.stage(ctx, f, m, n, kinds, fates, fr)
+			if err != nil {
+				return nil, err
+			}
+			d.closeParts()
+			p.note(m.Location, a.Staged) // "" when the file would be deleted
+		}
 		return nil, nil
 	}
 	return d.stage(ctx, f, m, n, kinds, fates, fr)

@@ -106,6 +106,11 @@ func acquireLock(ctx context.Context, st storage.Store, root string, opt *Option
 	for attempt := 0; ; attempt++ {
 		_, err := storage.CreateExclusive(ctx, st, loc, info)
 		if err == nil {
+			// a retain run killed while taking this lock left its
+			// temporary file beside it
+			if !storage.IsURI(root) {
+				storage.RemoveOrphanTemps(ctx, root)
+			}
 			return func() {
 				if err := st.Delete(context.WithoutCancel(ctx), loc); err != nil {
 					opt.Logger.Warn("release the retain lock", "lock", loc, "err", err)

@@ -30,16 +30,26 @@ import (
 // swapped under the same journal and lock as source files, the manifest
 // last. Subjects on a legal hold are not erased from outputs either.
 //
-// A destination that carries no form of the subject (partner outputs) would
-// need its files re-derived from the cleaned sources with the lineage the
-// manifest records; that is not implemented: the report says so per
-// dataset (method "none") and a warning names the destination.
+// A destination that carries no form of the subject (partner outputs) has
+// its files re-derived from the cleaned sources with the lineage the
+// manifest records (rederive.go). Either way a new version of a published
+// file holds a subset of its rows, checked before anything is committed
+// (subset.go).
 
 // erasedSets are, per dataset, the subjects to erase from outputs.
 type erasedSets map[string]*transforms.SubjectSet
 
 func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *report.Retain, opt *Options) error {
 	for _, dst := range plan.Destinations {
+		if !opt.DryRun {
+			// what runs (re-derivations of an earlier retain too) left when killed
+			err := pipeline.SettleStaging(ctx, opt.Store, dst.Output, "", 0, opt.Logger, func(msg string) {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("destination %q: %s", dst.Name, msg))
+			})
+			if err != nil {
+				return fmt.Errorf("destination %q: %w", dst.Name, err)
+			}
+		}
 		dr := &report.RetainDestination{Name: dst.Name, Output: dst.Output, Datasets: []*report.RetainDestinationDataset{}}
 		touched := false
 		for _, b := range dst.Bindings {
@@ -109,6 +119,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		return err
 	}
 	var actions []action
+	var rewritten []*report.OutputFile
 	var rederive []*report.RetainDestinationDataset
 	d := &dataset{opt: opt, work: work}
 	for _, b := range dst.Bindings {
@@ -133,7 +144,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 			}
 			dd.FilesScanned++
 			loc := storage.Join(dst.Output, mf.Path)
-			a, erased, err := d.eraseOutputFile(ctx, loc, b.Dataset.Subject, match, len(actions))
+			a, erased, err := d.eraseOutputFile(ctx, dst.Name, loc, b.Dataset.Subject, match, len(actions))
 			if err != nil {
 				return err
 			}
@@ -152,12 +163,15 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 			if a != nil {
 				mf.Bytes, mf.SHA256 = a.size, a.sum
 				actions = append(actions, a.action)
+				rewritten = append(rewritten, &mf.OutputFile)
 			}
 		}
 	}
 	if !opt.DryRun && len(actions) > 0 {
 		endCommit = opt.critical()
-		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, opt); err != nil {
+		chain := pipeline.RetainCommit{RunID: opt.RunID + "-erase", Destination: dst, Files: rewritten,
+			Note: fmt.Sprintf("deid retain run %s erased %d rows of erased subjects from %d published files of this destination; this report records the files as rewritten", opt.RunID, dr.RowsErased, len(rewritten))}
+		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, chain, opt); err != nil {
 			return err
 		}
 	}
@@ -177,10 +191,18 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	return nil
 }
 
-// commitWithManifest stages the updated manifest m and carries out the
-// actions and the manifest's swap, last, under a journal.
-func commitWithManifest(ctx context.Context, st storage.Store, output string, m *pipeline.Manifest, actions []action, what string, opt *Options) error {
+// commitWithManifest stages the report that records chain in the output's
+// report chain and the updated manifest m, and carries out the actions,
+// the report's moves and the manifest's swap, last, under a journal.
+func commitWithManifest(ctx context.Context, st storage.Store, output string, m *pipeline.Manifest, actions []action, what string, chain pipeline.RetainCommit, opt *Options) error {
 	work := storage.Join(output, workDir)
+	moves, err := pipeline.StageRetainReport(ctx, st, opt.Outputs, chain, storage.Join(work, opt.RunID), m)
+	if err != nil {
+		return err
+	}
+	for _, mv := range moves {
+		actions = append(actions, action{File: mv[1], Staged: mv[0]})
+	}
 	b, err := m.JSON()
 	if err != nil {
 		return err
@@ -254,7 +276,7 @@ type stagedOutput struct {
 // eraseOutputFile removes the rows whose subject column is in match from
 // one output file: it returns the staged replacement (nil in a dry run)
 // and the rows erased.
-func (d *dataset) eraseOutputFile(ctx context.Context, loc, subject string, match *transforms.SubjectSet, n int) (*stagedOutput, int64, error) {
+func (d *dataset) eraseOutputFile(ctx context.Context, dst, loc, subject string, match *transforms.SubjectSet, n int) (*stagedOutput, int64, error) {
 	st, mem := d.opt.Store, d.opt.Mem
 	f, err := parquetio.Open(ctx, st, loc, mem)
 	if err != nil {
@@ -333,6 +355,9 @@ func (d *dataset) eraseOutputFile(ctx context.Context, loc, subject string, matc
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: stage the erased output: %w", loc, err)
+	}
+	if err := checkSubset(ctx, d.opt, dst, loc, staged); err != nil { // erasure only removes
+		return nil, 0, err
 	}
 	return &stagedOutput{action: action{File: loc, Staged: staged}, size: size, sum: sum}, erased, nil
 }

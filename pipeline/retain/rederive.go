@@ -37,6 +37,12 @@ func rederiveRunID(runID, dataset string, i int) string {
 
 func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.RetainDestinationDataset, dr *report.RetainDestination, rep *report.Retain, opt *Options) error {
 	st := opt.Store
+	if opt.DryRun {
+		if opt.predict == nil {
+			return nil
+		}
+		st = opt.predict // the lake as the run would leave it
+	}
 	dd.Method = "re-derived from lineage"
 	m, err := pipeline.ReadManifest(ctx, st, dst.Output)
 	if errors.Is(err, storage.ErrNotExist) {
@@ -80,25 +86,48 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 	}
 	stale := len(rowsBefore)
 	dd.FilesRewritten = stale
-	if opt.DryRun || stale == 0 {
+	if stale == 0 {
 		return nil
+	}
+	var before int64
+	for _, n := range rowsBefore {
+		before += n
 	}
 	nows := make([]time.Time, 0, len(byNow))
 	for t := range byNow {
 		nows = append(nows, t)
 	}
 	sort.Slice(nows, func(i, j int) bool { return nows[i].Before(nows[j]) })
+	var predicted int64 // a dry run's rows of the re-derived files
 	for i, now := range nows {
 		plan, err := rules.Compile(pol, rules.CompileOptions{Now: now, Lookup: os.LookupEnv, Destinations: []string{dst.Name}})
 		if err != nil {
 			return err
 		}
 		inputs := byNow[now]
-		_, err = pipeline.Run(ctx, plan, pipeline.Options{Store: st, Mem: opt.Mem, Logger: opt.Logger, Critical: opt.Critical,
-			RunID: rederiveRunID(opt.RunID, dd.Dataset, i), Inputs: func(loc string) bool { return inputs[loc] }})
-		if err != nil {
+		popt := pipeline.Options{Store: st, Mem: opt.Mem, Logger: opt.Logger, Critical: opt.Critical,
+			RunID: rederiveRunID(opt.RunID, dd.Dataset, i), Inputs: func(loc string) bool { return inputs[loc] },
+			// erasure only removes: a re-derived file holding a row its
+			// published version did not fails the run, nothing committed
+			BeforePublish: subsetCheck(opt)}
+		if opt.DryRun {
+			// what the run's re-derivation would publish, counted by the
+			// pipeline's own dry run on the lake as the run would leave it
+			prep, err := pipeline.Plan(ctx, plan, popt)
+			if err != nil {
+				return err
+			}
+			for _, d := range prep.Destinations {
+				predicted += d.RowsOut
+			}
+			continue
+		}
+		if _, err = pipeline.Run(ctx, plan, popt); err != nil {
 			return err
 		}
+	}
+	if opt.DryRun {
+		return erasedRows(dst, dd, dr, before, predicted)
 	}
 	// the files of vanished inputs go, with their manifest entries
 	if m, err = pipeline.ReadManifest(ctx, st, dst.Output); err != nil {
@@ -118,8 +147,14 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 			}
 		}
 		m.Files = kept
+		var deleted []string
+		for _, f := range gone {
+			deleted = append(deleted, f.Path)
+		}
+		chain := pipeline.RetainCommit{RunID: rederiveRunID(opt.RunID, dd.Dataset, len(nows)), Destination: dst, Deleted: deleted,
+			Note: fmt.Sprintf("deid retain run %s removed %d published files of dataset %q whose every input row it removed; this report records them as deleted", opt.RunID, len(deleted), dd.Dataset)}
 		end := opt.critical()
-		err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, opt)
+		err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, chain, opt)
 		end()
 		if err != nil {
 			return err
@@ -131,9 +166,15 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 			after += f.Rows
 		}
 	}
-	var before int64
-	for _, n := range rowsBefore {
-		before += n
+	return erasedRows(dst, dd, dr, before, after)
+}
+
+// erasedRows records the rows re-deriving removed from the destination's
+// files: before minus after, never negative (the subset check refuses a
+// file that gains a row; this refuses any count that says otherwise).
+func erasedRows(dst *rules.Destination, dd *report.RetainDestinationDataset, dr *report.RetainDestination, before, after int64) error {
+	if after > before {
+		return fmt.Errorf("destination %q, dataset %q: %w: the re-derived files hold %d rows, %d before", dst.Name, dd.Dataset, ErrNewRows, after, before)
 	}
 	dd.RowsErased = before - after
 	dr.RowsErased += before - after

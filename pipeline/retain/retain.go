@@ -51,6 +51,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"sort"
 	"time"
@@ -100,6 +101,10 @@ type Options struct {
 	// holds its forced exit while a commit is open. nil means nothing is
 	// called.
 	Critical func() (end func())
+
+	// predict, in a dry run that re-derives outputs, is the lake as the run
+	// would leave it (predict.go)
+	predict *prediction
 }
 
 // Failpoints are the named steps of a run at which Options.Failpoint is
@@ -147,7 +152,7 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		rand.Read(rnd[:])
 		opt.RunID = time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rnd[:])
 	}
-	rep := &report.Retain{Format: report.RetainFormatV1, RunID: opt.RunID, DryRun: opt.DryRun, Now: plan.Now,
+	rep := &report.Retain{Format: report.RetainFormatV1, Deid: report.BuildPtr(), RunID: opt.RunID, DryRun: opt.DryRun, Now: plan.Now,
 		StartedAt: time.Now().UTC(), Warnings: []string{},
 		Policy: report.Policy{File: plan.Policy.File, Name: plan.Policy.Name, SHA256: plan.Policy.SHA256}}
 	if opt.Outputs != nil {
@@ -156,6 +161,14 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		for _, dst := range opt.Outputs.Destinations {
 			ctx = storage.WithRoots(ctx, dst.Output)
 		}
+	}
+	if opt.DryRun && needsPrediction(opt.Outputs) {
+		p, err := newPrediction(opt.Store)
+		if err != nil {
+			return rep, fmt.Errorf("a dry run's scratch folder: %w", err)
+		}
+		defer p.close()
+		opt.predict = p
 	}
 	warns, err := checkSources(ctx, plan, &opt)
 	rep.Warnings = append(rep.Warnings, warns...)
@@ -302,15 +315,8 @@ func newDatasetReport(ds *rules.RetainDataset) *report.RetainDataset {
 		FileDetails: []*report.RetainFile{}, Subjects: report.ErasedSubjects{Fingerprints: []string{}}}
 	if r := ds.Retention; r != nil {
 		dsr.Then = r.Then
-		onNull := "keep"
-		switch {
-		case r.OnNullRemove:
-			onNull = "remove"
-		case r.OnNullFallback != nil:
-			onNull = "fallback " + r.OnNullFallback.TimeColumn + " + " + r.OnNullFallback.Keep.String()
-		}
-		dsr.Retention = &report.Retention{TimeColumn: r.TimeColumn, Keep: r.Keep.String(), Cutoff: ds.Cutoff, OnNull: onNull,
-			FutureSkew: r.Skew().String(), LatestEventTime: ds.Latest}
+		dsr.Retention = pipeline.RetentionReport(ds.DatasetDecl, ds.Cutoff, ds.FallbackCutoff, ds.Latest)
+		dsr.Anonymize = pipeline.AnonymizeReport(ds)
 	}
 	if m := ds.LegalMinimum; m != nil {
 		dsr.LegalMinimum = &report.LegalMinimum{Keep: m.Keep.String(), Basis: m.Basis, Cutoff: ds.LegalCutoff}
@@ -349,6 +355,17 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	// writes (work folder, swaps, _restricted, _anonymized) refuse them
 	ctx = storage.WithRoots(ctx, root)
 	d := &dataset{ds: ds, opt: opt, rep: dsr, root: root, work: storage.Join(root, workDir), erased: map[any]bool{}}
+	if p := opt.predict; p != nil {
+		// a dry run stages its rewrites in the scratch folder, for the
+		// outputs' re-derivation to read (predict.go)
+		dir, err := os.MkdirTemp(p.scratch, "dataset-")
+		if err != nil {
+			return err
+		}
+		o := *opt
+		o.Store = p
+		d.opt, d.work = &o, dir
+	}
 	dsr.Root = root
 	// the commit, once started, stays open until the lock is released too
 	// (deferred first, so it ends last)

@@ -537,7 +537,7 @@ func Deidentify(policy *rules.Policy, opt pipeline.Options, lookup rules.LookupE
 				for reason, n := range d.Removed {
 					res.Removed[reason] += n
 				}
-				if err == nil {
+				if err == nil && d.NotCommitted == "" {
 					res.Reports = append(res.Reports, storage.Join(d.Output, pipeline.ReportsDir, rep.RunID, "report.json"))
 				}
 			}

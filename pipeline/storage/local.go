@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -357,6 +358,61 @@ func syncDir(d *os.File, err error) error {
 
 // createTemp opens a new temporary file in dir of r, named after pattern
 // as os.CreateTemp names; tests remove the folder before it.
+// exclusiveTempPrefix begins the name of CreateExclusive's temporary
+// file, followed by processTag and a random part: a process killed between
+// creating it and linking it into place leaves it, and RemoveOrphanTemps
+// can tell whose it was.
+const exclusiveTempPrefix = ".new-"
+
+// processTag names this process on this host in a file name: the host
+// (characters other than letters, digits, '.' and '_' replaced by '_'), a
+// '~' and the process id.
+func processTag() string {
+	host, _ := os.Hostname()
+	clean := strings.Map(func(r rune) rune {
+		if r == '.' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, host)
+	return fmt.Sprintf("%s~%d", clean, os.Getpid())
+}
+
+// RemoveOrphanTemps removes from local folder dir the temporary files of
+// CreateExclusive that processes of this host killed before they finished
+// left. Files of running processes, or of other hosts (a shared folder),
+// are kept.
+func RemoveOrphanTemps(ctx context.Context, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	host := strings.SplitN(processTag(), "~", 2)[0]
+	for _, e := range entries {
+		tag, ok := strings.CutPrefix(e.Name(), exclusiveTempPrefix)
+		if !ok || e.IsDir() {
+			continue
+		}
+		h, rest, ok := strings.Cut(tag, "~")
+		pidText, _, ok2 := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || !ok2 || err != nil || h != host || pid <= 0 || pid == os.Getpid() || processRuns(pid) {
+			continue
+		}
+		Local{}.Delete(ctx, filepath.Join(dir, e.Name()))
+	}
+}
+
+// processRuns reports whether process pid of this host runs.
+func processRuns(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
 var createTemp = func(r *os.Root, dir, pattern string) (*os.File, string, error) {
 	for try := 0; ; try++ {
 		var rnd [6]byte
@@ -398,7 +454,7 @@ func (Local) CreateExclusive(ctx context.Context, location string, data []byte) 
 		if err := r.MkdirAll(dir, 0o755); err != nil {
 			return Attrs{}, named(err, location)
 		}
-		tmp, tmpName, err = createTemp(r.Root, dir, ".new-*")
+		tmp, tmpName, err = createTemp(r.Root, dir, exclusiveTempPrefix+processTag()+"-*")
 		if err == nil {
 			break
 		}

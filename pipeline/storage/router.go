@@ -117,6 +117,17 @@ func (r *Router) Delete(ctx context.Context, location string) error {
 	return s.Delete(ctx, location)
 }
 
+// RemoveAll implements Remover with the store of dir's own Remover when it
+// has one (local disk: temporary files of killed writers and the emptied
+// folders go too), otherwise by listing and deleting.
+func (r *Router) RemoveAll(ctx context.Context, dir string) error {
+	s, err := r.storeFor(ctx, dir)
+	if err != nil {
+		return err
+	}
+	return RemoveAll(ctx, s, dir)
+}
+
 // Move implements Mover: within one store with its own Move, across stores
 // by copying and deleting.
 func (r *Router) Move(ctx context.Context, src, dst string) error {

@@ -1,0 +1,158 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deidproject/deid/pipeline/lock"
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// stageAs plants a staging file of run id in out, as a run would have
+// left it.
+func stageAs(t *testing.T, out, id, rel string) string {
+	t.Helper()
+	p := filepath.Join(out, StagingDir, id, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("half a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestKilledStagingRemovedAtOnce: a run removes, whatever their age, the
+// staging folders of runs whose staging lease is free (killed: no lease,
+// an expired one, or one of a process of this host that is gone), their
+// writers' temporary files included; it keeps a folder whose lease is held
+// and says what it removed in the report.
+func TestKilledStagingRemovedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	noLease := stageAs(t, out, "20261101T000000Z-nolease", "browsing/part-0.parquet")
+	tmp := stageAs(t, out, "20261101T000000Z-nolease", "browsing/.deid-tmp-part-1.parquet-0123")
+	expired := stageAs(t, out, "20261101T000000Z-expired", "browsing/part-0.parquet")
+	live := stageAs(t, out, "20261101T000000Z-live", "browsing/part-0.parquet")
+	ctx := context.Background()
+	old := time.Now().Add(-2 * stagingLeaseTTL)
+	el, _ := lock.At(storage.Local{}, lock.StagingPath(out, "20261101T000000Z-expired"), "staging", lock.NewOwner(), stagingLeaseTTL, func() time.Time { return old })
+	if err := el.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ll, _ := lock.At(storage.Local{}, lock.StagingPath(out, "20261101T000000Z-live"), "staging", lock.NewOwner(), stagingLeaseTTL, nil)
+	if err := ll.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ll.Release(ctx)
+
+	src := filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet")
+	plan := compile(t, dir, samplePolicy(src, filepath.Join(sampleDir(t), "erasure.parquet"), out))
+	rep, err := runPlan(t, plan, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{noLease, tmp, expired, filepath.Dir(filepath.Dir(noLease)), lock.StagingPath(out, "20261101T000000Z-expired")} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the staging folder of a live run was removed: %v", err)
+	}
+	for _, id := range []string{"20261101T000000Z-nolease", "20261101T000000Z-expired"} {
+		found := false
+		for _, w := range rep.Warnings {
+			found = found || strings.Contains(w, "removed the staging folder of run "+id)
+		}
+		if !found {
+			t.Errorf("no warning about the removed folder of %s: %q", id, rep.Warnings)
+		}
+	}
+}
+
+// TestCommitRolledForward: a run stopped right after its commit point
+// (the commit record written, nothing moved) has published nothing yet;
+// the next run completes that commit first, then commits its own on top,
+// and the chain checks clean with both reports in it.
+func TestCommitRolledForward(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	src := filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet")
+	plan := compile(t, dir, samplePolicy(src, filepath.Join(sampleDir(t), "erasure.parquet"), out))
+	ctx := context.Background()
+	first, err := Run(ctx, plan, Options{Workers: 2, RunID: "20261101T000000Z-first", stopAtCommitPoint: true})
+	if !errors.Is(err, errStoppedAtCommitPoint) {
+		t.Fatalf("err %v, want the stop at the commit point", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, ManifestName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a manifest before the commit was carried out: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, StagingDir, first.RunID, commitRecordName)); err != nil {
+		t.Fatalf("the commit record is gone: %v", err)
+	}
+	second, err := Run(ctx, plan, Options{Workers: 2, RunID: "20261101T000001Z-second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range second.Warnings {
+		found = found || strings.Contains(w, "completed the commit of run "+first.RunID)
+	}
+	if !found {
+		t.Errorf("no warning about the completed commit: %q", second.Warnings)
+	}
+	res, err := CheckReports(ctx, storage.Local{}, out, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || strings.Join(res.Reports, " ") != first.RunID+" "+second.RunID {
+		t.Errorf("check: reports %v, problems %v", res.Reports, res.Problems)
+	}
+	if got := keys(tree(t, out)); strings.Contains(strings.Join(got, " "), StagingDir) || strings.Contains(strings.Join(got, " "), lock.Dir) {
+		t.Errorf("state left behind: %v", got)
+	}
+}
+
+// TestCommitRecordRefused: a planted commit record that would move a file
+// from outside its staging folder, or over a place a commit never writes,
+// or is of another run, is refused whole and nothing moves.
+func TestCommitRecordRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		rec  commitRecord
+	}{
+		{"another run's", commitRecord{Format: commitFormat, RunID: "other", Moves: []commitMove{{Staged: "a/b.parquet", Final: "a/b.parquet"}}}},
+		{"format", commitRecord{Format: "deid-commit/v0", RunID: "r1"}},
+		{"out of the staging folder", commitRecord{Format: commitFormat, RunID: "r1", Moves: []commitMove{{Staged: "../../lake/x.parquet", Final: "a/x.parquet"}}}},
+		{"out of the output", commitRecord{Format: commitFormat, RunID: "r1", Moves: []commitMove{{Staged: "../x", Final: "../x"}}}},
+		{"other staged name", commitRecord{Format: commitFormat, RunID: "r1", Moves: []commitMove{{Staged: "a.parquet", Final: "b.parquet"}}}},
+		{"another run's report", commitRecord{Format: commitFormat, RunID: "r1", Moves: []commitMove{{Staged: ".deid-commit/report.json", Final: "_reports/r0/report.json"}}}},
+		{"manifest from data", commitRecord{Format: commitFormat, RunID: "r1", Moves: []commitMove{{Staged: "x.parquet", Final: ManifestName}}}},
+		{"into the lock folder", commitRecord{Format: commitFormat, RunID: "r1", Moves: []commitMove{{Staged: ".deid-lock/publish.json", Final: ".deid-lock/publish.json"}}}},
+		{"bad run id", commitRecord{Format: commitFormat, RunID: "../r1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.rec.check("r1"); err == nil {
+				t.Errorf("record %+v accepted", c.rec)
+			}
+		})
+	}
+	ok := commitRecord{Format: commitFormat, RunID: "r1", Moves: []commitMove{
+		{Staged: "d/a b\\c é.parquet", Final: "d/a b\\c é.parquet"},
+		{Staged: ".deid-commit/report.json", Final: "_reports/r1/report.json"},
+		{Staged: ".deid-commit/" + ManifestName, Final: ManifestName},
+	}}
+	if filepath.Separator == '/' {
+		if err := ok.check("r1"); err != nil {
+			t.Errorf("a run's own record refused: %v", err)
+		}
+	}
+}

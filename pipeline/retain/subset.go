@@ -1,0 +1,153 @@
+package retain
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/storage"
+)
+
+// Erasure only removes. A published file that retain rewrites (erased
+// pseudonyms) or derives again (partner outputs) must hold a subset of the
+// rows it held: a row it did not hold would be published by a run whose
+// whole purpose is to withdraw data, unseen by whoever reviewed the first
+// publication (a child's row whose age became unknown once the dataset
+// its age came from expired, issue 15). So before anything is committed,
+// every row of the new file must take one row of the old file, as a
+// multiset: rows are compared by a 128-bit hash of every column's value
+// (its type's text form, NULL apart), so memory is 16 bytes a row of the
+// two files, not the rows. A file with a new row fails the run, naming
+// it, and nothing of the output is committed.
+
+// ErrNewRows is matched by the error of a rewritten or re-derived file
+// holding a row its published version did not.
+var ErrNewRows = errors.New("a published file would gain rows")
+
+type rowHash [2]uint64
+
+// rowHashes returns the sorted hashes of the rows of the Parquet file at
+// loc and its column names and types (dictionaries as their values).
+func rowHashes(ctx context.Context, opt *Options, loc string) ([]rowHash, []string, error) {
+	f, err := parquetio.Open(ctx, opt.Store, loc, opt.Mem)
+	if err != nil {
+		return nil, nil, &pipeline.DataError{Err: err}
+	}
+	defer f.Close()
+	sch := f.Schema()
+	cols := make([]string, sch.NumFields())
+	leaves := make([]int, sch.NumFields())
+	for i, fld := range sch.Fields() {
+		t := fld.Type
+		if d, ok := t.(*arrow.DictionaryType); ok {
+			t = d.ValueType
+		}
+		cols[i] = strconv.Quote(fld.Name) + " " + t.String()
+		leaves[i] = f.LeafIndex(fld.Name)
+	}
+	hashes := make([]rowHash, 0, f.NumRows())
+	var buf []byte
+	for rg := 0; rg < f.NumRowGroups(); rg++ {
+		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: leaves, BatchSize: opt.BatchSize}, func(b arrow.RecordBatch) error {
+			for i := 0; i < int(b.NumRows()); i++ {
+				buf = buf[:0]
+				for _, c := range b.Columns() {
+					if c.IsNull(i) {
+						buf = append(buf, 0)
+						continue
+					}
+					v := c.ValueStr(i)
+					buf = binary.AppendUvarint(append(buf, 1), uint64(len(v)))
+					buf = append(buf, v...)
+				}
+				s := sha256.Sum256(buf)
+				hashes = append(hashes, rowHash{binary.BigEndian.Uint64(s[:8]), binary.BigEndian.Uint64(s[8:16])})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, &pipeline.DataError{Location: loc, Err: err}
+		}
+	}
+	slices.SortFunc(hashes, cmpRowHash)
+	return hashes, cols, nil
+}
+
+func cmpRowHash(a, b rowHash) int {
+	if a[0] != b[0] {
+		if a[0] < b[0] {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a[1] < b[1]:
+		return -1
+	case a[1] > b[1]:
+		return 1
+	}
+	return 0
+}
+
+// checkSubset refuses the staged new version of the published file at
+// published when it holds a row the published file does not (as a
+// multiset) or other columns. A published file that does not exist holds
+// no row.
+func checkSubset(ctx context.Context, opt *Options, dst, published, staged string) error {
+	newer, newCols, err := rowHashes(ctx, opt, staged)
+	if err != nil {
+		return fmt.Errorf("destination %q: %s: read the new version to check it: %w", dst, published, err)
+	}
+	if len(newer) == 0 {
+		return nil
+	}
+	older, oldCols, err := rowHashes(ctx, opt, published)
+	switch {
+	case errors.Is(err, storage.ErrNotExist):
+		older = nil
+	case err != nil:
+		return fmt.Errorf("destination %q: %s: read the published file to check its new version: %w", dst, published, err)
+	case !slices.Equal(newCols, oldCols):
+		return &pipeline.DataError{Location: published, Err: fmt.Errorf("destination %q: %w: its new version has other columns (%v, published %v); nothing was committed",
+			dst, ErrNewRows, newCols, oldCols)}
+	}
+	extra, j := 0, 0
+	for _, h := range newer {
+		for j < len(older) && cmpRowHash(older[j], h) < 0 {
+			j++
+		}
+		if j < len(older) && older[j] == h {
+			j++ // this published row is taken
+			continue
+		}
+		extra++
+	}
+	if extra > 0 {
+		return &pipeline.DataError{Location: published, Err: fmt.Errorf("destination %q: %w: its new version holds %d row(s) the published file does not "+
+			"(%d rows, published %d); deid retain only removes rows, so nothing was committed: a rule of the policy decides on data that changed "+
+			"since publication; publish the destination again with deid run to review it", dst, ErrNewRows, extra, len(newer), len(older))}
+	}
+	return nil
+}
+
+// subsetCheck is the pipeline.Options.BeforePublish of a re-derivation:
+// every staged file is a subset of the file it replaces.
+func subsetCheck(opt *Options) func(ctx context.Context, dst *report.Destination, staging string) error {
+	return func(ctx context.Context, dst *report.Destination, staging string) error {
+		for _, f := range dst.Files {
+			if err := checkSubset(ctx, opt, dst.Name, storage.Join(dst.Output, f.Path), storage.Join(staging, f.Path)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
