@@ -405,9 +405,12 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 		return nil
 	}
 	from := r.plan.Policy.Dataset(c.FromDataset)
-	_, matches, err := storage.Glob(ctx, r.opt.Store, from.Source)
-	if err != nil {
-		return fmt.Errorf("dataset %q: ages from dataset %q: %w", ds.Name, from.Name, err)
+	var matches []storage.Match
+	if !from.EndedBy(r.plan.Now) { // no ages are taken from an ended dataset (ended.go)
+		var err error
+		if _, matches, err = storage.Glob(ctx, r.opt.Store, from.Source); err != nil {
+			return fmt.Errorf("dataset %q: ages from dataset %q: %w", ds.Name, from.Name, err)
+		}
 	}
 	var ints []int64
 	var strs []string

@@ -250,7 +250,8 @@ func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 		Datasets:     []*report.Dataset{},
 		Destinations: []*report.Destination{},
 	}
-	for _, w := range plan.Warnings {
+	plan, ended := withoutEnded(plan)
+	for _, w := range append(slices.Clip(plan.Warnings), ended...) {
 		rep.Warn(w) // each concerns the destinations it names (report.Run.ScopeOf)
 	}
 	for _, k := range plan.Keys {

@@ -124,6 +124,7 @@ const maxCandidates = 1 << 20
 func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyResult, error) {
 	ctx = underOutputs(ctx, plan) // writes below an output never follow links
 	opt.defaults()
+	plan, _ = withoutEnded(plan) // an ended dataset's files are no destination's promise
 	s := opt.Store
 	ids, err := newIdentifierSet(ctx, plan, opt)
 	if err != nil {

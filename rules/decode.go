@@ -167,7 +167,7 @@ func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
 		}
 		ds := &DatasetDecl{Name: name, Pos: d.pos(k), Unclassified: "fail"}
 		var subjectNode, zoneNode, rootNode *yaml.Node
-		var retention, erasure, consent, children, legalMin, holds *yaml.Node
+		var retention, erasure, consent, children, legalMin, holds, ended *yaml.Node
 		d.mapping(v, p,
 			field{"source", true, func(n *yaml.Node, path string) { ds.Source = resolvePath(baseDir, d.str(n, path)) }},
 			field{"root", false, func(n *yaml.Node, path string) { rootNode, ds.Root = resolve(n), resolvePath(baseDir, d.str(n, path)) }},
@@ -192,6 +192,7 @@ func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
 			field{"children", false, func(n *yaml.Node, _ string) { children = n }},
 			field{"legal_minimum", false, func(n *yaml.Node, _ string) { legalMin = n }},
 			field{"holds", false, func(n *yaml.Node, _ string) { holds = n }},
+			field{"ended_at", false, func(n *yaml.Node, _ string) { ended = n }},
 		)
 		if ds.Root != "" && ds.Source != "" && !underRoot(ds.Root, ds.Source) {
 			d.errorf(rootNode, join(p, "root"), "root %q does not contain the source %q", ds.Root, ds.Source)
@@ -216,6 +217,9 @@ func (d *decoder) datasets(n *yaml.Node, path, baseDir string) []*DatasetDecl {
 		}
 		if holds != nil {
 			ds.Holds = d.holds(holds, join(p, "holds"), ds, baseDir)
+		}
+		if ended != nil {
+			ds.Ended = d.endedAt(ended, join(p, "ended_at"), ds)
 		}
 		out = append(out, ds)
 	})

@@ -105,6 +105,11 @@ type DatasetDecl struct {
 	// Holds lists the dataset's legal hold lists: their subjects are never
 	// deleted or anonymized by deid retain while listed.
 	Holds []*HoldDecl
+	// Ended, when set, is when the service that produced the dataset
+	// closed: from then on deid run publishes none of its rows and deid
+	// retain deletes or anonymizes all of them (the legal minimum still
+	// isolates what it must keep) and its published files.
+	Ended *EndedDecl
 }
 
 // Column returns the declared column called name, or nil.

@@ -37,6 +37,41 @@ type LegalMinimumDecl struct {
 	Pos   Pos
 }
 
+// EndedDecl is when the service that produced a dataset closed (promise 7
+// of the seeds' reading aid: personal information is deleted or anonymized
+// when a product or service stops operating).
+type EndedDecl struct {
+	// At is the instant the service ended.
+	At time.Time
+	// Text is the date or time as the policy states it.
+	Text string
+	Pos  Pos
+}
+
+// EndedBy reports whether the dataset's service had ended at instant now.
+func (d *DatasetDecl) EndedBy(now time.Time) bool {
+	return d.Ended != nil && !now.Before(d.Ended.At)
+}
+
+// endedAt decodes ended_at: a date (midnight in the dataset's time zone,
+// UTC without one) or an RFC 3339 time.
+func (d *decoder) endedAt(n *yaml.Node, path string, ds *DatasetDecl) *EndedDecl {
+	s := d.str(n, path)
+	if s == "" {
+		return nil
+	}
+	e := &EndedDecl{Text: s, Pos: d.pos(resolve(n))}
+	if t, err := time.ParseInLocation(time.DateOnly, s, zoneOr(ds.TimeZone)); err == nil {
+		e.At = t
+	} else if t, err := time.Parse(time.RFC3339, s); err == nil {
+		e.At = t
+	} else {
+		d.errorf(resolve(n), path, "%q is neither a date (2026-12-01) nor an RFC 3339 time (2026-12-01T00:00:00+08:00)", s)
+		return nil
+	}
+	return e
+}
+
 // HoldDecl is one legal hold list: a Parquet or CSV file of subject ids
 // whose rows deid retain never deletes or anonymizes while they are listed.
 // It is declared like an erasure list.
@@ -189,6 +224,9 @@ type RetainDataset struct {
 	// Anonymize are the bound transforms of anonymized rows, in the
 	// dataset's column order (then: anonymize); nil otherwise.
 	Anonymize []*BoundColumn
+	// Ended reports that the dataset's service had ended at the plan's
+	// now (ended_at): every row goes, as an erased subject's would.
+	Ended bool
 }
 
 // Anonymizes reports whether the dataset anonymizes instead of deleting.
@@ -219,7 +257,7 @@ func LatestEventTime(ds *DatasetDecl, now time.Time) time.Time {
 
 // ErrNothingToRetain is returned by CompileRetain for a policy with no
 // retention, erasure or hold on any dataset.
-var ErrNothingToRetain = errors.New("no dataset has retention, erasure or legal holds")
+var ErrNothingToRetain = errors.New("no dataset has retention, erasure, legal holds or ended_at")
 
 // CompileRetain computes the cut-offs of every dataset with retention,
 // erasure or holds for instant now and binds the anonymize transforms.
@@ -228,10 +266,10 @@ func CompileRetain(p *Policy, now time.Time) (*RetainPlan, error) {
 	var errs ErrorList
 	env := transforms.Env{Now: plan.Now}
 	for _, ds := range p.Datasets {
-		if ds.Retention == nil && len(ds.Erasure) == 0 && len(ds.Holds) == 0 {
+		if ds.Retention == nil && len(ds.Erasure) == 0 && len(ds.Holds) == 0 && !ds.EndedBy(plan.Now) {
 			continue
 		}
-		rd := &RetainDataset{DatasetDecl: ds, Latest: LatestEventTime(ds, plan.Now)}
+		rd := &RetainDataset{DatasetDecl: ds, Latest: LatestEventTime(ds, plan.Now), Ended: ds.EndedBy(plan.Now)}
 		loc := zoneOr(ds.TimeZone)
 		if r := ds.Retention; r != nil {
 			rd.Cutoff = r.Keep.Before(plan.Now, loc)

@@ -87,6 +87,7 @@ func schemaDoc() obj {
 			"anonymize":   columnsOf(treatment),
 			"future_skew": keep,
 		}, "time_column", "keep", "on_null"),
+		"ended_at":      obj{"type": "string", "description": "when the service that produced the dataset closed: a date (midnight in time_zone) or an RFC 3339 time; deid retain then removes all of its rows and published files"},
 		"legal_minimum": strictObject(obj{"keep": keep, "basis": str()}, "keep", "basis"),
 		"holds":         obj{"type": "array", "items": strictObject(obj{"list": listFile("Parquet or CSV list of subject ids on legal hold"), "column": str()}, "list")},
 		"erasure":       obj{"type": "array", "items": strictObject(obj{"list": listFile("Parquet or CSV list of subject ids"), "column": str()}, "list")},

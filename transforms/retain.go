@@ -49,6 +49,10 @@ type RetainCounts struct {
 	ExpiredFuture int64
 	// Erased rows belong to erased subjects, outside the legal minimum.
 	Erased int64
+	// Ended rows belong to a dataset whose service ended
+	// (RetainRule.Ended), outside the legal minimum, and are not counted
+	// as Erased.
+	Ended int64
 	// Held rows would have gone but their subject is on a legal hold.
 	Held int64
 	// Restricted rows belong to erased subjects but are still inside the
@@ -71,6 +75,7 @@ func (c *RetainCounts) Add(o RetainCounts) {
 	c.ExpiredNull += o.ExpiredNull
 	c.ExpiredFuture += o.ExpiredFuture
 	c.Erased += o.Erased
+	c.Ended += o.Ended
 	c.Held += o.Held
 	c.Restricted += o.Restricted
 	c.NullKept += o.NullKept
@@ -78,7 +83,9 @@ func (c *RetainCounts) Add(o RetainCounts) {
 }
 
 // Removed returns the rows that go, whatever the reason.
-func (c RetainCounts) Removed() int64 { return c.Expired + c.ExpiredNull + c.ExpiredFuture + c.Erased }
+func (c RetainCounts) Removed() int64 {
+	return c.Expired + c.ExpiredNull + c.ExpiredFuture + c.Erased + c.Ended
+}
 
 // RetainRule is one dataset's retention and erasure as deid retain applies
 // them. Times are instants; a row exactly at a cut-off is kept.
@@ -104,6 +111,10 @@ type RetainRule struct {
 	Erasure *SubjectSet
 	// Hold holds the subjects on legal hold, or nil.
 	Hold *SubjectSet
+	// Ended decides the rows of a dataset whose service ended: every row
+	// inside retention goes as an erased subject's would (restricted
+	// inside the legal minimum, kept for a hold), counted as Ended.
+	Ended bool
 	// Isolated decides the rows of a dataset's isolated part: every row is
 	// of an erased subject, whatever Erasure holds now (lists may be pruned
 	// once acted on), and a row still inside the legal minimum stays where
@@ -167,7 +178,9 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 			}
 		}
 		restricted := false
-		if fate == FateKeep && (r.Isolated || erased.hit(i)) {
+		ended := false
+		if fate == FateKeep && (r.Isolated || r.Ended || erased.hit(i)) {
+			ended = r.Ended && !r.Isolated && !erased.hit(i)
 			if r.LegalMinimum && times != nil && (nullTime || int64(timeTicks.vals[i]) >= legalCut) {
 				restricted = true
 				if !r.Isolated {
@@ -191,6 +204,8 @@ func (r RetainRule) Decide(times, fallback, subjects arrow.Array, fates []Fate, 
 			c.ExpiredNull++
 		case fate == FateExpired:
 			c.Expired++
+		case fate == FateErased && ended:
+			c.Ended++
 		case fate == FateErased:
 			c.Erased++
 		}

@@ -60,6 +60,15 @@ func TestRetainDecide(t *testing.T) {
 			[]Fate{K, K, X, K, K, K, K, X, K}, RetainCounts{Expired: 2, Held: 5}},
 		{"erasure only (no retention rule)", RetainRule{Erasure: NewIntSubjectSet([]int64{4})},
 			[]Fate{K, K, K, K, K, K, E, E, K}, RetainCounts{Erased: 2}},
+		// a dataset whose service ended: every row goes, as erased rows would
+		{"ended: every row inside retention goes too", RetainRule{Retention: true, Cutoff: cut, Ended: true},
+			[]Fate{E, X, X, E, E, E, E, X, E}, RetainCounts{Expired: 3, Ended: 6}},
+		{"ended with an erasure list: listed subjects count as erased", RetainRule{Retention: true, Cutoff: cut, Ended: true, Erasure: NewIntSubjectSet([]int64{3})},
+			[]Fate{E, X, X, E, E, E, E, X, E}, RetainCounts{Expired: 3, Erased: 2, Ended: 4}},
+		{"ended: the legal minimum isolates, a hold keeps", RetainRule{Retention: true, Cutoff: cut, Ended: true, LegalMinimum: true, LegalCutoff: recent.Add(time.Second), Hold: NewIntSubjectSet([]int64{4})},
+			[]Fate{E, X, X, R, R, E, K, K, R}, RetainCounts{Expired: 2, Ended: 2, Held: 2, Restricted: 3}},
+		{"ended without a retention rule", RetainRule{Ended: true},
+			[]Fate{E, E, E, E, E, E, E, E, E}, RetainCounts{Ended: 9}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

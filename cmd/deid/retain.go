@@ -131,6 +131,7 @@ func printRetainSummary(w io.Writer, rep *report.Retain) {
 			ds.RowsIn, ds.RowsKept, ds.Removed[report.RemovedRetention], ds.Removed[report.RemovedNullTime], ds.Removed[report.RemovedFutureTime], ds.Removed[report.RemovedErasure],
 			ds.Anonymized, ds.Held[report.HeldLegalHold], ds.Held[report.HeldLegalMinimum], ds.NullTimeKept, ds.FutureTimeKept)
 		printLocalTimes(w, ds.NonexistentLocalTime, ds.AmbiguousLocalTime)
+		printEnded(w, ds)
 		if iso := ds.Isolation; iso.Isolated+iso.Released+iso.Remaining > 0 {
 			fmt.Fprintf(w, "  isolated part %s: %d rows isolated now, %d released (deleted or anonymized), %d remain; files: %d scanned, %d rewritten, %d deleted\n",
 				iso.Folder, iso.Isolated, iso.Released, iso.Remaining, iso.Files.Scanned, iso.Files.Rewritten, iso.Files.Deleted)
@@ -150,10 +151,33 @@ func printRetainSummary(w io.Writer, rep *report.Retain) {
 	for _, d := range rep.Destinations {
 		fmt.Fprintf(w, "destination %s: %d published rows of erased subjects removed\n", d.Name, d.RowsErased)
 		for _, dd := range d.Datasets {
+			if dd.FilesDeleted > 0 {
+				fmt.Fprintf(w, "  %s: its service ended: %d files deleted, %d rows\n", dd.Dataset, dd.FilesDeleted, dd.RowsErased)
+				continue
+			}
 			fmt.Fprintf(w, "  %s: found by %s, %d files scanned, %d rewritten, %d rows\n", dd.Dataset, dd.Method, dd.FilesScanned, dd.FilesRewritten, dd.RowsErased)
 		}
 	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintln(w, "warning:", warn)
+	}
+}
+
+// printEnded says that a dataset's service ended, how many rows that
+// removed, and which recipients had received it, to be told to delete it.
+func printEnded(w io.Writer, ds *report.RetainDataset) {
+	e := ds.Ended
+	if e == nil {
+		return
+	}
+	fmt.Fprintf(w, "  service ended %s (ended_at: %s): %d rows removed for it\n", e.At.Format(time.RFC3339), e.Stated, ds.Removed[report.RemovedServiceEnded])
+	switch {
+	case e.Recipients == nil:
+		fmt.Fprintln(w, "  recipients: not looked at (--outputs=false)")
+	case len(e.Recipients) == 0:
+		fmt.Fprintln(w, "  recipients: no published file of it remained")
+	}
+	for _, r := range e.Recipients {
+		fmt.Fprintf(w, "  recipient %s (%s, %s): %d files, %d rows deleted; tell it to delete its copies\n", r.Destination, r.Purpose, r.Output, r.Files, r.Rows)
 	}
 }

@@ -23,6 +23,9 @@ const (
 	RemovedFutureTime = "future_time"
 	// RemovedErasure: the subject is on an erasure list.
 	RemovedErasure = "erasure"
+	// RemovedServiceEnded: the service that produced the dataset ended
+	// (ended_at).
+	RemovedServiceEnded = "service_ended"
 	// HeldLegalHold: the subject is on a legal hold list.
 	HeldLegalHold = "legal_hold"
 	// HeldLegalMinimum: the subject is erased but the row is still inside
@@ -80,6 +83,8 @@ type RetainDataset struct {
 	LegalMinimum *LegalMinimum `json:"legal_minimum,omitempty"`
 	Erasure      []ErasureList `json:"erasure,omitempty"`
 	Holds        []ErasureList `json:"holds,omitempty"`
+	// Ended is set when the dataset's service had ended: every row goes.
+	Ended *ServiceEnded `json:"ended,omitempty"`
 	// Recovered says what this run did with an interrupted earlier run it
 	// found: "rolled forward" (its journal was complete) or "rolled back".
 	Recovered string `json:"recovered,omitempty"`
@@ -272,6 +277,35 @@ type RetainDestination struct {
 	RowsErased int64 `json:"rows_erased"`
 }
 
+// ServiceEnded is a dataset whose service ended (ended_at): all of its
+// rows leave the lake (deleted or anonymized; isolated inside the legal
+// minimum; kept for a hold) and every published file of it is deleted.
+type ServiceEnded struct {
+	// At is when the service ended; Stated is ended_at as the policy
+	// states it.
+	At     time.Time `json:"at"`
+	Stated string    `json:"stated"`
+	// Recipients are the destinations that had received the dataset, to
+	// be told to delete their copies too; nil when retain ran without
+	// --outputs.
+	Recipients []*Recipient `json:"recipients"`
+}
+
+// Recipient is one destination that had received an ended dataset.
+type Recipient struct {
+	Destination string `json:"destination"`
+	Purpose     string `json:"purpose"`
+	Output      string `json:"output"`
+	// Files and Rows are the published files of the dataset and their
+	// rows, which this run deleted (a dry run: would delete).
+	Files int64 `json:"files"`
+	Rows  int64 `json:"rows"`
+}
+
+// RecipientsKnown reports whether the run looked at the published outputs
+// (Recipients is not nil).
+func (e *ServiceEnded) RecipientsKnown() bool { return e.Recipients != nil }
+
 // RetainDestinationDataset is one dataset's erasure in one destination.
 type RetainDestinationDataset struct {
 	Dataset string `json:"dataset"`
@@ -282,5 +316,8 @@ type RetainDestinationDataset struct {
 	Note           string `json:"note,omitempty"`
 	FilesScanned   int    `json:"files_scanned"`
 	FilesRewritten int    `json:"files_rewritten"`
-	RowsErased     int64  `json:"rows_erased"`
+	// FilesDeleted counts the files deleted whole (a dataset whose
+	// service ended).
+	FilesDeleted int   `json:"files_deleted,omitempty"`
+	RowsErased   int64 `json:"rows_erased"`
 }

@@ -119,7 +119,10 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	}
 	fr.RowsKept = fr.RowsIn - removed - fr.Isolated
 	for k, v := range map[string]int64{report.RemovedRetention: counts.Expired, report.RemovedNullTime: counts.ExpiredNull,
-		report.RemovedFutureTime: counts.ExpiredFuture, report.RemovedErasure: counts.Erased} {
+		report.RemovedFutureTime: counts.ExpiredFuture, report.RemovedErasure: counts.Erased, report.RemovedServiceEnded: counts.Ended} {
+		if v == 0 && k == report.RemovedServiceEnded && d.rep.Ended == nil {
+			continue // a key of ended datasets only
+		}
 		if v > 0 {
 			fr.Removed[k] = v
 		}
@@ -377,21 +380,42 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 	return rgRewrite, fates, nil
 }
 
-// noteErased records the subjects of erased rows, for the report.
+// noteErased records the subjects of erased rows, for the report. Of an
+// ended dataset, whose every row goes, only the subjects on its erasure
+// lists are recorded: the others were not erased on request.
 func (d *dataset) noteErased(subjects arrow.Array, fates []transforms.Fate) {
+	listed := func(v any) bool {
+		if !d.rule.Ended {
+			return true
+		}
+		e := d.rule.Erasure
+		switch v := v.(type) {
+		case string:
+			return e != nil && e.ContainsString(v)
+		case int64:
+			return e != nil && e.ContainsInt(v)
+		}
+		return false
+	}
 	for i, fate := range fates {
 		if fate != transforms.FateErased || subjects.IsNull(i) {
 			continue
 		}
+		var v any
 		switch s := subjects.(type) {
 		case *array.String:
-			d.erased[s.Value(i)] = true
+			v = s.Value(i)
 		case *array.LargeString:
-			d.erased[s.Value(i)] = true
+			v = s.Value(i)
 		default:
-			if v, ok := transforms.IntValue(subjects, i); ok {
-				d.erased[v] = true
+			n, ok := transforms.IntValue(subjects, i)
+			if !ok {
+				continue
 			}
+			v = n
+		}
+		if listed(v) {
+			d.erased[v] = true
 		}
 	}
 }

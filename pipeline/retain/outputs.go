@@ -40,6 +40,11 @@ import (
 type erasedSets map[string]*transforms.SubjectSet
 
 func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *report.Retain, opt *Options) error {
+	for _, d := range rep.Datasets {
+		if d.Ended != nil && d.Ended.Recipients == nil {
+			d.Ended.Recipients = []*report.Recipient{} // outputs are looked at: none yet
+		}
+	}
 	for _, dst := range plan.Destinations {
 		if !opt.DryRun {
 			// what runs (re-derivations of an earlier retain too) left when killed
@@ -53,7 +58,7 @@ func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *rep
 		dr := &report.RetainDestination{Name: dst.Name, Output: dst.Output, Datasets: []*report.RetainDestinationDataset{}}
 		touched := false
 		for _, b := range dst.Bindings {
-			touched = touched || sets[b.Dataset.Name] != nil
+			touched = touched || sets[b.Dataset.Name] != nil || endedDataset(rep, b.Dataset.Name) != nil
 		}
 		if !touched {
 			// still complete an interrupted erasure of this output
@@ -120,9 +125,21 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	}
 	var actions []action
 	var rewritten []*report.OutputFile
+	var deleted []string
 	var rederive []*report.RetainDestinationDataset
 	d := &dataset{opt: opt, work: work}
 	for _, b := range dst.Bindings {
+		if ended := endedDataset(rep, b.Dataset.Name); ended != nil {
+			gone, err := deleteEnded(dst, b, m, ended, dr)
+			if err != nil {
+				return err
+			}
+			for _, mf := range gone {
+				actions = append(actions, action{File: storage.Join(dst.Output, mf.Path), Delete: true})
+				deleted = append(deleted, mf.Path)
+			}
+			continue
+		}
 		set := sets[b.Dataset.Name]
 		if set == nil {
 			continue
@@ -169,8 +186,10 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	}
 	if !opt.DryRun && len(actions) > 0 {
 		endCommit = opt.critical()
-		chain := pipeline.RetainCommit{RunID: opt.RunID + "-erase", Destination: dst, Files: rewritten,
-			Note: fmt.Sprintf("deid retain run %s erased %d rows of erased subjects from %d published files of this destination; this report records the files as rewritten", opt.RunID, dr.RowsErased, len(rewritten))}
+		m.Files = slices.DeleteFunc(m.Files, func(f *pipeline.ManifestFile) bool { return slices.Contains(deleted, f.Path) })
+		chain := pipeline.RetainCommit{RunID: opt.RunID + "-erase", Destination: dst, Files: rewritten, Deleted: deleted,
+			Note: fmt.Sprintf("deid retain run %s removed %d rows from this destination: it rewrote %d published files without erased subjects' rows "+
+				"and deleted %d files of datasets whose service ended; this report records them", opt.RunID, dr.RowsErased, len(rewritten), len(deleted))}
 		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, chain, opt); err != nil {
 			return err
 		}
@@ -189,6 +208,49 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		}
 	}
 	return nil
+}
+
+// endedDataset returns the report of dataset name if its service ended.
+func endedDataset(rep *report.Retain, name string) *report.RetainDataset {
+	for _, d := range rep.Datasets {
+		if d.Name == name && d.Ended != nil {
+			return d
+		}
+	}
+	return nil
+}
+
+// deleteEnded returns the files of the manifest m that binding b of dst
+// published from a dataset whose service ended: all of them go, whatever
+// their form of the subject (a hold keeps rows in the lake, not in what was
+// shared). It counts them in the destination's report and names the
+// destination among the dataset's recipients.
+func deleteEnded(dst *rules.Destination, b *rules.Binding, m *pipeline.Manifest, ended *report.RetainDataset, dr *report.RetainDestination) ([]*pipeline.ManifestFile, error) {
+	dd := &report.RetainDestinationDataset{Dataset: b.Dataset.Name, Method: "service ended",
+		Note: "the dataset's service ended: every published file of it is deleted"}
+	dr.Datasets = append(dr.Datasets, dd)
+	rcp := &report.Recipient{Destination: dst.Name, Purpose: dst.Purpose, Output: dst.Output}
+	var gone []*pipeline.ManifestFile
+	for _, mf := range m.Files {
+		if mf.Dataset != b.Dataset.Name {
+			continue
+		}
+		loc := storage.Join(dst.Output, mf.Path)
+		if err := outputLink(dst.Name, loc); err != nil {
+			return nil, err
+		}
+		dd.FilesScanned++
+		dd.FilesDeleted++
+		dd.RowsErased += mf.Rows
+		dr.RowsErased += mf.Rows
+		rcp.Files++
+		rcp.Rows += mf.Rows
+		gone = append(gone, mf)
+	}
+	if rcp.Files > 0 {
+		ended.Ended.Recipients = append(ended.Ended.Recipients, rcp)
+	}
+	return gone, nil
 }
 
 // commitWithManifest stages the report that records chain in the output's

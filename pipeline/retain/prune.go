@@ -192,6 +192,9 @@ func (d *dataset) subjectHashes(f *parquetio.File, c ruleCols, set *transforms.S
 // in the isolated part, rows past the legal minimum.
 func (d *dataset) mayErase(f *parquetio.File, c ruleCols, rg int, ts transforms.TimeStats) (may, bloom bool) {
 	if !d.rule.Isolated {
+		if d.rule.Ended {
+			return true, false // every row of an ended dataset goes
+		}
 		return d.subjectsMayMatch(f, c, rg, d.rule.Erasure)
 	}
 	// NULL times are inside the legal minimum: its clock has not started

@@ -182,7 +182,7 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		if err = runDataset(ctx, plan, ds, dsr, sets, &opt); err != nil {
 			break
 		}
-		if dsr.RowsIn > 0 && dsr.RowsKept == 0 && dsr.Removed[report.RemovedRetention]+dsr.Removed[report.RemovedNullTime]+
+		if !ds.Ended && dsr.RowsIn > 0 && dsr.RowsKept == 0 && dsr.Removed[report.RemovedRetention]+dsr.Removed[report.RemovedNullTime]+
 			dsr.Removed[report.RemovedFutureTime]+dsr.Removed[report.RemovedErasure] > 0 {
 			// a retention of minutes where months were meant, an erasure list of everyone
 			rep.Warnings = append(rep.Warnings, pipeline.EmptiedWarning("dataset", ds.Name, dsr.Removed, dsr.RowsIn, pipeline.RuleNames(ds.DatasetDecl)))
@@ -241,6 +241,9 @@ func checkSources(ctx context.Context, plan *rules.RetainPlan, opt *Options) (wa
 				return nil, fmt.Errorf("dataset %q: list its isolated part: %w", ds.Name, err)
 			}
 			n = len(isolated)
+		}
+		if n == 0 && ds.Ended {
+			continue // an ended dataset is emptied: a run before this one did it
 		}
 		w, err := pipeline.CheckNotEmpty(ds.DatasetDecl, n)
 		if err != nil {
@@ -320,6 +323,10 @@ func newDatasetReport(ds *rules.RetainDataset) *report.RetainDataset {
 	}
 	if m := ds.LegalMinimum; m != nil {
 		dsr.LegalMinimum = &report.LegalMinimum{Keep: m.Keep.String(), Basis: m.Basis, Cutoff: ds.LegalCutoff}
+	}
+	if ds.Ended {
+		dsr.Ended = &report.ServiceEnded{At: ds.DatasetDecl.Ended.At.UTC(), Stated: ds.DatasetDecl.Ended.Text}
+		dsr.Removed[report.RemovedServiceEnded] = 0
 	}
 	return dsr
 }
@@ -402,7 +409,7 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 		return nil
 	}
 	d.rule = transforms.RetainRule{Retention: ds.Retention != nil, Cutoff: ds.Cutoff, Latest: ds.Latest, FallbackCutoff: ds.FallbackCutoff,
-		LegalMinimum: ds.LegalMinimum != nil, LegalCutoff: ds.LegalCutoff}
+		LegalMinimum: ds.LegalMinimum != nil, LegalCutoff: ds.LegalCutoff, Ended: ds.Ended}
 	if r := ds.Retention; r != nil {
 		d.rule.OnNullRemove = r.OnNullRemove
 		d.rule.Fallback = r.OnNullFallback != nil

@@ -1,0 +1,52 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/deidproject/deid/rules"
+)
+
+// A dataset declared ended (ended_at: the service that produced it closed)
+// is no longer processed: from that instant on, runs, dry runs and verify
+// leave it out of every destination, read none of its files, and take no
+// ages from it; deid retain deletes or anonymizes its rows and its
+// published files (pipeline/retain).
+
+// withoutEnded returns plan without the datasets whose service had ended
+// at the plan's now, and one warning per such dataset; plan itself when
+// none has.
+func withoutEnded(plan *rules.Plan) (*rules.Plan, []string) {
+	ended := map[string]bool{}
+	var warnings []string
+	for _, ds := range plan.Datasets {
+		if ds.EndedBy(plan.Now) {
+			ended[ds.Name] = true
+			warnings = append(warnings, fmt.Sprintf(
+				"dataset %q: its service ended at %s (ended_at at %s): it is not published; deid retain removes its rows and published files",
+				ds.Name, ds.Ended.At.Format(time.RFC3339), ds.Ended.Pos))
+		}
+	}
+	if len(ended) == 0 {
+		return plan, nil
+	}
+	p := *plan
+	p.Datasets = nil
+	for _, ds := range plan.Datasets {
+		if !ended[ds.Name] {
+			p.Datasets = append(p.Datasets, ds)
+		}
+	}
+	p.Destinations = make([]*rules.Destination, len(plan.Destinations))
+	for i, d := range plan.Destinations {
+		c := *d
+		c.Bindings = nil
+		for _, b := range d.Bindings {
+			if !ended[b.Dataset.Name] {
+				c.Bindings = append(c.Bindings, b)
+			}
+		}
+		p.Destinations[i] = &c
+	}
+	return &p, warnings
+}
