@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -178,7 +179,13 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 	merged := r.rep
 	merged.StartedAt = time.Time{}
 	provider := map[string]int{}
+	done := make([]bool, len(plan.Destinations))
 	for di, dst := range plan.Destinations {
+		// a merge killed after it committed some destinations: those are
+		// done (their shard reports may be gone), the others are merged
+		if done[di] = mergeCommitted(ctx, opt.Store, dst.Output, runID); done[di] {
+			continue
+		}
 		var shards []*report.Run
 		for i := 0; i < count; i++ {
 			loc := shardReportLocation(dst.Output, runID, i, count)
@@ -265,24 +272,96 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 	}
 	defer releaseStaging()
 	for _, dst := range merged.Destinations {
+		// what killed runs and merges left (a merge killed before has this
+		// run id: its staging is ours now, its commit record is completed)
+		err := SettleStaging(ctx, opt.Store, dst.Output, "", r.opt.PublishWait, r.opt.Logger, func(msg string) {
+			r.rep.Warn(fmt.Sprintf("destination %q: %s", dst.Name, msg))
+		})
+		if err != nil {
+			return merged, err
+		}
+	}
+	for di, dst := range merged.Destinations {
 		release, err := r.holdOutput(ctx, dst.Output)
 		if err != nil {
 			return merged, err
 		}
-		err = r.recoverCommits(ctx, dst.Name, dst.Output)
-		if err == nil {
+		// the merge killed past its commit point had this run id: its
+		// record is completed here, not skipped as this run's own
+		var recovered []string
+		recovered, err = RecoverCommits(ctx, opt.Store, dst.Output, "")
+		for _, id := range recovered {
+			r.rep.Warn(fmt.Sprintf("destination %q: completed the commit of run %s, stopped after its commit point", dst.Name, id))
+		}
+		if err == nil && !done[di] && !mergeCommitted(ctx, opt.Store, dst.Output, runID) {
 			err = r.commit(ctx, merged, dst, nil)
 		}
 		release()
 		if err != nil {
 			return merged, err
 		}
-		if err := removeTree(ctx, opt.Store, storage.Join(dst.Output, ShardsDir, runID)); err != nil {
-			r.opt.Logger.Warn("could not remove the shards folder", "output", dst.Output, "error", err)
-		}
 		r.opt.Logger.Info("merged and committed", "destination", dst.Name, "shards", count, "files", len(dst.Files), "rows", dst.RowsOut)
 	}
+	// the shards' folders go once every destination is committed, the
+	// first destination's (the frozen input list) last: a merge killed
+	// before the end is merged again, a merge done is recognized
+	for _, err := range RemoveShards(ctx, opt.Store, plan, runID) {
+		r.opt.Logger.Warn("could not remove the shards folder", "error", err)
+	}
 	return merged, nil
+}
+
+// FinishMerge completes the end of sharded run runID's merge, which a
+// killed merge may have left undone after its last commit: what killed
+// runs left in each output's staging is settled (free leases removed) and
+// the shards' folders are removed. Call it when Merged reports true.
+func FinishMerge(ctx context.Context, st storage.Store, plan *rules.Plan, runID string, log *slog.Logger) error {
+	for _, dst := range plan.Destinations {
+		err := SettleStaging(ctx, st, dst.Output, "", DefaultPublishWait, log, func(msg string) {
+			log.Warn(msg, "destination", dst.Name)
+		})
+		if err != nil {
+			return fmt.Errorf("destination %q: %w", dst.Name, err)
+		}
+	}
+	return errors.Join(RemoveShards(ctx, st, plan, runID)...)
+}
+
+// RemoveShards removes the shards' folders of run runID from every
+// destination of plan, the first destination's (the frozen input list)
+// last, and returns what it could not remove.
+func RemoveShards(ctx context.Context, st storage.Store, plan *rules.Plan, runID string) []error {
+	var errs []error
+	for i := len(plan.Destinations) - 1; i >= 0; i-- {
+		dir := storage.Join(plan.Destinations[i].Output, ShardsDir, runID)
+		if err := removeTree(ctx, st, dir); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", dir, err))
+		}
+	}
+	return errs
+}
+
+// mergeCommitted reports whether sharded run runID is committed to output:
+// its report is in the output's report chain, or its commit record waits
+// to be completed.
+func mergeCommitted(ctx context.Context, st storage.Store, output, runID string) bool {
+	if exists(ctx, st, storage.Join(output, reportRel(runID, "report.json"))) {
+		return true
+	}
+	_, ok, err := readCommitRecord(ctx, st, commitStagingDir(output, runID), runID)
+	return err == nil && ok
+}
+
+// Merged reports whether sharded run runID is committed to every
+// destination of plan: a merge that already finished (or was killed while
+// removing the shards' folders, after every commit).
+func Merged(ctx context.Context, st storage.Store, plan *rules.Plan, runID string) bool {
+	for _, dst := range plan.Destinations {
+		if !mergeCommitted(ctx, st, dst.Output, runID) {
+			return false
+		}
+	}
+	return len(plan.Destinations) > 0
 }
 
 // mergeLists takes a shard's erasure and consent lists into the merged

@@ -151,7 +151,10 @@ func removeFreeLeases(ctx context.Context, st storage.Store, output, own string)
 	if !storage.IsURI(dir) {
 		storage.RemoveOrphanTemps(ctx, dir)
 		storage.RemoveOrphanTemps(ctx, output) // beside a retain lock (.deid-retain.lock)
-		storage.Local{}.Delete(ctx, dir)       // fails, harmlessly, when a lock is there
+		// a run killed while it removed its staging folder leaves the
+		// parent empty (fails, harmlessly, when a run stages there)
+		storage.Local{}.Delete(ctx, storage.Join(output, StagingDir))
+		storage.Local{}.Delete(ctx, dir) // fails, harmlessly, when a lock is there
 	}
 	return nil
 }

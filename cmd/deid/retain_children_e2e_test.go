@@ -245,7 +245,8 @@ func TestRetainChildrenStayOutOfPartner(t *testing.T) {
 }
 
 // TestRetainScheduledSequence: run, retain, a new erasure request, run,
-// retain, as the nightly jobs do; after every step deid report check
+// retain, the nightly job, a sharded run and its merge, retain, as the
+// scheduled jobs do; after every step deid report check
 // passes on every destination and deid verify on all, partner_ads holds no
 // row it did not hold before, the retain reports' counts add up and none
 // is negative, and each retain --dry-run (on a copy) predicted the outputs'
@@ -292,6 +293,23 @@ func TestRetainScheduledSequence(t *testing.T) {
 	f.Close()
 	check("second run", func() { run("second run") })
 	check("second retain", func() { retain("second retain") })
+	// the scheduled job, a sharded run and its merge, then retain again
+	check("job run", func() {
+		if res := runDeid(t, dir, nil, "run", "-c", policy, "--job", "nightly", "--now", sampleNow); res.code != 0 {
+			t.Fatalf("run --job: exit %d\n%s", res.code, res.stderr)
+		}
+	})
+	check("sharded run and merge", func() {
+		for i := range 2 {
+			if res := runDeid(t, dir, nil, "run", "-c", policy, "--now", sampleNow, "--shard", fmt.Sprintf("%d/2", i), "--run-id", "seq"); res.code != 0 {
+				t.Fatalf("shard %d: exit %d\n%s", i, res.code, res.stderr)
+			}
+		}
+		if res := runDeid(t, dir, nil, "report", "merge", "-c", policy, "--run-id", "seq", "--shards", "2"); res.code != 0 {
+			t.Fatalf("merge: exit %d\n%s", res.code, res.stderr)
+		}
+	})
+	check("third retain", func() { retain("third retain") })
 	_ = prevCounts
 }
 

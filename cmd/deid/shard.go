@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -111,6 +112,14 @@ func reportMergeCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	st := storage.NewRouter() // one GCS client for the list and the merge
 	defer st.Close()
 	frozen, err := pipeline.ReadFrozenInputs(ctx, st, plan, *runID)
+	if errors.Is(err, storage.ErrNotExist) && pipeline.Merged(ctx, st, plan, *runID) {
+		// a merge that finished, or was killed after its last commit
+		if err := pipeline.FinishMerge(ctx, st, plan, *runID, log); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "run %s is merged and committed to every destination already\n", *runID)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("run %s: its frozen input list: %w (did its shards run with this policy and --destination?)", *runID, err)
 	}
