@@ -293,8 +293,14 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 		for _, id := range recovered {
 			r.rep.Warn(fmt.Sprintf("destination %q: completed the commit of run %s, stopped after its commit point", dst.Name, id))
 		}
-		if err == nil && !done[di] && !mergeCommitted(ctx, opt.Store, dst.Output, runID) {
+		switch {
+		case err != nil:
+		case !done[di] && !mergeCommitted(ctx, opt.Store, dst.Output, runID):
 			err = r.commit(ctx, merged, dst, nil)
+		default:
+			// committed by a merge killed before it removed its staging
+			// (this run's id, so no settling removed it)
+			err = removeTree(ctx, opt.Store, commitStagingDir(dst.Output, runID))
 		}
 		release()
 		if err != nil {
