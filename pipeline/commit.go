@@ -169,7 +169,9 @@ func stagingRuns(ctx context.Context, st storage.Store, output string) ([]string
 			return nil
 		}
 		id, _, _ := strings.Cut(strings.ReplaceAll(rel, `\`, "/"), "/")
-		seen[id] = true
+		if CheckRunID(id) == nil { // an object "" or ".." names no run's folder
+			seen[id] = true
+		}
 		return nil
 	})
 	if errors.Is(err, storage.ErrNotExist) {
@@ -179,7 +181,7 @@ func stagingRuns(ctx context.Context, st storage.Store, output string) ([]string
 		// folders emptied by a removal cut short hold no object to list
 		entries, _ := os.ReadDir(root)
 		for _, e := range entries {
-			if e.IsDir() {
+			if e.IsDir() && CheckRunID(e.Name()) == nil {
 				seen[e.Name()] = true
 			}
 		}

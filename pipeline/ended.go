@@ -13,6 +13,18 @@ import (
 // ages from it; deid retain deletes or anonymizes its rows and its
 // published files (pipeline/retain).
 
+// agesEnded reports whether children rule c takes ages from a dataset
+// whose service had ended: every age is then unknown, and doubt protects
+// the child in every destination the rule covers (the rows are removed,
+// not kept as of unknown age).
+func agesEnded(plan *rules.Plan, c *rules.ChildrenDecl) bool {
+	if c == nil || c.FromDataset == "" {
+		return false
+	}
+	from := plan.Policy.Dataset(c.FromDataset)
+	return from != nil && from.EndedBy(plan.Now)
+}
+
 // withoutEnded returns plan without the datasets whose service had ended
 // at the plan's now, and one warning per such dataset; plan itself when
 // none has.
@@ -27,8 +39,15 @@ func withoutEnded(plan *rules.Plan) (*rules.Plan, []string) {
 				ds.Name, ds.Ended.At.Format(time.RFC3339), ds.Ended.Pos))
 		}
 	}
+	for _, ds := range plan.Datasets {
+		if !ended[ds.Name] && agesEnded(plan, ds.Children) {
+			warnings = append(warnings, fmt.Sprintf(
+				"dataset %q: its children rule takes ages from dataset %q, whose service ended: no age can be told, so its rows leave every destination the rule covers; take ages from another dataset (children.age_from)",
+				ds.Name, ds.Children.FromDataset))
+		}
+	}
 	if len(ended) == 0 {
-		return plan, nil
+		return plan, warnings
 	}
 	p := *plan
 	p.Datasets = nil

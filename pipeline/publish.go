@@ -511,6 +511,14 @@ func (r *runner) commit(ctx context.Context, run *report.Run, dst *report.Destin
 	}
 	moves = append(moves, own...)
 	moves = append(moves, commitMove{Staged: commitDir + "/" + ManifestName, Final: ManifestName})
+	// a replay takes a missing staged file for one moved already: every
+	// one must be there before the record says to move it
+	for _, mv := range moves {
+		if _, err := r.opt.Store.Stat(ctx, storage.Join(staging, mv.Staged)); err != nil {
+			return fmt.Errorf("destination %q: the staged %s is gone before the commit point (removed by another process: did this run's staging lease lapse?); nothing was committed: %w",
+				dst.Name, mv.Staged, err)
+		}
+	}
 	rec := &commitRecord{Format: commitFormat, RunID: r.opt.RunID, Moves: moves}
 	if err := writeCommitRecord(ctx, r.opt.Store, staging, rec); err != nil {
 		return err

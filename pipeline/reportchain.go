@@ -332,6 +332,14 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 	if journal := storage.Join(output, RetainDir, RetainJournal); exists(ctx, s, journal) {
 		problem("", journal, "an interrupted deid retain run awaits completion here: run deid retain with its policy, then check again")
 	}
+	if ids, err := stagingRuns(ctx, s, output); err == nil {
+		for _, id := range ids {
+			if _, ok, err := readCommitRecord(ctx, s, commitStagingDir(output, id), id); err == nil && ok {
+				problem("", storage.Join(commitStagingDir(output, id), commitRecordName),
+					"the commit of run %s stopped after its commit point, a crash, not tampering: the next deid run, retain or report merge on this output completes it; then check again", id)
+			}
+		}
+	}
 	// the files as they are now
 	present := map[string]bool{}
 	err = s.List(ctx, output+sep(output), func(a storage.Attrs) error {
@@ -385,7 +393,7 @@ func ownState(rel string) bool {
 		return true
 	}
 	first, _, _ := strings.Cut(rel, "/")
-	return first == ReportsDir || first == StagingDir || first == lock.Dir || first == RetainDir || first == RetainDir+".lock"
+	return first == ReportsDir || first == StagingDir || first == lock.Dir || first == RetainDir || first == RetainDir+".lock" || first == ShardsDir
 }
 
 // exists reports whether an object is at loc.

@@ -102,7 +102,7 @@ func (r *runner) bindOutputRules(in *inputFile, pos map[string]int) error {
 		if c := ds.Children; c != nil && c.Excludes(out.dst.Name) {
 			zone := ds.TimeZone
 			rulesOut.children = &transforms.Children{Below: c.Below, Inclusive: c.Inclusive, Zone: zone, At: r.plan.Now, Latest: ds.Latest,
-				RemoveUnknown: c.RemovesUnknown(out.dst.Purpose)}
+				RemoveUnknown: c.RemovesUnknown(out.dst.Purpose) || agesEnded(r.plan, c)}
 			rulesOut.withheld = r.withheldFor(in, out)
 			rulesOut.childTime = position(c.TimeColumn)
 			if c.FromDataset != "" {

@@ -489,7 +489,7 @@ func Validate(ctx context.Context, plan *rules.Plan, opt Options) (int, error) {
 	if err := r.checkOutputLinks(ctx); err != nil {
 		return 0, err
 	}
-	for _, ds := range plan.Datasets {
+	for _, ds := range r.plan.Datasets { // without the ended ones
 		for _, e := range ds.Erasure {
 			if _, err := r.opt.Store.Stat(ctx, e.List); err != nil {
 				return 0, dataErrorf(e.List, "", "erasure list of dataset %q (%s): %v", ds.Name, e.Pos, err)

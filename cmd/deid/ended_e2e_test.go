@@ -184,6 +184,14 @@ func TestServiceEndedRemovesDataset(t *testing.T) {
 		t.Errorf("retain again: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
 	checkAll(t, dir, policy, "retain again")
+
+	// service takes its subjects' ages from orders: once orders ended no
+	// age can be told, and doubt protects the child in every destination
+	endPolicy(t, dir, "orders", "2026-10-20")
+	res = runDeid(t, dir, nil, "run", "-c", policy, "--now", sampleNow, "--progress", "never")
+	if res.code != 0 || !strings.Contains(res.stdout, `takes ages from dataset "orders", whose service ended`) || strings.Contains(res.stdout, "kept with unknown age") {
+		t.Errorf("run after orders ended: exit %d, want the warning and no row kept of unknown age\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
 }
 
 // retainJSONRaw runs deid retain --json on the example policy and returns

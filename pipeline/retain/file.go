@@ -306,7 +306,7 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 	if needTime {
 		add("time", c.time)
 		add("fallback", c.fallback)
-	} else if c.time >= 0 {
+	} else if c.time >= 0 && !d.rule.Ended { // an ended dataset keeps no NULL time
 		counts.NullKept += max(ts.Nulls, 0)
 	}
 	if d.rule.NeedsSubjects() {

@@ -107,6 +107,12 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 				releasePublish()
 			}
 		}()
+		// a run killed past its commit point since the staging was settled:
+		// its commit completes before this one reads the manifest, or its
+		// later replay would put back what this erases
+		if err := recoverCommits(ctx, dst, rep, opt); err != nil {
+			return err
+		}
 		if dr.Recovered, err = recoverRun(ctx, st, work, outputScope(dst), opt); err != nil {
 			return fmt.Errorf("recover an interrupted run: %w", err)
 		}
@@ -206,6 +212,19 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		if err := rederiveOutputs(ctx, dst, dd, dr, rep, opt); err != nil {
 			return fmt.Errorf("dataset %q: re-derive the published files: %w", dd.Dataset, err)
 		}
+	}
+	return nil
+}
+
+// recoverCommits completes, under the output's publish lock, the commits
+// that killed runs left past their commit point, and says so.
+func recoverCommits(ctx context.Context, dst *rules.Destination, rep *report.Retain, opt *Options) error {
+	done, err := pipeline.RecoverCommits(ctx, opt.Store, dst.Output, "")
+	for _, id := range done {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("destination %q: completed the commit of run %s, stopped after its commit point", dst.Name, id))
+	}
+	if err != nil {
+		return fmt.Errorf("destination %q: %w", dst.Name, err)
 	}
 	return nil
 }

@@ -129,7 +129,21 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 	if opt.DryRun {
 		return erasedRows(dst, dd, dr, before, predicted)
 	}
-	// the files of vanished inputs go, with their manifest entries
+	// the files of vanished inputs go, with their manifest entries, under
+	// the publish lock from reading the manifest to swapping it
+	release, err := pipeline.HoldOutput(ctx, st, dst.Output, 0, opt.Logger)
+	if err != nil {
+		return err
+	}
+	held := true
+	defer func() {
+		if held {
+			release()
+		}
+	}()
+	if err := recoverCommits(ctx, dst, rep, opt); err != nil {
+		return err
+	}
 	if m, err = pipeline.ReadManifest(ctx, st, dst.Output); err != nil {
 		return err
 	}
@@ -155,6 +169,8 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 			Note: fmt.Sprintf("deid retain run %s removed %d published files of dataset %q whose every input row it removed; this report records them as deleted", opt.RunID, len(deleted), dd.Dataset)}
 		end := opt.critical()
 		err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, chain, opt)
+		release() // before the commit ends, as every commit's locks
+		held = false
 		end()
 		if err != nil {
 			return err
