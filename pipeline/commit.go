@@ -64,6 +64,9 @@ type commitRecord struct {
 type commitMove struct {
 	Staged string `json:"staged"`
 	Final  string `json:"final"`
+	// SHA256 is the staged file's hex SHA-256: a replay that finds the
+	// staged file gone takes it for moved only if Final has these bytes.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // commitStagingDir is the staging folder of run runID in output.
@@ -123,6 +126,9 @@ func replayCommit(ctx context.Context, st storage.Store, output, staging string,
 	for _, m := range c.Moves {
 		src, dst := storage.Join(staging, m.Staged), storage.Join(output, m.Final)
 		if _, err := st.Stat(ctx, src); errors.Is(err, storage.ErrNotExist) {
+			if err := checkMoved(ctx, st, dst, m.SHA256); err != nil {
+				return err
+			}
 			continue // moved already
 		} else if err != nil {
 			return fmt.Errorf("commit %s: %w", dst, err)
@@ -135,6 +141,25 @@ func replayCommit(ctx context.Context, st storage.Store, output, staging string,
 		}
 	}
 	return removeTree(ctx, st, staging)
+}
+
+// checkMoved refuses a move whose staged file is gone while its target
+// does not hold the staged bytes: the staged file was removed, not moved,
+// and the commit would record a file that is not there.
+func checkMoved(ctx context.Context, st storage.Store, dst, sum string) error {
+	if sum == "" {
+		return nil // a record of a deid that recorded no hash
+	}
+	got, _, err := hashObject(ctx, st, dst)
+	if err != nil && !errors.Is(err, storage.ErrNotExist) {
+		return fmt.Errorf("commit %s: %w", dst, err)
+	}
+	if err != nil || got != sum {
+		return dataError(fmt.Errorf("commit %s: its staged file is gone but the target does not hold it (SHA-256 %.12s…): another process removed the staging before "+
+			"the commit completed, so it cannot be completed; remove the staging folder to abandon it (deid report check then names what it had already moved), "+
+			"and run deid again to publish anew", dst, sum))
+	}
+	return nil
 }
 
 // readCommitRecord reads the commit record of a staging folder; ok is false

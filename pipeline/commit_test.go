@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline/lock"
+	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -154,5 +156,61 @@ func TestCommitRecordRefused(t *testing.T) {
 		if err := ok.check("r1"); err != nil {
 			t.Errorf("a run's own record refused: %v", err)
 		}
+	}
+}
+
+// TestCommitReplayChecksMovedFiles: a replay takes a staged file that is
+// gone for moved only when its target holds the recorded bytes; a staged
+// file removed before the commit completed (its staging deleted by
+// another process) is a data error, not a file silently recorded.
+func TestCommitReplayChecksMovedFiles(t *testing.T) {
+	for _, moved := range []bool{true, false} {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		src := filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet")
+		plan := compile(t, dir, samplePolicy(src, filepath.Join(sampleDir(t), "erasure.parquet"), out))
+		ctx := context.Background()
+		first, err := Run(ctx, plan, Options{Workers: 2, RunID: "20261101T000000Z-first", stopAtCommitPoint: true})
+		if !errors.Is(err, errStoppedAtCommitPoint) {
+			t.Fatalf("err %v, want the stop at the commit point", err)
+		}
+		staged := filepath.Join(out, StagingDir, first.RunID, first.Destinations[0].Files[0].Path)
+		final := filepath.Join(out, first.Destinations[0].Files[0].Path)
+		if moved { // as the killed commit would have: moved into place
+			os.MkdirAll(filepath.Dir(final), 0o755)
+			if err := os.Rename(staged, final); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.Remove(staged); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Run(ctx, plan, Options{Workers: 2, RunID: "20261101T000001Z-second"})
+		switch {
+		case moved && err != nil:
+			t.Errorf("a file moved before the kill: %v", err)
+		case !moved && (!errors.Is(err, ErrData) || !strings.Contains(fmt.Sprint(err), "its staged file is gone but the target does not hold it")):
+			t.Errorf("a staged file removed before the commit: err %v, want a data error saying so", err)
+		}
+	}
+}
+
+// TestCommitRefusedAfterLostLease: a run whose staging lease was taken
+// from it (another run judged it killed, and may have removed its
+// staging) commits nothing.
+func TestCommitRefusedAfterLostLease(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	src := filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet")
+	plan := compile(t, dir, samplePolicy(src, filepath.Join(sampleDir(t), "erasure.parquet"), out))
+	const id = "20261101T000000Z-lost"
+	_, err := Run(context.Background(), plan, Options{Workers: 2, RunID: id,
+		BeforePublish: func(ctx context.Context, dst *report.Destination, staging string) error {
+			return os.Remove(lock.StagingPath(out, id)) // as a settling run deletes a lease it judged free
+		}})
+	if err == nil || !strings.Contains(err.Error(), "staging lease was lost") {
+		t.Fatalf("err %v, want the lost lease", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, ManifestName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("committed after the lease was lost: %v", err)
 	}
 }

@@ -471,7 +471,7 @@ func (r *runner) stagedMoves(ctx context.Context, dst *report.Destination) ([]co
 		if err := r.noteStaged(ctx, f, storage.Join(staging, f.Path)); err != nil {
 			return nil, err
 		}
-		moves = append(moves, commitMove{Staged: f.Path, Final: f.Path})
+		moves = append(moves, commitMove{Staged: f.Path, Final: f.Path, SHA256: f.SHA256})
 	}
 	return moves, nil
 }
@@ -511,10 +511,23 @@ func (r *runner) commit(ctx context.Context, run *report.Run, dst *report.Destin
 	}
 	moves = append(moves, own...)
 	moves = append(moves, commitMove{Staged: commitDir + "/" + ManifestName, Final: ManifestName})
+	// a lease that lapsed and was taken: another run may have removed the
+	// staging as a killed run's
+	if l, ok := r.stagingLeases.Load(dst.Output); ok {
+		if err := l.(lock.Lock).Renew(ctx); err != nil {
+			return fmt.Errorf("destination %q: this run's staging lease was lost, so another run may have removed its staging; nothing was committed: run again: %w", dst.Name, err)
+		}
+	}
 	// a replay takes a missing staged file for one moved already: every
 	// one must be there before the record says to move it
-	for _, mv := range moves {
-		if _, err := r.opt.Store.Stat(ctx, storage.Join(staging, mv.Staged)); err != nil {
+	for i, mv := range moves {
+		var err error
+		if mv.SHA256 != "" {
+			_, err = r.opt.Store.Stat(ctx, storage.Join(staging, mv.Staged))
+		} else {
+			moves[i].SHA256, _, err = hashObject(ctx, r.opt.Store, storage.Join(staging, mv.Staged))
+		}
+		if err != nil {
 			return fmt.Errorf("destination %q: the staged %s is gone before the commit point (removed by another process: did this run's staging lease lapse?); nothing was committed: %w",
 				dst.Name, mv.Staged, err)
 		}

@@ -199,8 +199,10 @@ type runner struct {
 	rep  *report.Run
 	// releaseStaging gives up the run's staging leases (holdStaging)
 	releaseStaging func()
-	inputs         []*inputFile
-	erasure        map[string]*transforms.SubjectSet
+	// stagingLeases are the run's staging leases by output (holdStaging)
+	stagingLeases sync.Map
+	inputs        []*inputFile
+	erasure       map[string]*transforms.SubjectSet
 	// consent and births hold the destination-level row rules' lists
 	consent map[string][]consentRule
 	births  map[string]*transforms.SubjectValues

@@ -43,6 +43,7 @@ func (r *runner) holdStaging(ctx context.Context) (release func(), err error) {
 			release()
 			return nil, fmt.Errorf("destination %q: the staging lease of run %s: %w", dst.Name, r.opt.RunID, err)
 		}
+		r.stagingLeases.Store(dst.Output, l)
 		stop := lock.Renewing(ctx, l, stagingLeaseTTL, func(err error) {
 			r.opt.Logger.Warn("staging lease could not be renewed", "output", dst.Output, "error", err)
 		})
