@@ -192,7 +192,7 @@ func (Local) Create(ctx context.Context, location string) (Writer, error) {
 		r.Close()
 		return nil, err
 	}
-	tmp := filepath.Join(dir, tempPrefix+filepath.Base(rel)+"-"+hex.EncodeToString(rnd[:]))
+	tmp := filepath.Join(dir, tempPrefix+processTag()+"-"+filepath.Base(rel)+"-"+hex.EncodeToString(rnd[:]))
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		r.Close()
@@ -379,9 +379,9 @@ func processTag() string {
 }
 
 // RemoveOrphanTemps removes from local folder dir the temporary files of
-// CreateExclusive that processes of this host killed before they finished
-// left. Files of running processes, or of other hosts (a shared folder),
-// are kept.
+// Create and CreateExclusive (both named after processTag) that processes
+// of this host killed before they finished left. Files of running
+// processes, or of other hosts (a shared folder), are kept.
 func RemoveOrphanTemps(ctx context.Context, dir string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -390,6 +390,9 @@ func RemoveOrphanTemps(ctx context.Context, dir string) {
 	host := strings.SplitN(processTag(), "~", 2)[0]
 	for _, e := range entries {
 		tag, ok := strings.CutPrefix(e.Name(), exclusiveTempPrefix)
+		if !ok {
+			tag, ok = strings.CutPrefix(e.Name(), tempPrefix)
+		}
 		if !ok || e.IsDir() {
 			continue
 		}

@@ -1,13 +1,18 @@
 package storage_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/pipeline/storage/gcstest"
@@ -135,5 +140,56 @@ func TestLocalRemoveAllTakesTempFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("folder still there: %v", err)
+	}
+}
+
+// TestRemoveOrphanTemps: the temporary file of a writer killed before it
+// finished goes; those of a running process (this one) and of another host
+// sharing the folder stay.
+func TestRemoveOrphanTemps(t *testing.T) {
+	if dir := os.Getenv("DEID_ORPHAN_DIR"); dir != "" {
+		// the helper process: leave a temporary file and wait to be killed
+		w, err := storage.Local{}.Create(context.Background(), filepath.Join(dir, "killed.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("partial"))
+		os.Stdout.WriteString("ready\n")
+		time.Sleep(time.Minute)
+		return
+	}
+	dir := t.TempDir()
+	helper := exec.Command(os.Args[0], "-test.run=^TestRemoveOrphanTemps$")
+	helper.Env = append(os.Environ(), "DEID_ORPHAN_DIR="+dir)
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		helper.Process.Kill()
+		t.Fatalf("helper said %q", line)
+	}
+	helper.Process.Kill()
+	helper.Wait()
+	mine, err := storage.Local{}.Create(context.Background(), filepath.Join(dir, "mine.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Abort()
+	other := filepath.Join(dir, ".deid-tmp-otherhost~1-shared.bin-0123")
+	if err := os.WriteFile(other, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	storage.RemoveOrphanTemps(context.Background(), dir)
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if len(left) != 2 || !slices.Contains(left, filepath.Base(other)) || slices.ContainsFunc(left, func(n string) bool { return strings.Contains(n, "killed.bin") }) {
+		t.Errorf("left %v, want this process's temporary and the other host's", left)
 	}
 }
