@@ -9,7 +9,7 @@ import (
 	"github.com/deidproject/deid/transforms/detect"
 )
 
-// transformTable renders the transform registry as the README's Markdown
+// transformTable renders the transform registry as docs/reference/transforms.md's Markdown
 // table, so the documentation is generated from the code it describes.
 func transformTable() string {
 	var b strings.Builder
@@ -105,6 +105,32 @@ func defaultsTable() string {
 			fmt.Fprintf(&b, "`%s` | ", cell(p.Default(&st).String()))
 		}
 		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// cliReference renders docs/reference/cli.md: every command's help, as
+// deid COMMAND --help prints it, from helpTexts and the flag sets.
+func cliReference() string {
+	var b strings.Builder
+	b.WriteString("# Command-line reference\n\n")
+	b.WriteString("<!-- generated from cmd/deid/help.go and the commands' flags by go test ./cmd/deid -run CLIReference -update; do not edit -->\n\n")
+	b.WriteString("Every command prints this text with `deid COMMAND --help` (on stderr) or `deid help COMMAND` (on stdout).\n")
+	b.WriteString("Flags take one dash or two (`-c`, `--workers`); a flag's value follows it (`--now 2026-11-01T00:00:00Z`).\n")
+	b.WriteString("Shell completion: `deid completion bash|zsh|fish`.\n\n")
+	b.WriteString("| command | what it does |\n|---|---|\n")
+	for _, h := range helpTexts {
+		fmt.Fprintf(&b, "| [`deid %s`](#%s) | %s |\n", h.name, "deid-"+strings.ReplaceAll(h.name, " ", "-"), cell(h.summary))
+	}
+	b.WriteString("\n## Exit status\n\nEvery command exits with one of these; each command's help lists those it can return.\n\n")
+	b.WriteString("| code | meaning | what to do |\n|---|---|---|\n")
+	for _, c := range []int{exitOK, exitOther, exitPolicy, exitData, exitCheck} {
+		fmt.Fprintf(&b, "| %d | %s | %s |\n", c, cell(strings.Join(strings.Fields(exitMeanings[c]), " ")), cell(exitAdvice[c]))
+	}
+	for _, h := range helpTexts {
+		var help strings.Builder
+		printHelp(&help, h, commandFlags(h.name))
+		fmt.Fprintf(&b, "\n## deid %s\n\n```\n%s```\n", h.name, help.String())
 	}
 	return b.String()
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/deidproject/deid/rules"
 )
 
-// Exit codes, documented in the help and the README.
+// Exit codes, explained by exitMeanings and exitAdvice (help.go) in every
+// help text and in docs/reference/cli.md.
 const (
 	exitOK     = 0 // success
 	exitOther  = 1 // anything else: I/O, cancellation, a bug
@@ -17,16 +18,6 @@ const (
 	exitData   = 3 // a data error: a corrupt, drifted or unclassified input
 	exitCheck  = 4 // a check found a mismatch: a report or output file was changed
 )
-
-const exitCodesHelp = `
-exit status:
-  0  success
-  1  an unexpected failure (I/O error, interrupted, internal error)
-  2  a usage or policy error (bad flag, policy syntax, unknown transform, missing or weak key)
-  3  a data error (corrupt or truncated Parquet, unclassified, missing or drifted column, two columns of
-     one name, a source matching no file, a folder as a source, a link to nothing in a source folder,
-     bad erasure list, a symbolic link where deid writes, a FIFO or device where deid reads a file)
-  4  a check failed (deid report check: a report or output file no longer matches; deid verify: a finding)`
 
 // errUsage marks command-line mistakes.
 var errUsage = errors.New("usage error")

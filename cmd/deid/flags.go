@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,27 +39,61 @@ type policyFlags struct {
 	destinations stringList
 	logFormat    string
 	logLevel     string
+	// requireConfig: the command has no built-in default policy, and acts
+	// on sources, not destinations (retain): no --destination
+	requireConfig bool
 }
 
 func (p *policyFlags) register(fs *flag.FlagSet, withNow bool) {
-	fs.StringVar(&p.config, "c", "", "policy file (default: the built-in sample policy, run from the repository root)")
+	if p.requireConfig {
+		fs.StringVar(&p.config, "c", "", "policy file (required)")
+	} else {
+		fs.StringVar(&p.config, "c", "", "policy file (default: the built-in sample policy, run from the repository root)")
+	}
 	fs.StringVar(&p.config, "config", "", "same as -c")
 	if withNow {
 		fs.StringVar(&p.now, "now", "", "reference instant for retention, RFC 3339 (default: the current time, read once)")
 	}
-	fs.Var(&p.destinations, "destination", "run only this destination (repeatable)")
+	if !p.requireConfig {
+		fs.Var(&p.destinations, "destination", "run only this destination (repeatable)")
+	}
 	fs.StringVar(&p.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&p.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
-// parseFlags parses args; -h prints the command's flags and returns errHelp.
+// copyFlags defines in dst every flag of src but those named in omit, so a
+// command's help lists only the flags it takes.
+func copyFlags(dst, src *flag.FlagSet, omit ...string) {
+	src.VisitAll(func(f *flag.Flag) {
+		if !slices.Contains(omit, f.Name) {
+			dst.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+}
+
+// parseFlags parses args; -h prints the command's help (helpTexts and its
+// flags) and returns errHelp. Given a flagCollector as stderr, it hands
+// over fs instead.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
+	if c, ok := stderr.(*flagCollector); ok {
+		c.fs = fs
+		return errHelp
+	}
+	// the flag package prints nothing: the help on -h, one error line else
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	name := strings.TrimPrefix(fs.Name(), "deid ")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			if h, ok := helpFor(name); ok {
+				printHelp(stderr, h, fs)
+			} else {
+				fs.SetOutput(stderr)
+				fs.PrintDefaults()
+			}
 			return errHelp
 		}
-		return usageError("%v", err)
+		return usageError("%v (deid help %s lists the flags)", err, name)
 	}
 	if fs.NArg() > 0 {
 		return usageError("unexpected argument %q (flags come before nothing else; see -h)", fs.Arg(0))

@@ -19,6 +19,8 @@
 //	deid report render report.json [-o report.html]              render a stored report as a self-contained HTML page
 //	deid report public-key -c policy.yaml                        print the public key auditors check reports with
 //	deid version                                                 print deid's version, VCS revision and Go version (also --version)
+//	deid completion bash|zsh|fish                                print a shell completion script
+//	deid help COMMAND [SUBCOMMAND]                               print a command's synopsis, flags and exit status
 //
 // Exit status: 0 success; 1 an unexpected failure (I/O, cancelled); 2 a
 // usage or policy error; 3 a data error (corrupt file, unclassified or
@@ -32,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	// the IANA zone database inside the binary: a dataset's time_zone and
 	// CRON_TZ resolve the same on a host or image without zoneinfo
@@ -46,18 +49,27 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
-		{"run", "de-identify the policy's datasets and publish the outputs", runCmd},
-		{"plan", "dry run: list inputs and count what a run would remove and write", planCmd},
-		{"validate", "check a policy, its keys and its sources' schemas without reading data", validateCmd},
-		{"serve", "run the policy's jobs on their schedules, with /healthz, /readyz, /metrics and /jobs", serveCmd},
-		{"schema", "print the policy language's JSON Schema (for editors and CI checks)", schemaCmd},
-		{"retain", "delete or anonymize expired and erased rows in the source datasets themselves", retainCmd},
-		{"verify", "check published outputs against the policy: schemas, leftover PII, raw source identifiers", verifyCmd},
-		{"report", "check a job's signed reports and outputs (check), render one as HTML (render), print the audit public key (public-key), commit a sharded run (merge)", reportCmd},
-		{"version", "print deid's version, VCS revision and Go version (also: deid --version)", versionCmd},
+	run := map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+		"run": runCmd, "plan": planCmd, "validate": validateCmd, "serve": serveCmd, "schema": schemaCmd,
+		"retain": retainCmd, "verify": verifyCmd, "report": reportCmd, "version": versionCmd,
+		"completion": completionCmd, "help": helpCmd,
 	}
+	var cmds []command
+	for _, h := range helpTexts {
+		name, _, sub := strings.Cut(h.name, " ")
+		if sub {
+			if len(cmds) == 0 || cmds[len(cmds)-1].name != name {
+				cmds = append(cmds, command{name, reportSummary, run[name]})
+			}
+			continue
+		}
+		cmds = append(cmds, command{name, h.summary, run[name]})
+	}
+	return cmds
 }
+
+// reportSummary is the command list's line for deid report.
+const reportSummary = "check a job's signed reports and outputs (check), commit a sharded run (merge), render one as HTML (render), print the audit public key (public-key)"
 
 func main() {
 	ctx, stop := watchSignals(os.Stderr, os.Exit)
@@ -73,7 +85,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
 		return versionCmd(ctx, args[1:], stdout, stderr)
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr)
 		if len(args) == 0 {
 			return usageError("no command given")
@@ -93,8 +105,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: deid <command> [flags]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'deid <command> -h' for a command's flags.")
-	fmt.Fprintln(w, exitCodesHelp)
+	fmt.Fprintln(w, "\nRun 'deid help <command>' (or 'deid <command> --help') for its synopsis, flags and exit status.")
+	fmt.Fprintf(w, "\n%s\n", exitsHelp([]int{exitOK, exitOther, exitPolicy, exitData, exitCheck}))
 }

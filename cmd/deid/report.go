@@ -18,31 +18,10 @@ import (
 	"github.com/deidproject/deid/rules"
 )
 
-const reportUsage = `usage:
-  deid report check DIR (-c policy.yaml | --public-key HEX | --unsigned) [--json]
-      verify a job's reports (DIR is a destination's output folder): each
-      report's signature, the hash chain from the newest report (the one the
-      manifest names) back to the first, and that every output file is the
-      one its newest report recorded; names each report or file that no
-      longer matches (exit status 4), and the deid versions that wrote them
-  deid report check FILE.json (-c policy.yaml | --public-key HEX | --unsigned) [--json]
-      verify one stored document's signature: a retain report (deid retain
-      --report FILE), a run's report.json or a verify.json
-  deid report merge -c policy.yaml --run-id ID --shards N
-      combine the reports of a sharded run's shards and commit the run
-      (write the manifests) when every shard succeeded
-  deid report render report.json [-o report.html]
-      render a stored report (a run's report.json, or a retain report)
-      as one self-contained HTML page (stdout by default); every run
-      writes this page beside each report.json
-  deid report public-key -c policy.yaml
-      print the public key that verifies the reports signed with the
-      policy's audit_key: give it to auditors instead of the key`
-
 // reportCmd dispatches deid report's subcommands.
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, reportUsage)
+		reportHelp(stderr)
 		if len(args) == 0 {
 			return usageError("deid report: no subcommand given")
 		}
@@ -58,7 +37,7 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "render":
 		return reportRenderCmd(args[1:], stdout, stderr)
 	}
-	fmt.Fprintln(stderr, reportUsage)
+	reportHelp(stderr)
 	return usageError("deid report: unknown subcommand %q", args[0])
 }
 

@@ -18,7 +18,7 @@ import (
 // retainCmd applies retention, erasure and legal holds to the stored source
 // datasets themselves (pipeline/retain).
 func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f policyFlags
+	f := policyFlags{requireConfig: true}
 	fs := flag.NewFlagSet("deid retain", flag.ContinueOnError)
 	f.register(fs, true)
 	dry := fs.Bool("dry-run", false, "report per file what would be removed, without changing anything")
@@ -27,23 +27,11 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	stale := fs.Duration("lock-stale", time.Hour, "take over a dataset's lock older than this (a lock of a dead process of this host is taken over at once)")
 	batch := fs.Int64("batch-size", 0, "rows decoded at a time (default 32768)")
 	outputs := fs.Bool("outputs", true, "also erase the erased subjects from the destinations' published outputs (loads the destinations' keys)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: deid retain -c policy.yaml [--now RFC3339] [--dry-run] [--json]")
-		fmt.Fprintln(stderr, "\nDeletes or anonymizes, in the source datasets themselves, rows past retention and rows of erased")
-		fmt.Fprintln(stderr, "subjects, except subjects on legal hold and rows inside a legal minimum; erased subjects also leave")
-		fmt.Fprintln(stderr, "the destinations' published outputs (pseudonyms recomputed with each key). Crash-safe and idempotent.")
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-		fmt.Fprintln(stderr, exitCodesHelp)
-	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if f.config == "" {
 		return usageError("retain changes stored data: name the policy with -c (there is no built-in default for retain)")
-	}
-	if len(f.destinations) > 0 {
-		return usageError("--destination: retain acts on source datasets, not destinations")
 	}
 	log, err := f.logger(stderr)
 	if err != nil {

@@ -36,7 +36,11 @@ type serveFlags struct {
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f serveFlags
 	fs := flag.NewFlagSet("deid serve", flag.ContinueOnError)
-	f.runFlags.register(fs)
+	// run's flags but those serve has no use for: each job runs with the
+	// clock's time and its own destinations, without a progress bar
+	all := flag.NewFlagSet("", flag.ContinueOnError)
+	f.runFlags.register(all)
+	copyFlags(fs, all, "now", "json", "destination", "progress")
 	fs.StringVar(&f.addr, "addr", ":9090", "HTTP address for /healthz, /readyz, /metrics and /jobs (host:port; port 0 picks one, logged)")
 	fs.DurationVar(&f.grace, "grace", 25*time.Second, "on SIGTERM or SIGINT, how long a running job may go on before it is aborted (nothing it staged is published)")
 	fs.DurationVar(&f.abortWait, "abort-wait", 10*time.Second, "after the abort, how long to wait for the job to clean up before exiting anyway")
@@ -47,9 +51,6 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// the process outlives its own graceful shutdown by a margin only
 	shutdownOf(ctx).setGrace(f.grace + f.abortWait + 5*time.Second)
-	if f.now != "" || f.json || len(f.destinations) > 0 {
-		return usageError("serve runs each job on its schedule with the clock's time and the job's destinations: --now, --json and --destination are for deid run")
-	}
 	f.progress = "never"
 	opt, _, err := f.options(stderr)
 	if err != nil {

@@ -20,25 +20,6 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	strict := fs.Bool("strict", false, "check every text column but pseudonyms with every validating detector, not only scrubbed columns with theirs")
 	batch := fs.Int("batch-size", 0, "rows decoded at a time (default 32768)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: deid verify -c policy.yaml [--run RUN] [--strict] [--json]
-
-Independent checks of each destination's published files: (schema) exactly
-the columns the policy promises; (pii) no value the detectors recognise in a
-scrubbed column (every text column but pseudonyms with --strict); (pseudonym)
-every value of a pseudonymized column of the pseudonym's form; (identifier)
-no raw value of a source identifier column anywhere in a destination, found
-with a Bloom filter over keyed hashes of the sources and confirmed exactly
-(a value under 6 characters only as a whole value in the column written from
-its own column, when 10 or more distinct ones are there);
-(erasure) no row of a subject on the dataset's erasure lists; (retention) no
-row older than the retention period, measured from the now of the run that
-wrote the file (or --now). Each destination's result is written to _reports/<run id>/verify.json; a
-finding names the file, column and row group and exits with status 4.
-
-flags:`)
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}

@@ -15,12 +15,6 @@ import (
 func versionCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("deid version", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, `print the build as JSON, as reports record it in their "deid" member`)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: deid version [--json]   (also: deid --version)")
-		fmt.Fprintln(stderr, "\nPrints the module version, the VCS revision the binary was built from (and whether the")
-		fmt.Fprintln(stderr, "checkout had uncommitted changes) and the Go version, as reports and manifests record them.")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
