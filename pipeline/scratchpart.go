@@ -18,8 +18,8 @@ import (
 
 // defaultPartMemory bounds the bytes of parts held in memory at once. A
 // 1M-row row group's part mostly goes to disk at 32 MiB, as it did at 64;
-// the smaller bound leaves the run's heap limit more room (see README,
-// "Memory").
+// the smaller bound leaves the run's heap limit more room (see
+// docs/performance.md, "Memory").
 const defaultPartMemory = 32 << 20
 
 // partChunk is the size of a part's memory chunks.

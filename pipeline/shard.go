@@ -151,7 +151,7 @@ func (r *runner) publishShardDestination(ctx context.Context, dst *report.Destin
 		return err
 	}
 	// a shard's files are visible before the merge commits them, as the
-	// README's sharding section says: no commit record
+	// scheduling guide (docs/guide/scheduling.md) says: no commit record
 	for _, m := range moves {
 		if err := storage.Move(ctx, r.opt.Store, storage.Join(staging, m.Staged), storage.Join(dst.Output, m.Final)); err != nil {
 			return fmt.Errorf("publish %s: %w", storage.Join(dst.Output, m.Final), err)

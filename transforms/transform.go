@@ -6,7 +6,7 @@
 // Every transform is described by a Spec in an explicit registry (Registry):
 // its name, typed parameters with defaults, a one-line summary and an
 // example. The policy language (package rules), `deid validate`, `deid schema`
-// and the README's transform table all read that one registry.
+// and the transform table of docs/reference/transforms.md all read that one registry.
 //
 // Contract of a Transform (checked for every registered transform by one
 // conformance test):
