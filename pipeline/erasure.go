@@ -204,7 +204,7 @@ func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind t
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return dataErrorf(e.Location, "", "no header line naming the columns: %v", err)
+		return dataErrorf(e.Location, "", "no header line naming the columns: %w", err)
 	}
 	names := make([]string, len(header))
 	col := -1
@@ -226,7 +226,7 @@ func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind t
 			return nil
 		}
 		if err != nil {
-			return dataErrorf(e.Location, "", "%v", err)
+			return dataErrorf(e.Location, "", "%w", err)
 		}
 		line, _ := cr.FieldPos(col)
 		v := strings.TrimSpace(rec[col])

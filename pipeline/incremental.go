@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/deidproject/deid/pipeline/report"
@@ -129,14 +128,9 @@ func listsDigest(d *report.Dataset) string {
 // runID in output.
 func (r *runner) committedLists(ctx context.Context, output, runID, dataset string) (string, error) {
 	loc := storage.Join(output, ReportsDir, runID, "report.json")
-	src, err := r.opt.Store.Open(ctx, loc)
+	b, err := storage.ReadFile(ctx, r.opt.Store, loc)
 	if err != nil {
 		return "", err
-	}
-	defer src.Close()
-	b, err := io.ReadAll(io.NewSectionReader(src, 0, src.Size()))
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", loc, err)
 	}
 	var rep report.Run
 	if err := json.Unmarshal(b, &rep); err != nil {

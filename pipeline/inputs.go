@@ -348,7 +348,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 			continue
 		}
 		if err := checkFlat(fld); err != nil {
-			return nil, dataErrorf(loc, fld.Name, "%v", err)
+			return nil, dataErrorf(loc, fld.Name, "%w", err)
 		}
 		if ts, ok := fld.Type.(*arrow.TimestampType); ok && ts.TimeZone == "" {
 			if ds.TimeZone == nil {
@@ -386,7 +386,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 		out := &fileOutput{dst: dst, rep: r.destReport(dst), rel: ds.Name + "/" + m.Rel}
 		if err := CheckOutputPath(out.rel); err != nil {
 			// (a .deid-commit folder in the source, a name with a control character)
-			return nil, dataErrorf(loc, "", "cannot be published under this name: %v", err)
+			return nil, dataErrorf(loc, "", "cannot be published under this name: %w", err)
 		}
 		var fields []arrow.Field
 		for _, fld := range sch.Fields() {
@@ -407,7 +407,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 			}
 			ot, err := bc.Transform.OutputType(inType)
 			if err != nil {
-				return nil, dataErrorf(loc, fld.Name, "the policy asks for %s (%s), which cannot take this column: %v", bc.Spec.Name, bc.Pos, err)
+				return nil, dataErrorf(loc, fld.Name, "the policy asks for %s (%s), which cannot take this column: %w", bc.Spec.Name, bc.Pos, err)
 			}
 			col.OutputType = denseField(fld.Name, ot).Type.String()
 			out.columns = append(out.columns, col)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"time"
 
@@ -76,14 +75,9 @@ func ReadManifest(ctx context.Context, s storage.Store, output string) (*Manifes
 	if err := storage.NoLinks(ctx, "read the manifest", loc); err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return nil, dataError(err)
 	}
-	src, err := s.Open(ctx, loc)
+	b, err := storage.ReadFile(ctx, s, loc)
 	if err != nil {
 		return nil, err
-	}
-	defer src.Close()
-	b, err := io.ReadAll(io.NewSectionReader(src, 0, src.Size()))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", loc, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

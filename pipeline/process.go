@@ -299,7 +299,7 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 						a, err = oc.bc.Transform.Apply(mem, src[oc.pos])
 					}
 					if err != nil {
-						errs[wi] = dataErrorf(in.match.Location, oc.name, "%s (%s): %v", oc.bc.Spec.Name, oc.bc.Pos, err)
+						errs[wi] = dataErrorf(in.match.Location, oc.name, "%s (%s): %w", oc.bc.Spec.Name, oc.bc.Pos, err)
 						return
 					}
 					arrays[wi] = a

@@ -63,12 +63,7 @@ func sep(loc string) string {
 
 // readAll reads a whole object.
 func readAll(ctx context.Context, s storage.Store, loc string) ([]byte, error) {
-	r, err := s.Open(ctx, loc)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	return storage.ReadFile(ctx, s, loc)
 }
 
 // previousReport returns the chain link to the report of the last run that

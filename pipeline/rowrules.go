@@ -128,7 +128,7 @@ func (o *outputRules) apply(r *runner, in *inputFile, cols []arrow.Array, base, 
 			times = cols[tp]
 		}
 		if err := c.filter.Apply(cols[in.subjectPos], times, sel); err != nil {
-			return 0, dataErrorf(in.match.Location, in.ds.Subject, "%v", err)
+			return 0, dataErrorf(in.match.Location, in.ds.Subject, "%w", err)
 		}
 	}
 	if o.children == nil {
@@ -142,7 +142,7 @@ func (o *outputRules) apply(r *runner, in *inputFile, cols []arrow.Array, base, 
 	if o.births != nil {
 		b, err := transforms.BirthDaysOf(r.opt.Mem, cols[in.subjectPos], o.births)
 		if err != nil {
-			return 0, dataErrorf(in.match.Location, in.ds.Subject, "%v", err)
+			return 0, dataErrorf(in.match.Location, in.ds.Subject, "%w", err)
 		}
 		defer b.Release()
 		birth = b
@@ -157,7 +157,7 @@ func (o *outputRules) apply(r *runner, in *inputFile, cols []arrow.Array, base, 
 	}
 	unknown, err := children.Apply(birth, times, sel)
 	if err != nil {
-		return 0, dataErrorf(in.match.Location, in.ds.Children.AgeColumn(), "%v", err)
+		return 0, dataErrorf(in.match.Location, in.ds.Children.AgeColumn(), "%w", err)
 	}
 	return unknown, nil
 }
@@ -322,7 +322,7 @@ func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind 
 	cr := csv.NewReader(io.NewSectionReader(src, 0, src.Size()))
 	header, err := cr.Read()
 	if err != nil {
-		return nil, dataErrorf(c.List, "", "no header line naming the columns: %v", err)
+		return nil, dataErrorf(c.List, "", "no header line naming the columns: %w", err)
 	}
 	col := map[string]int{}
 	names := make([]string, len(header))
@@ -345,7 +345,7 @@ func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind 
 			return rows, nil
 		}
 		if err != nil {
-			return nil, dataErrorf(c.List, "", "%v", err)
+			return nil, dataErrorf(c.List, "", "%w", err)
 		}
 		line, _ := cr.FieldPos(0)
 		at := fmt.Sprintf("%s:%d", c.List, line)

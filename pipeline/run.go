@@ -18,11 +18,13 @@
 //     file in row group order as soon as those before them are, and the
 //     file's last task writes the footer: the bytes do not depend on the
 //     number of workers or on scheduling.
-//   - Outputs are staged under <output>/.deid-staging/<run id>/ and moved
-//     into place only when every task of every file succeeded; then the
-//     report is written in _reports/<run id>/report.json and, last,
-//     _manifest.json (the commit point), all under the output's publish
-//     lock. A failed run publishes nothing.
+//   - Outputs are staged under <output>/.deid-staging/<run id>/ with the
+//     run's report and the new manifest; when every task of every file
+//     succeeded, a commit record listing every move (commit.go) is written
+//     under the output's publish lock: that is the commit point, and a
+//     crash after it is completed by the next holder of the lock. A failed
+//     run publishes nothing (docs/design/architecture.md, "The commit
+//     protocol").
 package pipeline
 
 import (
@@ -494,7 +496,7 @@ func Validate(ctx context.Context, plan *rules.Plan, opt Options) (int, error) {
 	for _, ds := range r.plan.Datasets { // without the ended ones
 		for _, e := range ds.Erasure {
 			if _, err := r.opt.Store.Stat(ctx, e.List); err != nil {
-				return 0, dataErrorf(e.List, "", "erasure list of dataset %q (%s): %v", ds.Name, e.Pos, err)
+				return 0, dataErrorf(e.List, "", "erasure list of dataset %q (%s): %w", ds.Name, e.Pos, err)
 			}
 		}
 	}

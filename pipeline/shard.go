@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"sort"
@@ -412,14 +411,9 @@ func contains(list []string, s string) bool {
 
 // readReport reads a report.json.
 func readReport(ctx context.Context, s storage.Store, loc string) (*report.Run, error) {
-	src, err := s.Open(ctx, loc)
+	b, err := storage.ReadFile(ctx, s, loc)
 	if err != nil {
 		return nil, err
-	}
-	defer src.Close()
-	b, err := io.ReadAll(io.NewSectionReader(src, 0, src.Size()))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", loc, err)
 	}
 	var rep report.Run
 	if err := json.Unmarshal(b, &rep); err != nil {
@@ -474,14 +468,9 @@ func ReadFrozenInputs(ctx context.Context, st storage.Store, plan *rules.Plan, r
 }
 
 func readFrozen(ctx context.Context, st storage.Store, loc string) (*FrozenInputs, error) {
-	r, err := st.Open(ctx, loc)
+	b, err := storage.ReadFile(ctx, st, loc)
 	if err != nil {
 		return nil, err
-	}
-	defer r.Close()
-	b, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", loc, err)
 	}
 	var fi FrozenInputs
 	if err := json.Unmarshal(b, &fi); err != nil {

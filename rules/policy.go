@@ -7,7 +7,8 @@
 // reports every problem at once, each with file, line, column and the dotted
 // path of the offending key. Compile then loads the keys, binds the
 // transforms and computes retention cut-offs for a given "now", producing an
-// immutable Plan. Nothing in this package reads data files.
+// immutable Plan. Nothing in this package reads data files, and it never
+// imports pipeline (cmd/deid's TestLayoutRules checks it).
 //
 // A destination's output never overlaps a folder deid reads or another
 // output (locations.go). Parse compares the locations lexically; Load

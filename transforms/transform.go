@@ -1,7 +1,8 @@
 // Package transforms is the pure compute of deid: column transforms that
 // rewrite one Arrow array into another (pseudonymize, generalize, scrub, ...)
 // and row filters that decide which rows of a batch survive (retention,
-// erasure). It knows nothing of files, policies or storage.
+// erasure). It knows nothing of files, policies or storage: it never imports
+// rules or pipeline (cmd/deid's TestLayoutRules checks it).
 //
 // Every transform is described by a Spec in an explicit registry (Registry):
 // its name, typed parameters with defaults, a one-line summary and an

@@ -5,7 +5,10 @@
 // them never interleave their read-merge-write of the manifest. On local
 // disk a lock is a file created exclusively; on object storage an object
 // created with preconditions. A lock has a lease: a holder that died is
-// taken over once the lease expires.
+// taken over once the lease expires. A run's staging lease
+// (StagingPath) is a lock of the same kind. The package imports only
+// pipeline/storage (cmd/deid's TestLayoutRules checks it never imports
+// pipeline).
 package lock
 
 import (
@@ -376,6 +379,7 @@ func (l *StoreLock) Acquire(ctx context.Context) error {
 // read returns the lock's record (nil when unreadable: treated as expired)
 // and the generation it was read from.
 func (l *StoreLock) read(ctx context.Context) (*lockRecord, int64, error) {
+	// the generation is the one of the bytes read: one Open, not ReadFile
 	r, err := l.Store.Open(ctx, l.Location)
 	if err != nil {
 		return nil, 0, err

@@ -193,7 +193,7 @@ func (c *checkingReaderAt) Finish(rg int) error {
 		for off := next; off < end; {
 			m := min(int64(len(buf)), end-off)
 			if _, err := c.r.ReadAt(buf[:m], off); err != nil && !errors.Is(err, io.EOF) {
-				return ck.errorf("re-reading for checksum verification: %v", err)
+				return ck.errorf("re-reading for checksum verification: %w", err)
 			}
 			if err := ck.feedAt(buf[:m], off); err != nil {
 				return err

@@ -128,8 +128,11 @@ func decompress(codec compress.Compression, dst, src []byte, size int) ([]byte, 
 		return src, nil
 	case compress.Codecs.Snappy:
 		n, err := s2.DecodedLen(src)
-		if err != nil || n != size {
-			return nil, fmt.Errorf("snappy page: %d bytes declared, %d found (%v)", size, n, err)
+		if err != nil {
+			return nil, fmt.Errorf("snappy page: %w", err)
+		}
+		if n != size {
+			return nil, fmt.Errorf("snappy page: %d bytes declared, %d found", size, n)
 		}
 		if cap(dst) < n {
 			dst = make([]byte, n)

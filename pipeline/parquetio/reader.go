@@ -15,6 +15,9 @@
 //
 // Every failure names the file; a panic inside the Parquet decoder is
 // recovered and returned as an error wrapping ErrCorrupt.
+//
+// The package knows no policy and no transform: it imports neither rules,
+// transforms nor pipeline (cmd/deid's TestLayoutRules checks it).
 package parquetio
 
 import (
@@ -58,7 +61,7 @@ type File struct {
 
 // corruptf wraps a problem of the file at location as ErrCorrupt.
 func corruptf(location, format string, args ...any) error {
-	return fmt.Errorf("%s: %w: %s", storage.QuoteLocation(location), ErrCorrupt, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s: %w: "+format, append([]any{storage.QuoteLocation(location), ErrCorrupt}, args...)...)
 }
 
 // Open opens the Parquet file at location and reads its footer.
@@ -91,7 +94,7 @@ func Open(ctx context.Context, s storage.Store, location string, mem memory.Allo
 	props.BufferSize = 1 << 20
 	probe, err := file.NewParquetReader(sr, file.WithReadProps(props))
 	if err != nil {
-		return nil, corruptf(location, "%v", err)
+		return nil, corruptf(location, "%w", err)
 	}
 	md := probe.MetaData()
 	var ranges []chunkRange
@@ -100,7 +103,7 @@ func Open(ctx context.Context, s storage.Store, location string, mem memory.Allo
 		for j := 0; j < rg.NumColumns(); j++ {
 			cc, err := rg.ColumnChunk(j)
 			if err != nil {
-				return nil, corruptf(location, "row group %d column %d: %v", i, j, err)
+				return nil, corruptf(location, "row group %d column %d: %w", i, j, err)
 			}
 			start := cc.DataPageOffset()
 			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
@@ -116,15 +119,15 @@ func Open(ctx context.Context, s storage.Store, location string, mem memory.Allo
 	check := newCheckingReaderAt(sr, ranges)
 	pf, err := file.NewParquetReader(io.NewSectionReader(check, 0, size), file.WithReadProps(props), file.WithMetadata(md))
 	if err != nil {
-		return nil, corruptf(location, "%v", err)
+		return nil, corruptf(location, "%w", err)
 	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, mem)
 	if err != nil {
-		return nil, corruptf(location, "%v", err)
+		return nil, corruptf(location, "%w", err)
 	}
 	sch, err := fr.Schema()
 	if err != nil {
-		return nil, corruptf(location, "schema: %v", err)
+		return nil, corruptf(location, "schema: %w", err)
 	}
 	// bloom filters are read with their own buffers, from Go's heap: the
 	// reader keeps them in a pool for the next filter
@@ -168,14 +171,14 @@ func (f *File) VisitBloomFilter(i, j int, fn func(metadata.BloomFilter) error) (
 	}()
 	rg, err := f.blooms.RowGroup(i)
 	if err != nil {
-		return false, corruptf(f.location, "row group %d: %v", i, err)
+		return false, corruptf(f.location, "row group %d: %w", i, err)
 	}
 	err = rg.VisitColumnBloomFilter(j, func(bf metadata.BloomFilter) error {
 		found = true
 		return fn(bf)
 	})
 	if err != nil && !found {
-		return false, corruptf(f.location, "row group %d column %d: bloom filter: %v", i, j, err)
+		return false, corruptf(f.location, "row group %d column %d: bloom filter: %w", i, j, err)
 	}
 	return found, err
 }
@@ -301,7 +304,7 @@ func (f *File) readArrowGo(ctx context.Context, rg int, opt ReadOptions, fn func
 	}
 	fr, err := pqarrow.NewFileReader(f.pf, props, f.mem)
 	if err != nil {
-		return corruptf(f.location, "%v", err)
+		return corruptf(f.location, "%w", err)
 	}
 	rr, err := fr.GetRecordReader(ctx, opt.Columns, []int{rg})
 	if err != nil {

@@ -29,7 +29,7 @@ func FormatOf(data []byte) (string, error) {
 		Format *string `json:"format"`
 	}
 	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&head); err != nil {
-		return "", fmt.Errorf("%w: not a JSON object (%v)", ErrUnknownDocument, err)
+		return "", fmt.Errorf("%w: not a JSON object (%w)", ErrUnknownDocument, err)
 	}
 	if head.Format == nil {
 		return "", fmt.Errorf("%w: the JSON object has no \"format\" member (deid writes one in every report)", ErrUnknownDocument)
@@ -141,7 +141,7 @@ func VerifyDocument(data []byte, pub ed25519.PublicKey) (*Document, error) {
 		if errors.Is(err, ErrUnknownDocument) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %v", ErrTampered, err)
+		return nil, fmt.Errorf("%w: %w", ErrTampered, err)
 	}
 	if _, _, err := VerifyJSON(data, pub, "the "+d.Kind()); err != nil {
 		return nil, err

@@ -1,8 +1,10 @@
 // Package report holds the record of a run as data: what was read, what was
 // removed and why, what was written with which treatment, hashes and key
 // fingerprints, timings and warnings. The pipeline fills it in as it makes
-// each decision; rendering (JSON here, HTML later) only formats what is
-// recorded and never recomputes it.
+// each decision; rendering (JSON, and the self-contained HTML page of
+// html.go) only formats what is recorded and never recomputes it. It
+// imports neither pipeline nor rules: a report is data, its Ed25519
+// signature and its page (cmd/deid's TestLayoutRules checks it).
 //
 // The JSON form is a contract for auditors and tools: fields are only ever
 // added, and Format names its version.

@@ -260,7 +260,7 @@ func VerifyRetain(data []byte, pub ed25519.PublicKey) (*Retain, error) {
 	}
 	r, _, err := ParseRetain(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTampered, err)
+		return nil, fmt.Errorf("%w: %w", ErrTampered, err)
 	}
 	return r, nil
 }

@@ -173,7 +173,7 @@ func split(data []byte) ([]byte, *Signature, error) {
 	dec := json.NewDecoder(bytes.NewReader(data[i+len(sigMember):]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sig); err != nil {
-		return nil, nil, fmt.Errorf("%w: unreadable signature: %v", ErrTampered, err)
+		return nil, nil, fmt.Errorf("%w: unreadable signature: %w", ErrTampered, err)
 	}
 	want, err := attach(unsigned, &sig)
 	if err != nil {
@@ -193,7 +193,7 @@ func Verify(data []byte, pub ed25519.PublicKey) (*Run, error) {
 	}
 	r, _, err := Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTampered, err)
+		return nil, fmt.Errorf("%w: %w", ErrTampered, err)
 	}
 	return r, nil
 }

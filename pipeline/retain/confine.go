@@ -46,7 +46,7 @@ func (s scope) check(jloc string, j journal) error {
 		return &pipeline.DataError{Location: jloc, Err: fmt.Errorf(format+": not replayed, nothing changed; the journal was not written by deid retain for this policy: inspect the root and remove the journal by hand", args...)}
 	}
 	if err := pipeline.CheckRunID(j.RunID); err != nil {
-		return refuse("%v", err)
+		return refuse("%w", err)
 	}
 	work := storage.Join(s.root, workDir)
 	staging := storage.Join(work, j.RunID)

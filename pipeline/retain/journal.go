@@ -144,9 +144,7 @@ func staleLock(ctx context.Context, st storage.Store, loc, host string, stale ti
 		return "", "it vanished", 0
 	}
 	var info lockInfo
-	if r, err := st.Open(ctx, loc); err == nil {
-		b, _ := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
-		r.Close()
+	if b, err := storage.ReadFile(ctx, st, loc); err == nil {
 		json.Unmarshal(b, &info)
 	}
 	age := time.Since(a.ModTime)
@@ -176,7 +174,7 @@ func processAlive(pid int) bool {
 // journal with a location out of sc is refused (see scope.check).
 func recoverRun(ctx context.Context, st storage.Store, work string, sc scope, opt *Options) (string, error) {
 	jloc := storage.Join(work, journalName)
-	r, err := st.Open(ctx, jloc)
+	b, err := storage.ReadFile(ctx, st, jloc)
 	switch {
 	case errors.Is(err, storage.ErrNotExist):
 		// no commit point: whatever is staged goes
@@ -193,14 +191,9 @@ func recoverRun(ctx context.Context, st storage.Store, work string, sc scope, op
 	case err != nil:
 		return "", err
 	}
-	b, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
-	r.Close()
-	if err != nil {
-		return "", err
-	}
 	var j journal
 	if err := json.Unmarshal(b, &j); err != nil || j.Format != journalFormat && j.Format != journalFormatV1 {
-		return "", fmt.Errorf("journal %s is unreadable (%v): inspect the dataset by hand", jloc, err)
+		return "", fmt.Errorf("journal %s is unreadable (%w): inspect the dataset by hand", jloc, err)
 	}
 	if err := sc.check(jloc, j); err != nil {
 		return "", err

@@ -505,12 +505,7 @@ func (g *GCS) CreateExclusive(ctx context.Context, location string, data []byte)
 
 // readAll reads a whole (small) object.
 func (g *GCS) readAll(ctx context.Context, location string) ([]byte, error) {
-	r, err := g.Open(ctx, location)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	return ReadFile(ctx, g, location)
 }
 
 // Move implements Mover with a server-side copy, conditional on the

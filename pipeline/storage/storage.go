@@ -1,7 +1,8 @@
 // Package storage is where deid's bytes live: source files, outputs,
 // manifests, reports and erasure lists. A Store is a small interface with a
-// local-disk implementation (and, later, Google Cloud Storage), and one
-// conformance suite (package storagetest) that every implementation passes.
+// local-disk and a Google Cloud Storage implementation, and one conformance
+// suite (package storagetest) that every implementation passes. It imports
+// no other deid package (cmd/deid's TestLayoutRules checks it).
 //
 // Locations are plain strings: a local path ("/lake/x.parquet",
 // "out/browsing") or a URI ("gs://bucket/x.parquet"). Router sends each

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"io"
 )
 
 // WriteFile writes b as the whole object at location, atomically: nothing
@@ -20,4 +21,21 @@ func WriteFile(ctx context.Context, s Store, location string, b []byte) error {
 		return fmt.Errorf("write %s: %w", location, err)
 	}
 	return nil
+}
+
+// ReadFile reads the whole (small) file at location: a manifest, a report,
+// a lock, a journal. An error opening it is returned as the store gave it
+// (errors.Is(err, ErrNotExist) holds for a missing file); a read error
+// names the location.
+func ReadFile(ctx context.Context, s Store, location string) ([]byte, error) {
+	r, err := s.Open(ctx, location)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", location, err)
+	}
+	return b, nil
 }
