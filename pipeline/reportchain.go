@@ -170,7 +170,7 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		loc := reportLocation(output, id)
 		data, err := readAll(ctx, s, loc)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", loc, err)
+			return nil, err
 		}
 		sum := sha256.Sum256(data)
 		e := &entry{loc: loc, sha: hex.EncodeToString(sum[:])}

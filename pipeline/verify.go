@@ -230,7 +230,7 @@ func publishVerification(ctx context.Context, s storage.Store, plan *rules.Plan,
 		return nil // files of a run whose report is gone: nothing to render
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", storage.Join(dir, "report.json"), err)
+		return err
 	}
 	r, _, err := report.Parse(data)
 	if err != nil {

@@ -46,8 +46,11 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	}
 	// the ids' kind is the subject column's, read from a source file
 	_, matches, err := storage.Glob(ctx, e.r.opt.Store, ds.Source)
-	if err != nil || len(matches) == 0 {
-		return nil, fmt.Errorf("dataset %q: no source file to tell the subject column's type (%w)", ds.Name, err)
+	if err != nil {
+		return nil, fmt.Errorf("dataset %q: no source file to tell the subject column's type: %w", ds.Name, err)
+	}
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("dataset %q: no source file to tell the subject column's type", ds.Name)
 	}
 	f, err := parquetio.Open(ctx, e.r.opt.Store, matches[0].Location, e.r.opt.Mem)
 	if err != nil {

@@ -23,7 +23,8 @@ func completionCmd(_ context.Context, args []string, stdout, stderr io.Writer) e
 		_, err := io.WriteString(stdout, bashCompletion())
 		return err
 	case "zsh":
-		_, err := io.WriteString(stdout, "#compdef deid\n# zsh completion for deid: source <(deid completion zsh)\n"+
+		_, err := io.WriteString(stdout, "# zsh completion for deid: source <(deid completion zsh) in ~/.zshrc\n"+
+			"(( ${+functions[compdef]} )) || { autoload -Uz compinit && compinit; }\n"+
 			"autoload -U +X bashcompinit && bashcompinit\n"+bashCompletion())
 		return err
 	case "fish":
@@ -107,7 +108,13 @@ _deid() {
     fi
     case $cmd in
     help)
-        _deid_reply "$cur" ` + strings.Join(top, " ") + `
+        if [[ $COMP_CWORD -eq 3 && ${COMP_WORDS[2]} == report ]]; then
+            _deid_reply "$cur" ` + strings.Join(report, " ") + `
+        elif [[ $COMP_CWORD -eq 2 ]]; then
+            _deid_reply "$cur" ` + strings.Join(top, " ") + `
+        else
+            COMPREPLY=()
+        fi
         return ;;
     completion)
         _deid_reply "$cur" bash zsh fish
@@ -126,8 +133,12 @@ _deid() {
     if [[ $cur == -* ]]; then
         _deid_reply "$cur" "${words[@]}"
     else
-        local IFS=$'\n'
-        _deid_reply "$cur" $(compgen -f -- "$cur")
+        local -a files
+        local f
+        while IFS= read -r f; do
+            files+=("$f")
+        done < <(compgen -f -- "$cur")
+        _deid_reply "$cur" "${files[@]}"
     fi
 }
 complete -o filenames -o bashdefault -F _deid deid
@@ -152,6 +163,8 @@ func fishCompletion() string {
 	}
 	fmt.Fprintf(&b, "complete -c deid -n %s -a %s\n", fishQuote("__fish_seen_subcommand_from help"), fishQuote(strings.Join(top, " ")))
 	fmt.Fprintf(&b, "complete -c deid -n %s -a %s\n", fishQuote("__fish_seen_subcommand_from completion"), fishQuote("bash zsh fish"))
+	// report check DIR|FILE and report render FILE take a path
+	fmt.Fprintf(&b, "complete -c deid -n %s -F\n", fishQuote(inReport+"; and __fish_seen_subcommand_from check render"))
 	for _, h := range helpTexts {
 		cond := "__fish_seen_subcommand_from " + h.name
 		if sub, ok := strings.CutPrefix(h.name, "report "); ok {

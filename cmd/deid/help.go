@@ -179,7 +179,8 @@ reports, manifests and retain reports record them.`,
 		synopsis: []string{"completion bash|zsh|fish"},
 		description: `Prints a completion script for commands, report subcommands and flags.
 bash: source <(deid completion bash), or save it in
-/etc/bash_completion.d/deid. zsh: source <(deid completion zsh) in ~/.zshrc.
+/etc/bash_completion.d/deid. zsh: source <(deid completion zsh) in ~/.zshrc
+(after compinit, or it runs compinit itself).
 fish: deid completion fish > ~/.config/fish/completions/deid.fish.`,
 		exits: []int{exitOK, exitOther, exitPolicy},
 	},

@@ -128,7 +128,10 @@ func completionShell(t *testing.T, shell string) string {
 // zsh and asks it to complete partial command lines.
 func TestCompletionBashAndZsh(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "policy.yaml"), nil, 0o644)
+	for _, name := range []string{"policy.yaml", "x*", "xa", "xb"} {
+		os.WriteFile(filepath.Join(dir, name), nil, 0o644)
+	}
+	os.Mkdir(filepath.Join(dir, "my out"), 0o755)
 	cases := []struct {
 		words []string // the command line, the last word being completed
 		want  []string
@@ -141,6 +144,9 @@ func TestCompletionBashAndZsh(t *testing.T) {
 		{[]string{"deid", "completion", "f"}, []string{"fish"}},
 		{[]string{"deid", "help", "ver"}, []string{"verify", "version"}},
 		{[]string{"deid", "run", "-c", "pol"}, []string{"policy.yaml"}},
+		{[]string{"deid", "help", "report", "c"}, []string{"check"}},
+		{[]string{"deid", "report", "render", "x"}, []string{"x*", "xa", "xb"}}, // names are not globbed
+		{[]string{"deid", "report", "check", "my "}, []string{"my out"}},
 	}
 	for _, shell := range []string{"bash", "zsh"} {
 		t.Run(shell, func(t *testing.T) {
@@ -152,10 +158,7 @@ func TestCompletionBashAndZsh(t *testing.T) {
 			script := filepath.Join(dir, "deid."+shell)
 			os.WriteFile(script, []byte(res.stdout), 0o644)
 			for _, c := range cases {
-				var prog string
-				if shell == "zsh" {
-					prog = "autoload -U compinit && compinit -u; "
-				}
+				var prog string // zsh: no compinit first, as in a fresh ~/.zshrc
 				quoted := make([]string, len(c.words))
 				for i, w := range c.words {
 					quoted[i] = "'" + w + "'"
@@ -171,7 +174,10 @@ func TestCompletionBashAndZsh(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%v: %v\n%s", c.words, err, out)
 				}
-				got := strings.Fields(string(out))
+				got := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+				if len(got) == 1 && got[0] == "" {
+					got = nil
+				}
 				slices.Sort(got)
 				if !slices.Equal(got, c.want) && !(len(got) == 0 && len(c.want) == 0) {
 					t.Errorf("%v: completed %q, want %q", c.words, got, c.want)
@@ -192,12 +198,14 @@ func TestCompletionFish(t *testing.T) {
 	}
 	script := filepath.Join(dir, "deid.fish")
 	os.WriteFile(script, []byte(res.stdout), 0o644)
+	os.Mkdir(filepath.Join(dir, "out"), 0o755)
 	for line, want := range map[string][]string{
 		"deid re":               {"report", "retain"},
 		"deid report c":         {"check"},
 		"deid run --wo":         {"--workers"},
 		"deid report merge --s": {"--shards"},
 		"deid completion z":     {"zsh"},
+		"deid report check ou":  {"out/"},
 	} {
 		cmd := exec.Command(sh, "--no-config", "-c", "source "+script+"; complete -C '"+line+"'")
 		cmd.Dir = dir

@@ -174,7 +174,9 @@ func processAlive(pid int) bool {
 // journal with a location out of sc is refused (see scope.check).
 func recoverRun(ctx context.Context, st storage.Store, work string, sc scope, opt *Options) (string, error) {
 	jloc := storage.Join(work, journalName)
-	b, err := storage.ReadFile(ctx, st, jloc)
+	// opened here, not with storage.ReadFile: only a journal that cannot
+	// be opened means no commit point, never one that fails to read
+	r, err := st.Open(ctx, jloc)
 	switch {
 	case errors.Is(err, storage.ErrNotExist):
 		// no commit point: whatever is staged goes
@@ -191,9 +193,17 @@ func recoverRun(ctx context.Context, st storage.Store, work string, sc scope, op
 	case err != nil:
 		return "", err
 	}
+	b, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	r.Close()
+	if err != nil {
+		return "", fmt.Errorf("read the journal %s: %w", jloc, err)
+	}
 	var j journal
-	if err := json.Unmarshal(b, &j); err != nil || j.Format != journalFormat && j.Format != journalFormatV1 {
+	if err := json.Unmarshal(b, &j); err != nil {
 		return "", fmt.Errorf("journal %s is unreadable (%w): inspect the dataset by hand", jloc, err)
+	}
+	if j.Format != journalFormat && j.Format != journalFormatV1 {
+		return "", fmt.Errorf("journal %s is of format %q, not %q: inspect the dataset by hand", jloc, j.Format, journalFormat)
 	}
 	if err := sc.check(jloc, j); err != nil {
 		return "", err

@@ -24,13 +24,14 @@ func WriteFile(ctx context.Context, s Store, location string, b []byte) error {
 }
 
 // ReadFile reads the whole (small) file at location: a manifest, a report,
-// a lock, a journal. An error opening it is returned as the store gave it
-// (errors.Is(err, ErrNotExist) holds for a missing file); a read error
-// names the location.
+// a shard's list. Its errors name the location and wrap the store's
+// (errors.Is(err, ErrNotExist) holds for a missing file, and also for one
+// removed between the open and the read: a caller for whom the two differ
+// opens the file itself).
 func ReadFile(ctx context.Context, s Store, location string) ([]byte, error) {
 	r, err := s.Open(ctx, location)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", location, err)
 	}
 	defer r.Close()
 	b, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
