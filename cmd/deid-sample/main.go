@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/deidproject/deid/pipeline/sampledata"
+	"github.com/deidproject/deid/cmd/deid-sample/sampledata"
 )
 
 func main() {

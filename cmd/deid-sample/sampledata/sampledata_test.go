@@ -22,7 +22,7 @@ func TestCommittedLakeIsGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lake := filepath.Join("..", "..", "testdata", "lake")
+	lake := filepath.Join("..", "..", "..", "testdata", "lake")
 	if *update {
 		os.RemoveAll(lake)
 		if err := Write(lake, files); err != nil {
