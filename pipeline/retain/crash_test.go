@@ -43,7 +43,7 @@ func TestRetainChild(t *testing.T) {
 	}
 	plan, fire := childSetup(t, path)
 	fmt.Println("ready")
-	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}, RunID: fmt.Sprintf("child-%d", os.Getpid()), Failpoint: fire}); err != nil {
+	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}, RunID: fmt.Sprintf("child-%d", os.Getpid()), failAt: fire}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -155,7 +155,7 @@ func TestRetainCrash(t *testing.T) {
 		t.Fatal("the child's run differs from the in-process run")
 	}
 	// count the failpoints in-process on a fresh lake
-	if _, err := Run(context.Background(), crashLake(t, t.TempDir()), Options{Store: storage.Local{}, Failpoint: func(n string) { counts[n]++ }}); err != nil {
+	if _, err := Run(context.Background(), crashLake(t, t.TempDir()), Options{Store: storage.Local{}, failAt: func(n string) { counts[n]++ }}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -164,7 +164,7 @@ func TestRetainCrash(t *testing.T) {
 		delay     time.Duration
 	}
 	var trials []trial
-	for _, name := range Failpoints {
+	for _, name := range failpoints {
 		if counts[name] == 0 {
 			t.Fatalf("failpoint %s never fires", name)
 		}

@@ -43,7 +43,7 @@ func TestRetainCommitsAreCritical(t *testing.T) {
 	outside := map[string]int{}
 	var openLocks, endLocks [][]string
 	opt := Options{Store: storage.Local{}, Outputs: pub.full, RunID: "crit",
-		Failpoint: func(n string) {
+		failAt: func(n string) {
 			if open > 0 {
 				inCommit[n]++
 			} else {

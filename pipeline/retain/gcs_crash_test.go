@@ -106,7 +106,7 @@ func TestRetainCrashGCS(t *testing.T) {
 		delay     time.Duration
 	}
 	var trials []trial
-	for _, name := range Failpoints {
+	for _, name := range failpoints {
 		if counts[name] == 0 {
 			t.Fatalf("failpoint %s never fires", name)
 		}

@@ -118,7 +118,7 @@ func (l *gcsLake) run(t testing.TB, plan *rules.RetainPlan, fail func(string)) (
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	return Run(context.Background(), plan, Options{Store: l.store, Mem: mem, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()), Failpoint: fail})
+	return Run(context.Background(), plan, Options{Store: l.store, Mem: mem, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()), failAt: fail})
 }
 
 // TestRetainGCS runs a representative subset of TestRetain's scenarios with

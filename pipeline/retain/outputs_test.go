@@ -234,7 +234,7 @@ func TestRetainOutputJournalBlocksRun(t *testing.T) {
 				panic(r)
 			}
 		}()
-		Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "killed", Failpoint: func(n string) {
+		Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "killed", failAt: func(n string) {
 			if n == "journal-written" {
 				if seen++; seen == 2 { // the first is the source dataset's
 					panic(crash{})

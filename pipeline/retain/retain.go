@@ -88,9 +88,9 @@ type Options struct {
 	Writer parquetio.WriterOptions
 	// RunID names the run; empty means one is made from the clock.
 	RunID string
-	// Failpoint, when set, is called at each named step of the journal and
-	// the swap (see Failpoints); tests make it kill the process.
-	Failpoint func(name string)
+	// failAt, when set, is called at each named step of the journal and
+	// the swap (see failpoints); tests make it kill the process.
+	failAt func(name string)
 	// Outputs, when set, is the policy compiled with its keys: the erased
 	// subjects are then also removed from the destinations' published
 	// outputs (see outputs.go).
@@ -107,12 +107,12 @@ type Options struct {
 	predict *prediction
 }
 
-// Failpoints are the named steps of a run at which Options.Failpoint is
+// failpoints are the named steps of a run at which Options.failAt is
 // called, in order: after a file is staged, after the journal is written,
 // after each move of an anonymized file, after each move of a file of
 // isolated rows, after each swap or delete, after the journal is removed,
 // after the work folder is removed.
-var Failpoints = []string{"staged", "journal-written", "anonymized-moved", "isolated-moved", "swapped", "journal-removed", "work-removed"}
+var failpoints = []string{"staged", "journal-written", "anonymized-moved", "isolated-moved", "swapped", "journal-removed", "work-removed"}
 
 // critical opens a commit that must not be cut short (see
 // Options.Critical) and returns its end.
@@ -124,8 +124,8 @@ func (o *Options) critical() (end func()) {
 }
 
 func (o *Options) failpoint(name string) {
-	if o != nil && o.Failpoint != nil {
-		o.Failpoint(name)
+	if o != nil && o.failAt != nil {
+		o.failAt(name)
 	}
 }
 
