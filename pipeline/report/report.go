@@ -25,6 +25,7 @@ const FormatV1 = "deid-report/v1"
 
 // Run is the report of one run.
 type Run struct {
+	// Format names the document's version: "deid-report/v1".
 	Format string `json:"format"`
 	// Deid is the deid build that wrote the report (see Build); nil in a
 	// report written before deid recorded it.
@@ -36,20 +37,28 @@ type Run struct {
 	// Outcome is "succeeded" or "failed".
 	Outcome string `json:"outcome"`
 	// Error is the failure, when Outcome is "failed".
-	Error  string `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Policy identifies the policy the run executed.
 	Policy Policy `json:"policy"`
 	// Now is the reference instant retention was measured from.
-	Now        time.Time `json:"now"`
+	Now time.Time `json:"now"`
+	// StartedAt and FinishedAt are the run's wall-clock start and end (UTC).
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
 	// Seconds is the wall time of the run.
-	Seconds  float64  `json:"seconds"`
+	Seconds float64 `json:"seconds"`
+	// Settings are how the run was executed; they never change the output.
 	Settings Settings `json:"settings"`
 	// Keys are the fingerprints of the keys used: never the keys.
-	Keys         []Key          `json:"keys"`
-	Datasets     []*Dataset     `json:"datasets"`
+	Keys []Key `json:"keys"`
+	// Datasets are what was read of each source dataset and what its row
+	// rules removed.
+	Datasets []*Dataset `json:"datasets"`
+	// Destinations are what was written for each destination.
 	Destinations []*Destination `json:"destinations"`
-	Warnings     []string       `json:"warnings"`
+	// Warnings are the run's warnings, as logged (a treatment below a
+	// floor, a key file readable by every user, ...).
+	Warnings []string `json:"warnings"`
 	// WarningDestinations names, for each warning that concerns some
 	// destinations only (a treatment below a floor, a dataset they read, a
 	// bucket they publish to), those destinations, sorted. A warning it
@@ -76,22 +85,32 @@ type Run struct {
 
 // Policy identifies the policy a run executed.
 type Policy struct {
-	File   string `json:"file"`
-	Name   string `json:"name"`
+	// File is the policy file as named on the command line (or
+	// "builtin:sample-policy.yaml").
+	File string `json:"file"`
+	// Name is the policy's name: field.
+	Name string `json:"name"`
+	// SHA256 is the hex SHA-256 of the policy file's bytes.
 	SHA256 string `json:"sha256"`
 }
 
 // Settings are the run's execution settings; they do not change what is
 // written, only how fast.
 type Settings struct {
-	Workers   int `json:"workers"`
+	// Workers is the number of concurrent row-group tasks.
+	Workers int `json:"workers"`
+	// BatchSize is the number of rows decoded at a time.
 	BatchSize int `json:"batch_size"`
 }
 
 // Key is a key's name and fingerprint.
 type Key struct {
-	Name         string   `json:"name"`
-	Fingerprint  string   `json:"fingerprint"`
+	// Name is the key's name under the policy's keys:.
+	Name string `json:"name"`
+	// Fingerprint identifies the key without revealing it: the first 8
+	// bytes, in hex, of HMAC-SHA256(key, "deid key fingerprint v1").
+	Fingerprint string `json:"fingerprint"`
+	// Destinations are the destinations that use the key.
 	Destinations []string `json:"destinations"`
 	// Allow is the policy's reason for accepting a key file every user can
 	// read (keys: {NAME: {ref, allow}}); empty when it states none.
@@ -101,7 +120,9 @@ type Key struct {
 // Dataset is what a run read of one source dataset and which rows its row
 // rules removed.
 type Dataset struct {
-	Name   string `json:"name"`
+	// Name is the dataset's name in the policy.
+	Name string `json:"name"`
+	// Source is the dataset's source location or glob, as the policy says.
 	Source string `json:"source"`
 	// Retention describes the retention rule, or is nil.
 	Retention *Retention `json:"retention,omitempty"`
@@ -109,7 +130,8 @@ type Dataset struct {
 	Erasure []ErasureList `json:"erasure,omitempty"`
 	// Consent describes the consent withdrawal lists read.
 	Consent []ConsentList `json:"consent,omitempty"`
-	Files   []*InputFile  `json:"files"`
+	// Files are the input files read, with their sizes, hashes and counts.
+	Files []*InputFile `json:"files"`
 	// RowsIn and RowsKept total the files.
 	RowsIn   int64 `json:"rows_in"`
 	RowsKept int64 `json:"rows_kept"`
@@ -128,7 +150,8 @@ type Dataset struct {
 	// AmbiguousLocalTime those in an autumn overlap, read as the earlier
 	// instant.
 	NonexistentLocalTime int64 `json:"nonexistent_local_time,omitempty"`
-	AmbiguousLocalTime   int64 `json:"ambiguous_local_time,omitempty"`
+	// AmbiguousLocalTime: see NonexistentLocalTime.
+	AmbiguousLocalTime int64 `json:"ambiguous_local_time,omitempty"`
 	// DroppedColumns are columns the data has but the policy does not
 	// classify, dropped because the dataset says unclassified: drop.
 	DroppedColumns []string `json:"dropped_columns,omitempty"`
@@ -215,37 +238,57 @@ type ConsentList struct {
 
 // InputFile is one source file read.
 type InputFile struct {
-	Location   string    `json:"location"`
-	Size       int64     `json:"size"`
-	ModTime    time.Time `json:"mod_time"`
-	Generation int64     `json:"generation,omitempty"`
+	// Location is the file's path or gs:// URI.
+	Location string `json:"location"`
+	// Size is the file's size in bytes.
+	Size int64 `json:"size"`
+	// ModTime is the file's modification time as the store reports it.
+	ModTime time.Time `json:"mod_time"`
+	// Generation is the object's generation on GCS (0 on local disk).
+	Generation int64 `json:"generation,omitempty"`
 	// CRC32C is the stored object's CRC32C (Castagnoli) in hex, on GCS.
 	CRC32C string `json:"crc32c,omitempty"`
 	// SHA256 is the file's SHA-256 in hex, computed by deid run for a file
 	// whose store keeps no checksum (local files); empty on GCS, whose
 	// generation and CRC32C identify the object.
-	SHA256    string           `json:"sha256,omitempty"`
-	RowGroups int              `json:"row_groups"`
-	RowsIn    int64            `json:"rows_in"`
-	RowsKept  int64            `json:"rows_kept"`
-	Removed   map[string]int64 `json:"removed"`
-	Seconds   float64          `json:"seconds"`
+	SHA256 string `json:"sha256,omitempty"`
+	// RowGroups is the number of the file's row groups.
+	RowGroups int `json:"row_groups"`
+	// RowsIn and RowsKept count the file's rows, and those its dataset's
+	// row rules kept.
+	RowsIn   int64 `json:"rows_in"`
+	RowsKept int64 `json:"rows_kept"`
+	// Removed counts the file's rows removed, by reason (as
+	// Dataset.Removed).
+	Removed map[string]int64 `json:"removed"`
+	// Seconds is the wall time from the start of the file's first task to
+	// the end of its last.
+	Seconds float64 `json:"seconds"`
 }
 
 // Destination is what a run wrote to one destination.
 type Destination struct {
-	Name           string `json:"name"`
-	Purpose        string `json:"purpose"`
-	Output         string `json:"output"`
+	// Name is the destination's name in the policy.
+	Name string `json:"name"`
+	// Purpose is its purpose (training, analytics, partner_sharing,
+	// research), which sets the default treatments and floors.
+	Purpose string `json:"purpose"`
+	// Output is the folder or gs:// prefix it publishes to.
+	Output string `json:"output"`
+	// KeyFingerprint is the fingerprint of the destination's key (see
+	// Key.Fingerprint).
 	KeyFingerprint string `json:"key_fingerprint,omitempty"`
 	// KeyAllow is the policy's reason for sharing the destination's key
 	// with another destination (key: {name, allow}); empty when it states
 	// none.
-	KeyAllow string        `json:"key_allow,omitempty"`
-	Datasets []*Treatment  `json:"datasets"`
-	Files    []*OutputFile `json:"files"`
-	RowsOut  int64         `json:"rows_out"`
-	Bytes    int64         `json:"bytes"`
+	KeyAllow string `json:"key_allow,omitempty"`
+	// Datasets are how each dataset's columns are treated here.
+	Datasets []*Treatment `json:"datasets"`
+	// Files are the files written (or kept, when incremental).
+	Files []*OutputFile `json:"files"`
+	// RowsOut and Bytes total the files.
+	RowsOut int64 `json:"rows_out"`
+	Bytes   int64 `json:"bytes"`
 	// Removed counts rows kept from this destination only, by reason
 	// (consent, child; small_class, when the destination sets min_k for a
 	// dataset: rows of equivalence classes smaller than min_k), beyond
@@ -272,7 +315,9 @@ type Destination struct {
 
 // Treatment is how one dataset's columns are treated in a destination.
 type Treatment struct {
-	Dataset string   `json:"dataset"`
+	// Dataset is the dataset's name.
+	Dataset string `json:"dataset"`
+	// Columns are its columns' treatments in this destination.
 	Columns []Column `json:"columns"`
 	// QuasiIdentifiers and MinK are the policy's re-identification risk
 	// measure for the dataset in this destination (quasi_identifiers,
@@ -294,8 +339,10 @@ type Children struct {
 	// BirthDate or ResidentID names the column the age comes from.
 	BirthDate  string `json:"birth_date,omitempty"`
 	ResidentID string `json:"resident_id,omitempty"`
-	Below      int    `json:"below"`
-	Inclusive  bool   `json:"inclusive,omitempty"`
+	// Below is the age in full years under which rows are kept out.
+	Below int `json:"below"`
+	// Inclusive: rows of subjects exactly Below years old are kept out too.
+	Inclusive bool `json:"inclusive,omitempty"`
 	// TimeColumn is the event time the age is measured at (the rule's, or
 	// the retention's); empty: at the run's now.
 	TimeColumn string `json:"time_column,omitempty"`
@@ -303,10 +350,15 @@ type Children struct {
 
 // Column is one column's treatment, as the manifest also records it.
 type Column struct {
-	Name         string         `json:"name"`
-	SemanticType string         `json:"semantic_type,omitempty"`
-	Transform    string         `json:"transform"`
-	Params       map[string]any `json:"params,omitempty"`
+	// Name is the column's name, in the source and the output.
+	Name string `json:"name"`
+	// SemanticType is what the policy classifies the column as (account_id,
+	// ip, free_text, ...).
+	SemanticType string `json:"semantic_type,omitempty"`
+	// Transform is the transform applied (keep, drop, pseudonymize, ...).
+	Transform string `json:"transform"`
+	// Params are the transform's parameters, defaults included.
+	Params map[string]any `json:"params,omitempty"`
 	// Result says what is left of the value: raw, scrubbed, generalized,
 	// pseudonym or removed.
 	Result string `json:"result"`
@@ -328,10 +380,13 @@ type Column struct {
 // OutputFile is one file written to a destination.
 type OutputFile struct {
 	// Path is relative to the destination's output: <dataset>/<input's relative path>.
-	Path    string `json:"path"`
+	Path string `json:"path"`
+	// Dataset is the dataset the file belongs to.
 	Dataset string `json:"dataset"`
 	// Input is the source file the output was derived from.
-	Input  Input  `json:"input"`
+	Input Input `json:"input"`
+	// Rows, Bytes and SHA256 are the file's row count, size and hex
+	// SHA-256, which deid report check verifies.
 	Rows   int64  `json:"rows"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
