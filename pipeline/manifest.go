@@ -21,13 +21,15 @@ const ManifestFormatV1 = "deid-manifest/v1"
 // describes the destination as it is: a run replaces the entries of the
 // files it wrote and keeps the others.
 type Manifest struct {
+	// Format names the document's version: "deid-manifest/v1".
 	Format string `json:"format"`
 	// Deid is the deid build that wrote the manifest last (a run, a merge,
 	// or deid retain erasing in the output): JSON sets it. Nil in a
 	// manifest written before deid recorded it.
-	Deid        *report.Build `json:"deid,omitempty"`
-	Destination string        `json:"destination"`
-	Purpose     string        `json:"purpose"`
+	Deid *report.Build `json:"deid,omitempty"`
+	// Destination and Purpose name the destination the output is for.
+	Destination string `json:"destination"`
+	Purpose     string `json:"purpose"`
 	// RunID, Now, PolicySHA256 and KeyFingerprint describe the last run that
 	// committed; each file records its own.
 	RunID          string    `json:"run_id"`
@@ -35,14 +37,16 @@ type Manifest struct {
 	PolicySHA256   string    `json:"policy_sha256"`
 	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
 	// Report is the last run's report, relative to the output folder.
-	Report string          `json:"report"`
-	Files  []*ManifestFile `json:"files"`
+	Report string `json:"report"`
+	// Files are the published files, each with the run that wrote it.
+	Files []*ManifestFile `json:"files"`
 }
 
 // ManifestFile is one committed output file.
 type ManifestFile struct {
 	report.OutputFile
-	// The run that wrote the file and what it ran with.
+	// RunID, Now, PolicySHA256 and KeyFingerprint are the run that wrote
+	// the file and what it ran with.
 	RunID          string    `json:"run_id"`
 	Now            time.Time `json:"now"`
 	PolicySHA256   string    `json:"policy_sha256"`

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -119,6 +120,7 @@ func fieldsReference(types map[string]*ast.StructType, docs map[string]string) s
 // writeFields writes a row per JSON field of st (embedded structs
 // inlined) and appends the struct types it refers to.
 func writeFields(b *strings.Builder, st *ast.StructType, types map[string]*ast.StructType, next *[]string) {
+	last := "" // the doc of the field before: "RowsIn and RowsKept total ..." covers both
 	for _, f := range st.Fields.List {
 		tag := ""
 		if f.Tag != nil {
@@ -143,6 +145,10 @@ func writeFields(b *strings.Builder, st *ast.StructType, types map[string]*ast.S
 				field = id.Name
 			}
 			doc := oneLine(f.Doc.Text() + " " + f.Comment.Text())
+			if doc == "" && regexp.MustCompile(`\b`+id.Name+`\b`).MatchString(last) {
+				doc = last
+			}
+			last = doc
 			if strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero") {
 				doc = strings.TrimSpace(doc + " *Omitted when empty.*")
 			}

@@ -162,9 +162,12 @@ type Dataset struct {
 
 // Retention is a retention rule as applied.
 type Retention struct {
-	TimeColumn string    `json:"time_column"`
-	Keep       string    `json:"keep"`
-	Cutoff     time.Time `json:"cutoff"`
+	// TimeColumn is the column retention is measured on.
+	TimeColumn string `json:"time_column"`
+	// Keep is how long rows are kept, as the policy states it (365d, 3y).
+	Keep string `json:"keep"`
+	// Cutoff is now minus Keep: rows whose time is before it are removed.
+	Cutoff time.Time `json:"cutoff"`
 	// OnNull is what the rule does with a row whose time is NULL (or in the
 	// future): "keep", "remove" or "fallback" (measured from the clock of
 	// OnNullFallback). Reports written before OnNullFallback was recorded
@@ -186,9 +189,12 @@ type Retention struct {
 // whose time is NULL is kept while its TimeColumn is at or after Cutoff
 // (now minus Keep), and removed after; a NULL fallback time is kept.
 type Fallback struct {
-	TimeColumn string    `json:"time_column"`
-	Keep       string    `json:"keep"`
-	Cutoff     time.Time `json:"cutoff"`
+	// TimeColumn is the fallback clock's column.
+	TimeColumn string `json:"time_column"`
+	// Keep is how long after TimeColumn a row with a NULL time is kept.
+	Keep string `json:"keep"`
+	// Cutoff is now minus Keep.
+	Cutoff time.Time `json:"cutoff"`
 }
 
 // NullTimeRule says in words what the rule does with a NULL time, as the
@@ -209,10 +215,13 @@ func (r *Retention) NullTimeRule() string {
 
 // ErasureList is one erasure list as read: its ids are never reported.
 type ErasureList struct {
+	// Location is the list's file (Parquet or CSV).
 	Location string `json:"location"`
-	Column   string `json:"column"`
-	Size     int64  `json:"size"`
-	SHA256   string `json:"sha256"`
+	// Column is the list's column of subject ids.
+	Column string `json:"column"`
+	// Size and SHA256 are the list file's size and hex SHA-256 as read.
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 	// Generation and CRC32C identify the list's version on GCS.
 	Generation int64  `json:"generation,omitempty"`
 	CRC32C     string `json:"crc32c,omitempty"`
@@ -223,10 +232,13 @@ type ErasureList struct {
 
 // ConsentList is one consent withdrawal list read.
 type ConsentList struct {
+	// Location is the list's CSV file.
 	Location string `json:"location"`
-	Column   string `json:"column"`
-	Size     int64  `json:"size"`
-	SHA256   string `json:"sha256"`
+	// Column is the list's column of subject ids.
+	Column string `json:"column"`
+	// Size and SHA256 are the list file's size and hex SHA-256 as read.
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 	// Generation and CRC32C identify the list's version on GCS.
 	Generation int64  `json:"generation,omitempty"`
 	CRC32C     string `json:"crc32c,omitempty"`
@@ -399,6 +411,8 @@ type OutputFile struct {
 
 // Input identifies the version of a source file an output came from.
 type Input struct {
+	// Location, Size, ModTime and Generation identify the source file as
+	// read (as InputFile's).
 	Location   string    `json:"location"`
 	Size       int64     `json:"size"`
 	ModTime    time.Time `json:"mod_time"`

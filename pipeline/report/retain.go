@@ -38,18 +38,24 @@ const (
 // scanned, what was removed or anonymized and why, and what was held back.
 // It is data filled in as decisions are made; rendering recomputes nothing.
 type Retain struct {
+	// Format names the document's version: "deid-retain-report/v1".
 	Format string `json:"format"`
 	// Deid is the deid build that wrote the report (see Build); nil in a
 	// report written before deid recorded it.
-	Deid  *Build `json:"deid,omitempty"`
+	Deid *Build `json:"deid,omitempty"`
+	// RunID is the retain run's id: UTC start time and a random suffix.
 	RunID string `json:"run_id"`
 	// DryRun is true for `deid retain --dry-run`: nothing was changed.
 	DryRun bool `json:"dry_run"`
 	// Outcome is "succeeded" or "failed".
-	Outcome    string    `json:"outcome"`
-	Error      string    `json:"error,omitempty"`
-	Policy     Policy    `json:"policy"`
-	Now        time.Time `json:"now"`
+	Outcome string `json:"outcome"`
+	// Error is the failure, when Outcome is "failed".
+	Error string `json:"error,omitempty"`
+	// Policy identifies the policy the run applied.
+	Policy Policy `json:"policy"`
+	// Now is the reference instant retention was measured from.
+	Now time.Time `json:"now"`
+	// StartedAt and FinishedAt are the run's wall-clock start and end (UTC).
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
 	// Datasets are in policy order.
@@ -68,7 +74,9 @@ type Retain struct {
 
 // RetainDataset is what retain did to one source dataset.
 type RetainDataset struct {
-	Name   string `json:"name"`
+	// Name is the dataset's name in the policy.
+	Name string `json:"name"`
+	// Source is the dataset's source location or glob, as the policy says.
 	Source string `json:"source"`
 	// Root is the dataset's root folder: its journal, lock and _anonymized
 	// part live there.
@@ -78,21 +86,28 @@ type RetainDataset struct {
 	// Anonymize are the columns anonymized rows keep and their treatment,
 	// as the policy's retention.anonymize states them (then: anonymize);
 	// every other column is dropped from anonymized rows.
-	Anonymize    []Column      `json:"anonymize,omitempty"`
-	Retention    *Retention    `json:"retention,omitempty"`
+	Anonymize []Column `json:"anonymize,omitempty"`
+	// Retention is the retention rule applied, or nil.
+	Retention *Retention `json:"retention,omitempty"`
+	// LegalMinimum is the minimum the law requires rows be kept, or nil.
 	LegalMinimum *LegalMinimum `json:"legal_minimum,omitempty"`
-	Erasure      []ErasureList `json:"erasure,omitempty"`
-	Holds        []ErasureList `json:"holds,omitempty"`
+	// Erasure are the erasure lists read; Holds the legal hold lists
+	// (subjects whose rows stay whatever else applies).
+	Erasure []ErasureList `json:"erasure,omitempty"`
+	Holds   []ErasureList `json:"holds,omitempty"`
 	// Ended is set when the dataset's service had ended: every row goes.
 	Ended *ServiceEnded `json:"ended,omitempty"`
 	// Recovered says what this run did with an interrupted earlier run it
 	// found: "rolled forward" (its journal was complete) or "rolled back".
 	Recovered string `json:"recovered,omitempty"`
 
+	// Files and RowGroups count the dataset's files and row groups by what
+	// was done to them.
 	Files     FileCounts     `json:"files"`
 	RowGroups RowGroupCounts `json:"row_groups"`
-	RowsIn    int64          `json:"rows_in"`
-	RowsKept  int64          `json:"rows_kept"`
+	// RowsIn and RowsKept count the dataset's rows before and after.
+	RowsIn   int64 `json:"rows_in"`
+	RowsKept int64 `json:"rows_kept"`
 	// Removed counts rows deleted or anonymized, by reason (retention,
 	// null_time, future_time, erasure).
 	Removed map[string]int64 `json:"removed"`
@@ -144,13 +159,19 @@ type RetainIsolation struct {
 
 // LegalMinimum is a dataset's legal minimum as applied.
 type LegalMinimum struct {
-	Keep   string    `json:"keep"`
-	Basis  string    `json:"basis"`
+	// Keep is how long rows must be kept, as the policy states it (3y).
+	Keep string `json:"keep"`
+	// Basis names the law that requires it.
+	Basis string `json:"basis"`
+	// Cutoff is now minus Keep: rows at or after it are inside the minimum.
 	Cutoff time.Time `json:"cutoff"`
 }
 
 // FileCounts count a dataset's files by what retain did to them.
 type FileCounts struct {
+	// Scanned files were read (footers at least); Untouched ones had
+	// nothing to remove; Rewritten ones lost some rows; Deleted ones lost
+	// every row.
 	Scanned   int `json:"scanned"`
 	Untouched int `json:"untouched"`
 	Rewritten int `json:"rewritten"`
@@ -159,6 +180,7 @@ type FileCounts struct {
 
 // RowGroupCounts count row groups by how much decoding they cost.
 type RowGroupCounts struct {
+	// Scanned row groups were considered, whatever was done to them.
 	Scanned int `json:"scanned"`
 	// Copied row groups were kept byte for byte, without decoding.
 	Copied int `json:"copied"`
@@ -190,14 +212,19 @@ type ErasedSubjects struct {
 
 // RetainFile is what retain did to one file.
 type RetainFile struct {
+	// Location is the source file's path or gs:// URI.
 	Location string `json:"location"`
 	// Action is "untouched", "rewritten" or "deleted" ("would ..." in a dry run).
-	Action     string           `json:"action"`
-	RowGroups  int              `json:"row_groups"`
-	RowsIn     int64            `json:"rows_in"`
-	RowsKept   int64            `json:"rows_kept"`
-	Removed    map[string]int64 `json:"removed,omitempty"`
-	Anonymized int64            `json:"anonymized,omitempty"`
+	Action string `json:"action"`
+	// RowGroups is the number of the file's row groups.
+	RowGroups int `json:"row_groups"`
+	// RowsIn and RowsKept count the file's rows before and after.
+	RowsIn   int64 `json:"rows_in"`
+	RowsKept int64 `json:"rows_kept"`
+	// Removed counts the rows deleted or anonymized, by reason.
+	Removed map[string]int64 `json:"removed,omitempty"`
+	// Anonymized counts the removed rows moved, anonymized, to AnonymizedTo.
+	Anonymized int64 `json:"anonymized,omitempty"`
 	// AnonymizedTo is the file the anonymized rows went to.
 	AnonymizedTo string `json:"anonymized_to,omitempty"`
 	// Isolated counts the rows moved to IsolatedTo, in the isolated part.
@@ -268,11 +295,14 @@ func VerifyRetain(data []byte, pub ed25519.PublicKey) (*Retain, error) {
 // RetainDestination is what retain erased from one destination's published
 // outputs, so the owner knows which recipients to notify.
 type RetainDestination struct {
-	Name   string `json:"name"`
+	// Name is the destination's name in the policy.
+	Name string `json:"name"`
+	// Output is the folder or gs:// prefix it publishes to.
 	Output string `json:"output"`
 	// Recovered: see RetainDataset.Recovered.
-	Recovered string                      `json:"recovered,omitempty"`
-	Datasets  []*RetainDestinationDataset `json:"datasets"`
+	Recovered string `json:"recovered,omitempty"`
+	// Datasets say per dataset what erasure did to the published files.
+	Datasets []*RetainDestinationDataset `json:"datasets"`
 	// RowsErased counts the rows removed from the destination's files.
 	RowsErased int64 `json:"rows_erased"`
 }
@@ -293,6 +323,8 @@ type ServiceEnded struct {
 
 // Recipient is one destination that had received an ended dataset.
 type Recipient struct {
+	// Destination, Purpose and Output name the destination that received
+	// the dataset, its purpose and where it published it.
 	Destination string `json:"destination"`
 	Purpose     string `json:"purpose"`
 	Output      string `json:"output"`
@@ -308,16 +340,21 @@ func (e *ServiceEnded) RecipientsKnown() bool { return e.Recipients != nil }
 
 // RetainDestinationDataset is one dataset's erasure in one destination.
 type RetainDestinationDataset struct {
+	// Dataset is the dataset's name.
 	Dataset string `json:"dataset"`
 	// Method is how erased subjects were found in the outputs: "pseudonym"
 	// (recomputed with the destination's key), "raw id", or "none" when the
 	// outputs carry no form of the subject (see Note).
-	Method         string `json:"method"`
-	Note           string `json:"note,omitempty"`
-	FilesScanned   int    `json:"files_scanned"`
-	FilesRewritten int    `json:"files_rewritten"`
+	Method string `json:"method"`
+	// Note explains a Method of "none".
+	Note string `json:"note,omitempty"`
+	// FilesScanned and FilesRewritten count the published files read and
+	// those rewritten without the erased subjects' rows.
+	FilesScanned   int `json:"files_scanned"`
+	FilesRewritten int `json:"files_rewritten"`
 	// FilesDeleted counts the files deleted whole (a dataset whose
 	// service ended).
-	FilesDeleted int   `json:"files_deleted,omitempty"`
-	RowsErased   int64 `json:"rows_erased"`
+	FilesDeleted int `json:"files_deleted,omitempty"`
+	// RowsErased counts the rows removed from the published files.
+	RowsErased int64 `json:"rows_erased"`
 }

@@ -42,6 +42,7 @@ type Chain struct {
 
 // Signature is a report's signature.
 type Signature struct {
+	// Algorithm is "ed25519".
 	Algorithm string `json:"algorithm"`
 	// KeyFingerprint is the audit key's fingerprint, as for other keys.
 	KeyFingerprint string `json:"key_fingerprint"`

@@ -10,15 +10,22 @@ import (
 // verify.json (signed like the report when the policy has an audit key),
 // and the report's HTML page shows it.
 type Verification struct {
-	Format      string `json:"format"`
+	// Format names the document's version: "deid-verification/v1".
+	Format string `json:"format"`
+	// Destination and Output name the destination checked and its output.
 	Destination string `json:"destination"`
 	Output      string `json:"output"`
 	// RunID is the run whose files were checked, or empty for all files.
-	RunID  string   `json:"run_id,omitempty"`
-	Strict bool     `json:"strict"`
+	RunID string `json:"run_id,omitempty"`
+	// Strict is true for deid verify --strict (every text column but
+	// pseudonyms checked with every validating detector).
+	Strict bool `json:"strict"`
+	// Checks are the checks run (schema, pii, pseudonym, identifier,
+	// erasure, retention, risk).
 	Checks []string `json:"checks"`
-	Files  int      `json:"files"`
-	Rows   int64    `json:"rows"`
+	// Files and Rows count what was checked.
+	Files int   `json:"files"`
+	Rows  int64 `json:"rows"`
 	// Findings are the problems found; empty when the destination passed.
 	Findings []Finding `json:"findings"`
 	// Risk is the re-identification risk of each dataset whose
@@ -34,13 +41,17 @@ const VerificationFormatV1 = "deid-verification/v1"
 // Finding is one problem: which check, where, and what. It never holds the
 // offending values.
 type Finding struct {
-	Check    string `json:"check"`
+	// Check is the check that found it (see Verification.Checks).
+	Check string `json:"check"`
+	// File is the output file's location (the output joined with its
+	// path; for risk, the dataset's folder in it); Column the column.
 	File     string `json:"file"`
 	Column   string `json:"column,omitempty"`
 	RowGroup int    `json:"row_group"` // -1 for the whole file
 	// Values counts the offending values or rows.
-	Values int64  `json:"values,omitempty"`
-	Msg    string `json:"message"`
+	Values int64 `json:"values,omitempty"`
+	// Msg says what is wrong, never quoting an offending value.
+	Msg string `json:"message"`
 }
 
 // String formats the finding as check: file, row group, column: message.
@@ -88,14 +99,17 @@ func ParseVerification(data []byte) (*Verification, error) {
 // destination: rows that share every quasi-identifier value form a class; a
 // row in a class of k rows hides among k.
 type Risk struct {
+	// Dataset is the dataset measured; QuasiIdentifiers the columns whose
+	// combination of values defines a row's class.
 	Dataset          string   `json:"dataset"`
 	QuasiIdentifiers []string `json:"quasi_identifiers"`
 	// MinK is the policy's min_k, 0 when it sets none; Threshold is MinK, or
 	// 5 without one: the size below which a class counts as small.
-	MinK      int   `json:"min_k,omitempty"`
-	Threshold int   `json:"threshold"`
-	Rows      int64 `json:"rows"`
-	Classes   int64 `json:"classes"`
+	MinK      int `json:"min_k,omitempty"`
+	Threshold int `json:"threshold"`
+	// Rows and Classes count the rows measured and their distinct classes.
+	Rows    int64 `json:"rows"`
+	Classes int64 `json:"classes"`
 	// K is the smallest class size (0 without rows).
 	K int64 `json:"k"`
 	// UniqueRows are rows alone in their class (k = 1).
