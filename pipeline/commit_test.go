@@ -14,6 +14,7 @@ import (
 	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/rules"
 )
 
 // stageAs plants a staging file of run id in out, as a run would have
@@ -79,20 +80,28 @@ func TestKilledStagingRemovedAtOnce(t *testing.T) {
 	}
 }
 
+// stoppedAtCommitPoint runs the sample policy into a new output and stops
+// the run right after it wrote its commit record, as a kill there would.
+func stoppedAtCommitPoint(t *testing.T) (out string, plan *rules.Plan, first *report.Run) {
+	t.Helper()
+	dir := t.TempDir()
+	out = filepath.Join(dir, "out")
+	src := filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet")
+	plan = compile(t, dir, samplePolicy(src, filepath.Join(sampleDir(t), "erasure.parquet"), out))
+	first, err := Run(context.Background(), plan, Options{Workers: 2, RunID: "20261101T000000Z-first", stopAtCommitPoint: true})
+	if !errors.Is(err, errStoppedAtCommitPoint) {
+		t.Fatalf("err %v, want the stop at the commit point", err)
+	}
+	return out, plan, first
+}
+
 // TestCommitRolledForward: a run stopped right after its commit point
 // (the commit record written, nothing moved) has published nothing yet;
 // the next run completes that commit first, then commits its own on top,
 // and the chain checks clean with both reports in it.
 func TestCommitRolledForward(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
-	src := filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet")
-	plan := compile(t, dir, samplePolicy(src, filepath.Join(sampleDir(t), "erasure.parquet"), out))
+	out, plan, first := stoppedAtCommitPoint(t)
 	ctx := context.Background()
-	first, err := Run(ctx, plan, Options{Workers: 2, RunID: "20261101T000000Z-first", stopAtCommitPoint: true})
-	if !errors.Is(err, errStoppedAtCommitPoint) {
-		t.Fatalf("err %v, want the stop at the commit point", err)
-	}
 	if _, err := os.Stat(filepath.Join(out, ManifestName)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a manifest before the commit was carried out: %v", err)
 	}
@@ -165,15 +174,7 @@ func TestCommitRecordRefused(t *testing.T) {
 // another process) is a data error, not a file silently recorded.
 func TestCommitReplayChecksMovedFiles(t *testing.T) {
 	for _, moved := range []bool{true, false} {
-		dir := t.TempDir()
-		out := filepath.Join(dir, "out")
-		src := filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet")
-		plan := compile(t, dir, samplePolicy(src, filepath.Join(sampleDir(t), "erasure.parquet"), out))
-		ctx := context.Background()
-		first, err := Run(ctx, plan, Options{Workers: 2, RunID: "20261101T000000Z-first", stopAtCommitPoint: true})
-		if !errors.Is(err, errStoppedAtCommitPoint) {
-			t.Fatalf("err %v, want the stop at the commit point", err)
-		}
+		out, plan, first := stoppedAtCommitPoint(t)
 		staged := filepath.Join(out, StagingDir, first.RunID, first.Destinations[0].Files[0].Path)
 		final := filepath.Join(out, first.Destinations[0].Files[0].Path)
 		if moved { // as the killed commit would have: moved into place
@@ -184,7 +185,7 @@ func TestCommitReplayChecksMovedFiles(t *testing.T) {
 		} else if err := os.Remove(staged); err != nil {
 			t.Fatal(err)
 		}
-		_, err = Run(ctx, plan, Options{Workers: 2, RunID: "20261101T000001Z-second"})
+		_, err := Run(context.Background(), plan, Options{Workers: 2, RunID: "20261101T000001Z-second"})
 		switch {
 		case moved && err != nil:
 			t.Errorf("a file moved before the kill: %v", err)

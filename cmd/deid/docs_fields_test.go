@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ func TestFieldsReference(t *testing.T) {
 			if strings.HasSuffix(n, "_test.go") {
 				return false
 			}
-			return len(only) == 0 || contains(only, n)
+			return len(only) == 0 || slices.Contains(only, n)
 		}, parser.ParseComments)
 		if err != nil {
 			t.Fatal(err)
@@ -59,15 +60,6 @@ func TestFieldsReference(t *testing.T) {
 	parse("pipeline/report")
 	parse("pipeline", "manifest.go")
 	checkGenerated(t, filepath.Join(root, "docs", "reference", "reports.md"), fieldsReference(types, docs))
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // fieldsReference renders the documents' fields, type by type, from the

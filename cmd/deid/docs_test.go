@@ -67,6 +67,7 @@ var (
 	mdLink    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	mdHeading = regexp.MustCompile(`(?m)^#{1,6} (.+)$`)
 	mdFence   = regexp.MustCompile("(?ms)^```.*?^```")
+	urlScheme = regexp.MustCompile(`^[a-z]+:`)
 )
 
 // headingAnchors returns the anchors GitHub gives the headings of a
@@ -111,7 +112,7 @@ func TestDocsLinksResolve(t *testing.T) {
 		rel, _ := filepath.Rel(root, f)
 		for _, m := range mdLink.FindAllStringSubmatch(mdFence.ReplaceAllString(string(b), ""), -1) {
 			target := m[1]
-			if regexp.MustCompile(`^[a-z]+:`).MatchString(target) {
+			if urlScheme.MatchString(target) {
 				continue
 			}
 			path, anchor, _ := strings.Cut(target, "#")
