@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -52,7 +53,7 @@ type fileOutput struct {
 	rules *outputRules
 	// classes, when the destination sets min_k for the dataset, count its
 	// equivalence classes; qi indexes the quasi-identifiers in cols
-	classes *classCounts
+	classes *classes.Counts
 	qi      []int
 }
 
@@ -418,10 +419,10 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 		if b.MinK > 0 {
 			k := dst.Name + "\x00" + ds.Name
 			if r.classes[k] == nil {
-				r.classes[k] = newClassCounts(dst.Name, b)
+				r.classes[k] = classes.NewCounts(dst.Name, b)
 			}
 			out.classes = r.classes[k]
-			if out.qi, err = out.classes.qiIndices(loc, out.cols); err != nil {
+			if out.qi, err = qiIndices(out.classes, loc, out.cols); err != nil {
 				return nil, err
 			}
 		}

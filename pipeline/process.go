@@ -6,13 +6,14 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/transforms"
 )
 
 // partFile is one encoded part being written.
 type partFile struct {
-	p  *scratchPart
+	p  *scratch.Part
 	pw parquetio.PartEncoder
 }
 
@@ -20,10 +21,10 @@ func (p *partFile) close() error {
 	if err := p.pw.Close(); err != nil {
 		return err
 	}
-	return p.p.finish()
+	return p.p.Finish()
 }
 
-func (p *partFile) discard() { p.p.discard() }
+func (p *partFile) discard() { p.p.Discard() }
 
 // processRowGroup decodes one row group in batches, applies the row rules
 // and, per destination, the transforms, and encodes each destination's rows
@@ -43,7 +44,7 @@ func (p *partFile) discard() { p.p.discard() }
 // head, when not nil, gives each output's part a way to stream into the
 // output once rg is the next row group to splice (see scratchPart). The
 // stages are rowGroupTask's (rowgroup.go).
-func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File, head func(oi int) func() *parquetio.Splicer) (parts []*scratchPart, counts []int64, outCounts [][]int64, err error) {
+func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File, head func(oi int) func() *parquetio.Splicer) (parts []*scratch.Part, counts []int64, outCounts [][]int64, err error) {
 	t := r.newRowGroupTask(in, rg, f, head)
 	if !t.planRead() {
 		return nil, t.counts, t.outCounts, nil
@@ -91,15 +92,15 @@ func (r *runner) newPart(first arrow.RecordBatch, head func() *parquetio.Splicer
 	for i, fld := range first.Schema().Fields() {
 		dict[fld.Name] = parquetio.WantsDictionary(first.Column(i))
 	}
-	p := newScratchPart(r.scratch, &r.partMem)
+	p := scratch.NewPart(r.scratch, &r.partMem)
 	pw, err := parquetio.NewPartEncoder(p, first.Schema(), dict, r.opt.Writer, r.opt.Mem)
 	if err != nil {
-		p.discard()
+		p.Discard()
 		return nil, err
 	}
 	if fw, fast := pw.(*parquetio.FastPartWriter); fast {
 		if !r.opt.noStream {
-			p.head = head // its writer marks where the footer begins
+			p.StreamWhen(head) // its writer marks where the footer begins
 		}
 		fw.SetSpare(r.spare)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
@@ -125,13 +126,13 @@ func (r *runner) startAssembly(ctx context.Context, out *fileOutput) (*assembly,
 }
 
 // add splices part p, then frees it.
-func (a *assembly) add(p *scratchPart) error {
-	defer p.discard()
-	if p.out != nil {
-		if p.out != a.sp {
+func (a *assembly) add(p *scratch.Part) error {
+	defer p.Discard()
+	if out, start := p.Streamed(); out != nil {
+		if out != a.sp {
 			return errors.New("a part streamed into another output")
 		}
-		return a.sp.AddStreamed(p, p.start)
+		return a.sp.AddStreamed(p, start)
 	}
 	return a.sp.Add(p)
 }
@@ -181,7 +182,7 @@ func (r *runner) appendReady(ctx context.Context, in *inputFile, st *fileState) 
 			if st.asm[i] == nil {
 				a, err := r.startAssembly(ctx, out)
 				if err != nil {
-					part.discard()
+					part.Discard()
 					return err
 				}
 				st.asm[i] = a
@@ -208,7 +209,7 @@ func (r *runner) finishAssembly(ctx context.Context, in *inputFile, st *fileStat
 		}
 		a, err := r.startAssembly(ctx, out)
 		if err != nil {
-			p.discard()
+			p.Discard()
 			return err
 		}
 		st.asm[i] = a
@@ -250,7 +251,7 @@ func (st *fileState) abort() {
 	for _, parts := range st.parts {
 		for i, p := range parts {
 			if p != nil {
-				p.discard()
+				p.Discard()
 				parts[i] = nil
 			}
 		}
@@ -258,17 +259,17 @@ func (st *fileState) abort() {
 }
 
 // emptyPart writes a part with the output's schema and no rows.
-func (r *runner) emptyPart(out *fileOutput) (*scratchPart, error) {
-	p := newScratchPart(r.scratch, &r.partMem)
+func (r *runner) emptyPart(out *fileOutput) (*scratch.Part, error) {
+	p := scratch.NewPart(r.scratch, &r.partMem)
 	pw, err := parquetio.NewPartEncoder(p, out.schema, nil, r.opt.Writer, r.opt.Mem)
 	if err == nil {
 		err = pw.Close()
 	}
 	if err == nil {
-		err = p.finish()
+		err = p.Finish()
 	}
 	if err != nil {
-		p.discard()
+		p.Discard()
 		return nil, err
 	}
 	return p, nil

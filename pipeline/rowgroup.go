@@ -6,7 +6,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/internal/parallel"
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/transforms"
 )
@@ -42,9 +44,9 @@ type rowGroupTask struct {
 
 	writers []*partFile                    // per output, once a row is encoded
 	caches  [][]transforms.DictionaryCache // per output and column
-	local   []map[classKey]uint32          // class counts of min_k's counting pass
-	hasher  classHasher
-	keys    []classKey
+	local   []map[classes.Key]uint32       // class counts of min_k's counting pass
+	hasher  classes.Hasher
+	keys    []classes.Key
 	small   transforms.Selection
 
 	sel    transforms.Selection   // the dataset's row rules
@@ -68,7 +70,7 @@ func (r *runner) newRowGroupTask(in *inputFile, rg int, f *parquetio.File, head 
 	for i := range in.outputs {
 		t.outCounts[i] = make([]int64, len(t.dreasons)+3)
 	}
-	t.local = make([]map[classKey]uint32, len(in.outputs))
+	t.local = make([]map[classes.Key]uint32, len(in.outputs))
 	return t
 }
 
@@ -389,9 +391,9 @@ func (t *rowGroupTask) qiArrays(oi int, arrays []arrow.Array) []arrow.Array {
 // tally adds the classes of the batch's kept rows to output oi's counts
 // (min_k's counting pass).
 func (t *rowGroupTask) tally(oi int, arrays []arrow.Array) {
-	t.keys = t.hasher.keys(t.keys[:0], t.qiArrays(oi, arrays))
+	t.keys = t.hasher.Keys(t.keys[:0], t.qiArrays(oi, arrays))
 	if t.local[oi] == nil {
-		t.local[oi] = map[classKey]uint32{}
+		t.local[oi] = map[classes.Key]uint32{}
 	}
 	for _, k := range t.keys {
 		t.local[oi][k]++
@@ -403,10 +405,10 @@ func (t *rowGroupTask) tally(oi int, arrays []arrow.Array) {
 // returns the rows left.
 func (t *rowGroupTask) dropSmallClasses(oi int, arrays []arrow.Array, fields []arrow.Field) (int, error) {
 	out := t.in.outputs[oi]
-	t.keys = t.hasher.keys(t.keys[:0], t.qiArrays(oi, arrays))
+	t.keys = t.hasher.Keys(t.keys[:0], t.qiArrays(oi, arrays))
 	t.small.Reset(len(t.keys))
 	for i, k := range t.keys {
-		if out.classes.small(k) {
+		if out.classes.Small(k) {
 			t.small.Drop(i, transforms.ReasonSmallClass)
 		}
 	}
@@ -450,15 +452,15 @@ func (t *rowGroupTask) encode(oi int, arrays []arrow.Array, fields []arrow.Field
 }
 
 // finish merges min_k's class counts and closes the parts.
-func (t *rowGroupTask) finish() ([]*scratchPart, error) {
+func (t *rowGroupTask) finish() ([]*scratch.Part, error) {
 	for oi, m := range t.local {
 		if m != nil {
-			if err := t.in.outputs[oi].classes.merge(m); err != nil {
+			if err := t.in.outputs[oi].classes.Merge(m); err != nil {
 				return nil, err
 			}
 		}
 	}
-	parts := make([]*scratchPart, len(t.in.outputs))
+	parts := make([]*scratch.Part, len(t.in.outputs))
 	for i, w := range t.writers {
 		if w == nil {
 			continue
@@ -466,7 +468,7 @@ func (t *rowGroupTask) finish() ([]*scratchPart, error) {
 		if err := w.close(); err != nil {
 			for _, p := range parts[:i] {
 				if p != nil {
-					p.discard()
+					p.Discard()
 				}
 			}
 			return nil, fmt.Errorf("%s: finish part: %w", t.in.match.Location, err)

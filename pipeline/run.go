@@ -45,6 +45,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/internal/arrowpool"
+	"github.com/deidproject/deid/pipeline/internal/classes"
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -146,11 +148,11 @@ type Options struct {
 	// streamed, when set, counts the parts that streamed (tests).
 	streamed *atomic.Int64
 	// partMemory bounds the bytes of encoded parts held in memory before
-	// they are spliced; 0 means defaultPartMemory, negative none (tests).
+	// they are spliced; 0 means scratch.DefaultMemory, negative none (tests).
 	partMemory int64
 	// classLimit is how many equivalence classes a min_k count or a risk
 	// check holds in memory before spilling to ScratchDir; 0 means
-	// defaultTallyLimit (tests set it tiny).
+	// classes.DefaultTallyLimit (tests set it tiny).
 	classLimit int
 }
 
@@ -213,11 +215,11 @@ type runner struct {
 	// classes count, per destination and dataset enforcing min_k, the
 	// equivalence classes (the first pass of a run); counting is set
 	// during that pass
-	classes  map[string]*classCounts
+	classes  map[string]*classes.Counts
 	counting bool
 	scratch  string
-	partMem  partBudget   // bytes of parts held in memory
-	busy     atomic.Int32 // tasks running
+	partMem  scratch.Budget // bytes of parts held in memory
+	busy     atomic.Int32   // tasks running
 	// progressMu makes Options.Progress calls one at a time
 	progressMu sync.Mutex
 	dryRun     bool
@@ -268,7 +270,7 @@ func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 		rep.Keys = append(rep.Keys, rk)
 	}
 	r := &runner{plan: plan, opt: opt, rep: rep, erasure: map[string]*transforms.SubjectSet{},
-		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, classes: map[string]*classCounts{}, dryRun: command == "plan"}
+		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, classes: map[string]*classes.Counts{}, dryRun: command == "plan"}
 	if c, ok := opt.Store.(storage.RetryCounter); ok {
 		r.retryBase = c.Retries()
 	}
@@ -416,9 +418,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	log.Info("inputs checked", "files", len(r.inputs), "rows", r.rowsTotal)
 	if !r.dryRun {
-		r.partMem.limit = r.opt.partMemory
-		if r.partMem.limit == 0 {
-			r.partMem.limit = defaultPartMemory
+		r.partMem.Limit = r.opt.partMemory
+		if r.partMem.Limit == 0 {
+			r.partMem.Limit = scratch.DefaultMemory
 		}
 		r.scratch, err = os.MkdirTemp(r.opt.ScratchDir, "deid-"+r.opt.RunID+"-")
 		if err != nil {
@@ -436,8 +438,8 @@ func (r *runner) run(ctx context.Context) (err error) {
 		// enforcing min_k, so the second can drop the rows of small ones
 		log.Info("counting equivalence classes for min_k", "destinations", len(r.classes))
 		for _, c := range r.classes {
-			c.tally = newClassTally(r.scratch, r.opt.classLimit)
-			defer c.tally.close()
+			c.Tally = classes.NewTally(r.scratch, r.opt.classLimit)
+			defer c.Tally.Close()
 		}
 		r.counting = true
 		err := r.process(ctx)
@@ -454,7 +456,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 	} else {
 		for _, c := range r.classes {
-			if err := c.finish(nil); err != nil {
+			if err := c.Finish(nil); err != nil {
 				return err
 			}
 		}
@@ -462,9 +464,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if len(r.classes) > 0 {
 		for _, k := range slices.Sorted(maps.Keys(r.classes)) {
 			c := r.classes[k]
-			rows, classes := c.smallRows()
-			log.Info("equivalence classes counted", "destination", c.dst, "dataset", c.dataset, "classes", c.classes,
-				"min_k", c.minK, "classes_below", classes, "rows_below", rows, "runs_spilled", c.spills)
+			rows, classes := c.SmallRows()
+			log.Info("equivalence classes counted", "destination", c.Dst, "dataset", c.Dataset, "classes", c.Classes,
+				"min_k", c.MinK, "classes_below", classes, "rows_below", rows, "runs_spilled", c.Spills)
 		}
 	}
 	if err := r.process(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/transforms"
@@ -33,8 +34,8 @@ type fileState struct {
 	mu     sync.Mutex
 	file   *parquetio.File // opened by the first task, closed with the last
 	left   int
-	parts  [][]*scratchPart // per output, per row group: the part, or nil
-	counts [][]int64        // per row group: removed by reason, then kept
+	parts  [][]*scratch.Part // per output, per row group: the part, or nil
+	counts [][]int64         // per row group: removed by reason, then kept
 	// outCounts, per row group and output: removed by destination reason,
 	// rows of unknown age, then kept
 	outCounts [][][]int64
@@ -141,7 +142,7 @@ func (r *runner) process(ctx context.Context) error {
 		st := &fileState{left: len(in.rgRows), counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows)),
 			done: make([]bool, len(in.rgRows)), asm: make([]*assembly, len(in.outputs))}
 		for range in.outputs {
-			st.parts = append(st.parts, make([]*scratchPart, len(in.rgRows)))
+			st.parts = append(st.parts, make([]*scratch.Part, len(in.rgRows)))
 		}
 		states[in] = st
 		for rg := range in.rgRows {

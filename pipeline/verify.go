@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -134,13 +135,13 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 	v := &verifier{opt: opt, ids: ids, erased: newErasedOutputs(plan, opt), candidates: candidates{}, short: candidates{}}
 	defer func() {
 		for _, t := range v.tallies {
-			t.close()
+			t.Close()
 		}
 	}()
 	for _, dst := range plan.Destinations {
 		dv := &report.Verification{Format: report.VerificationFormatV1, Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
 			Checks: []string{"schema", "pii", "pseudonym", "identifier", "erasure", "retention", "risk"}, Findings: []report.Finding{}}
-		classes := map[string]*riskClasses{} // by dataset
+		risk := map[string]*riskClasses{} // by dataset
 		res.Destinations = append(res.Destinations, dv)
 		m, err := ReadManifest(ctx, s, dst.Output)
 		if err != nil {
@@ -150,17 +151,17 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			if opt.RunID != "" && mf.RunID != opt.RunID {
 				continue
 			}
-			if err := v.checkFile(ctx, dst, dv, classes, mf); err != nil {
+			if err := v.checkFile(ctx, dst, dv, risk, mf); err != nil {
 				return nil, err
 			}
 		}
-		for _, name := range sortedKeys(classes) {
-			rc := classes[name]
+		for _, name := range sortedKeys(risk) {
+			rc := risk[name]
 			r, err := rc.result(name)
 			if err != nil {
 				return nil, fmt.Errorf("destination %q: %w", dst.Name, err)
 			}
-			rc.tally.close()
+			rc.tally.Close()
 			dv.Risk = append(dv.Risk, r)
 			where := storage.Join(dst.Output, name)
 			if rc.incomplete {
@@ -391,10 +392,10 @@ type verifier struct {
 	opt        VerifyOptions
 	ids        *identifierSet
 	erased     *erasedOutputs
-	candidates candidates    // by value: the identifier check's hits
-	short      candidates    // by shortKey: its hits of short whole values
-	overflow   bool          // more candidates than maxCandidates
-	tallies    []*classTally // the risk check's, removed on return
+	candidates candidates       // by value: the identifier check's hits
+	short      candidates       // by shortKey: its hits of short whole values
+	overflow   bool             // more candidates than maxCandidates
+	tallies    []*classes.Tally // the risk check's, removed on return
 }
 
 // room is how many more distinct candidates may be kept.
@@ -405,8 +406,8 @@ func (vr *verifier) room() int {
 // checkFile checks one published file of destination dst (manifest entry
 // mf): its schema, PII left by detectors, candidate raw identifiers,
 // erased subjects' and expired rows; and adds its quasi-identifiers' classes
-// to classes. Findings go into dv.
-func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *report.Verification, classes map[string]*riskClasses, mf *ManifestFile) error {
+// to risk. Findings go into dv.
+func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *report.Verification, risk map[string]*riskClasses, mf *ManifestFile) error {
 	loc := storage.Join(dst.Output, mf.Path)
 	dv.Files++
 	find := func(check, column string, rg int, n int64, format string, args ...any) {
@@ -506,10 +507,10 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 	var rc *riskClasses
 	var qiCols []int
 	if b != nil && len(b.QuasiIdentifiers) > 0 {
-		if rc = classes[mf.Dataset]; rc == nil {
-			rc = &riskClasses{binding: b, tally: newClassTally(vr.opt.ScratchDir, vr.opt.classLimit)}
+		if rc = risk[mf.Dataset]; rc == nil {
+			rc = &riskClasses{binding: b, tally: classes.NewTally(vr.opt.ScratchDir, vr.opt.classLimit)}
 			vr.tallies = append(vr.tallies, rc.tally)
-			classes[mf.Dataset] = rc
+			risk[mf.Dataset] = rc
 		}
 		for _, q := range b.QuasiIdentifiers {
 			if idx := sch.FieldIndices(q); len(idx) > 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -179,16 +180,16 @@ func countBefore(a arrow.Array, cut int64) int64 {
 
 // riskClasses counts rows per equivalence class of one binding's
 // quasi-identifiers, over every file checked. A class is keyed as a run
-// enforcing min_k keys it (classHasher), so both count the same classes;
-// the counts are a classTally, so memory stays bounded however many classes
+// enforcing min_k keys it (classes.Hasher), so both count the same classes;
+// the counts are a classes.Tally, so memory stays bounded however many classes
 // there are.
 type riskClasses struct {
 	binding    *rules.Binding
-	tally      *classTally
+	tally      *classes.Tally
 	rows       int64
 	incomplete bool
-	h          classHasher
-	keys       []classKey
+	h          classes.Hasher
+	keys       []classes.Key
 	cols       []arrow.Array
 }
 
@@ -197,9 +198,9 @@ func (rc *riskClasses) add(rec arrow.RecordBatch, cols []int) error {
 	for _, j := range cols {
 		rc.cols = append(rc.cols, rec.Column(j))
 	}
-	rc.keys = rc.h.keys(rc.keys[:0], rc.cols)
+	rc.keys = rc.h.Keys(rc.keys[:0], rc.cols)
 	for _, k := range rc.keys {
-		if err := rc.tally.add(k, 1); err != nil {
+		if err := rc.tally.Add(k, 1); err != nil {
 			return err
 		}
 	}
@@ -215,7 +216,7 @@ func (rc *riskClasses) result(dataset string) (*report.Risk, error) {
 	if r.Threshold == 0 {
 		r.Threshold = 5
 	}
-	err := rc.tally.each(func(_ classKey, n uint32) error {
+	err := rc.tally.Each(func(_ classes.Key, n uint32) error {
 		k := int64(n)
 		r.Classes++
 		if r.K == 0 || k < r.K {

@@ -1,4 +1,9 @@
-package pipeline
+// Package scratch holds the encoded parts of a run (one row group's output
+// for one destination) until they are spliced into their output: in memory
+// while a shared budget allows, then in a file of the scratch directory, or
+// streamed straight into the output once the part's row group is the next to
+// splice. It never imports the engine (pipeline), rules or transforms.
+package scratch
 
 import (
 	"bufio"
@@ -16,33 +21,33 @@ import (
 // to a file in the scratch directory. Writing a part to disk and reading it
 // back for the splice cost about 5% of a retention sweep in system calls.
 
-// defaultPartMemory bounds the bytes of parts held in memory at once. A
+// DefaultMemory bounds the bytes of parts held in memory at once. A
 // 1M-row row group's part mostly goes to disk at 32 MiB, as it did at 64;
 // the smaller bound leaves the run's heap limit more room (see
 // docs/performance.md, "Memory").
-const defaultPartMemory = 32 << 20
+const DefaultMemory = 32 << 20
 
 // partChunk is the size of a part's memory chunks.
 const partChunk = 1 << 20
 
-// partBudget counts the bytes of parts held in memory.
-type partBudget struct {
-	limit int64
+// Budget counts the bytes of parts held in memory.
+type Budget struct {
+	Limit int64 // bytes; 0 means none may be held
 	used  atomic.Int64
 }
 
 // take reserves n bytes, or reports false when that would pass the limit.
-func (b *partBudget) take(n int64) bool {
-	if b.used.Add(n) > b.limit {
+func (b *Budget) take(n int64) bool {
+	if b.used.Add(n) > b.Limit {
 		b.used.Add(-n)
 		return false
 	}
 	return true
 }
 
-func (b *partBudget) give(n int64) { b.used.Add(-n) }
+func (b *Budget) give(n int64) { b.used.Add(-n) }
 
-// scratchPart is an encoded part: in memory chunks while the budget allows,
+// Part is an encoded part: in memory chunks while the budget allows,
 // then in a file of the scratch directory.
 //
 // A part whose row group becomes the next one to splice while it is being
@@ -51,8 +56,8 @@ func (b *partBudget) give(n int64) { b.used.Add(-n) }
 // after, up to the footer, which it keeps for AddStreamed. The parts of a
 // file's other tasks still wait in memory or on disk, but the head's part,
 // which on a large file would most often have gone to disk, is written once.
-type scratchPart struct {
-	budget *partBudget
+type Part struct {
+	budget *Budget
 	dir    string
 	chunks [][]byte // the bytes, while in memory
 	held   int64    // bytes reserved from the budget
@@ -61,7 +66,7 @@ type scratchPart struct {
 	bw     *bufio.Writer
 
 	// head, when set, returns the output's Splicer once the part may
-	// stream into it, else nil
+	// stream into it, else nil (see StreamWhen)
 	head     func() *parquetio.Splicer
 	out      *parquetio.Splicer // set while streaming
 	start    int64              // the output offset of the part's byte 4
@@ -73,12 +78,21 @@ type scratchPart struct {
 // part leaves it out (the output has its own).
 const partMagic = 4
 
-func newScratchPart(dir string, budget *partBudget) *scratchPart {
-	return &scratchPart{dir: dir, budget: budget, footerAt: -1}
+// NewPart starts an empty part that spills to dir when budget is spent.
+func NewPart(dir string, budget *Budget) *Part {
+	return &Part{dir: dir, budget: budget, footerAt: -1}
 }
 
+// StreamWhen makes the part stream into the Splicer head returns once it
+// returns one (its row group is then the next to splice).
+func (p *Part) StreamWhen(head func() *parquetio.Splicer) { p.head = head }
+
+// Streamed reports the Splicer the part streamed into, if it did, and the
+// output offset of its first byte past the magic (for AddStreamed).
+func (p *Part) Streamed() (*parquetio.Splicer, int64) { return p.out, p.start }
+
 // Write appends to the part.
-func (p *scratchPart) Write(b []byte) (int, error) {
+func (p *Part) Write(b []byte) (int, error) {
 	if p.out == nil && p.head != nil && p.footerAt < 0 {
 		if s := p.head(); s != nil {
 			if err := p.startStream(s); err != nil {
@@ -124,7 +138,7 @@ func (p *scratchPart) Write(b []byte) (int, error) {
 }
 
 // reserve makes room in memory for n more bytes, or moves the part to disk.
-func (p *scratchPart) reserve(n int) error {
+func (p *Part) reserve(n int) error {
 	need := p.size + int64(n) - p.held
 	if need <= 0 {
 		return nil
@@ -138,7 +152,7 @@ func (p *scratchPart) reserve(n int) error {
 }
 
 // spill moves the part's bytes to a file in the scratch directory.
-func (p *scratchPart) spill() error {
+func (p *Part) spill() error {
 	f, err := os.CreateTemp(p.dir, "part-*.parquet")
 	if err != nil {
 		return fmt.Errorf("scratch: %w", err)
@@ -157,7 +171,7 @@ func (p *scratchPart) spill() error {
 
 // startStream moves what the part holds, past its magic, into the output
 // and makes later writes go there too.
-func (p *scratchPart) startStream(s *parquetio.Splicer) error {
+func (p *Part) startStream(s *parquetio.Splicer) error {
 	start, err := s.StreamStart()
 	if err != nil {
 		return err
@@ -181,17 +195,17 @@ func (p *scratchPart) startStream(s *parquetio.Splicer) error {
 			}
 		}
 	}
-	p.discard()
+	p.Discard()
 	p.out, p.start = s, start
 	return nil
 }
 
 // BeginFooter tells the part that the writer's footer comes next: a
 // streamed part keeps it for AddStreamed.
-func (p *scratchPart) BeginFooter() { p.footerAt = p.size }
+func (p *Part) BeginFooter() { p.footerAt = p.size }
 
-// finish flushes what the part holds to its file, if it has one.
-func (p *scratchPart) finish() error {
+// Finish flushes what the part holds to its file, if it has one.
+func (p *Part) Finish() error {
 	if p.bw != nil {
 		if err := p.bw.Flush(); err != nil {
 			return fmt.Errorf("scratch: %w", err)
@@ -201,10 +215,10 @@ func (p *scratchPart) finish() error {
 }
 
 // Size is the part's length.
-func (p *scratchPart) Size() int64 { return p.size }
+func (p *Part) Size() int64 { return p.size }
 
 // ReadAt reads from the finished part; of a streamed part, only its footer.
-func (p *scratchPart) ReadAt(b []byte, off int64) (int, error) {
+func (p *Part) ReadAt(b []byte, off int64) (int, error) {
 	if p.out != nil {
 		if off < p.footerAt || p.footerAt < 0 {
 			return 0, fmt.Errorf("part: offset %d was streamed into the output", off)
@@ -236,8 +250,8 @@ func (p *scratchPart) ReadAt(b []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// discard frees the part: its memory, or its file.
-func (p *scratchPart) discard() {
+// Discard frees the part: its memory, or its file.
+func (p *Part) Discard() {
 	if p.f != nil {
 		p.f.Close()
 		os.Remove(p.f.Name())

@@ -1,14 +1,11 @@
-package pipeline
+package scratch
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"sync/atomic"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,7 +13,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/internal/pqtest"
-	"github.com/deidproject/deid/pipeline/internal/testmem"
 	"github.com/deidproject/deid/pipeline/parquetio"
 )
 
@@ -40,8 +36,8 @@ func TestScratchPart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			budget := &partBudget{limit: tc.limit}
-			p := newScratchPart(dir, budget)
+			budget := &Budget{Limit: tc.limit}
+			p := NewPart(dir, budget)
 			want := make([]byte, tc.size)
 			for i := range want {
 				want[i] = byte(r.IntN(256))
@@ -56,7 +52,7 @@ func TestScratchPart(t *testing.T) {
 					t.Fatalf("%d bytes held, over the budget of %d", budget.used.Load(), tc.limit)
 				}
 			}
-			if err := p.finish(); err != nil {
+			if err := p.Finish(); err != nil {
 				t.Fatal(err)
 			}
 			if p.Size() != int64(tc.size) || (p.f != nil) != tc.onDisk {
@@ -79,7 +75,7 @@ func TestScratchPart(t *testing.T) {
 			if n, err := p.ReadAt(make([]byte, 10), int64(tc.size)); n != 0 || err != io.EOF {
 				t.Errorf("read past the end: %d, %v", n, err)
 			}
-			p.discard()
+			p.Discard()
 			if budget.used.Load() != 0 {
 				t.Errorf("%d bytes still held after discard", budget.used.Load())
 			}
@@ -87,44 +83,6 @@ func TestScratchPart(t *testing.T) {
 				t.Errorf("discard left %v", files)
 			}
 		})
-	}
-}
-
-// TestPartMemoryChangesNothing: outputs are the same bytes whether every
-// part waits on disk, some move there midway, or all stay in memory.
-func TestPartMemoryChangesNothing(t *testing.T) {
-	var first map[string]string
-	for _, limit := range []int64{-1, 100 << 10, 0} {
-		for _, noStream := range []bool{true, false} {
-			dir := t.TempDir()
-			out := filepath.Join(dir, "out")
-			plan := compile(t, dir, samplePolicy(filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet"), filepath.Join(sampleDir(t), "erasure.parquet"), out))
-			scratch := t.TempDir()
-			var streamed atomic.Int64
-			if _, err := Run(context.Background(), plan, Options{Workers: 2, BatchSize: 700, ScratchDir: scratch, RunID: "r",
-				partMemory: limit, noStream: noStream, streamed: &streamed}); err != nil {
-				t.Fatal(err)
-			}
-			got := tree(t, filepath.Join(out, "browsing"))
-			if len(got) == 0 {
-				t.Fatal("no outputs")
-			}
-			if files := tree(t, scratch); len(files) != 0 {
-				t.Errorf("limit %d: the scratch folder holds %v", limit, keys(files))
-			}
-			// the first row group's part of each of the two files is the
-			// next to splice from its start
-			if n := streamed.Load(); noStream && n != 0 || !noStream && n < 2 {
-				t.Errorf("limit %d, no streaming %v: %d parts streamed", limit, noStream, n)
-			}
-			if first == nil {
-				first = got
-				continue
-			}
-			if fmt.Sprint(got) != fmt.Sprint(first) {
-				t.Errorf("part memory limit %d, no streaming %v: outputs differ from every part on disk, none streamed", limit, noStream)
-			}
-		}
 	}
 }
 
@@ -159,9 +117,9 @@ func TestScratchPartStreams(t *testing.T) {
 	encode := func(t *testing.T, limit int64, streamAt int, onDisk bool) []byte {
 		var out bytes.Buffer
 		sp := parquetio.NewSplicer(&out)
-		budget := &partBudget{limit: limit}
+		budget := &Budget{Limit: limit}
 		for part := 0; part < 3; part++ {
-			p := newScratchPart(t.TempDir(), budget)
+			p := NewPart(t.TempDir(), budget)
 			writes := 0
 			if part == 1 && streamAt >= 0 {
 				p.head = func() *parquetio.Splicer {
@@ -186,7 +144,7 @@ func TestScratchPartStreams(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.finish(); err != nil {
+			if err := p.Finish(); err != nil {
 				t.Fatal(err)
 			}
 			if streamed := p.out != nil; streamed != (part == 1 && streamAt >= 0) {
@@ -195,8 +153,7 @@ func TestScratchPartStreams(t *testing.T) {
 			if p.out != nil && (p.f != nil || p.chunks != nil || p.held != 0) {
 				t.Fatalf("a streamed part holds a file (%v), %d chunks, %d bytes of budget", p.f != nil, len(p.chunks), p.held)
 			}
-			a := &assembly{sp: sp}
-			if err := a.add(p); err != nil {
+			if err := splice(sp, p); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -232,29 +189,11 @@ func TestScratchPartStreams(t *testing.T) {
 	}
 }
 
-// TestLazyDictionariesChangeNothing: reading dictionaries larger than a
-// batch as Arrow dictionaries and transforming their entries lazily writes
-// the same bytes as reading those columns densely.
-func TestLazyDictionariesChangeNothing(t *testing.T) {
-	var first map[string]string
-	for _, noLazy := range []bool{true, false} {
-		dir := t.TempDir()
-		out := filepath.Join(dir, "out")
-		plan := compile(t, dir, samplePolicy(filepath.Join(sampleDir(t), "browsing", "dt=*", "*.parquet"), filepath.Join(sampleDir(t), "erasure.parquet"), out))
-		var lazy atomic.Int64
-		if _, err := Run(context.Background(), plan, Options{Workers: 2, BatchSize: 100, ScratchDir: t.TempDir(), RunID: "r", noLazy: noLazy, lazyRead: &lazy, Mem: testmem.New(t)}); err != nil {
-			t.Fatal(err)
-		}
-		if n := lazy.Load(); noLazy && n != 0 || !noLazy && n == 0 {
-			t.Errorf("no lazy %v: %d chunks read as large dictionaries", noLazy, n)
-		}
-		got := tree(t, filepath.Join(out, "browsing"))
-		if first == nil {
-			first = got
-			continue
-		}
-		if fmt.Sprint(got) != fmt.Sprint(first) {
-			t.Errorf("outputs differ with lazily transformed dictionaries")
-		}
+// splice adds p to sp as the engine does, then frees it.
+func splice(sp *parquetio.Splicer, p *Part) error {
+	defer p.Discard()
+	if out, start := p.Streamed(); out != nil {
+		return out.AddStreamed(p, start)
 	}
+	return sp.Add(p)
 }

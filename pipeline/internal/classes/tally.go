@@ -1,4 +1,4 @@
-package pipeline
+package classes
 
 import (
 	"bufio"
@@ -13,12 +13,12 @@ import (
 	"slices"
 )
 
-// defaultTallyLimit is how many classes a classTally holds in memory before
+// DefaultTallyLimit is how many classes a Tally holds in memory before
 // it spills them to a sorted run: about 30 MB of map (56 bytes a class) and,
 // while spilling, 12 MB of sorted entries.
-const defaultTallyLimit = 1 << 19
+const DefaultTallyLimit = 1 << 19
 
-// classTally counts rows per class in bounded memory, for any number of
+// Tally counts rows per class in bounded memory, for any number of
 // classes: add sums counts in a map; once the map holds more than limit
 // classes, its entries are sorted by key and written to a run file in dir,
 // and the map starts again empty. each then merges the runs and what the map
@@ -27,24 +27,24 @@ const defaultTallyLimit = 1 << 19
 // buffer per run; disk is 20 bytes a class per run it appears in, and at
 // maxRuns runs they are merged into one.
 //
-// A classTally is not safe for concurrent use; close removes its runs.
-type classTally struct {
+// A Tally is not safe for concurrent use; close removes its runs.
+type Tally struct {
 	// dir is where runs are written; empty means os.TempDir().
 	dir string
-	// limit is the most classes held in memory; 0 means defaultTallyLimit.
+	// limit is the most classes held in memory; 0 means DefaultTallyLimit.
 	limit int
 
-	counts map[classKey]uint32
+	counts map[Key]uint32
 	// sorted is counts in key order, once each has been called: no add after
 	sorted []classEntry
 	runs   []string
 	// spills counts the runs spilled from the map
-	spills int
+	Spills int
 }
 
 // classEntry is one class and its number of rows.
 type classEntry struct {
-	key classKey
+	key Key
 	n   uint32
 }
 
@@ -62,20 +62,20 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // errCorruptRun is wrapped by the errors of a damaged run file.
 var errCorruptRun = errors.New("corrupt class tally run")
 
-func newClassTally(dir string, limit int) *classTally {
+func NewTally(dir string, limit int) *Tally {
 	if limit <= 0 {
-		limit = defaultTallyLimit
+		limit = DefaultTallyLimit
 	}
-	return &classTally{dir: dir, limit: limit, counts: map[classKey]uint32{}}
+	return &Tally{dir: dir, limit: limit, counts: map[Key]uint32{}}
 }
 
 // add adds n rows to the class k, spilling the map to a run when it holds
 // more than limit classes.
-func (t *classTally) add(k classKey, n uint32) error {
+func (t *Tally) Add(k Key, n uint32) error {
 	if t.counts == nil {
 		return errors.New("class tally: add after the counts were read")
 	}
-	t.counts[k] = satAdd(t.counts[k], n)
+	t.counts[k] = SatAdd(t.counts[k], n)
 	if len(t.counts) > t.limit {
 		return t.spill()
 	}
@@ -83,9 +83,9 @@ func (t *classTally) add(k classKey, n uint32) error {
 }
 
 // addAll adds every count of m.
-func (t *classTally) addAll(m map[classKey]uint32) error {
+func (t *Tally) AddAll(m map[Key]uint32) error {
 	for k, n := range m {
-		if err := t.add(k, n); err != nil {
+		if err := t.Add(k, n); err != nil {
 			return err
 		}
 	}
@@ -93,12 +93,12 @@ func (t *classTally) addAll(m map[classKey]uint32) error {
 }
 
 // sortedEntries returns the map's entries in ascending key order.
-func (t *classTally) sortedEntries() []classEntry {
+func (t *Tally) sortedEntries() []classEntry {
 	es := make([]classEntry, 0, len(t.counts))
 	for k, n := range t.counts {
 		es = append(es, classEntry{k, n})
 	}
-	slices.SortFunc(es, func(a, b classEntry) int { return compareKeys(a.key, b.key) })
+	slices.SortFunc(es, func(a, b classEntry) int { return CompareKeys(a.key, b.key) })
 	return es
 }
 
@@ -108,7 +108,7 @@ const maxRuns = 64
 
 // spill writes the map as a run and empties it; at maxRuns runs, it merges
 // them into one.
-func (t *classTally) spill() error {
+func (t *Tally) spill() error {
 	w, err := createRun(t.dir)
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func (t *classTally) spill() error {
 		return err
 	}
 	t.runs = append(t.runs, w.f.Name())
-	t.spills++
+	t.Spills++
 	clear(t.counts)
 	if len(t.runs) < maxRuns {
 		return nil
@@ -151,7 +151,7 @@ func (t *classTally) spill() error {
 // wrapping errCorruptRun, which may come after fn was called for the
 // classes before it (or, for a bad checksum, after every class): callers
 // discard what they built when each fails.
-func (t *classTally) each(fn func(k classKey, n uint32) error) error {
+func (t *Tally) Each(fn func(k Key, n uint32) error) error {
 	if t.counts != nil {
 		t.sorted = t.sortedEntries()
 		t.counts = nil
@@ -191,7 +191,7 @@ func mergeRuns(runs []string, mem []classEntry, fn func(classEntry) error) error
 		e := classEntry{key: h[0].cur.key}
 		for len(h) > 0 && h[0].cur.key == e.key {
 			r := h[0]
-			e.n = satAdd(e.n, r.cur.n)
+			e.n = SatAdd(e.n, r.cur.n)
 			ok, err := r.next()
 			if err != nil {
 				return err
@@ -268,17 +268,17 @@ func (w *runWriter) abort() {
 }
 
 // len returns the number of classes, reading the runs when there are any.
-func (t *classTally) len() (int64, error) {
+func (t *Tally) Len() (int64, error) {
 	if len(t.runs) == 0 {
 		return int64(len(t.counts) + len(t.sorted)), nil
 	}
 	var n int64
-	err := t.each(func(classKey, uint32) error { n++; return nil })
+	err := t.Each(func(Key, uint32) error { n++; return nil })
 	return n, err
 }
 
 // close removes the runs and frees the counts.
-func (t *classTally) close() error {
+func (t *Tally) Close() error {
 	var errs []error
 	for _, name := range t.runs {
 		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -349,8 +349,8 @@ func (r *runReader) next() (bool, error) {
 		return false, fmt.Errorf("%w: %s: class %d: %w", errCorruptRun, r.name, r.pos, unexpected(err))
 	}
 	r.crc = crc32.Update(r.crc, castagnoli, b[:])
-	e := classEntry{classKey{Hi: binary.BigEndian.Uint64(b[:8]), Lo: binary.BigEndian.Uint64(b[8:16])}, binary.BigEndian.Uint32(b[16:])}
-	if e.n == 0 || (r.pos > 0 && compareKeys(r.cur.key, e.key) >= 0) {
+	e := classEntry{Key{Hi: binary.BigEndian.Uint64(b[:8]), Lo: binary.BigEndian.Uint64(b[8:16])}, binary.BigEndian.Uint32(b[16:])}
+	if e.n == 0 || (r.pos > 0 && CompareKeys(r.cur.key, e.key) >= 0) {
 		return false, fmt.Errorf("%w: %s: class %d is out of order or has no rows", errCorruptRun, r.name, r.pos)
 	}
 	r.cur = e
@@ -368,10 +368,14 @@ func (r *runReader) close() {
 // runHeap orders run readers by their current key.
 type runHeap []*runReader
 
-func (h runHeap) Len() int           { return len(h) }
-func (h runHeap) Less(i, j int) bool { return compareKeys(h[i].cur.key, h[j].cur.key) < 0 }
-func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
+func (h runHeap) Len() int { return len(h) }
+
+func (h runHeap) Less(i, j int) bool { return CompareKeys(h[i].cur.key, h[j].cur.key) < 0 }
+
+func (h runHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+
+func (h *runHeap) Push(x any) { *h = append(*h, x.(*runReader)) }
+
 func (h *runHeap) Pop() any {
 	old := *h
 	r := old[len(old)-1]
