@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/rules"
 )
@@ -32,7 +33,7 @@ func qiIndices(c *classes.Counts, loc string, cols []outColumn) ([]int, error) {
 			}
 		}
 		if found < 0 {
-			return nil, dataErrorf(loc, q, "destination %q lists %q as a quasi-identifier of dataset %q with min_k %d, but this file does not give it: the classes cannot be counted",
+			return nil, dataerr.Errorf(loc, q, "destination %q lists %q as a quasi-identifier of dataset %q with min_k %d, but this file does not give it: the classes cannot be counted",
 				c.Dst, q, c.Dataset, c.MinK)
 		}
 		idx = append(idx, found)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 )
@@ -109,7 +110,7 @@ func TestMinK(t *testing.T) {
 				t.Errorf("%d rows out, want %d - %d", rows, refRows, wantRemoved)
 			}
 			// the report of the run
-			m, err := ReadManifest(context.Background(), storage.NewRouter(), filepath.Join(dir, "out"))
+			m, err := output.ReadManifest(context.Background(), storage.NewRouter(), filepath.Join(dir, "out"))
 			if err != nil {
 				t.Fatal(err)
 			}

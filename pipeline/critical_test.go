@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/deidproject/deid/pipeline/lock"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -21,7 +22,7 @@ type commitWatch struct {
 }
 
 func (w *commitWatch) state() string {
-	_, merr := os.Stat(filepath.Join(w.out, ManifestName))
+	_, merr := os.Stat(filepath.Join(w.out, output.ManifestName))
 	_, lerr := os.Stat(lock.PublishPath(w.out))
 	return fmt.Sprintf("manifest %t, lock %t", merr == nil, lerr == nil)
 }
@@ -122,7 +123,7 @@ func TestMergeCommitIgnoresCancellation(t *testing.T) {
 	if err != nil || !opened {
 		t.Fatalf("merge cancelled as its commit starts: %v (commit opened: %t)", err, opened)
 	}
-	if _, err := os.Stat(filepath.Join(out, ManifestName)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(out, output.ManifestName)); errors.Is(err, os.ErrNotExist) {
 		t.Fatal("the merge cancelled as it commits wrote no manifest")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -39,7 +40,7 @@ func (r *runner) loadErasure(ctx context.Context, ds *rules.Dataset, first *inpu
 	for _, e := range ds.Erasure {
 		sum, attrs, err := r.hashFile(ctx, e.List)
 		if errors.Is(err, storage.ErrNotExist) {
-			return dataErrorf(e.List, "", "erasure list of dataset %q (%s) does not exist", ds.Name, e.Pos)
+			return dataerr.Errorf(e.List, "", "erasure list of dataset %q (%s) does not exist", ds.Name, e.Pos)
 		}
 		if err != nil {
 			return fmt.Errorf("dataset %q: erasure list: %w", ds.Name, err)
@@ -150,19 +151,19 @@ func ReadSubjectList(ctx context.Context, store storage.Store, mem memory.Alloca
 func readListParquet(ctx context.Context, store storage.Store, mem memory.Allocator, e SubjectList, kind transforms.Kind, ints *[]int64, strs *[]string) error {
 	f, err := parquetio.Open(ctx, store, e.Location, mem)
 	if err != nil {
-		return dataError(err)
+		return dataerr.Mark(err)
 	}
 	defer f.Close()
 	idx := f.Schema().FieldIndices(e.Column)
 	if idx == nil {
-		return dataErrorf(e.Location, e.Column, "the %s has no such column (%s); it has %s", e.What, e.Pos, fieldNames(f.Schema()))
+		return dataerr.Errorf(e.Location, e.Column, "the %s has no such column (%s); it has %s", e.What, e.Pos, fieldNames(f.Schema()))
 	}
 	if err := CheckColumnNames(e.Location, f.Schema()); err != nil {
 		return err
 	}
 	typ := f.Schema().Field(idx[0]).Type
 	if k, ok := transforms.KindOf(typ); !ok || k != kind {
-		return dataErrorf(e.Location, e.Column, "the %s's ids are %s, but %s: ids are matched by type, "+
+		return dataerr.Errorf(e.Location, e.Column, "the %s's ids are %s, but %s: ids are matched by type, "+
 			"write the list with the subject column's type", e.What, typ, e.kindMismatch(kind))
 	}
 	for rg := 0; rg < f.NumRowGroups(); rg++ {
@@ -187,7 +188,7 @@ func readListParquet(ctx context.Context, store storage.Store, mem memory.Alloca
 			return nil
 		})
 		if err != nil {
-			return dataError(err)
+			return dataerr.Mark(err)
 		}
 	}
 	return nil
@@ -204,7 +205,7 @@ func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind t
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return dataErrorf(e.Location, "", "no header line naming the columns: %w", err)
+		return dataerr.Errorf(e.Location, "", "no header line naming the columns: %w", err)
 	}
 	names := make([]string, len(header))
 	col := -1
@@ -218,7 +219,7 @@ func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind t
 		return err
 	}
 	if col < 0 {
-		return dataErrorf(e.Location, e.Column, "the %s has no such column (%s); its header is %q", e.What, e.Pos, strings.Join(header, ","))
+		return dataerr.Errorf(e.Location, e.Column, "the %s has no such column (%s); its header is %q", e.What, e.Pos, strings.Join(header, ","))
 	}
 	for {
 		rec, err := cr.Read()
@@ -226,7 +227,7 @@ func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind t
 			return nil
 		}
 		if err != nil {
-			return dataErrorf(e.Location, "", "%w", err)
+			return dataerr.Errorf(e.Location, "", "%w", err)
 		}
 		line, _ := cr.FieldPos(col)
 		v := strings.TrimSpace(rec[col])
@@ -239,7 +240,7 @@ func readListCSV(ctx context.Context, store storage.Store, e SubjectList, kind t
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return dataErrorf(fmt.Sprintf("%s:%d", e.Location, line), e.Column, "%q in the %s is not an integer id, but %s", v, e.What, e.kindMismatch(kind))
+			return dataerr.Errorf(fmt.Sprintf("%s:%d", e.Location, line), e.Column, "%q in the %s is not an integer id, but %s", v, e.What, e.kindMismatch(kind))
 		}
 		*ints = append(*ints, n)
 	}

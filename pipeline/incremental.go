@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 )
@@ -24,14 +25,14 @@ import (
 func (r *runner) skipCommitted(ctx context.Context) error {
 	skip := map[*fileOutput]bool{}
 	for _, dst := range r.plan.Destinations {
-		m, err := ReadManifest(ctx, r.opt.Store, dst.Output)
+		m, err := output.ReadManifest(ctx, r.opt.Store, dst.Output)
 		if errors.Is(err, storage.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		committed := map[string]*ManifestFile{}
+		committed := map[string]*output.ManifestFile{}
 		for _, f := range m.Files {
 			committed[f.Path] = f
 		}
@@ -126,8 +127,8 @@ func listsDigest(d *report.Dataset) string {
 
 // committedLists reads the lists digest of dataset from the report of run
 // runID in output.
-func (r *runner) committedLists(ctx context.Context, output, runID, dataset string) (string, error) {
-	loc := storage.Join(output, ReportsDir, runID, "report.json")
+func (r *runner) committedLists(ctx context.Context, outDir, runID, dataset string) (string, error) {
+	loc := storage.Join(outDir, output.ReportsDir, runID, "report.json")
 	b, err := storage.ReadFile(ctx, r.opt.Store, loc)
 	if err != nil {
 		return "", err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline/internal/testmem"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -89,8 +90,8 @@ func TestIncremental(t *testing.T) {
 	if _, err := runPlan(t, compile(t, dir, fullPolicy), 2); err != nil {
 		t.Fatal(err)
 	}
-	mi, _ := ReadManifest(context.Background(), storage.Local{}, out)
-	mf, _ := ReadManifest(context.Background(), storage.Local{}, full)
+	mi, _ := output.ReadManifest(context.Background(), storage.Local{}, out)
+	mf, _ := output.ReadManifest(context.Background(), storage.Local{}, full)
 	if len(mi.Files) != 2 || len(mf.Files) != 2 {
 		t.Fatalf("manifests: %d and %d files", len(mi.Files), len(mf.Files))
 	}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/classes"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -180,7 +182,7 @@ var ErrDuplicateColumns = errors.New("duplicate column names")
 func SourceError(name, source string, err error) error {
 	switch {
 	case errors.Is(err, storage.ErrNotExist) && !errors.Is(err, storage.ErrDanglingLink):
-		return dataErrorf(source, "", "dataset %q: source file does not exist", name)
+		return dataerr.Errorf(source, "", "dataset %q: source file does not exist", name)
 	case errors.Is(err, storage.ErrFolder):
 		return &DataError{Err: fmt.Errorf("dataset %q: source %w", name, err)}
 	case errors.Is(err, storage.ErrDanglingLink):
@@ -217,7 +219,7 @@ func globDataset(ctx context.Context, store storage.Store, ds *rules.Dataset) ([
 		for i := range matches {
 			rel, err := storage.Rel(ds.Root, matches[i].Location)
 			if err != nil || strings.HasPrefix(rel, "../") {
-				return nil, dataErrorf(matches[i].Location, "", "not under the root %q of dataset %q", ds.Root, ds.Name)
+				return nil, dataerr.Errorf(matches[i].Location, "", "not under the root %q of dataset %q", ds.Root, ds.Name)
 			}
 			matches[i].Rel = rel
 		}
@@ -237,7 +239,7 @@ func (r *runner) checkOutputs(ctx context.Context) error {
 		}
 		r.checkProtection(ctx, dst.Name, dst.Output)
 		owners := map[string]string{}
-		m, err := ReadManifest(ctx, r.opt.Store, dst.Output)
+		m, err := output.ReadManifest(ctx, r.opt.Store, dst.Output)
 		switch {
 		case errors.Is(err, storage.ErrNotExist):
 		case err != nil:
@@ -253,7 +255,7 @@ func (r *runner) checkOutputs(ctx context.Context) error {
 					continue
 				}
 				if owner, ok := owners[out.rel]; ok && owner != in.match.Location {
-					return dataErrorf(storage.Join(dst.Output, out.rel), "", "already holds the output of %q; this run would replace it "+
+					return dataerr.Errorf(storage.Join(dst.Output, out.rel), "", "already holds the output of %q; this run would replace it "+
 						"with the output of %q. Give the dataset a root: (the folder output paths are relative to, e.g. the table's "+
 						"folder above its dt=... partitions) or glob the partition folder (dt=*/...), so that each input keeps its own output",
 						owner, in.match.Location)
@@ -272,7 +274,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 	f, err := parquetio.Open(ctx, r.opt.Store, m.Location, r.opt.Mem)
 	if err != nil {
 		if errors.Is(err, parquetio.ErrCorrupt) {
-			return nil, dataError(err)
+			return nil, dataerr.Mark(err)
 		}
 		return nil, fmt.Errorf("dataset %q: %w", ds.Name, err)
 	}
@@ -299,21 +301,21 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 	}
 	if len(unclassified) > 0 {
 		if ds.Unclassified != "drop" {
-			return nil, dataErrorf(loc, "", "column(s) %s are not classified by dataset %q (%s): classify each with a semantic type, "+
+			return nil, dataerr.Errorf(loc, "", "column(s) %s are not classified by dataset %q (%s): classify each with a semantic type, "+
 				"or set unclassified: drop to leave them out of every output", rules.QuoteNames(unclassified), ds.Name, ds.Pos)
 		}
 		r.noteDropped(ds, unclassified)
 	}
 	for _, c := range ds.Columns {
 		if sch.FieldIndices(c.Name) == nil {
-			return nil, dataErrorf(loc, c.Name, "classified in the policy (%s) but missing from the file", c.Pos)
+			return nil, dataerr.Errorf(loc, c.Name, "classified in the policy (%s) but missing from the file", c.Pos)
 		}
 	}
 	if first != nil {
 		for _, fld := range sch.Fields() {
 			idx := first.schema.FieldIndices(fld.Name)
 			if idx != nil && !arrow.TypeEqual(first.schema.Field(idx[0]).Type, fld.Type) {
-				return nil, dataErrorf(loc, fld.Name, "type changed: %s here, %s in %q (schema drift; rewrite one of them or split the dataset)",
+				return nil, dataerr.Errorf(loc, fld.Name, "type changed: %s here, %s in %q (schema drift; rewrite one of them or split the dataset)",
 					fld.Type, first.schema.Field(idx[0]).Type, first.match.Location)
 			}
 		}
@@ -349,11 +351,11 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 			continue
 		}
 		if err := checkFlat(fld); err != nil {
-			return nil, dataErrorf(loc, fld.Name, "%w", err)
+			return nil, dataerr.Errorf(loc, fld.Name, "%w", err)
 		}
 		if ts, ok := fld.Type.(*arrow.TimestampType); ok && ts.TimeZone == "" {
 			if ds.TimeZone == nil {
-				return nil, dataErrorf(loc, fld.Name, "timestamp stored without the UTC flag (isAdjustedToUTC=false): "+
+				return nil, dataerr.Errorf(loc, fld.Name, "timestamp stored without the UTC flag (isAdjustedToUTC=false): "+
 					"declare the dataset's time_zone (%s) so deid knows which clock the values use", ds.Pos)
 			}
 			in.naive[len(in.readCols)] = true
@@ -365,7 +367,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 	if rt := ds.Retention; rt != nil {
 		in.timePos = pos[rt.TimeColumn]
 		if _, ok := sch.Field(in.readCols[in.timePos]).Type.(*arrow.TimestampType); !ok {
-			return nil, dataErrorf(loc, rt.TimeColumn, "retention time column is %s, not a timestamp (%s)",
+			return nil, dataerr.Errorf(loc, rt.TimeColumn, "retention time column is %s, not a timestamp (%s)",
 				sch.Field(in.readCols[in.timePos]).Type, rt.Pos)
 		}
 	}
@@ -373,7 +375,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 	if len(ds.Erasure) > 0 || need[ds.Subject] {
 		in.subjectPos = pos[ds.Subject]
 		if k, ok := transforms.KindOf(sch.Field(in.readCols[in.subjectPos]).Type); !ok || k != transforms.KindInteger && k != transforms.KindString {
-			return nil, dataErrorf(loc, ds.Subject, "subject column is %s: erasure and consent lists match integer or string ids",
+			return nil, dataerr.Errorf(loc, ds.Subject, "subject column is %s: erasure and consent lists match integer or string ids",
 				sch.Field(in.readCols[in.subjectPos]).Type)
 		}
 	}
@@ -385,9 +387,9 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 			continue
 		}
 		out := &fileOutput{dst: dst, rep: r.destReport(dst), rel: ds.Name + "/" + m.Rel}
-		if err := CheckOutputPath(out.rel); err != nil {
+		if err := output.CheckOutputPath(out.rel); err != nil {
 			// (a .deid-commit folder in the source, a name with a control character)
-			return nil, dataErrorf(loc, "", "cannot be published under this name: %w", err)
+			return nil, dataerr.Errorf(loc, "", "cannot be published under this name: %w", err)
 		}
 		var fields []arrow.Field
 		for _, fld := range sch.Fields() {
@@ -408,7 +410,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 			}
 			ot, err := bc.Transform.OutputType(inType)
 			if err != nil {
-				return nil, dataErrorf(loc, fld.Name, "the policy asks for %s (%s), which cannot take this column: %w", bc.Spec.Name, bc.Pos, err)
+				return nil, dataerr.Errorf(loc, fld.Name, "the policy asks for %s (%s), which cannot take this column: %w", bc.Spec.Name, bc.Pos, err)
 			}
 			col.OutputType = denseField(fld.Name, ot).Type.String()
 			out.columns = append(out.columns, col)

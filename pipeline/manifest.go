@@ -1,124 +1,35 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
-// ManifestFormatV1 identifies version 1 of the manifest.
-const ManifestFormatV1 = "deid-manifest/v1"
-
-// Manifest is a destination's _manifest.json: the list of committed files
-// with what each was derived from and what each column now means. It
-// describes the destination as it is: a run replaces the entries of the
-// files it wrote and keeps the others.
-type Manifest struct {
-	// Format names the document's version: "deid-manifest/v1".
-	Format string `json:"format"`
-	// Deid is the deid build that wrote the manifest last (a run, a merge,
-	// or deid retain erasing in the output): JSON sets it. Nil in a
-	// manifest written before deid recorded it.
-	Deid *report.Build `json:"deid,omitempty"`
-	// Destination and Purpose name the destination the output is for.
-	Destination string `json:"destination"`
-	Purpose     string `json:"purpose"`
-	// RunID, Now, PolicySHA256 and KeyFingerprint describe the last run that
-	// committed; each file records its own.
-	RunID          string    `json:"run_id"`
-	Now            time.Time `json:"now"`
-	PolicySHA256   string    `json:"policy_sha256"`
-	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
-	// Report is the last run's report, relative to the output folder.
-	Report string `json:"report"`
-	// Files are the published files, each with the run that wrote it.
-	Files []*ManifestFile `json:"files"`
-}
-
-// ManifestFile is one committed output file.
-type ManifestFile struct {
-	report.OutputFile
-	// RunID, Now, PolicySHA256 and KeyFingerprint are the run that wrote
-	// the file and what it ran with.
-	RunID          string    `json:"run_id"`
-	Now            time.Time `json:"now"`
-	PolicySHA256   string    `json:"policy_sha256"`
-	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
-	// ChildrenWithheld are the keyed fingerprints of the rows a children
-	// rule taking ages from another dataset withheld from the file, sorted;
-	// every later derivation of the file keeps them out (withheld.go).
-	ChildrenWithheld []string `json:"children_withheld,omitempty"`
-}
-
-// JSON returns the manifest as indented JSON, recording the running deid's
-// build as the one that wrote it.
-func (m *Manifest) JSON() ([]byte, error) {
-	c := *m
-	c.Deid = report.BuildPtr()
-	b, err := json.MarshalIndent(&c, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
-}
-
-// ReadManifest reads the manifest of the destination whose output folder is
-// output. A destination without one gives an error matching storage.ErrNotExist;
-// a manifest that is a symbolic link, is no deid manifest or names a file
-// path that CheckOutputPath refuses, a DataError naming it.
-func ReadManifest(ctx context.Context, s storage.Store, output string) (*Manifest, error) {
-	loc := storage.Join(output, ManifestName)
-	// a manifest linked elsewhere (into the lake) is never read as ours
-	if err := storage.NoLinks(ctx, "read the manifest", loc); err != nil && !errors.Is(err, storage.ErrNotExist) {
-		return nil, dataError(err)
-	}
-	b, err := storage.ReadFile(ctx, s, loc)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, dataError(fmt.Errorf("%s: not a deid manifest: %w", loc, err))
-	}
-	if m.Format != ManifestFormatV1 {
-		return nil, dataError(fmt.Errorf("%s: manifest format %q, this deid reads %q", loc, m.Format, ManifestFormatV1))
-	}
-	// retain deletes and rewrites the files a manifest names, verify and
-	// report check read them: none may lie outside the output
-	if err := checkManifestPaths(loc, &m); err != nil {
-		return nil, err
-	}
-	return &m, nil
-}
-
 // manifest merges this run's files into the destination's manifest, as the
 // commit will write it.
-func (r *runner) manifest(ctx context.Context, dst *report.Destination) (*Manifest, error) {
-	old, err := ReadManifest(ctx, r.opt.Store, dst.Output)
+func (r *runner) manifest(ctx context.Context, dst *report.Destination) (*output.Manifest, error) {
+	old, err := output.ReadManifest(ctx, r.opt.Store, dst.Output)
 	switch {
 	case errors.Is(err, storage.ErrNotExist):
-		old = &Manifest{}
+		old = &output.Manifest{}
 	case err != nil:
 		return nil, fmt.Errorf("%w (move it aside to start a new manifest)", err)
 	}
-	m := &Manifest{
-		Format: ManifestFormatV1, Destination: dst.Name, Purpose: dst.Purpose, RunID: r.opt.RunID, Now: r.plan.Now,
+	m := &output.Manifest{
+		Format: output.ManifestFormatV1, Destination: dst.Name, Purpose: dst.Purpose, RunID: r.opt.RunID, Now: r.plan.Now,
 		PolicySHA256: r.plan.Policy.SHA256, KeyFingerprint: dst.KeyFingerprint,
-		Report: ReportsDir + "/" + r.opt.RunID + "/report.json",
+		Report: output.ReportsDir + "/" + r.opt.RunID + "/report.json",
 	}
 	written := map[string]bool{}
 	for _, f := range dst.Files {
 		written[f.Path] = true
-		m.Files = append(m.Files, &ManifestFile{OutputFile: *f, RunID: r.opt.RunID, Now: r.plan.Now,
+		m.Files = append(m.Files, &output.ManifestFile{OutputFile: *f, RunID: r.opt.RunID, Now: r.plan.Now,
 			PolicySHA256: r.plan.Policy.SHA256, KeyFingerprint: dst.KeyFingerprint, ChildrenWithheld: r.recorded(dst.Name, f.Path)})
 	}
 	for _, f := range old.Files {
@@ -128,7 +39,7 @@ func (r *runner) manifest(ctx context.Context, dst *report.Destination) (*Manife
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Path < m.Files[j].Path })
 	if m.Files == nil {
-		m.Files = []*ManifestFile{}
+		m.Files = []*output.ManifestFile{}
 	}
 	return m, nil
 }

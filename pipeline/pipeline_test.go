@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 )
@@ -52,7 +53,7 @@ func TestRunSample(t *testing.T) {
 	if got := keys(files); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("output tree %v, want %v", got, want)
 	}
-	m, err := ReadManifest(context.Background(), storage.Local{}, out)
+	m, err := output.ReadManifest(context.Background(), storage.Local{}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestRunSample(t *testing.T) {
 	if rows != ds.RowsKept || rep.Destinations[0].RowsOut != rows {
 		t.Errorf("rows: manifest %d, kept %d, destination %d", rows, ds.RowsKept, rep.Destinations[0].RowsOut)
 	}
-	if _, err := os.Stat(filepath.Join(out, StagingDir)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(out, output.StagingDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("staging folder left behind: %v", err)
 	}
 	// the report on disk is the one returned, for this destination
@@ -170,7 +171,7 @@ func TestRerunReplacesAndManifestMerges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadManifest(context.Background(), storage.Local{}, out)
+	m, err := output.ReadManifest(context.Background(), storage.Local{}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestRerunReplacesAndManifestMerges(t *testing.T) {
 			t.Errorf("%s changed on a rerun", path)
 		}
 	}
-	m, _ = ReadManifest(context.Background(), storage.Local{}, out)
+	m, _ = output.ReadManifest(context.Background(), storage.Local{}, out)
 	if len(m.Files) != 2 || m.RunID != rep3.RunID {
 		t.Errorf("after rerun: %d files, run %s", len(m.Files), m.RunID)
 	}

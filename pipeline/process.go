@@ -6,6 +6,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/transforms"
@@ -52,7 +53,7 @@ func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *
 	t.startBatches()
 	defer func() { t.release(err != nil) }()
 	if err := f.ReadRowGroup(ctx, rg, t.readOptions(), t.batch); err != nil {
-		return nil, nil, nil, dataError(err)
+		return nil, nil, nil, dataerr.Mark(err)
 	}
 	if parts, err = t.finish(); err != nil {
 		return nil, nil, nil, err

@@ -8,36 +8,18 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
-	"log/slog"
 	"sort"
-	"strings"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/lock"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
-)
-
-// Layout of a destination's output folder.
-const (
-	// StagingDir holds a run's files until they are published.
-	StagingDir = ".deid-staging"
-	// ManifestFile lists the committed files; it is written last.
-	ManifestName = "_manifest.json"
-	// ReportsDir holds one folder per run with its report.
-	ReportsDir = "_reports"
-	// RetainDir is deid retain's work folder in a dataset root or an output
-	// folder; a journal in it is an interrupted retain run that only deid
-	// retain may complete.
-	RetainDir = ".deid-retain"
-	// RetainJournal is the journal's name in RetainDir.
-	RetainJournal = "journal.json"
 )
 
 // underOutputs returns ctx with every destination's output as a root of
@@ -52,10 +34,6 @@ func underOutputs(ctx context.Context, plan *rules.Plan) context.Context {
 	return storage.WithRoots(ctx, outputs...)
 }
 
-// ownNames are the names deid writes in every destination output, besides
-// the folders of its datasets.
-var ownNames = []string{ManifestName, ReportsDir, StagingDir, RetainDir, ShardsDir, lock.Dir}
-
 // checkOutputLinks refuses, before any work, a symbolic link where a write
 // of this run would go below an output (storage.NoLinks): at deid's own
 // names (manifest, reports, staging, locks...), at a dataset's folder, and
@@ -66,20 +44,20 @@ var ownNames = []string{ManifestName, ReportsDir, StagingDir, RetainDir, ShardsD
 func (r *runner) checkOutputLinks(ctx context.Context) error {
 	ctx = underOutputs(ctx, r.plan)
 	for _, dst := range r.plan.Destinations {
-		names := append([]string(nil), ownNames...)
+		names := append([]string(nil), output.OwnNames...)
 		for _, b := range dst.Bindings {
 			names = append(names, b.Dataset.Name)
 		}
 		for _, n := range names {
 			if err := storage.NoLinks(ctx, "write", storage.Join(dst.Output, n)); err != nil {
-				return dataError(fmt.Errorf("destination %q: %w", dst.Name, err))
+				return dataerr.Mark(fmt.Errorf("destination %q: %w", dst.Name, err))
 			}
 		}
 	}
 	for _, in := range r.inputs {
 		for _, out := range in.outputs {
 			if err := storage.NoLinks(ctx, "write", storage.Join(out.dst.Output, out.rel)); err != nil {
-				return dataError(fmt.Errorf("destination %q: %w", out.dst.Name, err))
+				return dataerr.Mark(fmt.Errorf("destination %q: %w", out.dst.Name, err))
 			}
 		}
 	}
@@ -91,13 +69,13 @@ func (r *runner) checkOutputLinks(ctx context.Context) error {
 // deid writes, and only its owner can remove it.
 func linkError(err error) error {
 	if errors.Is(err, storage.ErrLink) {
-		return dataError(err)
+		return dataerr.Mark(err)
 	}
 	return err
 }
 
 func (r *runner) stagingRoot(dstOutput string) string {
-	return storage.Join(dstOutput, StagingDir, r.opt.RunID)
+	return storage.Join(dstOutput, output.StagingDir, r.opt.RunID)
 }
 
 // assembly is one staged output file being spliced from an input file's
@@ -286,60 +264,16 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// holdOutput takes the publish lock of an output (lock.PublishPath), waiting
-// while another run or retention sweep holds it, and renews its lease
-// until the returned release is called. Every commit of files, report and
-// manifest to an output happens under it, so that two runs (a manual one
-// and a scheduled one, or the shards of a run, or a run and deid retain)
-// never interleave their read-merge-write of the manifest or fork the
-// report chain.
-func (r *runner) holdOutput(ctx context.Context, output string) (release func(), err error) {
-	return HoldOutput(ctx, r.opt.Store, output, r.opt.PublishWait, r.opt.Logger)
-}
-
-// publishLockTTL is the lease of a publish lock; its holder renews it every
-// third of it, so only a holder that died keeps others waiting this long.
-const publishLockTTL = time.Minute
-
-// DefaultPublishWait is how long a commit waits for an output's publish
-// lock when Options.PublishWait is zero.
-const DefaultPublishWait = 10 * time.Minute
-
-// HoldOutput is holdOutput for other packages (deid retain): it takes the
-// publish lock of output, waiting at most wait (0: DefaultPublishWait).
-func HoldOutput(ctx context.Context, st storage.Store, output string, wait time.Duration, log *slog.Logger) (release func(), err error) {
-	if wait <= 0 {
-		wait = DefaultPublishWait
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	l, err := lock.At(st, lock.PublishPath(output), "publish", lock.NewOwner(), publishLockTTL, nil)
-	if err != nil {
-		return nil, err
-	}
-	err = lock.AcquireWait(ctx, l, wait, 250*time.Millisecond, func(err error) {
-		log.Info("waiting for the output's publish lock", "output", output, "reason", err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("output %s: %w", output, err)
-	}
-	stop := lock.Renewing(ctx, l, publishLockTTL, func(err error) {
-		log.Error("publish lock lease could not be renewed", "output", output, "error", err)
-	})
-	return func() {
-		stop()
-		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
-			log.Warn("publish lock could not be released: it expires with its lease", "output", output, "error", err)
-		}
-	}, nil
+// holdOutput takes the publish lock of an output (output.HoldOutput).
+func (r *runner) holdOutput(ctx context.Context, outDir string) (release func(), err error) {
+	return output.HoldOutput(ctx, r.opt.Store, outDir, r.opt.PublishWait, r.opt.Logger)
 }
 
 // checkNoRetainJournal refuses an output where a deid retain run was
 // interrupted while erasing: on completion it would put its files over
 // this run's, so it must finish first.
-func (r *runner) checkNoRetainJournal(ctx context.Context, dst, output string) error {
-	if j := storage.Join(output, RetainDir, RetainJournal); r.statExists(ctx, j) {
+func (r *runner) checkNoRetainJournal(ctx context.Context, dst, outDir string) error {
+	if j := storage.Join(outDir, output.RetainDir, output.RetainJournal); r.statExists(ctx, j) {
 		return fmt.Errorf("destination %q: an interrupted deid retain run awaits completion (%s): run deid retain with this policy first", dst, j)
 	}
 	return nil
@@ -375,14 +309,14 @@ func (r *runner) publishDestination(ctx context.Context, dst *report.Destination
 			return err
 		}
 	}
-	if r.opt.Incremental && len(dst.Files) == 0 && r.statExists(ctx, storage.Join(dst.Output, ManifestName)) {
+	if r.opt.Incremental && len(dst.Files) == 0 && r.statExists(ctx, storage.Join(dst.Output, output.ManifestName)) {
 		// a scheduled run that found nothing new: a signed report each
 		// time would grow the chain by one per tick, recording nothing
 		r.rep.Lock()
 		dst.NotCommitted = fmt.Sprintf("nothing new to publish (%d outputs unchanged): the output and its report chain are as the last commit left them", len(dst.Unchanged))
 		r.rep.Unlock()
 		r.opt.Logger.Info("nothing new to publish: nothing committed", "destination", dst.Name, "output", dst.Output, "unchanged", len(dst.Unchanged))
-		return removeTree(ctx, r.opt.Store, r.stagingRoot(dst.Output))
+		return output.RemoveTree(ctx, r.opt.Store, r.stagingRoot(dst.Output))
 	}
 	if h := r.opt.BeforePublish; h != nil {
 		if err := h(ctx, dst, r.stagingRoot(dst.Output)); err != nil {
@@ -412,14 +346,14 @@ var errStoppedAtCommitPoint = errors.New("stopped at the commit point (test)")
 // gives the same bytes): they stay as committed, listed as unchanged, so a
 // job run that finds nothing new commits nothing.
 func (r *runner) dropUnchanged(ctx context.Context, dst *report.Destination) error {
-	m, err := ReadManifest(ctx, r.opt.Store, dst.Output)
+	m, err := output.ReadManifest(ctx, r.opt.Store, dst.Output)
 	if errors.Is(err, storage.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	committed := map[string]*ManifestFile{}
+	committed := map[string]*output.ManifestFile{}
 	for _, f := range m.Files {
 		committed[f.Path] = f
 	}
@@ -448,8 +382,8 @@ func (r *runner) dropUnchanged(ctx context.Context, dst *report.Destination) err
 // recoverCommits completes the commits to output that killed runs left
 // past their commit point (the caller holds the publish lock), and says so
 // in the report.
-func (r *runner) recoverCommits(ctx context.Context, name, output string) error {
-	done, err := RecoverCommits(ctx, r.opt.Store, output, r.opt.RunID)
+func (r *runner) recoverCommits(ctx context.Context, name, outDir string) error {
+	done, err := output.RecoverCommits(ctx, r.opt.Store, outDir, r.opt.RunID)
 	for _, id := range done {
 		r.rep.Warn(fmt.Sprintf("destination %q: completed the commit of run %s, stopped after its commit point", name, id))
 	}
@@ -459,20 +393,20 @@ func (r *runner) recoverCommits(ctx context.Context, name, output string) error 
 // stagedMoves checks the destination's staged files and their targets and
 // returns their moves, in path order; on object storage it records each
 // staged object's checksum (a copy keeps it) in its report entry.
-func (r *runner) stagedMoves(ctx context.Context, dst *report.Destination) ([]commitMove, error) {
+func (r *runner) stagedMoves(ctx context.Context, dst *report.Destination) ([]output.Move, error) {
 	staging := r.stagingRoot(dst.Output)
 	sortedOutputs(dst.Files)
-	moves := make([]commitMove, 0, len(dst.Files)+3)
+	moves := make([]output.Move, 0, len(dst.Files)+3)
 	for _, f := range dst.Files {
 		// a link refused half way would leave some files replaced and the
 		// manifest not: every target is checked before the commit point
 		if err := storage.NoLinks(ctx, "publish", storage.Join(dst.Output, f.Path)); err != nil {
-			return nil, dataError(fmt.Errorf("destination %q: %w", dst.Name, err))
+			return nil, dataerr.Mark(fmt.Errorf("destination %q: %w", dst.Name, err))
 		}
 		if err := r.noteStaged(ctx, f, storage.Join(staging, f.Path)); err != nil {
 			return nil, err
 		}
-		moves = append(moves, commitMove{Staged: f.Path, Final: f.Path, SHA256: f.SHA256})
+		moves = append(moves, output.Move{Staged: f.Path, Final: f.Path, SHA256: f.SHA256})
 	}
 	return moves, nil
 }
@@ -497,7 +431,7 @@ func (r *runner) noteStaged(ctx context.Context, f *report.OutputFile, loc strin
 // commit stages the destination's report of run and its merged manifest,
 // writes the commit record listing moves and them, and carries it out.
 // The caller holds the output's publish lock.
-func (r *runner) commit(ctx context.Context, run *report.Run, dst *report.Destination, moves []commitMove) error {
+func (r *runner) commit(ctx context.Context, run *report.Run, dst *report.Destination, moves []output.Move) error {
 	staging := r.stagingRoot(dst.Output)
 	own, err := r.stageReport(ctx, run, dst, staging)
 	if err != nil {
@@ -507,11 +441,11 @@ func (r *runner) commit(ctx context.Context, run *report.Run, dst *report.Destin
 	if err != nil {
 		return err
 	}
-	if err := r.writeJSON(ctx, storage.Join(staging, commitDir, ManifestName), m); err != nil {
+	if err := r.writeJSON(ctx, storage.Join(staging, output.CommitDir, output.ManifestName), m); err != nil {
 		return err
 	}
 	moves = append(moves, own...)
-	moves = append(moves, commitMove{Staged: commitDir + "/" + ManifestName, Final: ManifestName})
+	moves = append(moves, output.Move{Staged: output.CommitDir + "/" + output.ManifestName, Final: output.ManifestName})
 	// a lease that lapsed and was taken: another run may have removed the
 	// staging as a killed run's
 	if l, ok := r.stagingLeases.Load(dst.Output); ok {
@@ -526,21 +460,21 @@ func (r *runner) commit(ctx context.Context, run *report.Run, dst *report.Destin
 		if mv.SHA256 != "" {
 			_, err = r.opt.Store.Stat(ctx, storage.Join(staging, mv.Staged))
 		} else {
-			moves[i].SHA256, _, err = hashObject(ctx, r.opt.Store, storage.Join(staging, mv.Staged))
+			moves[i].SHA256, _, err = output.HashObject(ctx, r.opt.Store, storage.Join(staging, mv.Staged))
 		}
 		if err != nil {
 			return fmt.Errorf("destination %q: the staged %s is gone before the commit point (removed by another process: did this run's staging lease lapse?); nothing was committed: %w",
 				dst.Name, mv.Staged, err)
 		}
 	}
-	rec := &commitRecord{Format: commitFormat, RunID: r.opt.RunID, Moves: moves}
-	if err := writeCommitRecord(ctx, r.opt.Store, staging, rec); err != nil {
+	rec := &output.CommitRecord{Format: output.CommitFormat, RunID: r.opt.RunID, Moves: moves}
+	if err := output.WriteCommitRecord(ctx, r.opt.Store, staging, rec); err != nil {
 		return err
 	}
 	if r.opt.stopAtCommitPoint {
 		return errStoppedAtCommitPoint
 	}
-	return replayCommit(ctx, r.opt.Store, dst.Output, staging, rec)
+	return output.ReplayCommit(ctx, r.opt.Store, dst.Output, staging, rec)
 }
 
 // abortStaging removes what a failed run staged, but never a staging
@@ -548,27 +482,14 @@ func (r *runner) commit(ctx context.Context, run *report.Run, dst *report.Destin
 func (r *runner) abortStaging(ctx context.Context) {
 	for _, dst := range r.plan.Destinations {
 		staging := r.stagingRoot(dst.Output)
-		if r.statExists(ctx, storage.Join(staging, commitRecordName)) {
+		if r.statExists(ctx, storage.Join(staging, output.CommitRecordName)) {
 			r.opt.Logger.Warn("the commit stopped after its commit point: the next run completes it", "output", dst.Output)
 			continue
 		}
-		if err := removeTree(ctx, r.opt.Store, staging); err != nil {
+		if err := output.RemoveTree(ctx, r.opt.Store, staging); err != nil {
 			r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
 		}
 	}
-}
-
-// removeTree deletes every object under prefix (and, on local disk, the
-// temporary files of killed writers and the emptied folders, then the
-// parent staging folder when no other run uses it).
-func removeTree(ctx context.Context, s storage.Store, prefix string) error {
-	if err := storage.RemoveAll(ctx, s, strings.TrimSuffix(prefix, "/")); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, storage.ErrNotExist) {
-		return err
-	}
-	if !storage.IsURI(prefix) {
-		storage.Local{}.Delete(ctx, storage.Dir(strings.TrimSuffix(prefix, "/"))) // fails, harmlessly, when not empty
-	}
-	return nil
 }
 
 // stageReport writes, into the commit folder of staging, the destination's
@@ -576,14 +497,14 @@ func removeTree(ctx context.Context, s storage.Store, prefix string) error {
 // reports), chained to the report the output's manifest names and signed
 // with the audit key when the policy has one, and beside it report.html,
 // the page an auditor reads; it returns their moves.
-func (r *runner) stageReport(ctx context.Context, run *report.Run, dst *report.Destination, staging string) ([]commitMove, error) {
+func (r *runner) stageReport(ctx context.Context, run *report.Run, dst *report.Destination, staging string) ([]output.Move, error) {
 	rep := run.ForDestination(dst.Name)
-	chain, err := previousReport(ctx, r.opt.Store, dst.Output)
+	chain, err := output.PreviousReport(ctx, r.opt.Store, dst.Output)
 	if err != nil {
 		return nil, err
 	}
 	rep.Chain = chain
-	final := reportLocation(dst.Output, r.opt.RunID)
+	final := output.ReportLocation(dst.Output, r.opt.RunID)
 	var b []byte
 	if k := r.plan.AuditKey; k != nil {
 		b, err = rep.Signed(k.Secret(), k.Fingerprint())
@@ -593,7 +514,7 @@ func (r *runner) stageReport(ctx context.Context, run *report.Run, dst *report.D
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", final, err)
 	}
-	if err := r.writeJSON(ctx, storage.Join(staging, commitDir, "report.json"), rawJSON(b)); err != nil {
+	if err := r.writeJSON(ctx, storage.Join(staging, output.CommitDir, "report.json"), rawJSON(b)); err != nil {
 		return nil, err
 	}
 	// the HTML page renders the report as written, signature included
@@ -605,12 +526,12 @@ func (r *runner) stageReport(ctx context.Context, run *report.Run, dst *report.D
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", final, err)
 	}
-	if err := r.writeJSON(ctx, storage.Join(staging, commitDir, "report.html"), rawJSON(page)); err != nil {
+	if err := r.writeJSON(ctx, storage.Join(staging, output.CommitDir, "report.html"), rawJSON(page)); err != nil {
 		return nil, err
 	}
-	return []commitMove{
-		{Staged: commitDir + "/report.json", Final: reportRel(r.opt.RunID, "report.json")},
-		{Staged: commitDir + "/report.html", Final: reportRel(r.opt.RunID, "report.html")},
+	return []output.Move{
+		{Staged: output.CommitDir + "/report.json", Final: output.ReportRel(r.opt.RunID, "report.json")},
+		{Staged: output.CommitDir + "/report.html", Final: output.ReportRel(r.opt.RunID, "report.html")},
 	}, nil
 }
 

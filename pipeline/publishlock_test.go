@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline/lock"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -35,7 +36,7 @@ func TestPublishLock(t *testing.T) {
 	if !errors.Is(err, lock.ErrLocked) || !errors.Is(err, lock.ErrLocked) {
 		t.Fatalf("run while the lock is held: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(out, ManifestName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(out, output.ManifestName)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a run that could not take the lock wrote a manifest: %v", err)
 	}
 	// within the wait: the run waits, then commits
@@ -45,7 +46,7 @@ func TestPublishLock(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(700 * time.Millisecond)
-	if _, err := os.Stat(filepath.Join(out, ManifestName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(out, output.ManifestName)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the run committed while the lock was held: %v", err)
 	}
 	if err := other.Release(ctx); err != nil {
@@ -54,7 +55,7 @@ func TestPublishLock(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("the run after the release: %v", err)
 	}
-	m, err := ReadManifest(ctx, storage.Local{}, out)
+	m, err := output.ReadManifest(ctx, storage.Local{}, out)
 	if err != nil || len(m.Files) != 2 {
 		t.Fatalf("manifest after the wait: %v, %+v", err, m)
 	}
@@ -96,7 +97,7 @@ func TestConcurrentRunsKeepEveryFile(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		m, err := ReadManifest(ctx, storage.Local{}, out)
+		m, err := output.ReadManifest(ctx, storage.Local{}, out)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -87,7 +88,7 @@ func resign(t *testing.T, out string, ids []string, key []byte, edit func(*repor
 	t.Helper()
 	prevSum := ""
 	for i, id := range ids {
-		loc := reportLocation(out, id)
+		loc := output.ReportLocation(out, id)
 		b, err := os.ReadFile(loc)
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +133,7 @@ func TestReportChain(t *testing.T) {
 	for i := range attacker {
 		attacker[i] = byte(200 - i)
 	}
-	newest, middle, first := reportLocation(job, ids[2]), reportLocation(job, ids[1]), reportLocation(job, ids[0])
+	newest, middle, first := output.ReportLocation(job, ids[2]), output.ReportLocation(job, ids[1]), output.ReportLocation(job, ids[0])
 	edit := func(loc, re, repl string) func(t *testing.T, out string) {
 		return func(t *testing.T, out string) {
 			loc := strings.Replace(loc, job, out, 1)
@@ -154,48 +155,48 @@ func TestReportChain(t *testing.T) {
 		name   string
 		tamper func(t *testing.T, out string)
 		pub    ed25519.PublicKey
-		want   []Problem // Report/File relative to the job folder
+		want   []output.Problem // Report/File relative to the job folder
 	}{
 		{"clean", func(*testing.T, string) {}, pub, nil},
 		{"clean without a public key", func(*testing.T, string) {}, nil, nil},
 		{"edited newest report", edit(newest, `"rows_out": \d+`, `"rows_out": 1`), pub,
-			[]Problem{{Report: newest, Msg: "the report was changed after it was signed"}}},
+			[]output.Problem{{Report: newest, Msg: "the report was changed after it was signed"}}},
 		{"edited older report", edit(first, `"erasure": \d+`, `"erasure": 0`), pub,
-			[]Problem{{Report: first, Msg: "changed after it was signed"}, {Report: first, Msg: "changed after the next report (run " + ids[1] + ") recorded it"}}},
+			[]output.Problem{{Report: first, Msg: "changed after it was signed"}, {Report: first, Msg: "changed after the next report (run " + ids[1] + ") recorded it"}}},
 		{"edited older report, no public key", edit(middle, `"erasure": \d+`, `"erasure": 0`), nil,
-			[]Problem{{Report: middle, Msg: "changed after the next report (run " + ids[2] + ") recorded it"}}},
+			[]output.Problem{{Report: middle, Msg: "changed after the next report (run " + ids[2] + ") recorded it"}}},
 		{"appended after the signature", edit(newest, `\n}\n$`, "\n}\n,\"outcome\": \"succeeded\"}\n"), pub,
-			[]Problem{{Report: newest, Msg: "report does not match its signature"}}},
+			[]output.Problem{{Report: newest, Msg: "report does not match its signature"}}},
 		{"signature removed", edit(newest, `,\n  "signature": \{[^}]*\}`, ""), pub,
-			[]Problem{{Report: newest, Msg: "the report is not signed"}}},
+			[]output.Problem{{Report: newest, Msg: "the report is not signed"}}},
 		{"chain rewritten and re-signed", func(t *testing.T, out string) {
 			resign(t, out, ids, attacker, func(r *report.Run) { r.Warnings = append(r.Warnings, "nothing to see") })
-		}, pub, []Problem{{Report: first, Msg: "signed by another key"}, {Report: middle, Msg: "signed by another key"}, {Report: newest, Msg: "signed by another key"}}},
+		}, pub, []output.Problem{{Report: first, Msg: "signed by another key"}, {Report: middle, Msg: "signed by another key"}, {Report: newest, Msg: "signed by another key"}}},
 		{"changed output file", func(t *testing.T, out string) {
 			p := filepath.Join(out, outputFile)
 			b, _ := os.ReadFile(p)
 			b[len(b)/2] ^= 1
 			os.WriteFile(p, b, 0o644)
-		}, pub, []Problem{{Report: first, File: filepath.Join(job, outputFile), Msg: "the file changed since the report recorded it"}}},
+		}, pub, []output.Problem{{Report: first, File: filepath.Join(job, outputFile), Msg: "the file changed since the report recorded it"}}},
 		{"missing output file", func(t *testing.T, out string) { os.Remove(filepath.Join(out, outputFile)) }, pub,
-			[]Problem{{Report: first, File: filepath.Join(job, outputFile), Msg: "the file is missing"}}},
+			[]output.Problem{{Report: first, File: filepath.Join(job, outputFile), Msg: "the file is missing"}}},
 		{"extra output file", func(t *testing.T, out string) {
 			os.WriteFile(filepath.Join(out, "browsing", "x.parquet"), []byte("PAR1"), 0o644)
 		}, pub,
-			[]Problem{{File: filepath.Join(job, "browsing", "x.parquet"), Msg: "no report records this file"}}},
+			[]output.Problem{{File: filepath.Join(job, "browsing", "x.parquet"), Msg: "no report records this file"}}},
 		{"older report removed", func(t *testing.T, out string) { os.RemoveAll(filepath.Dir(strings.Replace(middle, job, out, 1))) }, pub,
-			[]Problem{{Report: newest, Msg: "the report follows run " + ids[1] + ", whose report is missing"},
+			[]output.Problem{{Report: newest, Msg: "the report follows run " + ids[1] + ", whose report is missing"},
 				{Report: first, Msg: "not in the chain"}}},
 		{"edited page", edit(strings.Replace(newest, "report.json", "report.html", 1), `Outcome`, `Result`), pub,
-			[]Problem{{Report: newest, File: strings.Replace(newest, "report.json", "report.html", 1), Msg: "report.html does not show what report.json says"}}},
+			[]output.Problem{{Report: newest, File: strings.Replace(newest, "report.json", "report.html", 1), Msg: "report.html does not show what report.json says"}}},
 		{"newest report removed", func(t *testing.T, out string) { os.RemoveAll(filepath.Dir(strings.Replace(newest, job, out, 1))) }, pub,
-			[]Problem{{File: filepath.Join(job, ManifestName), Msg: "the manifest names the report of run " + ids[2] + ", which is missing"}}},
+			[]output.Problem{{File: filepath.Join(job, output.ManifestName), Msg: "the manifest names the report of run " + ids[2] + ", which is missing"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out := copyTree(t, job)
 			c.tamper(t, out)
-			res, err := CheckReports(context.Background(), storage.Local{}, out, CheckOptions{PublicKey: c.pub})
+			res, err := output.CheckReports(context.Background(), storage.Local{}, out, output.CheckOptions{PublicKey: c.pub})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,7 +227,7 @@ func TestReportChain(t *testing.T) {
 	// the rewritten chain is consistent: only the trusted key tells it apart
 	out := copyTree(t, job)
 	resign(t, out, ids, attacker, func(*report.Run) {})
-	res, err := CheckReports(context.Background(), storage.Local{}, out, CheckOptions{PublicKey: auditPublic(t, hex.EncodeToString(attacker))})
+	res, err := output.CheckReports(context.Background(), storage.Local{}, out, output.CheckOptions{PublicKey: auditPublic(t, hex.EncodeToString(attacker))})
 	if err != nil || !res.OK() {
 		t.Errorf("re-signed chain under the attacker's own key: %v %+v", err, res)
 	}
@@ -238,7 +239,7 @@ func TestReportsChainAcrossRuns(t *testing.T) {
 	job, ids := chainedJob(t)
 	prev := ""
 	for _, id := range ids {
-		b, err := os.ReadFile(reportLocation(job, id))
+		b, err := os.ReadFile(output.ReportLocation(job, id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +273,7 @@ func TestReportChainRandomTampering(t *testing.T) {
 	pub := auditPublic(t, auditKeyHex)
 	var targets []string
 	for _, rel := range keys(tree(t, job)) {
-		if rel != ManifestName {
+		if rel != output.ManifestName {
 			targets = append(targets, rel)
 		}
 	}
@@ -288,7 +289,7 @@ func TestReportChainRandomTampering(t *testing.T) {
 		at := rng.IntN(len(b))
 		b[at] ^= byte(1 + rng.IntN(255))
 		os.WriteFile(p, b, 0o644)
-		res, err := CheckReports(context.Background(), storage.Local{}, out, CheckOptions{PublicKey: pub})
+		res, err := output.CheckReports(context.Background(), storage.Local{}, out, output.CheckOptions{PublicKey: pub})
 		if err != nil {
 			t.Fatal(err)
 		}

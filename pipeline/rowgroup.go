@@ -6,6 +6,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/internal/parallel"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
@@ -369,7 +370,7 @@ func (t *rowGroupTask) transformColumn(oi, ci int, src []arrow.Array) (arrow.Arr
 		a, err = oc.bc.Transform.Apply(mem, src[oc.pos])
 	}
 	if err != nil {
-		return nil, dataErrorf(in.match.Location, oc.name, "%s (%s): %w", oc.bc.Spec.Name, oc.bc.Pos, err)
+		return nil, dataerr.Errorf(in.match.Location, oc.name, "%s (%s): %w", oc.bc.Spec.Name, oc.bc.Pos, err)
 	}
 	return a, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -94,7 +95,7 @@ func (r *runner) bindOutputRules(in *inputFile, pos map[string]int) error {
 			if c.filter.FromWithdrawal {
 				tp = position(c.timeColumn)
 				if _, ok := in.schema.Field(in.readCols[tp]).Type.(*arrow.TimestampType); !ok {
-					return dataErrorf(in.match.Location, c.timeColumn, "consent time column is %s, not a timestamp", in.schema.Field(in.readCols[tp]).Type)
+					return dataerr.Errorf(in.match.Location, c.timeColumn, "consent time column is %s, not a timestamp", in.schema.Field(in.readCols[tp]).Type)
 				}
 			}
 			rulesOut.consentTime = append(rulesOut.consentTime, tp)
@@ -128,7 +129,7 @@ func (o *outputRules) apply(r *runner, in *inputFile, cols []arrow.Array, base, 
 			times = cols[tp]
 		}
 		if err := c.filter.Apply(cols[in.subjectPos], times, sel); err != nil {
-			return 0, dataErrorf(in.match.Location, in.ds.Subject, "%w", err)
+			return 0, dataerr.Errorf(in.match.Location, in.ds.Subject, "%w", err)
 		}
 	}
 	if o.children == nil {
@@ -142,7 +143,7 @@ func (o *outputRules) apply(r *runner, in *inputFile, cols []arrow.Array, base, 
 	if o.births != nil {
 		b, err := transforms.BirthDaysOf(r.opt.Mem, cols[in.subjectPos], o.births)
 		if err != nil {
-			return 0, dataErrorf(in.match.Location, in.ds.Subject, "%w", err)
+			return 0, dataerr.Errorf(in.match.Location, in.ds.Subject, "%w", err)
 		}
 		defer b.Release()
 		birth = b
@@ -157,7 +158,7 @@ func (o *outputRules) apply(r *runner, in *inputFile, cols []arrow.Array, base, 
 	}
 	unknown, err := children.Apply(birth, times, sel)
 	if err != nil {
-		return 0, dataErrorf(in.match.Location, in.ds.Children.AgeColumn(), "%w", err)
+		return 0, dataerr.Errorf(in.match.Location, in.ds.Children.AgeColumn(), "%w", err)
 	}
 	return unknown, nil
 }
@@ -173,7 +174,7 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 	for _, c := range ds.Consent {
 		sum, attrs, err := r.hashFile(ctx, c.List)
 		if errors.Is(err, storage.ErrNotExist) {
-			return dataErrorf(c.List, "", "consent list of dataset %q (%s) does not exist", ds.Name, c.Pos)
+			return dataerr.Errorf(c.List, "", "consent list of dataset %q (%s) does not exist", ds.Name, c.Pos)
 		}
 		if err != nil {
 			return fmt.Errorf("dataset %q: consent list: %w", ds.Name, err)
@@ -245,7 +246,7 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 	}
 	f, err := parquetio.Open(ctx, r.opt.Store, c.List, r.opt.Mem)
 	if err != nil {
-		return nil, dataError(err)
+		return nil, dataerr.Mark(err)
 	}
 	defer f.Close()
 	sch := f.Schema()
@@ -257,16 +258,16 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 	for _, n := range names {
 		idx := sch.FieldIndices(n)
 		if idx == nil {
-			return nil, dataErrorf(c.List, n, "the consent list has no such column (%s); it needs %s and has %s", c.Pos, strings.Join(names, ", "), fieldNames(sch))
+			return nil, dataerr.Errorf(c.List, n, "the consent list has no such column (%s); it needs %s and has %s", c.Pos, strings.Join(names, ", "), fieldNames(sch))
 		}
 		leaves = append(leaves, f.LeafIndex(n))
 	}
 	if k, ok := transforms.KindOf(sch.Field(sch.FieldIndices(c.Column)[0]).Type); !ok || k != kind {
-		return nil, dataErrorf(c.List, c.Column, "the consent list's ids are %s, but %s: write the list with the subject column's type",
+		return nil, dataerr.Errorf(c.List, c.Column, "the consent list's ids are %s, but %s: write the list with the subject column's type",
 			sch.Field(sch.FieldIndices(c.Column)[0]).Type, side)
 	}
 	if _, ok := sch.Field(sch.FieldIndices("withdrawn_at")[0]).Type.(*arrow.TimestampType); !ok {
-		return nil, dataErrorf(c.List, "withdrawn_at", "is %s, not a timestamp", sch.Field(sch.FieldIndices("withdrawn_at")[0]).Type)
+		return nil, dataerr.Errorf(c.List, "withdrawn_at", "is %s, not a timestamp", sch.Field(sch.FieldIndices("withdrawn_at")[0]).Type)
 	}
 	var rows []consentRow
 	for rg := 0; rg < f.NumRowGroups(); rg++ {
@@ -286,10 +287,10 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 				}
 				row.purpose = stringAt(purpose, i)
 				if purpose.IsNull(i) || !isPurpose(row.purpose) {
-					return dataErrorf(c.List, "purpose", "row %d: %q is not one of %s", i, row.purpose, strings.Join(rules.Purposes, ", "))
+					return dataerr.Errorf(c.List, "purpose", "row %d: %q is not one of %s", i, row.purpose, strings.Join(rules.Purposes, ", "))
 				}
 				if ts.IsNull(i) {
-					return dataErrorf(c.List, "withdrawn_at", "row %d: NULL withdrawal time", i)
+					return dataerr.Errorf(c.List, "withdrawn_at", "row %d: NULL withdrawal time", i)
 				}
 				row.at = withdrawalMicros(ts.Value(i), unit)
 				rows = append(rows, row)
@@ -297,7 +298,7 @@ func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind tra
 			return nil
 		})
 		if err != nil {
-			return nil, dataError(err)
+			return nil, dataerr.Mark(err)
 		}
 	}
 	return rows, nil
@@ -322,7 +323,7 @@ func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind 
 	cr := csv.NewReader(io.NewSectionReader(src, 0, src.Size()))
 	header, err := cr.Read()
 	if err != nil {
-		return nil, dataErrorf(c.List, "", "no header line naming the columns: %w", err)
+		return nil, dataerr.Errorf(c.List, "", "no header line naming the columns: %w", err)
 	}
 	col := map[string]int{}
 	names := make([]string, len(header))
@@ -335,7 +336,7 @@ func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind 
 	}
 	for _, n := range []string{c.Column, "purpose", "withdrawn_at"} {
 		if _, ok := col[n]; !ok {
-			return nil, dataErrorf(c.List, n, "the consent list has no such column (%s); its header is %q", c.Pos, strings.Join(header, ","))
+			return nil, dataerr.Errorf(c.List, n, "the consent list has no such column (%s); its header is %q", c.Pos, strings.Join(header, ","))
 		}
 	}
 	var rows []consentRow
@@ -345,7 +346,7 @@ func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind 
 			return rows, nil
 		}
 		if err != nil {
-			return nil, dataErrorf(c.List, "", "%w", err)
+			return nil, dataerr.Errorf(c.List, "", "%w", err)
 		}
 		line, _ := cr.FieldPos(0)
 		at := fmt.Sprintf("%s:%d", c.List, line)
@@ -356,16 +357,16 @@ func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind 
 		row := consentRow{sid: id, purpose: strings.TrimSpace(rec[col["purpose"]])}
 		if kind == transforms.KindInteger {
 			if row.id, err = strconv.ParseInt(id, 10, 64); err != nil {
-				return nil, dataErrorf(at, c.Column, "%q in the consent list is not an integer id, but %s", id, side)
+				return nil, dataerr.Errorf(at, c.Column, "%q in the consent list is not an integer id, but %s", id, side)
 			}
 			row.sid = ""
 		}
 		if !isPurpose(row.purpose) {
-			return nil, dataErrorf(at, "purpose", "%q is not one of %s", row.purpose, strings.Join(rules.Purposes, ", "))
+			return nil, dataerr.Errorf(at, "purpose", "%q is not one of %s", row.purpose, strings.Join(rules.Purposes, ", "))
 		}
 		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(rec[col["withdrawn_at"]]))
 		if err != nil {
-			return nil, dataErrorf(at, "withdrawn_at", "%q is not an RFC 3339 time with a zone (2026-05-01T08:00:00+08:00)", rec[col["withdrawn_at"]])
+			return nil, dataerr.Errorf(at, "withdrawn_at", "%q is not an RFC 3339 time with a zone (2026-05-01T08:00:00+08:00)", rec[col["withdrawn_at"]])
 		}
 		row.at = t.UnixMicro()
 		rows = append(rows, row)
@@ -418,7 +419,7 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 	for _, m := range matches {
 		f, err := parquetio.Open(ctx, r.opt.Store, m.Location, r.opt.Mem)
 		if err != nil {
-			return dataError(err)
+			return dataerr.Mark(err)
 		}
 		sch := f.Schema()
 		if err := CheckColumnNames(m.Location, sch); err != nil {
@@ -427,12 +428,12 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 		}
 		if sch.FieldIndices(from.Subject) == nil || sch.FieldIndices(c.AgeColumn()) == nil {
 			f.Close()
-			return dataErrorf(m.Location, c.AgeColumn(), "dataset %q's file lacks %q or %q, which the children rule of %q reads (%s)",
+			return dataerr.Errorf(m.Location, c.AgeColumn(), "dataset %q's file lacks %q or %q, which the children rule of %q reads (%s)",
 				from.Name, from.Subject, c.AgeColumn(), ds.Name, c.Pos)
 		}
 		if k, ok := transforms.KindOf(sch.Field(sch.FieldIndices(from.Subject)[0]).Type); !ok || k != kind {
 			f.Close()
-			return dataErrorf(m.Location, from.Subject, "subject ids are %s here but %s in dataset %q: ages join on ids of one type",
+			return dataerr.Errorf(m.Location, from.Subject, "subject ids are %s here but %s in dataset %q: ages join on ids of one type",
 				sch.Field(sch.FieldIndices(from.Subject)[0]).Type, kind, ds.Name)
 		}
 		leaves := []int{f.LeafIndex(from.Subject), f.LeafIndex(c.AgeColumn())}
@@ -462,7 +463,7 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 		}
 		f.Close()
 		if err != nil {
-			return dataError(err)
+			return dataerr.Mark(err)
 		}
 	}
 	if kind == transforms.KindInteger {

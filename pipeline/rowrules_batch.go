@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/transforms"
 )
@@ -36,7 +37,7 @@ func (r *runner) toInstants(in *inputFile, cols []arrow.Array, counted []int) ([
 			c, err = transforms.LocalToInstantCounted(r.opt.Mem, cols[pos], in.ds.TimeZone, &local)
 		}
 		if err != nil {
-			return converted, dataErrorf(in.match.Location, in.schema.Field(in.readCols[pos]).Name, "%w", err)
+			return converted, dataerr.Errorf(in.match.Location, in.schema.Field(in.readCols[pos]).Name, "%w", err)
 		}
 		converted = append(converted, c)
 		cols[pos] = c
@@ -70,12 +71,12 @@ func (r *runner) applyRowRules(in *inputFile, cols []arrow.Array, sel *transform
 			err = rule.Apply(cols[in.timePos], sel)
 		}
 		if err != nil {
-			return 0, dataErrorf(in.match.Location, rt.TimeColumn, "%w", err)
+			return 0, dataerr.Errorf(in.match.Location, rt.TimeColumn, "%w", err)
 		}
 	}
 	if set := r.erasure[in.ds.Name]; in.subjectPos >= 0 && set != nil {
 		if err := (transforms.Erasure{Set: set}).Apply(cols[in.subjectPos], sel); err != nil {
-			return 0, dataErrorf(in.match.Location, in.ds.Subject, "%w", err)
+			return 0, dataerr.Errorf(in.match.Location, in.ds.Subject, "%w", err)
 		}
 	}
 	if in.timePos >= 0 {

@@ -44,6 +44,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/arrowpool"
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
@@ -498,7 +499,7 @@ func Validate(ctx context.Context, plan *rules.Plan, opt Options) (int, error) {
 	for _, ds := range r.plan.Datasets { // without the ended ones
 		for _, e := range ds.Erasure {
 			if _, err := r.opt.Store.Stat(ctx, e.List); err != nil {
-				return 0, dataErrorf(e.List, "", "erasure list of dataset %q (%s): %w", ds.Name, e.Pos, err)
+				return 0, dataerr.Errorf(e.List, "", "erasure list of dataset %q (%s): %w", ds.Name, e.Pos, err)
 			}
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -28,10 +30,6 @@ import (
 //   - MergeShards, once every shard succeeded, combines their reports into
 //     the run's report and writes each destination's manifest: the commit
 //     point, as for a single run. Until then the run is not committed.
-
-// ShardsDir holds, in a destination's output, the frozen input list and the
-// shard reports of sharded runs, by run id, until they are merged.
-const ShardsDir = ".deid-shards"
 
 // FrozenInputsFormat identifies version 1 of the frozen input list.
 const FrozenInputsFormat = "deid-inputs/v1"
@@ -86,7 +84,7 @@ func ListInputs(ctx context.Context, plan *rules.Plan, opt Options, runID string
 // FrozenInputsLocation is where a sharded run's input list lives: in the
 // first destination's output.
 func FrozenInputsLocation(plan *rules.Plan, runID string) string {
-	return storage.Join(plan.Destinations[0].Output, ShardsDir, runID, "inputs.json")
+	return storage.Join(plan.Destinations[0].Output, output.ShardsDir, runID, "inputs.json")
 }
 
 // JSON returns the list as indented JSON.
@@ -110,10 +108,10 @@ func (s *Shard) select_(ds *rules.Dataset, matches []storage.Match) ([]storage.M
 		}
 		m, ok := byLoc[f.Location]
 		if !ok {
-			return nil, dataErrorf(f.Location, "", "in the run's frozen input list but no longer there")
+			return nil, dataerr.Errorf(f.Location, "", "in the run's frozen input list but no longer there")
 		}
 		if m.Size != f.Size || !m.ModTime.Equal(f.ModTime) || m.Generation != f.Generation {
-			return nil, dataErrorf(f.Location, "", "changed since the run's input list was frozen (%d bytes, then %d)", f.Size, m.Size)
+			return nil, dataerr.Errorf(f.Location, "", "changed since the run's input list was frozen (%d bytes, then %d)", f.Size, m.Size)
 		}
 		out = append(out, m)
 	}
@@ -122,8 +120,8 @@ func (s *Shard) select_(ds *rules.Dataset, matches []storage.Match) ([]storage.M
 
 // shardReportLocation is where shard index of count writes its report for
 // destination output.
-func shardReportLocation(output, runID string, index, count int) string {
-	return storage.Join(output, ShardsDir, runID, fmt.Sprintf("shard-%d-of-%d.json", index, count))
+func shardReportLocation(outDir, runID string, index, count int) string {
+	return storage.Join(outDir, output.ShardsDir, runID, fmt.Sprintf("shard-%d-of-%d.json", index, count))
 }
 
 // publishShard moves a shard's staged files into place and writes its
@@ -160,7 +158,7 @@ func (r *runner) publishShardDestination(ctx context.Context, dst *report.Destin
 	if err := r.writeJSON(ctx, loc, r.rep.ForDestination(dst.Name)); err != nil {
 		return err
 	}
-	if err := removeTree(ctx, r.opt.Store, staging); err != nil {
+	if err := output.RemoveTree(ctx, r.opt.Store, staging); err != nil {
 		r.opt.Logger.Warn("could not remove the staging folder", "folder", staging, "error", err)
 	}
 	r.opt.Logger.Info("shard published, not committed", "destination", dst.Name, "shard", s.Index, "of", s.Count, "files", len(dst.Files))
@@ -194,7 +192,7 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 				return nil, fmt.Errorf("shard %d of %d, destination %q: %w (has it run?)", i, count, dst.Name, err)
 			}
 			// its file paths go into the manifest and the signed report
-			if err := checkReportPaths(loc, rep); err != nil {
+			if err := output.CheckReportPaths(loc, rep); err != nil {
 				return nil, fmt.Errorf("shard %d of %d, destination %q: %w", i, count, dst.Name, err)
 			}
 			if rep.Outcome != "succeeded" {
@@ -274,7 +272,7 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 	for _, dst := range merged.Destinations {
 		// what killed runs and merges left (a merge killed before has this
 		// run id: its staging is ours now, its commit record is completed)
-		err := SettleStaging(ctx, opt.Store, dst.Output, "", r.opt.PublishWait, r.opt.Logger, func(msg string) {
+		err := output.SettleStaging(ctx, opt.Store, dst.Output, "", r.opt.PublishWait, r.opt.Logger, func(msg string) {
 			r.rep.Warn(fmt.Sprintf("destination %q: %s", dst.Name, msg))
 		})
 		if err != nil {
@@ -289,7 +287,7 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 		// the merge killed past its commit point had this run id: its
 		// record is completed here, not skipped as this run's own
 		var recovered []string
-		recovered, err = RecoverCommits(ctx, opt.Store, dst.Output, "")
+		recovered, err = output.RecoverCommits(ctx, opt.Store, dst.Output, "")
 		for _, id := range recovered {
 			r.rep.Warn(fmt.Sprintf("destination %q: completed the commit of run %s, stopped after its commit point", dst.Name, id))
 		}
@@ -300,7 +298,7 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 		default:
 			// committed by a merge killed before it removed its staging
 			// (this run's id, so no settling removed it)
-			err = removeTree(ctx, opt.Store, commitStagingDir(dst.Output, runID))
+			err = output.RemoveTree(ctx, opt.Store, output.CommitStagingDir(dst.Output, runID))
 		}
 		release()
 		if err != nil {
@@ -323,7 +321,7 @@ func MergeShards(ctx context.Context, plan *rules.Plan, opt Options, runID strin
 // the shards' folders are removed. Call it when Merged reports true.
 func FinishMerge(ctx context.Context, st storage.Store, plan *rules.Plan, runID string, log *slog.Logger) error {
 	for _, dst := range plan.Destinations {
-		err := SettleStaging(ctx, st, dst.Output, "", DefaultPublishWait, log, func(msg string) {
+		err := output.SettleStaging(ctx, st, dst.Output, "", output.DefaultPublishWait, log, func(msg string) {
 			log.Warn(msg, "destination", dst.Name)
 		})
 		if err != nil {
@@ -339,8 +337,8 @@ func FinishMerge(ctx context.Context, st storage.Store, plan *rules.Plan, runID 
 func RemoveShards(ctx context.Context, st storage.Store, plan *rules.Plan, runID string) []error {
 	var errs []error
 	for i := len(plan.Destinations) - 1; i >= 0; i-- {
-		dir := storage.Join(plan.Destinations[i].Output, ShardsDir, runID)
-		if err := removeTree(ctx, st, dir); err != nil {
+		dir := storage.Join(plan.Destinations[i].Output, output.ShardsDir, runID)
+		if err := output.RemoveTree(ctx, st, dir); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", dir, err))
 		}
 	}
@@ -350,11 +348,11 @@ func RemoveShards(ctx context.Context, st storage.Store, plan *rules.Plan, runID
 // mergeCommitted reports whether sharded run runID is committed to output:
 // its report is in the output's report chain, or its commit record waits
 // to be completed.
-func mergeCommitted(ctx context.Context, st storage.Store, output, runID string) bool {
-	if exists(ctx, st, storage.Join(output, reportRel(runID, "report.json"))) {
+func mergeCommitted(ctx context.Context, st storage.Store, outDir, runID string) bool {
+	if output.Exists(ctx, st, storage.Join(outDir, output.ReportRel(runID, "report.json"))) {
 		return true
 	}
-	_, ok, err := readCommitRecord(ctx, st, commitStagingDir(output, runID), runID)
+	_, ok, err := output.ReadCommitRecord(ctx, st, output.CommitStagingDir(outDir, runID), runID)
 	return err == nil && ok
 }
 

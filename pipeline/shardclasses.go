@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline/internal/classes"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -30,7 +31,7 @@ const DefaultShardWait = 30 * time.Minute
 // classesLocation is where shard index of count writes its class counts:
 // in the first destination's output, beside the frozen input list.
 func classesLocation(s *Shard, firstOutput string, index int) string {
-	return storage.Join(firstOutput, ShardsDir, s.Inputs.RunID, fmt.Sprintf("classes-%d-of-%d.bin", index, s.Count))
+	return storage.Join(firstOutput, output.ShardsDir, s.Inputs.RunID, fmt.Sprintf("classes-%d-of-%d.bin", index, s.Count))
 }
 
 // exchangeClasses is the barrier of a sharded run enforcing min_k, between

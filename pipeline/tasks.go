@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
@@ -105,15 +106,15 @@ func (st *fileState) open(ctx context.Context, r *runner, in *inputFile) (*parqu
 	if st.file == nil {
 		f, err := parquetio.Open(ctx, r.opt.Store, in.match.Location, r.opt.Mem)
 		if err != nil {
-			return nil, dataError(err)
+			return nil, dataerr.Mark(err)
 		}
 		if f.Attrs().Size != in.match.Size {
 			f.Close()
-			return nil, dataErrorf(in.match.Location, "", "the file changed while the run was reading it (%d bytes, then %d)", in.match.Size, f.Attrs().Size)
+			return nil, dataerr.Errorf(in.match.Location, "", "the file changed while the run was reading it (%d bytes, then %d)", in.match.Size, f.Attrs().Size)
 		}
 		if g := f.Attrs().Generation; g != in.match.Generation {
 			f.Close()
-			return nil, dataErrorf(in.match.Location, "", "the object changed while the run was reading it (generation %d, then %d)", in.match.Generation, g)
+			return nil, dataerr.Errorf(in.match.Location, "", "the object changed while the run was reading it (generation %d, then %d)", in.match.Generation, g)
 		}
 		st.file = f
 	}
@@ -302,7 +303,7 @@ func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) e
 	if st.sum != nil {
 		res := <-st.sum
 		if res.err != nil {
-			return dataErrorf(in.match.Location, "", "SHA-256 for the report: %v", res.err)
+			return dataerr.Errorf(in.match.Location, "", "SHA-256 for the report: %v", res.err)
 		}
 		in.sha256 = res.sum
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/deidproject/deid/pipeline/internal/classes"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -143,7 +144,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 			Checks: []string{"schema", "pii", "pseudonym", "identifier", "erasure", "retention", "risk"}, Findings: []report.Finding{}}
 		risk := map[string]*riskClasses{} // by dataset
 		res.Destinations = append(res.Destinations, dv)
-		m, err := ReadManifest(ctx, s, dst.Output)
+		m, err := output.ReadManifest(ctx, s, dst.Output)
 		if err != nil {
 			return nil, fmt.Errorf("destination %q: %w", dst.Name, err)
 		}
@@ -207,7 +208,7 @@ func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyRe
 func publishVerification(ctx context.Context, s storage.Store, plan *rules.Plan, v *report.Verification) error {
 	runID := v.RunID
 	if runID == "" {
-		m, err := ReadManifest(ctx, s, v.Output)
+		m, err := output.ReadManifest(ctx, s, v.Output)
 		if err != nil {
 			return err
 		}
@@ -222,11 +223,11 @@ func publishVerification(ctx context.Context, s storage.Store, plan *rules.Plan,
 			return err
 		}
 	}
-	dir := storage.Join(v.Output, ReportsDir, runID)
+	dir := storage.Join(v.Output, output.ReportsDir, runID)
 	if err := storage.WriteFile(ctx, s, storage.Join(dir, "verify.json"), b); err != nil {
 		return err
 	}
-	data, err := readAll(ctx, s, storage.Join(dir, "report.json"))
+	data, err := storage.ReadFile(ctx, s, storage.Join(dir, "report.json"))
 	if errors.Is(err, storage.ErrNotExist) {
 		return nil // files of a run whose report is gone: nothing to render
 	}
@@ -407,7 +408,7 @@ func (vr *verifier) room() int {
 // mf): its schema, PII left by detectors, candidate raw identifiers,
 // erased subjects' and expired rows; and adds its quasi-identifiers' classes
 // to risk. Findings go into dv.
-func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *report.Verification, risk map[string]*riskClasses, mf *ManifestFile) error {
+func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *report.Verification, risk map[string]*riskClasses, mf *output.ManifestFile) error {
 	loc := storage.Join(dst.Output, mf.Path)
 	dv.Files++
 	find := func(check, column string, rg int, n int64, format string, args ...any) {

@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 	"github.com/deidproject/deid/transforms"
@@ -214,7 +215,7 @@ func TestVerifyClean(t *testing.T) {
 		}
 	}
 	job := filepath.Dir(filepath.Dir(out))
-	m, _ := filepath.Glob(filepath.Join(job, ReportsDir, "*", "verify.json"))
+	m, _ := filepath.Glob(filepath.Join(job, output.ReportsDir, "*", "verify.json"))
 	if len(m) != 1 {
 		t.Fatalf("verify.json beside the report: %v", m)
 	}
@@ -224,13 +225,13 @@ func TestVerifyClean(t *testing.T) {
 	if !strings.Contains(string(page), "Every check passed.") {
 		t.Error("the report's page does not show the verification")
 	}
-	res, err := CheckReports(context.Background(), storage.Local{}, job, CheckOptions{PublicKey: auditPublic(t, auditKeyHex)})
+	res, err := output.CheckReports(context.Background(), storage.Local{}, job, output.CheckOptions{PublicKey: auditPublic(t, auditKeyHex)})
 	if err != nil || !res.OK() {
 		t.Fatalf("report check after verify: %v %v", err, res.Problems)
 	}
 	b, _ := os.ReadFile(m[0])
 	os.WriteFile(m[0], []byte(strings.Replace(string(b), `"strict": true`, `"strict": false`, 1)), 0o644)
-	res, err = CheckReports(context.Background(), storage.Local{}, job, CheckOptions{PublicKey: auditPublic(t, auditKeyHex)})
+	res, err = output.CheckReports(context.Background(), storage.Local{}, job, output.CheckOptions{PublicKey: auditPublic(t, auditKeyHex)})
 	if err != nil || !strings.Contains(fmt.Sprint(res.Problems), m[0]+": report does not match its signature: the verification was changed after it was signed") {
 		t.Errorf("edited verify.json: %v %v", err, res.Problems)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 	"github.com/deidproject/deid/transforms"
@@ -96,7 +98,7 @@ func (r *runner) loadWithheld(ctx context.Context, ds *rules.Dataset) error {
 			continue
 		}
 		w.read[dst.Name] = true
-		m, err := ReadManifest(ctx, r.opt.Store, dst.Output)
+		m, err := output.ReadManifest(ctx, r.opt.Store, dst.Output)
 		if errors.Is(err, storage.ErrNotExist) {
 			continue
 		}
@@ -111,7 +113,7 @@ func (r *runner) loadWithheld(ctx context.Context, ds *rules.Dataset) error {
 			for _, s := range f.ChildrenWithheld {
 				b, err := hex.DecodeString(s)
 				if err != nil || len(b) != 8 {
-					return dataErrorf(storage.Join(dst.Output, ManifestName), "", "file %q: children_withheld holds %q, not a fingerprint of 16 hex digits", f.Path, s)
+					return dataerr.Errorf(storage.Join(dst.Output, output.ManifestName), "", "file %q: children_withheld holds %q, not a fingerprint of 16 hex digits", f.Path, s)
 				}
 				set[binary.BigEndian.Uint64(b)] = true
 			}

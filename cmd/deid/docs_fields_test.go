@@ -58,7 +58,7 @@ func TestFieldsReference(t *testing.T) {
 		}
 	}
 	parse("pipeline/report")
-	parse("pipeline", "manifest.go")
+	parse("pipeline/output", "manifest.go")
 	checkGenerated(t, filepath.Join(root, "docs", "reference", "reports.md"), fieldsReference(types, docs))
 }
 
@@ -67,7 +67,7 @@ func TestFieldsReference(t *testing.T) {
 func fieldsReference(types map[string]*ast.StructType, docs map[string]string) string {
 	var b strings.Builder
 	b.WriteString("# Report and manifest fields\n\n")
-	b.WriteString("<!-- generated from the Go types of pipeline/report and pipeline/manifest.go by go test ./cmd/deid -run FieldsReference -update; do not edit -->\n\n")
+	b.WriteString("<!-- generated from the Go types of pipeline/report and pipeline/output/manifest.go by go test ./cmd/deid -run FieldsReference -update; do not edit -->\n\n")
 	b.WriteString("Every JSON document deid writes, field by field, with the doc comment of the Go field that writes it. Fields are\n")
 	b.WriteString("only ever added (a document's `format` names its version); a field marked *omitted when empty* is absent rather than\n")
 	b.WriteString("`null`, `0`, `\"\"` or `[]`. How to check them: [reports for auditors](../guide/auditing.md).\n\n")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
@@ -44,7 +45,7 @@ func exitCode(err error) int {
 	case errors.Is(err, pipeline.ErrData) || errors.Is(err, storage.ErrLink) || // a link where deid writes
 		errors.Is(err, storage.ErrNotRegular): // a FIFO or device where deid reads
 		return exitData
-	case errors.Is(err, pipeline.ErrCheck):
+	case errors.Is(err, output.ErrCheck):
 		return exitCheck
 	}
 	return exitOther

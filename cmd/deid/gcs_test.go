@@ -18,7 +18,7 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
-	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/pipeline/storage/gcstest"
@@ -139,7 +139,7 @@ func compareWithLocal(t *testing.T, g gcsTarget, localOut, out string) {
 	t.Helper()
 	// destination folders: out itself, or its subfolders
 	dests := []string{""}
-	if _, err := os.Stat(filepath.Join(localOut, pipeline.ManifestName)); err != nil {
+	if _, err := os.Stat(filepath.Join(localOut, output.ManifestName)); err != nil {
 		entries, _ := os.ReadDir(localOut)
 		dests = nil
 		for _, e := range entries {
@@ -150,14 +150,14 @@ func compareWithLocal(t *testing.T, g gcsTarget, localOut, out string) {
 		t.Fatalf("the local run wrote nothing in %s", localOut)
 	}
 	for _, name := range dests {
-		var lm, gm pipeline.Manifest
-		lb, err := os.ReadFile(filepath.Join(localOut, name, pipeline.ManifestName))
+		var lm, gm output.Manifest
+		lb, err := os.ReadFile(filepath.Join(localOut, name, output.ManifestName))
 		if err != nil {
 			t.Fatal(err)
 		}
 		json.Unmarshal(lb, &lm)
 		prefix := strings.TrimSuffix("gs://"+g.bucket+"/"+out+"/"+name, "/")
-		if err := json.Unmarshal(g.read(t, prefix+"/"+pipeline.ManifestName), &gm); err != nil {
+		if err := json.Unmarshal(g.read(t, prefix+"/"+output.ManifestName), &gm); err != nil {
 			t.Fatal(err)
 		}
 		if len(gm.Files) != len(lm.Files) || len(lm.Files) == 0 {
@@ -204,7 +204,7 @@ func compareWithLocal(t *testing.T, g gcsTarget, localOut, out string) {
 			}
 		}
 		for _, loc := range g.list(t, prefix+"/") {
-			if strings.Contains(loc, pipeline.StagingDir) {
+			if strings.Contains(loc, output.StagingDir) {
 				t.Errorf("staging left behind: %s", loc)
 			}
 		}

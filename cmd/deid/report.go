@@ -12,7 +12,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -91,7 +91,7 @@ func reportCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := parseFlags(fs, args[1:], stderr); err != nil {
 		return err
 	}
-	var opt pipeline.CheckOptions
+	var opt output.CheckOptions
 	switch {
 	case *config != "" && *pubHex != "" || (*config != "" || *pubHex != "") && *unsigned:
 		return usageError("give one of -c, --public-key and --unsigned")
@@ -113,7 +113,7 @@ func reportCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if fi, err := os.Stat(dir); err == nil && fi.Mode().IsRegular() {
 		return checkDocumentFile(dir, opt, *asJSON, stdout)
 	}
-	res, err := pipeline.CheckReports(ctx, storage.NewRouter(), dir, opt)
+	res, err := output.CheckReports(ctx, storage.NewRouter(), dir, opt)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func reportCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "%s\n", buildsLine(res))
 	}
 	if !res.OK() {
-		return fmt.Errorf("%s: %d problems in the reports or outputs: %w", dir, len(res.Problems), pipeline.ErrCheck)
+		return fmt.Errorf("%s: %d problems in the reports or outputs: %w", dir, len(res.Problems), output.ErrCheck)
 	}
 	return nil
 }
@@ -179,7 +179,7 @@ func reportRenderCmd(args []string, stdout, stderr io.Writer) error {
 
 // buildsLine says which deid builds wrote the reports checked, and which
 // one checks them.
-func buildsLine(res *pipeline.CheckResult) string {
+func buildsLine(res *output.CheckResult) string {
 	byBuild := map[string][]string{}
 	var order []string
 	for _, id := range res.Reports {
@@ -221,30 +221,30 @@ type fileCheck struct {
 	Deid              *report.Build `json:"deid,omitempty"`
 	SignaturesChecked bool          `json:"signatures_checked"`
 	// KeyFingerprint is the audit key's fingerprint of a verified signature.
-	KeyFingerprint string             `json:"key_fingerprint,omitempty"`
-	Problems       []pipeline.Problem `json:"problems"`
+	KeyFingerprint string           `json:"key_fingerprint,omitempty"`
+	Problems       []output.Problem `json:"problems"`
 }
 
 // checkDocumentFile checks one stored document (a retain report, a run's
 // report.json, a verify.json): its signature against the trusted public
 // key, or with --unsigned only that it reads as a deid document.
-func checkDocumentFile(path string, opt pipeline.CheckOptions, asJSON bool, stdout io.Writer) error {
+func checkDocumentFile(path string, opt output.CheckOptions, asJSON bool, stdout io.Writer) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	res := fileCheck{File: path, SignaturesChecked: opt.PublicKey != nil, Problems: []pipeline.Problem{}}
+	res := fileCheck{File: path, SignaturesChecked: opt.PublicKey != nil, Problems: []output.Problem{}}
 	doc, err := report.ParseDocument(data)
 	if errors.Is(err, report.ErrUnknownDocument) {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err != nil {
-		res.Problems = append(res.Problems, pipeline.Problem{Report: path, Msg: err.Error()})
+		res.Problems = append(res.Problems, output.Problem{Report: path, Msg: err.Error()})
 	} else {
 		res.Format, res.RunID, res.Deid = doc.Format, doc.RunID(), doc.Build()
 		if opt.PublicKey != nil {
 			if _, err := report.VerifyDocument(data, opt.PublicKey); err != nil {
-				res.Problems = append(res.Problems, pipeline.Problem{Report: path, Msg: err.Error()})
+				res.Problems = append(res.Problems, output.Problem{Report: path, Msg: err.Error()})
 			} else {
 				res.KeyFingerprint = doc.Signature.KeyFingerprint
 			}
@@ -278,7 +278,7 @@ func checkDocumentFile(path string, opt pipeline.CheckOptions, asJSON bool, stdo
 		fmt.Fprintf(stdout, "%s: %s, written by %s: %s: %d problems; checked by deid %s\n", path, what, written, sig, len(res.Problems), report.CurrentBuild())
 	}
 	if len(res.Problems) > 0 {
-		return fmt.Errorf("%s: %d problems: %w", path, len(res.Problems), pipeline.ErrCheck)
+		return fmt.Errorf("%s: %d problems: %w", path, len(res.Problems), output.ErrCheck)
 	}
 	return nil
 }

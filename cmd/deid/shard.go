@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
@@ -47,7 +48,7 @@ func shardRunID(flagValue string, getenv func(string) string) (string, error) {
 	if id == "" {
 		return "", usageError("a sharded run needs --run-id ID, the same for every shard and the merge (e.g. the Job's controller uid)")
 	}
-	if err := pipeline.CheckRunID(id); err != nil {
+	if err := output.CheckRunID(id); err != nil {
 		return "", usageError("--run-id: %v", err)
 	}
 	return id, nil
@@ -98,7 +99,7 @@ func reportMergeCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *runID == "" || *shards < 1 {
 		return usageError("deid report merge needs --run-id and --shards")
 	}
-	if err := pipeline.CheckRunID(*runID); err != nil { // it names folders in each output
+	if err := output.CheckRunID(*runID); err != nil { // it names folders in each output
 		return usageError("--run-id: %v", err)
 	}
 	log, err := f.logger(stderr)

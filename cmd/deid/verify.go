@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 )
 
 // verifyCmd checks published outputs against the policy.
@@ -56,7 +57,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if !res.OK() {
-		return fmt.Errorf("verification found problems in the published outputs: %w", pipeline.ErrCheck)
+		return fmt.Errorf("verification found problems in the published outputs: %w", output.ErrCheck)
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 // (VerificationFormatV1). ParseDocument reads any of them, so that `deid
 // report render` and `deid report check` take whichever they are given.
 
-// manifestFormat is a manifest's format (pipeline.ManifestFormatV1), named
+// manifestFormat is a manifest's format (output.ManifestFormatV1), named
 // here only to say what such a file is.
 const manifestFormat = "deid-manifest/v1"
 

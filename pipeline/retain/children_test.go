@@ -18,6 +18,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -167,9 +168,9 @@ func outputCounts(rep *report.Retain) string {
 	return b.String()
 }
 
-func manifestEntry(t *testing.T, output, path string) *pipeline.ManifestFile {
+func manifestEntry(t *testing.T, outDir, path string) *output.ManifestFile {
 	t.Helper()
-	m, err := pipeline.ReadManifest(context.Background(), storage.Local{}, output)
+	m, err := output.ReadManifest(context.Background(), storage.Local{}, outDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func manifestEntry(t *testing.T, output, path string) *pipeline.ManifestFile {
 			return f
 		}
 	}
-	t.Fatalf("%s: no manifest entry for %s", output, path)
+	t.Fatalf("%s: no manifest entry for %s", outDir, path)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
@@ -45,7 +46,7 @@ func (s scope) check(jloc string, j journal) error {
 	refuse := func(format string, args ...any) error {
 		return &pipeline.DataError{Location: jloc, Err: fmt.Errorf(format+": not replayed, nothing changed; the journal was not written by deid retain for this policy: inspect the root and remove the journal by hand", args...)}
 	}
-	if err := pipeline.CheckRunID(j.RunID); err != nil {
+	if err := output.CheckRunID(j.RunID); err != nil {
 		return refuse("%w", err)
 	}
 	work := storage.Join(s.root, workDir)

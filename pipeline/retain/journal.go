@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -43,8 +43,8 @@ import (
 // longer runs, is taken over.
 
 const (
-	workDir     = pipeline.RetainDir
-	journalName = pipeline.RetainJournal
+	workDir     = output.RetainDir
+	journalName = output.RetainJournal
 	lockName    = ".deid-retain.lock"
 	// journalFormat is v2 since actions may move isolated rows: a v1
 	// reader would ignore that move and lose them, so it must refuse

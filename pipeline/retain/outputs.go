@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -48,7 +49,7 @@ func runOutputs(ctx context.Context, plan *rules.Plan, sets erasedSets, rep *rep
 	for _, dst := range plan.Destinations {
 		if !opt.DryRun {
 			// what runs (re-derivations of an earlier retain too) left when killed
-			err := pipeline.SettleStaging(ctx, opt.Store, dst.Output, "", 0, opt.Logger, func(msg string) {
+			err := output.SettleStaging(ctx, opt.Store, dst.Output, "", 0, opt.Logger, func(msg string) {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("destination %q: %s", dst.Name, msg))
 			})
 			if err != nil {
@@ -87,7 +88,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	endCommit := func() {}
 	defer func() { endCommit() }()
 	if !opt.DryRun {
-		if _, err := st.Stat(ctx, storage.Join(dst.Output, pipeline.ManifestName)); errors.Is(err, storage.ErrNotExist) {
+		if _, err := st.Stat(ctx, storage.Join(dst.Output, output.ManifestName)); errors.Is(err, storage.ErrNotExist) {
 			return nil // nothing published
 		}
 		unlock, err := acquireLock(ctx, st, dst.Output, opt)
@@ -98,7 +99,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		// the output's publish lock, from reading the manifest to swapping
 		// the updated one in, so that no run commits to it in between;
 		// released before re-deriving, whose runs commit under it themselves
-		releasePublish, err = pipeline.HoldOutput(ctx, st, dst.Output, 0, opt.Logger)
+		releasePublish, err = output.HoldOutput(ctx, st, dst.Output, 0, opt.Logger)
 		if err != nil {
 			return err
 		}
@@ -122,7 +123,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 			}
 		}()
 	}
-	m, err := pipeline.ReadManifest(ctx, st, dst.Output)
+	m, err := output.ReadManifest(ctx, st, dst.Output)
 	if errors.Is(err, storage.ErrNotExist) {
 		return nil
 	}
@@ -192,7 +193,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	}
 	if !opt.DryRun && len(actions) > 0 {
 		endCommit = opt.critical()
-		m.Files = slices.DeleteFunc(m.Files, func(f *pipeline.ManifestFile) bool { return slices.Contains(deleted, f.Path) })
+		m.Files = slices.DeleteFunc(m.Files, func(f *output.ManifestFile) bool { return slices.Contains(deleted, f.Path) })
 		chain := pipeline.RetainCommit{RunID: opt.RunID + "-erase", Destination: dst, Files: rewritten, Deleted: deleted,
 			Note: fmt.Sprintf("deid retain run %s removed %d rows from this destination: it rewrote %d published files without erased subjects' rows "+
 				"and deleted %d files of datasets whose service ended; this report records them", opt.RunID, dr.RowsErased, len(rewritten), len(deleted))}
@@ -219,7 +220,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 // recoverCommits completes, under the output's publish lock, the commits
 // that killed runs left past their commit point, and says so.
 func recoverCommits(ctx context.Context, dst *rules.Destination, rep *report.Retain, opt *Options) error {
-	done, err := pipeline.RecoverCommits(ctx, opt.Store, dst.Output, "")
+	done, err := output.RecoverCommits(ctx, opt.Store, dst.Output, "")
 	for _, id := range done {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("destination %q: completed the commit of run %s, stopped after its commit point", dst.Name, id))
 	}
@@ -244,12 +245,12 @@ func endedDataset(rep *report.Retain, name string) *report.RetainDataset {
 // their form of the subject (a hold keeps rows in the lake, not in what was
 // shared). It counts them in the destination's report and names the
 // destination among the dataset's recipients.
-func deleteEnded(dst *rules.Destination, b *rules.Binding, m *pipeline.Manifest, ended *report.RetainDataset, dr *report.RetainDestination) ([]*pipeline.ManifestFile, error) {
+func deleteEnded(dst *rules.Destination, b *rules.Binding, m *output.Manifest, ended *report.RetainDataset, dr *report.RetainDestination) ([]*output.ManifestFile, error) {
 	dd := &report.RetainDestinationDataset{Dataset: b.Dataset.Name, Method: "service ended",
 		Note: "the dataset's service ended: every published file of it is deleted"}
 	dr.Datasets = append(dr.Datasets, dd)
 	rcp := &report.Recipient{Destination: dst.Name, Purpose: dst.Purpose, Output: dst.Output}
-	var gone []*pipeline.ManifestFile
+	var gone []*output.ManifestFile
 	for _, mf := range m.Files {
 		if mf.Dataset != b.Dataset.Name {
 			continue
@@ -275,8 +276,8 @@ func deleteEnded(dst *rules.Destination, b *rules.Binding, m *pipeline.Manifest,
 // commitWithManifest stages the report that records chain in the output's
 // report chain and the updated manifest m, and carries out the actions,
 // the report's moves and the manifest's swap, last, under a journal.
-func commitWithManifest(ctx context.Context, st storage.Store, output string, m *pipeline.Manifest, actions []action, what string, chain pipeline.RetainCommit, opt *Options) error {
-	work := storage.Join(output, workDir)
+func commitWithManifest(ctx context.Context, st storage.Store, outDir string, m *output.Manifest, actions []action, what string, chain pipeline.RetainCommit, opt *Options) error {
+	work := storage.Join(outDir, workDir)
 	moves, err := pipeline.StageRetainReport(ctx, st, opt.Outputs, chain, storage.Join(work, opt.RunID), m)
 	if err != nil {
 		return err
@@ -288,7 +289,7 @@ func commitWithManifest(ctx context.Context, st storage.Store, output string, m 
 	if err != nil {
 		return err
 	}
-	staged := storage.Join(work, opt.RunID, pipeline.ManifestName)
+	staged := storage.Join(work, opt.RunID, output.ManifestName)
 	w, err := st.Create(ctx, staged)
 	if err != nil {
 		return err
@@ -300,7 +301,7 @@ func commitWithManifest(ctx context.Context, st storage.Store, output string, m 
 	if _, err := w.Commit(); err != nil {
 		return err
 	}
-	actions = append(actions, action{File: storage.Join(output, pipeline.ManifestName), Staged: staged})
+	actions = append(actions, action{File: storage.Join(outDir, output.ManifestName), Staged: staged})
 	return commit(ctx, st, work, journal{Format: journalFormat, RunID: opt.RunID, Dataset: what, Actions: actions}, opt)
 }
 

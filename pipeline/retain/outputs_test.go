@@ -15,6 +15,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
@@ -167,7 +168,7 @@ func TestRetainErasesPublishedOutputs(t *testing.T) {
 		if m-n != wantErased[dest] {
 			t.Errorf("%s: %d rows before, %d after, want %d erased", dest, m, n, wantErased[dest])
 		}
-		man, err := pipeline.ReadManifest(context.Background(), storage.Local{}, filepath.Join(dir, "out", dest))
+		man, err := output.ReadManifest(context.Background(), storage.Local{}, filepath.Join(dir, "out", dest))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +200,7 @@ func TestRetainErasesPublishedOutputs(t *testing.T) {
 			t.Errorf("partner %s: %d rows (before %d), want the cleaned source's %d", file, len(rows), len(before["p"][file]), len(want))
 		}
 	}
-	if man, err := pipeline.ReadManifest(context.Background(), storage.Local{}, filepath.Join(dir, "out", "p")); err != nil || len(man.Files) != 3 {
+	if man, err := output.ReadManifest(context.Background(), storage.Local{}, filepath.Join(dir, "out", "p")); err != nil || len(man.Files) != 3 {
 		t.Errorf("partner manifest: %v", err)
 	}
 	if left := leftovers(t, dir); len(left) > 0 {

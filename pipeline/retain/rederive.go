@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -44,7 +45,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 		st = opt.predict // the lake as the run would leave it
 	}
 	dd.Method = "re-derived from lineage"
-	m, err := pipeline.ReadManifest(ctx, st, dst.Output)
+	m, err := output.ReadManifest(ctx, st, dst.Output)
 	if errors.Is(err, storage.ErrNotExist) {
 		return nil
 	}
@@ -53,7 +54,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 	}
 	pol := opt.Outputs.Policy
 	byNow := map[time.Time]map[string]bool{} // now -> stale input locations
-	var gone []*pipeline.ManifestFile
+	var gone []*output.ManifestFile
 	rowsBefore := map[string]int64{}
 	for _, f := range m.Files {
 		if f.Dataset != dd.Dataset {
@@ -131,7 +132,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 	}
 	// the files of vanished inputs go, with their manifest entries, under
 	// the publish lock from reading the manifest to swapping it
-	release, err := pipeline.HoldOutput(ctx, st, dst.Output, 0, opt.Logger)
+	release, err := output.HoldOutput(ctx, st, dst.Output, 0, opt.Logger)
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 	if err := recoverCommits(ctx, dst, rep, opt); err != nil {
 		return err
 	}
-	if m, err = pipeline.ReadManifest(ctx, st, dst.Output); err != nil {
+	if m, err = output.ReadManifest(ctx, st, dst.Output); err != nil {
 		return err
 	}
 	if len(gone) > 0 {

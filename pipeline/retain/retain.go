@@ -60,6 +60,7 @@ import (
 
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/lock"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -289,7 +290,7 @@ func checkOutputLinks(ctx context.Context, opt *Options) error {
 		return nil
 	}
 	for _, dst := range opt.Outputs.Destinations {
-		for _, n := range []string{workDir, pipeline.ManifestName, pipeline.ReportsDir, lock.Dir} {
+		for _, n := range []string{workDir, output.ManifestName, output.ReportsDir, lock.Dir} {
 			if err := storage.NoLinks(ctx, "write", storage.Join(dst.Output, n)); err != nil {
 				return &pipeline.DataError{Err: fmt.Errorf("destination %q: %w", dst.Name, err)}
 			}

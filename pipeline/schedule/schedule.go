@@ -35,6 +35,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -538,7 +539,7 @@ func Deidentify(policy *rules.Policy, opt pipeline.Options, lookup rules.LookupE
 					res.Removed[reason] += n
 				}
 				if err == nil && d.NotCommitted == "" {
-					res.Reports = append(res.Reports, storage.Join(d.Output, pipeline.ReportsDir, rep.RunID, "report.json"))
+					res.Reports = append(res.Reports, storage.Join(d.Output, output.ReportsDir, rep.RunID, "report.json"))
 				}
 			}
 		}
@@ -557,7 +558,7 @@ func verifyRun(ctx context.Context, plan *rules.Plan, opt pipeline.Options, runI
 		for _, d := range res.Destinations {
 			n += len(d.Findings)
 		}
-		return fmt.Errorf("verify run %s: %d findings in the published outputs (see verify.json beside each report): %w", runID, n, pipeline.ErrCheck)
+		return fmt.Errorf("verify run %s: %d findings in the published outputs (see verify.json beside each report): %w", runID, n, output.ErrCheck)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package pipeline
+package output
 
 import (
 	"bytes"
@@ -30,8 +30,8 @@ import (
 // found a problem; the command line maps it to its own exit status.
 var ErrCheck = errors.New("check failed")
 
-// reportLocation is where a run's report of a job lives.
-func reportLocation(output, runID string) string {
+// ReportLocation is where a run's report of a job lives.
+func ReportLocation(output, runID string) string {
 	return storage.Join(output, ReportsDir, runID, "report.json")
 }
 
@@ -61,14 +61,9 @@ func sep(loc string) string {
 	return string(filepath.Separator)
 }
 
-// readAll reads a whole object.
-func readAll(ctx context.Context, s storage.Store, loc string) ([]byte, error) {
-	return storage.ReadFile(ctx, s, loc)
-}
-
-// previousReport returns the chain link to the report of the last run that
+// PreviousReport returns the chain link to the report of the last run that
 // committed to the job: the one its manifest names.
-func previousReport(ctx context.Context, s storage.Store, output string) (*report.Chain, error) {
+func PreviousReport(ctx context.Context, s storage.Store, output string) (*report.Chain, error) {
 	m, err := ReadManifest(ctx, s, output)
 	if errors.Is(err, storage.ErrNotExist) {
 		return &report.Chain{}, nil
@@ -80,7 +75,7 @@ func previousReport(ctx context.Context, s storage.Store, output string) (*repor
 	if !ok {
 		return nil, fmt.Errorf("%s: the manifest names %q as its report, not %s/<run id>/report.json", storage.Join(output, ManifestName), m.Report, ReportsDir)
 	}
-	b, err := readAll(ctx, s, reportLocation(output, id))
+	b, err := storage.ReadFile(ctx, s, ReportLocation(output, id))
 	if err != nil {
 		return nil, fmt.Errorf("read the previous report of %s: %w", output, err)
 	}
@@ -167,8 +162,8 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 	}
 	entries := map[string]*entry{}
 	for _, id := range ids {
-		loc := reportLocation(output, id)
-		data, err := readAll(ctx, s, loc)
+		loc := ReportLocation(output, id)
+		data, err := storage.ReadFile(ctx, s, loc)
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +195,7 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		}
 		// verify.json, when deid verify ran: signed like the report
 		verLoc := storage.Join(storage.Dir(loc), "verify.json")
-		switch vb, err := readAll(ctx, s, verLoc); {
+		switch vb, err := storage.ReadFile(ctx, s, verLoc); {
 		case errors.Is(err, storage.ErrNotExist):
 		case err != nil:
 			return nil, fmt.Errorf("read %s: %w", verLoc, err)
@@ -216,7 +211,7 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 		}
 		// the page an auditor reads must show what the report says
 		htmlLoc := storage.Join(storage.Dir(loc), "report.html")
-		page, err := readAll(ctx, s, htmlLoc)
+		page, err := storage.ReadFile(ctx, s, htmlLoc)
 		switch {
 		case errors.Is(err, storage.ErrNotExist):
 			problem(loc, htmlLoc, "report.html is missing (deid report render %s rebuilds it)", loc)
@@ -324,13 +319,13 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 			}
 		}
 	}
-	if journal := storage.Join(output, RetainDir, RetainJournal); exists(ctx, s, journal) {
+	if journal := storage.Join(output, RetainDir, RetainJournal); Exists(ctx, s, journal) {
 		problem("", journal, "an interrupted deid retain run awaits completion here: run deid retain with its policy, then check again")
 	}
-	if ids, err := stagingRuns(ctx, s, output); err == nil {
+	if ids, err := StagingRuns(ctx, s, output); err == nil {
 		for _, id := range ids {
-			if _, ok, err := readCommitRecord(ctx, s, commitStagingDir(output, id), id); err == nil && ok {
-				problem("", storage.Join(commitStagingDir(output, id), commitRecordName),
+			if _, ok, err := ReadCommitRecord(ctx, s, CommitStagingDir(output, id), id); err == nil && ok {
+				problem("", storage.Join(CommitStagingDir(output, id), CommitRecordName),
 					"the commit of run %s stopped after its commit point, a crash, not tampering: the next deid run, retain or report merge on this output completes it; then check again", id)
 			}
 		}
@@ -368,7 +363,7 @@ func CheckReports(ctx context.Context, s storage.Store, output string, opt Check
 			problem(rec.report, loc, "the file is missing")
 			continue
 		}
-		got, n, err := hashObject(ctx, s, loc)
+		got, n, err := HashObject(ctx, s, loc)
 		if err != nil {
 			return nil, err
 		}
@@ -391,14 +386,14 @@ func ownState(rel string) bool {
 	return first == ReportsDir || first == StagingDir || first == lock.Dir || first == RetainDir || first == RetainDir+".lock" || first == ShardsDir
 }
 
-// exists reports whether an object is at loc.
-func exists(ctx context.Context, s storage.Store, loc string) bool {
+// Exists reports whether an object is at loc.
+func Exists(ctx context.Context, s storage.Store, loc string) bool {
 	_, err := s.Stat(ctx, loc)
 	return err == nil
 }
 
-// hashObject returns the hex SHA-256 and size of an object.
-func hashObject(ctx context.Context, s storage.Store, loc string) (string, int64, error) {
+// HashObject returns the hex SHA-256 and size of an object.
+func HashObject(ctx context.Context, s storage.Store, loc string) (string, int64, error) {
 	r, err := s.Open(ctx, loc)
 	if err != nil {
 		return "", 0, fmt.Errorf("read %s: %w", loc, err)

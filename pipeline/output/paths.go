@@ -1,4 +1,4 @@
-package pipeline
+package output
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/report"
 )
 
@@ -42,7 +43,7 @@ func CheckOutputPath(p string) error {
 		return fmt.Errorf("file path %q is not in clean form (%q)", p, path.Clean(p))
 	}
 	first, _, _ := strings.Cut(p, "/")
-	if slices.Contains(ownNames, first) || first == RetainDir+".lock" || slices.Contains(strings.Split(p, "/"), commitDir) {
+	if slices.Contains(OwnNames, first) || first == RetainDir+".lock" || slices.Contains(strings.Split(p, "/"), CommitDir) {
 		return fmt.Errorf("file path %q lies in deid's own %s", p, first)
 	}
 	return nil
@@ -67,24 +68,24 @@ func CheckRunID(id string) error {
 	return nil
 }
 
-// checkManifestPaths refuses manifest m, read from loc, if one of its file
+// CheckManifestPaths refuses manifest m, read from loc, if one of its file
 // paths fails CheckOutputPath: a data error naming the manifest.
-func checkManifestPaths(loc string, m *Manifest) error {
+func CheckManifestPaths(loc string, m *Manifest) error {
 	for i, f := range m.Files {
 		if err := CheckOutputPath(f.Path); err != nil {
-			return &DataError{Location: loc, Err: fmt.Errorf("files[%d]: %w: the manifest was not written by deid; restore it, or move it aside to start a new one", i, err)}
+			return &dataerr.Error{Location: loc, Err: fmt.Errorf("files[%d]: %w: the manifest was not written by deid; restore it, or move it aside to start a new one", i, err)}
 		}
 	}
 	return nil
 }
 
-// checkReportPaths refuses report rep, read from loc, if one of the output
+// CheckReportPaths refuses report rep, read from loc, if one of the output
 // file paths it records fails CheckOutputPath: a data error naming it.
-func checkReportPaths(loc string, rep *report.Run) error {
+func CheckReportPaths(loc string, rep *report.Run) error {
 	for _, d := range rep.Destinations {
 		for i, f := range d.Files {
 			if err := CheckOutputPath(f.Path); err != nil {
-				return &DataError{Location: loc, Err: fmt.Errorf("destination %q: files[%d]: %w: the report was not written by deid", d.Name, i, err)}
+				return &dataerr.Error{Location: loc, Err: fmt.Errorf("destination %q: files[%d]: %w: the report was not written by deid", d.Name, i, err)}
 			}
 		}
 	}

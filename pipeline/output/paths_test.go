@@ -1,4 +1,4 @@
-package pipeline
+package output
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/report"
 )
 
@@ -85,17 +86,17 @@ func TestCheckRunID(t *testing.T) {
 // is refused as a data error naming the file.
 func TestStatePathsAreDataErrors(t *testing.T) {
 	m := &Manifest{Files: []*ManifestFile{{OutputFile: report.OutputFile{Path: "orders/a.parquet"}}, {OutputFile: report.OutputFile{Path: "../../lake/consent.csv"}}}}
-	err := checkManifestPaths("/out/x/_manifest.json", m)
-	if !errors.Is(err, ErrData) || !strings.Contains(err.Error(), "/out/x/_manifest.json") || !strings.Contains(err.Error(), "files[1]") {
+	err := CheckManifestPaths("/out/x/_manifest.json", m)
+	if !errors.Is(err, dataerr.ErrData) || !strings.Contains(err.Error(), "/out/x/_manifest.json") || !strings.Contains(err.Error(), "files[1]") {
 		t.Errorf("manifest: %v", err)
 	}
 	rep := &report.Run{Destinations: []*report.Destination{{Name: "d", Files: []*report.OutputFile{{Path: "/etc/passwd"}}}}}
-	err = checkReportPaths("/out/x/.deid-shards/r/shard-1-of-2.json", rep)
-	if !errors.Is(err, ErrData) || !strings.Contains(err.Error(), "shard-1-of-2.json") {
+	err = CheckReportPaths("/out/x/.deid-shards/r/shard-1-of-2.json", rep)
+	if !errors.Is(err, dataerr.ErrData) || !strings.Contains(err.Error(), "shard-1-of-2.json") {
 		t.Errorf("shard report: %v", err)
 	}
 	m.Files = m.Files[:1]
-	if err := checkManifestPaths("m", m); err != nil {
+	if err := CheckManifestPaths("m", m); err != nil {
 		t.Errorf("good manifest: %v", err)
 	}
 }
