@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/transforms"
@@ -23,8 +24,8 @@ func TestDataErrorsKeepTheirCause(t *testing.T) {
 	list := filepath.Join(dir, "erasure.csv")
 	os.WriteFile(list, []byte("user_id\n12\"3\n"), 0o644) // a bare quote
 	var ints []int64
-	err := pipeline.ReadSubjectList(context.Background(), storage.Local{}, memory.DefaultAllocator,
-		pipeline.SubjectList{What: "erasure list", Location: list, Column: "user_id"}, transforms.KindInteger, &ints, nil)
+	err := lists.ReadSubjectList(context.Background(), storage.Local{}, memory.DefaultAllocator,
+		lists.SubjectList{What: "erasure list", Location: list, Column: "user_id"}, transforms.KindInteger, &ints, nil)
 	if !errors.Is(err, pipeline.ErrData) || !errors.Is(err, csv.ErrBareQuote) {
 		t.Errorf("a bare quote in a CSV list: %v; want ErrData wrapping csv.ErrBareQuote", err)
 	}

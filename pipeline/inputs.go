@@ -143,37 +143,6 @@ func checkNotEmpty(ds *rules.Dataset, matches []storage.Match) error {
 	return err
 }
 
-// CheckColumnNames returns a data error naming the file at location when
-// two or more of its columns are one name under rules.FoldName: exactly
-// the same, or equal once Unicode-normalized and case-folded. Columns are
-// found by name, so one of them would be read in place of the other.
-func CheckColumnNames(location string, sch *arrow.Schema) error {
-	names := make([]string, sch.NumFields())
-	for i, f := range sch.Fields() {
-		names[i] = f.Name
-	}
-	return checkNames(location, names)
-}
-
-// checkNames is CheckColumnNames on a list of column names (a CSV header).
-func checkNames(location string, names []string) error {
-	groups := rules.CollidingNames(names)
-	if len(groups) == 0 {
-		return nil
-	}
-	var list []string
-	for _, g := range groups {
-		list = append(list, rules.QuoteNames(g))
-	}
-	return &DataError{Location: location, Err: fmt.Errorf("%w: columns %s are one name (exactly, or once Unicode-normalized and case-folded): "+
-		"columns are matched by name, so deid cannot tell them apart; rename or drop all but one before deid reads the file",
-		ErrDuplicateColumns, strings.Join(list, "; "))}
-}
-
-// ErrDuplicateColumns is matched (errors.Is) by the data error of a file
-// with two columns of one name (CheckColumnNames).
-var ErrDuplicateColumns = errors.New("duplicate column names")
-
 // SourceError classifies the error of listing the source of dataset name
 // (storage.Glob): a missing source file, a folder named without a glob and
 // a symbolic link to nothing in the source folder are data errors (the
@@ -279,7 +248,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 		return nil, fmt.Errorf("dataset %q: %w", ds.Name, err)
 	}
 	defer f.Close()
-	if err := CheckColumnNames(m.Location, f.Schema()); err != nil {
+	if err := dataerr.CheckColumnNames(m.Location, f.Schema()); err != nil {
 		return nil, err
 	}
 	in := &inputFile{ds: ds, match: m, rows: f.NumRows(), schema: f.Schema(), timePos: -1, subjectPos: -1, naive: map[int]bool{}}

@@ -2,11 +2,8 @@ package pipeline
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -179,11 +177,11 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 		if err != nil {
 			return fmt.Errorf("dataset %q: consent list: %w", ds.Name, err)
 		}
-		rows, err := r.readConsent(ctx, c, kind, SubjectSide(first.match.Location, ds.Subject, kind))
+		rows, err := lists.ReadConsent(ctx, r.opt.Store, r.opt.Mem, c, kind, lists.SubjectSide(first.match.Location, ds.Subject, kind))
 		if err != nil {
 			return err
 		}
-		if err := CheckUnchanged(ctx, r.opt.Store, "consent list", c.List, attrs); err != nil {
+		if err := lists.CheckUnchanged(ctx, r.opt.Store, "consent list", c.List, attrs); err != nil {
 			return err
 		}
 		byPurpose := map[string]*consentRows{}
@@ -191,7 +189,7 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 			byPurpose[p] = &consentRows{}
 		}
 		for _, row := range rows {
-			byPurpose[row.purpose].add(row)
+			byPurpose[row.Purpose].add(row)
 		}
 		for _, p := range rules.Purposes {
 			cr := byPurpose[p]
@@ -217,13 +215,6 @@ func (r *runner) loadConsent(ctx context.Context, ds *rules.Dataset, first *inpu
 func earliest(a, b int64) int64 { return min(a, b) }
 func latest(a, b int64) int64   { return max(a, b) }
 
-type consentRow struct {
-	id      int64
-	sid     string
-	purpose string
-	at      int64 // microseconds since the epoch
-}
-
 type consentRows struct {
 	ints []int64
 	strs []string
@@ -231,170 +222,11 @@ type consentRows struct {
 	n    int
 }
 
-func (c *consentRows) add(row consentRow) {
-	c.ints = append(c.ints, row.id)
-	c.strs = append(c.strs, row.sid)
-	c.at = append(c.at, row.at)
+func (c *consentRows) add(row lists.ConsentRow) {
+	c.ints = append(c.ints, row.ID)
+	c.strs = append(c.strs, row.SID)
+	c.at = append(c.at, row.At)
 	c.n++
-}
-
-// readConsent reads one consent list; rows with a NULL subject are skipped.
-// side names the data file and subject column the ids are compared with.
-func (r *runner) readConsent(ctx context.Context, c *rules.ConsentDecl, kind transforms.Kind, side string) ([]consentRow, error) {
-	if c.Format() == "csv" {
-		return r.readConsentCSV(ctx, c, kind, side)
-	}
-	f, err := parquetio.Open(ctx, r.opt.Store, c.List, r.opt.Mem)
-	if err != nil {
-		return nil, dataerr.Mark(err)
-	}
-	defer f.Close()
-	sch := f.Schema()
-	if err := CheckColumnNames(c.List, sch); err != nil {
-		return nil, err
-	}
-	names := []string{c.Column, "purpose", "withdrawn_at"}
-	var leaves []int
-	for _, n := range names {
-		idx := sch.FieldIndices(n)
-		if idx == nil {
-			return nil, dataerr.Errorf(c.List, n, "the consent list has no such column (%s); it needs %s and has %s", c.Pos, strings.Join(names, ", "), fieldNames(sch))
-		}
-		leaves = append(leaves, f.LeafIndex(n))
-	}
-	if k, ok := transforms.KindOf(sch.Field(sch.FieldIndices(c.Column)[0]).Type); !ok || k != kind {
-		return nil, dataerr.Errorf(c.List, c.Column, "the consent list's ids are %s, but %s: write the list with the subject column's type",
-			sch.Field(sch.FieldIndices(c.Column)[0]).Type, side)
-	}
-	if _, ok := sch.Field(sch.FieldIndices("withdrawn_at")[0]).Type.(*arrow.TimestampType); !ok {
-		return nil, dataerr.Errorf(c.List, "withdrawn_at", "is %s, not a timestamp", sch.Field(sch.FieldIndices("withdrawn_at")[0]).Type)
-	}
-	var rows []consentRow
-	for rg := 0; rg < f.NumRowGroups(); rg++ {
-		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: leaves, BatchSize: 1 << 16}, func(b arrow.RecordBatch) error {
-			subj, purpose, at := b.Column(0), b.Column(1), b.Column(2)
-			ts := at.(*array.Timestamp)
-			unit := ts.DataType().(*arrow.TimestampType).Unit
-			for i := 0; i < int(b.NumRows()); i++ {
-				if subj.IsNull(i) {
-					continue
-				}
-				row := consentRow{}
-				if kind == transforms.KindInteger {
-					row.id, _ = transforms.IntValue(subj, i)
-				} else {
-					row.sid = strings.Clone(stringAt(subj, i))
-				}
-				row.purpose = stringAt(purpose, i)
-				if purpose.IsNull(i) || !isPurpose(row.purpose) {
-					return dataerr.Errorf(c.List, "purpose", "row %d: %q is not one of %s", i, row.purpose, strings.Join(rules.Purposes, ", "))
-				}
-				if ts.IsNull(i) {
-					return dataerr.Errorf(c.List, "withdrawn_at", "row %d: NULL withdrawal time", i)
-				}
-				row.at = withdrawalMicros(ts.Value(i), unit)
-				rows = append(rows, row)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, dataerr.Mark(err)
-		}
-	}
-	return rows, nil
-}
-
-// withdrawalMicros returns a withdrawal time of unit as microseconds,
-// clamped to the int64 range: a time in the far future (milliseconds at the
-// end of their range) stays there instead of wrapping around into the past,
-// which would withdraw consent for every row.
-func withdrawalMicros(v arrow.Timestamp, unit arrow.TimeUnit) int64 {
-	return transforms.FloorTicks(v.ToTime(unit), arrow.Microsecond)
-}
-
-// readConsentCSV reads a CSV consent list with a header line; withdrawn_at
-// is RFC 3339 text with a zone offset.
-func (r *runner) readConsentCSV(ctx context.Context, c *rules.ConsentDecl, kind transforms.Kind, side string) ([]consentRow, error) {
-	src, err := r.opt.Store.Open(ctx, c.List)
-	if err != nil {
-		return nil, fmt.Errorf("consent list: %w", err)
-	}
-	defer src.Close()
-	cr := csv.NewReader(io.NewSectionReader(src, 0, src.Size()))
-	header, err := cr.Read()
-	if err != nil {
-		return nil, dataerr.Errorf(c.List, "", "no header line naming the columns: %w", err)
-	}
-	col := map[string]int{}
-	names := make([]string, len(header))
-	for i, h := range header {
-		names[i] = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
-		col[names[i]] = i
-	}
-	if err := checkNames(c.List, names); err != nil {
-		return nil, err
-	}
-	for _, n := range []string{c.Column, "purpose", "withdrawn_at"} {
-		if _, ok := col[n]; !ok {
-			return nil, dataerr.Errorf(c.List, n, "the consent list has no such column (%s); its header is %q", c.Pos, strings.Join(header, ","))
-		}
-	}
-	var rows []consentRow
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, dataerr.Errorf(c.List, "", "%w", err)
-		}
-		line, _ := cr.FieldPos(0)
-		at := fmt.Sprintf("%s:%d", c.List, line)
-		id := strings.TrimSpace(rec[col[c.Column]])
-		if id == "" {
-			continue
-		}
-		row := consentRow{sid: id, purpose: strings.TrimSpace(rec[col["purpose"]])}
-		if kind == transforms.KindInteger {
-			if row.id, err = strconv.ParseInt(id, 10, 64); err != nil {
-				return nil, dataerr.Errorf(at, c.Column, "%q in the consent list is not an integer id, but %s", id, side)
-			}
-			row.sid = ""
-		}
-		if !isPurpose(row.purpose) {
-			return nil, dataerr.Errorf(at, "purpose", "%q is not one of %s", row.purpose, strings.Join(rules.Purposes, ", "))
-		}
-		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(rec[col["withdrawn_at"]]))
-		if err != nil {
-			return nil, dataerr.Errorf(at, "withdrawn_at", "%q is not an RFC 3339 time with a zone (2026-05-01T08:00:00+08:00)", rec[col["withdrawn_at"]])
-		}
-		row.at = t.UnixMicro()
-		rows = append(rows, row)
-	}
-}
-
-func isPurpose(s string) bool {
-	for _, p := range rules.Purposes {
-		if p == s {
-			return true
-		}
-	}
-	return false
-}
-
-// stringAt returns row i of a string column, plain or dictionary-encoded.
-func stringAt(a arrow.Array, i int) string {
-	switch c := a.(type) {
-	case *array.Dictionary:
-		return stringAt(c.Dictionary(), c.GetValueIndex(i))
-	case *array.String:
-		return c.Value(i)
-	case *array.LargeString:
-		return c.Value(i)
-	case *array.Binary:
-		return string(c.Value(i))
-	}
-	return ""
 }
 
 // loadBirths reads the birth dates of the subjects of the dataset a
@@ -422,7 +254,7 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 			return dataerr.Mark(err)
 		}
 		sch := f.Schema()
-		if err := CheckColumnNames(m.Location, sch); err != nil {
+		if err := dataerr.CheckColumnNames(m.Location, sch); err != nil {
 			f.Close()
 			return err
 		}
@@ -454,7 +286,7 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 						v, _ := transforms.IntValue(subj, i)
 						ints = append(ints, v)
 					} else {
-						strs = append(strs, strings.Clone(stringAt(subj, i)))
+						strs = append(strs, strings.Clone(lists.StringAt(subj, i)))
 					}
 					days = append(days, d)
 				}
@@ -487,7 +319,7 @@ func birthDay(a arrow.Array, i int) (int64, bool) {
 		t := c.Value(i).ToTime(c.DataType().(*arrow.TimestampType).Unit)
 		return int64(time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).Unix() / 86400), true
 	}
-	y, m, d, ok := transforms.ResidentIDBirthDate(stringAt(a, i))
+	y, m, d, ok := transforms.ResidentIDBirthDate(lists.StringAt(a, i))
 	if !ok {
 		return 0, false
 	}

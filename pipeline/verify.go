@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -420,7 +421,7 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 		return err
 	}
 	sch := f.Schema()
-	if err := CheckColumnNames(loc, sch); err != nil {
+	if err := dataerr.CheckColumnNames(loc, sch); err != nil {
 		// the columns would be read by name, one in place of the other
 		var de *DataError
 		errors.As(err, &de)

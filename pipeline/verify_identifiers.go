@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -143,7 +144,7 @@ func (ids *identifierSet) eachFile(ctx context.Context, fn func(f *parquetio.Fil
 			if err != nil {
 				return err
 			}
-			if err := CheckColumnNames(mt.Location, f.Schema()); err != nil {
+			if err := dataerr.CheckColumnNames(mt.Location, f.Schema()); err != nil {
 				f.Close() // a source column found by name could be the other one of its name
 				return err
 			}

@@ -9,7 +9,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/classes"
+	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -57,7 +59,7 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckColumnNames(matches[0].Location, f.Schema()); err != nil {
+	if err := dataerr.CheckColumnNames(matches[0].Location, f.Schema()); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -74,7 +76,7 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	var ints []int64
 	var strs []string
 	for _, l := range ds.Erasure {
-		err = ReadSubjectList(ctx, e.r.opt.Store, e.r.opt.Mem, SubjectList{What: "erasure list", Location: l.List, Column: l.Column, Pos: l.Pos,
+		err = lists.ReadSubjectList(ctx, e.r.opt.Store, e.r.opt.Mem, lists.SubjectList{What: "erasure list", Location: l.List, Column: l.Column, Pos: l.Pos,
 			Against: matches[0].Location, Subject: ds.Subject}, kind, &ints, &strs)
 		if err != nil {
 			return nil, err

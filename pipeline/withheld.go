@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -193,7 +194,7 @@ func (b *withheldBatch) sum(i int, day int64, timed bool) (uint64, bool) {
 	if v, ok := transforms.IntValue(b.subject, i); ok {
 		buf = strconv.AppendInt(append(buf, 'i'), v, 10)
 	} else {
-		buf = append(append(buf, 's'), stringAt(b.subject, i)...)
+		buf = append(append(buf, 's'), lists.StringAt(b.subject, i)...)
 	}
 	buf = append(buf, 0)
 	if timed {

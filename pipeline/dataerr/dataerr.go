@@ -1,8 +1,9 @@
 // Package dataerr is the class of errors the data causes (a corrupt or
 // unreadable file, an unclassified or missing column, a changed type, a
 // malformed list), which the command line maps to exit code 3, apart from
-// those of the machine or the policy. It never imports the engine
-// (pipeline) or transforms.
+// those of the machine or the policy, and the check every reader makes of
+// a file's column names. It never imports the engine (pipeline) or
+// transforms.
 package dataerr
 
 import (

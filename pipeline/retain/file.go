@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -209,7 +210,7 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 func (d *dataset) locate(f *parquetio.File) (ruleCols, error) {
 	c := ruleCols{time: -1, fallback: -1, subject: -1}
 	sch := f.Schema()
-	if err := pipeline.CheckColumnNames(f.Location(), sch); err != nil {
+	if err := dataerr.CheckColumnNames(f.Location(), sch); err != nil {
 		return c, err
 	}
 	find := func(name, what string, leaf *int, typ *arrow.DataType) error {

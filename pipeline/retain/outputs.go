@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
@@ -365,7 +366,7 @@ func (d *dataset) eraseOutputFile(ctx context.Context, dst, loc, subject string,
 		return nil, 0, &pipeline.DataError{Err: err}
 	}
 	defer f.Close()
-	if err := pipeline.CheckColumnNames(loc, f.Schema()); err != nil {
+	if err := dataerr.CheckColumnNames(loc, f.Schema()); err != nil {
 		return nil, 0, err
 	}
 	if f.Schema().FieldIndices(subject) == nil {

@@ -59,6 +59,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -485,7 +487,7 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 	if err != nil {
 		return &pipeline.DataError{Err: err}
 	}
-	if err := pipeline.CheckColumnNames(first, f.Schema()); err != nil {
+	if err := dataerr.CheckColumnNames(first, f.Schema()); err != nil {
 		f.Close()
 		return err
 	}
@@ -504,7 +506,7 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 	load := func(what string, list, column string, pos rules.Pos, into *[]report.ErasureList) (*transforms.SubjectSet, error) {
 		var ints []int64
 		var strs []string
-		sum, attrs, err := pipeline.HashFile(ctx, d.opt.Store, list)
+		sum, attrs, err := lists.HashFile(ctx, d.opt.Store, list)
 		if errors.Is(err, storage.ErrNotExist) {
 			return nil, &pipeline.DataError{Location: list, Err: fmt.Errorf("%s of dataset %q (%s) does not exist", what, ds.Name, pos)}
 		}
@@ -512,11 +514,11 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 			return nil, err
 		}
 		fp.Write([]byte(sum))
-		if err := pipeline.ReadSubjectList(ctx, d.opt.Store, d.opt.Mem, pipeline.SubjectList{What: what, Location: list, Column: column, Pos: pos,
+		if err := lists.ReadSubjectList(ctx, d.opt.Store, d.opt.Mem, lists.SubjectList{What: what, Location: list, Column: column, Pos: pos,
 			Against: first, Subject: ds.Subject}, kind, &ints, &strs); err != nil {
 			return nil, err
 		}
-		if err := pipeline.CheckUnchanged(ctx, d.opt.Store, what, list, attrs); err != nil {
+		if err := lists.CheckUnchanged(ctx, d.opt.Store, what, list, attrs); err != nil {
 			return nil, err
 		}
 		var set *transforms.SubjectSet
