@@ -279,7 +279,7 @@ func (r *runner) checkNoRetainJournal(ctx context.Context, dst, outDir string) e
 	return nil
 }
 
-// publish commits each destination (see commit.go): under the output's
+// publish commits each destination (see pipeline/output): under the output's
 // publish lock, its report and manifest are staged beside its files, the
 // commit record is written (the commit point) and carried out.
 func (r *runner) publish(ctx context.Context) error {

@@ -20,7 +20,7 @@
 //     number of workers or on scheduling.
 //   - Outputs are staged under <output>/.deid-staging/<run id>/ with the
 //     run's report and the new manifest; when every task of every file
-//     succeeded, a commit record listing every move (commit.go) is written
+//     succeeded, a commit record listing every move (pipeline/output) is written
 //     under the output's publish lock: that is the commit point, and a
 //     crash after it is completed by the next holder of the lock. A failed
 //     run publishes nothing (docs/design/architecture.md, "The commit

@@ -21,6 +21,8 @@ func TestReadmeGeneratedSections(t *testing.T) {
 		{"docs/reference/detectors.md", "detectors", detectorTable()},
 		{"docs/reference/policy.md", "purposes", purposeTable()},
 		{"docs/reference/policy.md", "defaults", defaultsTable()},
+		{"docs/design/architecture.md", "imports", importsTable(t)},
+		{"docs/design/architecture.md", "layout-rules", layoutRulesList()},
 	} {
 		path := filepath.Join(repoRoot(t), sec.file)
 		b, err := os.ReadFile(path)
