@@ -14,6 +14,7 @@ import (
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/pipeline/verify"
 )
 
 // minKPolicy is verifyPolicy with days and an age-free class: city and the
@@ -143,7 +144,7 @@ func TestMinK(t *testing.T) {
 				t.Errorf("plan: removed %v, rows out %d; want small_class %d, rows out %d", pd.Removed, pd.RowsOut, wantRemoved, rows)
 			}
 			// verify measures k >= min_k, without findings
-			res, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{BatchSize: 64}})
+			res, err := verify.Outputs(context.Background(), plan, verify.Options{BatchSize: 64})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deidproject/deid/pipeline/report"
+	"github.com/deidproject/deid/pipeline/verify"
 )
 
 // TestMinKSpill: a run and a dry run enforcing min_k whose counts spill
@@ -31,7 +32,7 @@ func TestMinKSpill(t *testing.T) {
 	if refRep.Destinations[0].Removed["small_class"] == 0 {
 		t.Fatal("no row removed in small classes: min_k would not be exercised")
 	}
-	refVerify, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{BatchSize: 64}})
+	refVerify, err := verify.Outputs(context.Background(), plan, verify.Options{BatchSize: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestMinKSpill(t *testing.T) {
 			if a, b := pr.Destinations[0].Removed, refRep.Destinations[0].Removed; !maps.Equal(a, b) {
 				t.Errorf("plan removed %v, the run %v", a, b)
 			}
-			res, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{BatchSize: 64, ScratchDir: scratch, classLimit: limit}})
+			res, err := verify.Outputs(context.Background(), plan, verify.Options{BatchSize: 64, ScratchDir: scratch, TallyLimit: limit})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/transforms"
 )
@@ -32,7 +33,7 @@ func TestDataErrorsKeepTheirCause(t *testing.T) {
 
 	bad := filepath.Join(dir, "bad.parquet")
 	os.WriteFile(bad, []byte("PAR1 not a footer PAR1"), 0o644)
-	_, err = parquetio.Open(context.Background(), storage.Local{}, bad, memory.DefaultAllocator)
+	_, _, err = pqstore.Open(context.Background(), storage.Local{}, bad, memory.DefaultAllocator)
 	if !errors.Is(err, parquetio.ErrCorrupt) {
 		t.Fatalf("a corrupt file: %v; want ErrCorrupt", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/pipeline/storage/gcstest"
 )
@@ -66,11 +67,11 @@ func BenchmarkReadGCS(b *testing.B) {
 		b.Run("parquet/"+st.name, func(b *testing.B) {
 			var rows int64
 			for i := 0; i < b.N; i++ {
-				pf, err := parquetio.Open(ctx, st.s, st.loc, memory.DefaultAllocator)
+				pf, attrs, err := pqstore.Open(ctx, st.s, st.loc, memory.DefaultAllocator)
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.SetBytes(pf.Attrs().Size)
+				b.SetBytes(attrs.Size)
 				opt := parquetio.ReadOptions{BatchSize: 1 << 15}
 				for c := 0; c < pf.Schema().NumFields(); c++ {
 					opt.Columns = append(opt.Columns, c)

@@ -14,6 +14,7 @@ import (
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -240,7 +241,7 @@ func (r *runner) checkOutputs(ctx context.Context) error {
 // nil, is the dataset's first file: every later file must have the same
 // column types (schema drift is an error, not a guess).
 func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match, first *inputFile) (*inputFile, error) {
-	f, err := parquetio.Open(ctx, r.opt.Store, m.Location, r.opt.Mem)
+	f, attrs, err := pqstore.Open(ctx, r.opt.Store, m.Location, r.opt.Mem)
 	if err != nil {
 		if errors.Is(err, parquetio.ErrCorrupt) {
 			return nil, dataerr.Mark(err)
@@ -252,7 +253,7 @@ func (r *runner) inspect(ctx context.Context, ds *rules.Dataset, m storage.Match
 		return nil, err
 	}
 	in := &inputFile{ds: ds, match: m, rows: f.NumRows(), schema: f.Schema(), timePos: -1, subjectPos: -1, naive: map[int]bool{}}
-	in.match.Attrs = f.Attrs()
+	in.match.Attrs = attrs
 	for i := 0; i < f.NumRowGroups(); i++ {
 		in.rgRows = append(in.rgRows, f.RowGroupRows(i))
 	}

@@ -27,11 +27,7 @@ import (
 // path are the operator's and are followed; below it (staging, dataset
 // folders, manifest, reports, locks) every write refuses a link.
 func underOutputs(ctx context.Context, plan *rules.Plan) context.Context {
-	outputs := make([]string, 0, len(plan.Destinations))
-	for _, dst := range plan.Destinations {
-		outputs = append(outputs, dst.Output)
-	}
-	return storage.WithRoots(ctx, outputs...)
+	return storage.WithRoots(ctx, plan.Outputs()...)
 }
 
 // checkOutputLinks refuses, before any work, a symbolic link where a write

@@ -13,6 +13,7 @@ import (
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -101,7 +102,7 @@ func (r *runner) bindOutputRules(in *inputFile, pos map[string]int) error {
 		if c := ds.Children; c != nil && c.Excludes(out.dst.Name) {
 			zone := ds.TimeZone
 			rulesOut.children = &transforms.Children{Below: c.Below, Inclusive: c.Inclusive, Zone: zone, At: r.plan.Now, Latest: ds.Latest,
-				RemoveUnknown: c.RemovesUnknown(out.dst.Purpose) || agesEnded(r.plan, c)}
+				RemoveUnknown: c.RemovesUnknown(out.dst.Purpose) || r.plan.AgesEnded(c)}
 			rulesOut.withheld = r.withheldFor(in, out)
 			rulesOut.childTime = position(c.TimeColumn)
 			if c.FromDataset != "" {
@@ -249,7 +250,7 @@ func (r *runner) loadBirths(ctx context.Context, ds *rules.Dataset, kind transfo
 	var strs []string
 	var days []int64
 	for _, m := range matches {
-		f, err := parquetio.Open(ctx, r.opt.Store, m.Location, r.opt.Mem)
+		f, _, err := pqstore.Open(ctx, r.opt.Store, m.Location, r.opt.Mem)
 		if err != nil {
 			return dataerr.Mark(err)
 		}

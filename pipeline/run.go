@@ -257,7 +257,7 @@ func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 		Datasets:     []*report.Dataset{},
 		Destinations: []*report.Destination{},
 	}
-	plan, ended := withoutEnded(plan)
+	plan, ended := plan.WithoutEnded()
 	for _, w := range append(slices.Clip(plan.Warnings), ended...) {
 		rep.Warn(w) // each concerns the destinations it names (report.Run.ScopeOf)
 	}

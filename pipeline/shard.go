@@ -64,7 +64,7 @@ type Shard struct {
 // ListInputs lists the inputs of every dataset of the plan, for freezing.
 func ListInputs(ctx context.Context, plan *rules.Plan, opt Options, runID string) (*FrozenInputs, error) {
 	opt.defaults()
-	plan, _ = withoutEnded(plan) // an ended dataset's files are no shard's input
+	plan, _ = plan.WithoutEnded() // an ended dataset's files are no shard's input
 	fi := &FrozenInputs{Format: FrozenInputsFormat, RunID: runID, Now: plan.Now, PolicySHA256: plan.Policy.SHA256, Files: []FrozenInput{}}
 	for _, ds := range plan.Datasets {
 		matches, err := globDataset(ctx, opt.Store, ds)

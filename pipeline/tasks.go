@@ -14,6 +14,7 @@ import (
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/transforms"
 )
@@ -104,15 +105,15 @@ func (st *fileState) open(ctx context.Context, r *runner, in *inputFile) (*parqu
 		st.sum = r.hash(ctx, in)
 	}
 	if st.file == nil {
-		f, err := parquetio.Open(ctx, r.opt.Store, in.match.Location, r.opt.Mem)
+		f, attrs, err := pqstore.Open(ctx, r.opt.Store, in.match.Location, r.opt.Mem)
 		if err != nil {
 			return nil, dataerr.Mark(err)
 		}
-		if f.Attrs().Size != in.match.Size {
+		if attrs.Size != in.match.Size {
 			f.Close()
-			return nil, dataerr.Errorf(in.match.Location, "", "the file changed while the run was reading it (%d bytes, then %d)", in.match.Size, f.Attrs().Size)
+			return nil, dataerr.Errorf(in.match.Location, "", "the file changed while the run was reading it (%d bytes, then %d)", in.match.Size, attrs.Size)
 		}
-		if g := f.Attrs().Generation; g != in.match.Generation {
+		if g := attrs.Generation; g != in.match.Generation {
 			f.Close()
 			return nil, dataerr.Errorf(in.match.Location, "", "the object changed while the run was reading it (generation %d, then %d)", in.match.Generation, g)
 		}

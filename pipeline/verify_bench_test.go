@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deidproject/deid/pipeline/verify"
 )
 
 // BenchmarkVerify1M is deid verify's reference path: the checks of the
@@ -29,7 +31,7 @@ func BenchmarkVerify1M(b *testing.B) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{ScratchDir: dir}})
+		res, err := verify.Outputs(context.Background(), plan, verify.Options{ScratchDir: dir})
 		if err != nil {
 			b.Fatal(err)
 		}

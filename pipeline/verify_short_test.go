@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/deidproject/deid/pipeline/verify"
 	"github.com/deidproject/deid/rules"
 )
 
@@ -103,7 +104,7 @@ func writeNoRowGroups(t *testing.T, path string, cols []column) {
 // matches, and checks each finding (check, column, row group) and its
 // count, and that nothing else is found: a short raw value is an
 // identifier finding only in the output column of its own identifier
-// column and once minShortDistinct distinct ones are there; a value not of
+// column and once verify.MinShortDistinct distinct ones are there; a value not of
 // the pseudonym's form is a pseudonym finding whatever it is.
 func TestVerifyShortIdentifiersAndForm(t *testing.T) {
 	const rows, rg = 60, 30 // two row groups
@@ -131,15 +132,15 @@ func TestVerifyShortIdentifiersAndForm(t *testing.T) {
 		msg       string
 	}{
 		{name: "clean: pseudonyms, and amounts and event ids equal to the account ids", want: want{}},
-		{name: "raw ids, threshold distinct", user: each(func(i int) any { return shortID(i % minShortDistinct) }),
+		{name: "raw ids, threshold distinct", user: each(func(i int) any { return shortID(i % verify.MinShortDistinct) }),
 			want: want{{"pseudonym", "user_id", 0}: rg, {"pseudonym", "user_id", 1}: rg,
-				{"identifier", "user_id", 0}: minShortDistinct, {"identifier", "user_id", 1}: minShortDistinct},
-			msg: fmt.Sprintf("%d distinct raw values of source identifier column \"acct.user_id\" as whole values shorter than 6 characters (%d in the destination's column; %d or more are a finding)", minShortDistinct, minShortDistinct, minShortDistinct)},
-		{name: "raw ids, threshold-1 distinct", user: each(func(i int) any { return shortID(i % (minShortDistinct - 1)) }),
+				{"identifier", "user_id", 0}: verify.MinShortDistinct, {"identifier", "user_id", 1}: verify.MinShortDistinct},
+			msg: fmt.Sprintf("%d distinct raw values of source identifier column \"acct.user_id\" as whole values shorter than 6 characters (%d in the destination's column; %d or more are a finding)", verify.MinShortDistinct, verify.MinShortDistinct, verify.MinShortDistinct)},
+		{name: "raw ids, threshold-1 distinct", user: each(func(i int) any { return shortID(i % (verify.MinShortDistinct - 1)) }),
 			want: want{{"pseudonym", "user_id", 0}: rg, {"pseudonym", "user_id", 1}: rg}},
-		{name: "threshold distinct over two row groups", user: each(func(i int) any { return shortID(i%(minShortDistinct/2) + i/rg*(minShortDistinct/2)) }),
+		{name: "threshold distinct over two row groups", user: each(func(i int) any { return shortID(i%(verify.MinShortDistinct/2) + i/rg*(verify.MinShortDistinct/2)) }),
 			want: want{{"pseudonym", "user_id", 0}: rg, {"pseudonym", "user_id", 1}: rg,
-				{"identifier", "user_id", 0}: minShortDistinct / 2, {"identifier", "user_id", 1}: minShortDistinct - minShortDistinct/2}},
+				{"identifier", "user_id", 0}: verify.MinShortDistinct / 2, {"identifier", "user_id", 1}: verify.MinShortDistinct - verify.MinShortDistinct/2}},
 		{name: "raw ids as integers", userType: i64, user: each(func(i int) any { return int64(10001 + i) }),
 			want: want{{"pseudonym", "user_id", 0}: rg, {"pseudonym", "user_id", 1}: rg,
 				{"identifier", "user_id", 0}: rg, {"identifier", "user_id", 1}: shortUsers - rg},
@@ -217,7 +218,7 @@ func TestVerifyShortIdentifiersAndForm(t *testing.T) {
 				if strict && c.strict != nil {
 					w = c.strict
 				}
-				res, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{BatchSize: 16}, Strict: strict})
+				res, err := verify.Outputs(context.Background(), plan, verify.Options{BatchSize: 16, Strict: strict})
 				if err != nil {
 					t.Fatal(err)
 				}

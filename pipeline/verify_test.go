@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -24,8 +23,8 @@ import (
 
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/pipeline/verify"
 	"github.com/deidproject/deid/rules"
-	"github.com/deidproject/deid/transforms"
 )
 
 const verifyPolicy = `version: 1
@@ -188,9 +187,9 @@ type findingKey struct {
 	rg            int
 }
 
-func verifyFindings(t *testing.T, plan *rules.Plan, strict bool) (*VerifyResult, map[findingKey]bool) {
+func verifyFindings(t *testing.T, plan *rules.Plan, strict bool) (*verify.Result, map[findingKey]bool) {
 	t.Helper()
-	res, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{BatchSize: 64}, Strict: strict})
+	res, err := verify.Outputs(context.Background(), plan, verify.Options{BatchSize: 64, Strict: strict})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +356,7 @@ func TestVerifyRisk(t *testing.T) {
 			// classes below it: the run's own enforcement is TestMinK
 			plan, out, _, _ := verifyJobPolicy(t, verifyPolicy+"        quasi_identifiers: "+c.qis+"\n")
 			plan = recompile(t, filepath.Dir(filepath.Dir(filepath.Dir(out))), verifyPolicy+extra)
-			res, err := Verify(context.Background(), plan, VerifyOptions{Options: Options{BatchSize: 64}})
+			res, err := verify.Outputs(context.Background(), plan, verify.Options{BatchSize: 64})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -408,50 +407,6 @@ func TestVerifyRisk(t *testing.T) {
 			}
 			if found != c.finding || res.OK() == c.finding {
 				t.Errorf("risk finding %v, want %v: %v", found, c.finding, d.Findings)
-			}
-		})
-	}
-}
-
-// TestVerifyRetentionBoundSaturates: verify's retention bound is the
-// oldest kept tick, clamped to the unit's range: a retention reaching
-// before a nanosecond column's range (keep 400y, 1000y) keeps every value
-// and is no error, and the bound is the run's own cut-off in range.
-// Before, the cut-off was out of range for nanoseconds and verify failed.
-func TestVerifyRetentionBoundSaturates(t *testing.T) {
-	spec, err := transforms.Lookup("keep")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, _, err := spec.Bind(nil, transforms.Env{Now: testNow})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		keep string
-		unit arrow.TimeUnit
-		want int64
-	}{
-		{"400y", arrow.Nanosecond, math.MinInt64},
-		{"1000y", arrow.Nanosecond, math.MinInt64},
-		{"1000y", arrow.Microsecond, testNow.AddDate(-1000, 0, 0).UnixMicro()},
-		{"30d", arrow.Nanosecond, testNow.Add(-30 * 24 * time.Hour).UnixNano()},
-		{"30d", arrow.Millisecond, testNow.Add(-30 * 24 * time.Hour).UnixMilli()},
-	}
-	for _, c := range cases {
-		t.Run(c.keep+"/"+c.unit.String(), func(t *testing.T) {
-			keep, err := rules.ParseDuration(c.keep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ds := &rules.Dataset{DatasetDecl: &rules.DatasetDecl{Retention: &rules.RetentionDecl{TimeColumn: "at", Keep: keep}}}
-			b := &rules.Binding{Dataset: ds, Columns: map[string]*rules.BoundColumn{"at": {Name: "at", Spec: spec, Transform: tr}}}
-			sch := arrow.NewSchema([]arrow.Field{{Name: "at", Type: &arrow.TimestampType{Unit: c.unit, TimeZone: "UTC"}}}, nil)
-			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-			defer mem.AssertSize(t, 0)
-			col, bound, ok, err := retentionBound(mem, b, sch, testNow)
-			if err != nil || !ok || col != 0 || bound != c.want {
-				t.Errorf("bound %d (column %d, %v, %v), want %d", bound, col, ok, err, c.want)
 			}
 		})
 	}

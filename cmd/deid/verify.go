@@ -8,8 +8,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/output"
+	"github.com/deidproject/deid/pipeline/verify"
 )
 
 // verifyCmd checks published outputs against the policy.
@@ -38,7 +38,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Verify(ctx, plan, pipeline.VerifyOptions{Options: pipeline.Options{Logger: log, BatchSize: *batch}, RunID: *run, Strict: *strict, Now: now})
+	res, err := verify.Outputs(ctx, plan, verify.Options{Logger: log, BatchSize: *batch, RunID: *run, Strict: *strict, Now: now})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 	"github.com/deidproject/deid/transforms"
@@ -33,7 +34,7 @@ func ReadConsent(ctx context.Context, store storage.Store, mem memory.Allocator,
 	if c.Format() == "csv" {
 		return readConsentCSV(ctx, store, c, kind, side)
 	}
-	f, err := parquetio.Open(ctx, store, c.List, mem)
+	f, _, err := pqstore.Open(ctx, store, c.List, mem)
 	if err != nil {
 		return nil, dataerr.Mark(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 	"github.com/deidproject/deid/transforms"
@@ -96,7 +97,7 @@ func ReadSubjectList(ctx context.Context, store storage.Store, mem memory.Alloca
 }
 
 func readListParquet(ctx context.Context, store storage.Store, mem memory.Allocator, e SubjectList, kind transforms.Kind, ints *[]int64, strs *[]string) error {
-	f, err := parquetio.Open(ctx, store, e.Location, mem)
+	f, _, err := pqstore.Open(ctx, store, e.Location, mem)
 	if err != nil {
 		return dataerr.Mark(err)
 	}

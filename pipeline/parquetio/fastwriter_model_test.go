@@ -15,8 +15,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/parquet-go/parquet-go"
-
-	"github.com/deidproject/deid/pipeline/storage"
 )
 
 // This file is the FastPartWriter tests' model: batches are generated from
@@ -408,7 +406,7 @@ func arrowValues(arr arrow.Array) []any {
 // verified), the byte-array columns as Arrow dictionaries when asDict.
 func readOurs(t testing.TB, mem memory.Allocator, path string, asDict bool) (*arrow.Schema, [][]any) {
 	t.Helper()
-	f, err := Open(context.Background(), storage.Local{}, path, mem)
+	f, err := openPath(path, mem)
 	if err != nil {
 		t.Fatal(err)
 	}

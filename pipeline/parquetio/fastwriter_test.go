@@ -2,7 +2,6 @@ package parquetio
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -23,7 +22,6 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/deidproject/deid/pipeline/internal/pqtest"
-	"github.com/deidproject/deid/pipeline/storage"
 )
 
 var (
@@ -144,7 +142,7 @@ func checkStats(t *testing.T, mem memory.Allocator, path string, data []byte, na
 	if err != nil {
 		t.Fatal(err)
 	}
-	ours, err := Open(context.Background(), storage.Local{}, path, mem)
+	ours, err := openPath(path, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +317,7 @@ func TestFastWriterDictionary(t *testing.T) {
 	compareColumns(t, "parquet-go", colNames(cols), want, readParquetGo(t, data, colTypes(cols)))
 	checkStats(t, mem, path, data, colNames(cols), want)
 
-	f, err := Open(context.Background(), storage.Local{}, path, mem)
+	f, err := openPath(path, mem)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -219,7 +219,7 @@ func (f *File) readLean(ctx context.Context, rg int, opt ReadOptions, cols []*le
 					for _, x := range in[:j] {
 						x.Release()
 					}
-					return fmt.Errorf("%s: %w: row group %d, column %q: %w", f.location, ErrCorrupt, rg, cols[i].name, err)
+					return fmt.Errorf("%s: %w: row group %d, column %q: %w", quoteLocation(f.location), ErrCorrupt, rg, cols[i].name, err)
 				}
 				in[j] = a
 			}
@@ -246,7 +246,7 @@ func (f *File) readLean(ctx context.Context, rg int, opt ReadOptions, cols []*le
 			a, err := c.readBatch(n, keep, rows)
 			if err != nil {
 				release()
-				return fmt.Errorf("%s: %w: row group %d, column %q: %w", f.location, ErrCorrupt, rg, c.name, err)
+				return fmt.Errorf("%s: %w: row group %d, column %q: %w", quoteLocation(f.location), ErrCorrupt, rg, c.name, err)
 			}
 			arrays[i] = a
 		}
@@ -264,7 +264,7 @@ func (f *File) readLean(ctx context.Context, rg int, opt ReadOptions, cols []*le
 	// the pages after the last row carry no values; their CRCs are checked
 	for _, c := range cols {
 		if err := c.finish(); err != nil {
-			return fmt.Errorf("%s: %w: row group %d, column %q: %w", f.location, ErrCorrupt, rg, c.name, err)
+			return fmt.Errorf("%s: %w: row group %d, column %q: %w", quoteLocation(f.location), ErrCorrupt, rg, c.name, err)
 		}
 	}
 	return nil

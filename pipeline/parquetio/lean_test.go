@@ -23,7 +23,6 @@ import (
 	"github.com/parquet-go/parquet-go/compress"
 
 	"github.com/deidproject/deid/pipeline/internal/pqtest"
-	"github.com/deidproject/deid/pipeline/storage"
 )
 
 // leanValue renders value i of a for comparisons: NULL, or the value
@@ -52,7 +51,7 @@ func leanValue(a arrow.Array, i int) string {
 // batches (dense or dictionary).
 func readColumns(t *testing.T, mem memory.Allocator, path string, opt ReadOptions, wantLean bool) ([][]string, []arrow.DataType, error) {
 	t.Helper()
-	f, err := Open(context.Background(), storage.Local{}, path, mem)
+	f, err := openPath(path, mem)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -316,7 +315,7 @@ func TestLeanReaderModel(t *testing.T) {
 				}
 			}
 			// string columns as dictionaries, whatever their pages hold
-			f, err := Open(context.Background(), storage.Local{}, path, mem)
+			f, err := openPath(path, mem)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,7 +20,6 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/deidproject/deid/pipeline/internal/testmem"
-	"github.com/deidproject/deid/pipeline/storage"
 )
 
 func checkedMem(t testing.TB) *testmem.Allocator {
@@ -30,7 +29,7 @@ func checkedMem(t testing.TB) *testmem.Allocator {
 
 // readAll opens a file and decodes every row group, returning the row count.
 func readAll(t testing.TB, mem memory.Allocator, loc string) (int64, error) {
-	f, err := Open(context.Background(), storage.Local{}, loc, mem)
+	f, err := openPath(loc, mem)
 	if err != nil {
 		return 0, err
 	}
@@ -152,7 +151,7 @@ func TestReadValidFile(t *testing.T) {
 	if err != nil || rows != 5000 {
 		t.Fatalf("%d rows, %v", rows, err)
 	}
-	f, err := Open(context.Background(), storage.Local{}, path, mem)
+	f, err := openPath(path, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +344,7 @@ func TestDictionaryEntries(t *testing.T) {
 	mem := checkedMem(t)
 	path := filepath.Join(t.TempDir(), "ok.parquet")
 	writeSample(t, path, 5000, 1500)
-	f, err := Open(context.Background(), storage.Local{}, path, mem)
+	f, err := openPath(path, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,4 +355,18 @@ func TestDictionaryEntries(t *testing.T) {
 	if _, ok := f.DictionaryEntries(0, f.LeafIndex("id")); ok {
 		t.Error("id has no dictionary page")
 	}
+}
+
+// openPath opens the Parquet file at path on local disk.
+func openPath(path string, mem memory.Allocator) (*File, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := src.Stat()
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
+	return Open(src, st.Size(), path, mem)
 }

@@ -16,8 +16,10 @@
 // Every failure names the file; a panic inside the Parquet decoder is
 // recovered and returned as an error wrapping ErrCorrupt.
 //
-// The package knows no policy and no transform: it imports neither rules,
-// transforms nor pipeline (cmd/deid's TestLayoutRules checks it).
+// It reads an io.ReaderAt of a known size and writes an io.Writer:
+// pipeline/pqstore opens the files of a store. The package knows no store,
+// no policy and no transform: it imports neither storage, rules, transforms
+// nor pipeline (cmd/deid's TestLayoutRules checks it).
 package parquetio
 
 import (
@@ -26,7 +28,10 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/parquet/compress"
 
@@ -37,8 +42,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/arrow-go/v18/parquet/schema"
-
-	"github.com/deidproject/deid/pipeline/storage"
 )
 
 // ErrCorrupt is matched by errors about files that are not valid Parquet:
@@ -49,8 +52,7 @@ var ErrCorrupt = errors.New("corrupt or unreadable Parquet")
 // File is an open Parquet file. Row groups may be read concurrently.
 type File struct {
 	location string
-	attrs    storage.Attrs
-	src      storage.Reader
+	src      io.ReaderAt // closed by Close when it is an io.Closer
 	raw      io.ReaderAt // the file's bytes, unchecked (the lean reader checks CRCs itself)
 	check    *checkingReaderAt
 	pf       *file.Reader
@@ -61,24 +63,31 @@ type File struct {
 
 // corruptf wraps a problem of the file at location as ErrCorrupt.
 func corruptf(location, format string, args ...any) error {
-	return fmt.Errorf("%s: %w: "+format, append([]any{storage.QuoteLocation(location), ErrCorrupt}, args...)...)
+	return fmt.Errorf("%s: %w: "+format, append([]any{quoteLocation(location), ErrCorrupt}, args...)...)
 }
 
-// Open opens the Parquet file at location and reads its footer.
-func Open(ctx context.Context, s storage.Store, location string, mem memory.Allocator) (f *File, err error) {
-	src, err := s.Open(ctx, location)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", location, err)
+// quoteLocation quotes a location that holds a character that is not
+// printable (or is not UTF-8), so that an error never writes raw control
+// bytes; others are returned as they are.
+func quoteLocation(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r == utf8.RuneError || !strconv.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
 	}
+	return s
+}
+
+// Open reads the footer of the Parquet file whose size bytes src holds;
+// location names the file (File.Location, and every error). The File owns
+// src: its Close, or a failed Open, closes src when it is an io.Closer.
+func Open(src io.ReaderAt, size int64, location string, mem memory.Allocator) (f *File, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = corruptf(location, "the Parquet reader failed: %v\n%s", r, debug.Stack())
 		}
 		if err != nil {
-			src.Close()
+			closeSource(src)
 		}
 	}()
-	size := src.Size()
 	switch {
 	case size == 0:
 		return nil, corruptf(location, "the file is empty")
@@ -133,14 +142,11 @@ func Open(ctx context.Context, s storage.Store, location string, mem memory.Allo
 	// reader keeps them in a pool for the next filter
 	pool := &sync.Pool{New: func() any { return memory.NewResizableBuffer(memory.DefaultAllocator) }}
 	blooms := &metadata.BloomFilterReader{Input: sr, FileMetadata: md, Props: props, BufferPool: pool}
-	return &File{location: location, attrs: src.Attrs(), src: src, raw: sr, check: check, pf: pf, schema: sch, mem: mem, blooms: blooms}, nil
+	return &File{location: location, src: src, raw: sr, check: check, pf: pf, schema: sch, mem: mem, blooms: blooms}, nil
 }
 
 // Location returns the file's location.
 func (f *File) Location() string { return f.location }
-
-// Attrs returns the attributes of the file as opened.
-func (f *File) Attrs() storage.Attrs { return f.attrs }
 
 // Schema returns the file's schema as Arrow types (strings dense).
 func (f *File) Schema() *arrow.Schema { return f.schema }
@@ -326,7 +332,7 @@ func (f *File) readArrowGo(ctx context.Context, rg int, opt ReadOptions, fn func
 		return f.readError(rg, err)
 	}
 	if err := f.check.Finish(rg); err != nil {
-		return fmt.Errorf("%s: %w: %w", storage.QuoteLocation(f.location), ErrCorrupt, err)
+		return fmt.Errorf("%s: %w: %w", quoteLocation(f.location), ErrCorrupt, err)
 	}
 	return nil
 }
@@ -335,11 +341,19 @@ func (f *File) readError(rg int, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%s: %w: row group %d: %w", storage.QuoteLocation(f.location), ErrCorrupt, rg, err)
+	return fmt.Errorf("%s: %w: row group %d: %w", quoteLocation(f.location), ErrCorrupt, rg, err)
 }
 
-// Close releases the file.
-func (f *File) Close() error { return f.src.Close() }
+// Close releases the file and closes its source.
+func (f *File) Close() error { return closeSource(f.src) }
+
+// closeSource closes src when it is an io.Closer.
+func closeSource(src io.ReaderAt) error {
+	if c, ok := src.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
 
 // Codec returns the name (as WriterOptions.Codec takes it) of the one
 // compression codec every column chunk of the file uses, or false when

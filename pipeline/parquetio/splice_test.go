@@ -2,7 +2,6 @@ package parquetio
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/parquet-go/parquet-go"
-
-	"github.com/deidproject/deid/pipeline/storage"
 )
 
 var spliceSchema = arrow.NewSchema([]arrow.Field{
@@ -119,7 +116,7 @@ func TestSplice(t *testing.T) {
 	if err != nil || n != 2000 {
 		t.Fatalf("our reader: %d rows, %v", n, err)
 	}
-	ours, err := Open(context.Background(), storage.Local{}, path, mem)
+	ours, err := openPath(path, mem)
 	if err != nil {
 		t.Fatal(err)
 	}

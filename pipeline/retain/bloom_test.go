@@ -27,6 +27,7 @@ import (
 
 	"github.com/deidproject/deid/pipeline/internal/pqtest"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/transforms"
@@ -527,7 +528,7 @@ func writeOpen(t *testing.T, mem memory.Allocator, rec arrow.RecordBatch, props 
 	if err := os.WriteFile(p, encodeArrowGo(t, rec, props), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := parquetio.Open(context.Background(), storage.Local{}, p, mem)
+	f, _, err := pqstore.Open(context.Background(), storage.Local{}, p, mem)
 	if err != nil {
 		t.Fatal(err)
 	}

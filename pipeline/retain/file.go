@@ -13,6 +13,7 @@ import (
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/transforms"
@@ -85,11 +86,12 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	if err := sourceLink(d.ds.Name, m.Location); err != nil {
 		return nil, err
 	}
-	f, err := parquetio.Open(ctx, st, m.Location, mem)
+	f, attrs, err := pqstore.Open(ctx, st, m.Location, mem)
 	if err != nil {
 		return nil, &pipeline.DataError{Err: err}
 	}
 	defer f.Close()
+	m.Generation = attrs.Generation // the version read, which the rewrite must replace
 	cols, err := d.locate(f)
 	if err != nil {
 		return nil, err
@@ -163,7 +165,7 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 			}
 			return nil, nil
 		}
-		return &action{File: m.Location, Delete: true, Generation: f.Attrs().Generation}, nil
+		return &action{File: m.Location, Delete: true, Generation: m.Generation}, nil
 	}
 	if fr.RowsKept == 0 {
 		fr.Action = prefix + "deleted"

@@ -17,6 +17,7 @@ import (
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -361,7 +362,7 @@ type stagedOutput struct {
 // and the rows erased.
 func (d *dataset) eraseOutputFile(ctx context.Context, dst, loc, subject string, match *transforms.SubjectSet, n int) (*stagedOutput, int64, error) {
 	st, mem := d.opt.Store, d.opt.Mem
-	f, err := parquetio.Open(ctx, st, loc, mem)
+	f, _, err := pqstore.Open(ctx, st, loc, mem)
 	if err != nil {
 		return nil, 0, &pipeline.DataError{Err: err}
 	}

@@ -64,6 +64,7 @@ import (
 	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -483,7 +484,7 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 	if len(ds.Erasure) == 0 && len(ds.Holds) == 0 {
 		return nil
 	}
-	f, err := parquetio.Open(ctx, d.opt.Store, first, d.opt.Mem)
+	f, _, err := pqstore.Open(ctx, d.opt.Store, first, d.opt.Mem)
 	if err != nil {
 		return &pipeline.DataError{Err: err}
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -411,7 +411,7 @@ func TestRetainKeepsTheFileCodec(t *testing.T) {
 			if n := int(rep.Datasets[0].RowsKept); len(kept) != n || n == 0 || n >= len(rows) {
 				t.Errorf("parquet-go read %d rows, the report keeps %d of %d", len(kept), n, len(rows))
 			}
-			f, err := parquetio.Open(context.Background(), storage.Local{}, path, memory.NewGoAllocator())
+			f, _, err := pqstore.Open(context.Background(), storage.Local{}, path, memory.NewGoAllocator())
 			if err != nil {
 				t.Fatal(err)
 			}

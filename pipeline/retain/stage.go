@@ -32,12 +32,12 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 		return nil, err
 	}
 	defer src.Close()
-	if g := src.Attrs().Generation; g != f.Attrs().Generation {
-		return nil, fmt.Errorf("%s (generation %d, now %d): %w", m.Location, f.Attrs().Generation, g, ErrConcurrentChange)
+	if g := src.Attrs().Generation; g != m.Generation {
+		return nil, fmt.Errorf("%s (generation %d, now %d): %w", m.Location, m.Generation, g, ErrConcurrentChange)
 	}
 	orig := parquetio.Part(src)
 	dir := storage.Join(d.work, d.opt.RunID)
-	a := &action{File: m.Location, Delete: fr.RowsKept == 0, Generation: f.Attrs().Generation}
+	a := &action{File: m.Location, Delete: fr.RowsKept == 0, Generation: m.Generation}
 	var out sinks
 	if fr.Anonymized > 0 {
 		a.AnonStaged, a.AnonFinal = storage.Join(dir, fmt.Sprintf("%05d-anonymized.parquet", n)), fr.AnonymizedTo

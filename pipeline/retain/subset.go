@@ -13,6 +13,7 @@ import (
 
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 )
@@ -38,7 +39,7 @@ type rowHash [2]uint64
 // rowHashes returns the sorted hashes of the rows of the Parquet file at
 // loc and its column names and types (dictionaries as their values).
 func rowHashes(ctx context.Context, opt *Options, loc string) ([]rowHash, []string, error) {
-	f, err := parquetio.Open(ctx, opt.Store, loc, opt.Mem)
+	f, _, err := pqstore.Open(ctx, opt.Store, loc, opt.Mem)
 	if err != nil {
 		return nil, nil, &pipeline.DataError{Err: err}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -41,7 +42,7 @@ func verifyFile(ctx context.Context, st storage.Store, location string, wantRows
 			st.Delete(ctx, location)
 		}
 	}()
-	f, err := parquetio.Open(ctx, st, location, mem)
+	f, _, err := pqstore.Open(ctx, st, location, mem)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

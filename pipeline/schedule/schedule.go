@@ -38,6 +38,7 @@ import (
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
+	"github.com/deidproject/deid/pipeline/verify"
 	"github.com/deidproject/deid/rules"
 )
 
@@ -549,7 +550,8 @@ func Deidentify(policy *rules.Policy, opt pipeline.Options, lookup rules.LookupE
 
 // verifyRun runs deid verify on the files run runID published.
 func verifyRun(ctx context.Context, plan *rules.Plan, opt pipeline.Options, runID string) error {
-	res, err := pipeline.Verify(ctx, plan, pipeline.VerifyOptions{Options: opt, RunID: runID})
+	res, err := verify.Outputs(ctx, plan, verify.Options{Store: opt.Store, Mem: opt.Mem, Logger: opt.Logger,
+		BatchSize: opt.BatchSize, ScratchDir: opt.ScratchDir, RunID: runID})
 	if err != nil {
 		return fmt.Errorf("verify run %s: %w", runID, err)
 	}

@@ -1,9 +1,12 @@
-package pipeline
+package verify
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -12,11 +15,14 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/internal/arrowpool"
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -24,47 +30,24 @@ import (
 	"github.com/deidproject/deid/transforms/detect"
 )
 
-// Verification: independent checks of published outputs against the policy,
-// reading the outputs (and, for identifiers, the sources) again:
-//
-//   - schema: every output file has exactly the columns the policy promises
-//     for its dataset in its destination;
-//   - pii: no output column carries what the detectors recognise, where the
-//     policy says none may remain: a scrubbed column is checked with its
-//     scrub detectors; with Strict, every text column but pseudonyms is
-//     checked with every validating detector (a pseudonym's 32 hex
-//     characters often hold digit runs that look like phone numbers), but
-//     the ip detector on generalize_ip's network prefixes;
-//   - pseudonym: every non-NULL value of a column the policy pseudonymizes
-//     is of the pseudonym's form, as the transform declares it
-//     (transforms.OutputForm: 2·bytes lowercase hex characters): a raw id,
-//     a truncated or otherwise written value is a finding, named by its row,
-//     never shown;
-//   - identifier: no raw value of a source identifier column (direct or
-//     device identifiers) appears in any output column, as a whole value or
-//     as a word of a text; a value shorter than minIdentifierLen is looked
-//     for as a whole value in the output column written from its own
-//     source column only, and reported when at least minShortDistinct
-//     distinct ones appear there. The source values go into a Bloom filter over
-//     keyed hashes (HMAC-SHA256 with the audit key, or a random key), whose
-//     size is bounded by the sources' row counts (10 bits a row, about 1 %
-//     false positives); output values that hit it are then confirmed exactly
-//     by a second read of the sources' identifier columns, so only real
-//     matches are reported. A column the policy deliberately keeps raw
-//     (keep with allow) is exempt unless Strict;
-//   - erasure: no row of a subject on the dataset's erasure lists, looked
-//     for as the destination writes the subject column (its transform, a
-//     pseudonym say, applied to the lists' ids);
-//   - retention: no time before the retention cut-off, measured from the
-//     now of the run that wrote the file (or VerifyOptions.Now), compared as
-//     the destination writes the time column (kept or truncated).
-//
-// Findings name the destination, file, column and row group, and never the
-// values themselves.
-
-// VerifyOptions control Verify.
-type VerifyOptions struct {
-	Options
+// Options control Outputs.
+type Options struct {
+	// Store reads the outputs and sources and writes verify.json; nil
+	// means a storage.Router (local disk and gs://).
+	Store storage.Store
+	// Mem allocates the decoded batches; nil means a pool that gives
+	// their buffers back to the next batches (arrowpool), as a run's.
+	Mem memory.Allocator
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+	// BatchSize is the rows decoded at a time; 0 means 65,536.
+	BatchSize int
+	// ScratchDir holds the risk check's spilled class counts; empty means
+	// the system's temporary folder.
+	ScratchDir string
+	// TallyLimit is how many classes the risk check counts in memory before
+	// it spills sorted runs to ScratchDir; 0 means classes.DefaultTallyLimit.
+	TallyLimit int
 	// RunID limits the checks to the files that run wrote; empty checks
 	// every file each destination's manifest lists.
 	RunID string
@@ -75,13 +58,32 @@ type VerifyOptions struct {
 	Now time.Time
 }
 
-// VerifyResult is what Verify found, per destination.
-type VerifyResult struct {
+// defaults fills in what the caller left zero.
+func (o *Options) defaults() {
+	if o.Store == nil {
+		o.Store = storage.NewRouter()
+	}
+	if o.Mem == nil {
+		o.Mem = arrowpool.New(16 << 20 * runtime.GOMAXPROCS(0))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1 << 16
+	}
+	if o.ScratchDir == "" {
+		o.ScratchDir = os.TempDir()
+	}
+}
+
+// Result is what Outputs found, per destination.
+type Result struct {
 	Destinations []*report.Verification `json:"destinations"`
 }
 
 // OK reports whether no destination has a finding.
-func (v *VerifyResult) OK() bool {
+func (v *Result) OK() bool {
 	for _, d := range v.Destinations {
 		if len(d.Findings) > 0 {
 			return false
@@ -95,7 +97,7 @@ func (v *VerifyResult) OK() bool {
 // (small integers, codes) match by chance.
 const minIdentifierLen = 6
 
-// minShortDistinct is how many distinct values shorter than
+// MinShortDistinct is how many distinct values shorter than
 // minIdentifierLen of one source identifier column must appear, as whole
 // values, in the output column the destination writes from that column (a
 // dataset's column in a destination, over all its files checked) for the
@@ -114,26 +116,26 @@ const minIdentifierLen = 6
 // matches about D·M/90,000 of them, so with 150 labels and the sample's 120
 // users 0.2, and ten or more with probability below 1e-13; a column of
 // replaced ids matches every one of its distinct ids.
-const minShortDistinct = 10
+const MinShortDistinct = 10
 
 // maxCandidates bounds the distinct output values kept for exact
 // confirmation.
 const maxCandidates = 1 << 20
 
-// Verify checks the published outputs of the plan's destinations, and
+// Outputs checks the published outputs of the plan's destinations, and
 // writes each destination's result beside the report of the run checked
 // (_reports/<run id>/verify.json). The error is for failures to read; what
 // does not match is in the result.
-func Verify(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*VerifyResult, error) {
-	ctx = underOutputs(ctx, plan) // writes below an output never follow links
+func Outputs(ctx context.Context, plan *rules.Plan, opt Options) (*Result, error) {
+	ctx = storage.WithRoots(ctx, plan.Outputs()...) // writes below an output never follow links
 	opt.defaults()
-	plan, _ = withoutEnded(plan) // an ended dataset's files are no destination's promise
+	plan, _ = plan.WithoutEnded() // an ended dataset's files are no destination's promise
 	s := opt.Store
 	ids, err := newIdentifierSet(ctx, plan, opt)
 	if err != nil {
 		return nil, err
 	}
-	res := &VerifyResult{}
+	res := &Result{}
 	v := &verifier{opt: opt, ids: ids, erased: newErasedOutputs(plan, opt), candidates: candidates{}, short: candidates{}}
 	defer func() {
 		for _, t := range v.tallies {
@@ -389,9 +391,9 @@ func (cs candidates) add(k []byte, limit int, dv *report.Verification, file, col
 	return true
 }
 
-// verifier holds what Verify's checks share across files and destinations.
+// verifier holds what Outputs' checks share across files and destinations.
 type verifier struct {
-	opt        VerifyOptions
+	opt        Options
 	ids        *identifierSet
 	erased     *erasedOutputs
 	candidates candidates       // by value: the identifier check's hits
@@ -416,14 +418,14 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 		dv.Findings = append(dv.Findings, report.Finding{Check: check, File: loc, Column: column, RowGroup: rg, Values: n, Msg: fmt.Sprintf(format, args...)})
 	}
 	b := dst.Binding(mf.Dataset)
-	f, err := parquetio.Open(ctx, vr.opt.Store, loc, vr.opt.Mem)
+	f, _, err := pqstore.Open(ctx, vr.opt.Store, loc, vr.opt.Mem)
 	if err != nil {
 		return err
 	}
 	sch := f.Schema()
 	if err := dataerr.CheckColumnNames(loc, sch); err != nil {
 		// the columns would be read by name, one in place of the other
-		var de *DataError
+		var de *dataerr.Error
 		errors.As(err, &de)
 		find("schema", "", -1, 0, "%v", de.Err)
 	}
@@ -510,7 +512,7 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 	var qiCols []int
 	if b != nil && len(b.QuasiIdentifiers) > 0 {
 		if rc = risk[mf.Dataset]; rc == nil {
-			rc = &riskClasses{binding: b, tally: classes.NewTally(vr.opt.ScratchDir, vr.opt.classLimit)}
+			rc = &riskClasses{binding: b, tally: classes.NewTally(vr.opt.ScratchDir, vr.opt.TallyLimit)}
 			vr.tallies = append(vr.tallies, rc.tally)
 			risk[mf.Dataset] = rc
 		}
@@ -684,7 +686,7 @@ func (vr *verifier) confirm(ctx context.Context) error {
 }
 
 // confirmShort turns the confirmed short whole values into findings, one
-// per file, column and row group, where at least minShortDistinct distinct
+// per file, column and row group, where at least MinShortDistinct distinct
 // values of one source column appear in the destination's output column
 // written from it.
 func (vr *verifier) confirmShort() {
@@ -716,7 +718,7 @@ func (vr *verifier) confirmShort() {
 	}
 	var order []key
 	for k := range counts {
-		if distinct[k.column] >= minShortDistinct {
+		if distinct[k.column] >= MinShortDistinct {
 			order = append(order, k)
 		}
 	}
@@ -733,7 +735,7 @@ func (vr *verifier) confirmShort() {
 	for _, k := range order {
 		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.name, RowGroup: k.rg, Values: counts[k],
 			Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s as whole values shorter than %d characters (%d in the destination's column; %d or more are a finding)",
-				counts[k], rules.QuoteNames([]string{k.source}), minIdentifierLen, distinct[k.column], minShortDistinct)})
+				counts[k], rules.QuoteNames([]string{k.source}), minIdentifierLen, distinct[k.column], MinShortDistinct)})
 	}
 }
 

@@ -1,4 +1,4 @@
-package pipeline
+package verify
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
@@ -28,7 +29,7 @@ import (
 // the sources' identifier columns.
 type identifierSet struct {
 	plan    *rules.Plan
-	opt     VerifyOptions
+	opt     Options
 	columns []string // dataset.column, for messages
 	bits    []uint64
 	m       uint64
@@ -40,7 +41,7 @@ type identifierSet struct {
 const bloomHashes = 7
 
 // newIdentifierSet reads the sources' identifier columns into the filter.
-func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt VerifyOptions) (*identifierSet, error) {
+func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt Options) (*identifierSet, error) {
 	key := make([]byte, 32)
 	if plan.AuditKey != nil {
 		key = plan.AuditKey.Secret()
@@ -140,7 +141,7 @@ func (ids *identifierSet) eachFile(ctx context.Context, fn func(f *parquetio.Fil
 			return fmt.Errorf("dataset %q: %w", ds.Name, err)
 		}
 		for _, mt := range matches {
-			f, err := parquetio.Open(ctx, ids.opt.Store, mt.Location, ids.opt.Mem)
+			f, _, err := pqstore.Open(ctx, ids.opt.Store, mt.Location, ids.opt.Mem)
 			if err != nil {
 				return err
 			}

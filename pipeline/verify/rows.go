@@ -1,4 +1,4 @@
-package pipeline
+package verify
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/lists"
-	"github.com/deidproject/deid/pipeline/parquetio"
+	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -27,12 +27,13 @@ import (
 // applied to the erasure lists' ids), so that they can be looked for in the
 // output whether the subject is kept or pseudonymized.
 type erasedOutputs struct {
-	r    *runner
-	sets map[string]map[string]bool
+	store storage.Store
+	mem   memory.Allocator
+	sets  map[string]map[string]bool
 }
 
-func newErasedOutputs(plan *rules.Plan, opt VerifyOptions) *erasedOutputs {
-	return &erasedOutputs{r: newRunner(plan, opt.Options, "verify"), sets: map[string]map[string]bool{}}
+func newErasedOutputs(plan *rules.Plan, opt Options) *erasedOutputs {
+	return &erasedOutputs{store: opt.Store, mem: opt.Mem, sets: map[string]map[string]bool{}}
 }
 
 // forBinding returns the erased subjects as written, or nil when the
@@ -48,14 +49,14 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 		return set, nil
 	}
 	// the ids' kind is the subject column's, read from a source file
-	_, matches, err := storage.Glob(ctx, e.r.opt.Store, ds.Source)
+	_, matches, err := storage.Glob(ctx, e.store, ds.Source)
 	if err != nil {
 		return nil, fmt.Errorf("dataset %q: no source file to tell the subject column's type: %w", ds.Name, err)
 	}
 	if len(matches) == 0 {
 		return nil, fmt.Errorf("dataset %q: no source file to tell the subject column's type", ds.Name)
 	}
-	f, err := parquetio.Open(ctx, e.r.opt.Store, matches[0].Location, e.r.opt.Mem)
+	f, _, err := pqstore.Open(ctx, e.store, matches[0].Location, e.mem)
 	if err != nil {
 		return nil, err
 	}
@@ -76,13 +77,13 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 	var ints []int64
 	var strs []string
 	for _, l := range ds.Erasure {
-		err = lists.ReadSubjectList(ctx, e.r.opt.Store, e.r.opt.Mem, lists.SubjectList{What: "erasure list", Location: l.List, Column: l.Column, Pos: l.Pos,
+		err = lists.ReadSubjectList(ctx, e.store, e.mem, lists.SubjectList{What: "erasure list", Location: l.List, Column: l.Column, Pos: l.Pos,
 			Against: matches[0].Location, Subject: ds.Subject}, kind, &ints, &strs)
 		if err != nil {
 			return nil, err
 		}
 	}
-	mem := e.r.opt.Mem
+	mem := e.mem
 	var in arrow.Array
 	if kind == transforms.KindInteger {
 		bld := array.NewInt64Builder(mem)

@@ -1,10 +1,8 @@
-package pipeline
+package rules
 
 import (
 	"fmt"
 	"time"
-
-	"github.com/deidproject/deid/rules"
 )
 
 // A dataset declared ended (ended_at: the service that produced it closed)
@@ -13,11 +11,11 @@ import (
 // ages from it; deid retain deletes or anonymizes its rows and its
 // published files (pipeline/retain).
 
-// agesEnded reports whether children rule c takes ages from a dataset
+// AgesEnded reports whether children rule c takes ages from a dataset
 // whose service had ended: every age is then unknown, and doubt protects
 // the child in every destination the rule covers (the rows are removed,
 // not kept as of unknown age).
-func agesEnded(plan *rules.Plan, c *rules.ChildrenDecl) bool {
+func (plan *Plan) AgesEnded(c *ChildrenDecl) bool {
 	if c == nil || c.FromDataset == "" {
 		return false
 	}
@@ -25,10 +23,10 @@ func agesEnded(plan *rules.Plan, c *rules.ChildrenDecl) bool {
 	return from != nil && from.EndedBy(plan.Now)
 }
 
-// withoutEnded returns plan without the datasets whose service had ended
+// WithoutEnded returns plan without the datasets whose service had ended
 // at the plan's now, and one warning per such dataset; plan itself when
 // none has.
-func withoutEnded(plan *rules.Plan) (*rules.Plan, []string) {
+func (plan *Plan) WithoutEnded() (*Plan, []string) {
 	ended := map[string]bool{}
 	var warnings []string
 	for _, ds := range plan.Datasets {
@@ -40,7 +38,7 @@ func withoutEnded(plan *rules.Plan) (*rules.Plan, []string) {
 		}
 	}
 	for _, ds := range plan.Datasets {
-		if !ended[ds.Name] && agesEnded(plan, ds.Children) {
+		if !ended[ds.Name] && plan.AgesEnded(ds.Children) {
 			warnings = append(warnings, fmt.Sprintf(
 				"dataset %q: its children rule takes ages from dataset %q, whose service ended: no age can be told, so its rows leave every destination the rule covers; take ages from another dataset (children.age_from)",
 				ds.Name, ds.Children.FromDataset))
@@ -56,7 +54,7 @@ func withoutEnded(plan *rules.Plan) (*rules.Plan, []string) {
 			p.Datasets = append(p.Datasets, ds)
 		}
 	}
-	p.Destinations = make([]*rules.Destination, len(plan.Destinations))
+	p.Destinations = make([]*Destination, len(plan.Destinations))
 	for i, d := range plan.Destinations {
 		c := *d
 		c.Bindings = nil
@@ -68,4 +66,13 @@ func withoutEnded(plan *rules.Plan) (*rules.Plan, []string) {
 		p.Destinations[i] = &c
 	}
 	return &p, warnings
+}
+
+// Outputs returns the output of every destination, in the policy's order.
+func (plan *Plan) Outputs() []string {
+	outputs := make([]string, 0, len(plan.Destinations))
+	for _, dst := range plan.Destinations {
+		outputs = append(outputs, dst.Output)
+	}
+	return outputs
 }
