@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -669,13 +670,7 @@ func (vr *verifier) confirm(ctx context.Context) error {
 	}
 	sort.Slice(order, func(i, j int) bool {
 		a, b := order[i], order[j]
-		if a.file != b.file {
-			return a.file < b.file
-		}
-		if a.rg != b.rg {
-			return a.rg < b.rg
-		}
-		return a.column < b.column
+		return cmp.Or(strings.Compare(a.file, b.file), cmp.Compare(a.rg, b.rg), strings.Compare(a.column, b.column)) < 0
 	})
 	for _, k := range order {
 		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.column, RowGroup: k.rg, Values: counts[k],
@@ -724,13 +719,7 @@ func (vr *verifier) confirmShort() {
 	}
 	sort.Slice(order, func(i, j int) bool {
 		a, b := order[i], order[j]
-		if a.file != b.file {
-			return a.file < b.file
-		}
-		if a.rg != b.rg {
-			return a.rg < b.rg
-		}
-		return a.name < b.name
+		return cmp.Or(strings.Compare(a.file, b.file), cmp.Compare(a.rg, b.rg), strings.Compare(a.name, b.name)) < 0
 	})
 	for _, k := range order {
 		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.name, RowGroup: k.rg, Values: counts[k],
