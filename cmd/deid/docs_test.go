@@ -2,11 +2,14 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/deidproject/deid/pipeline/parquetio"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated files: docs/'s generated pages and sections and testdata/golden")
@@ -23,6 +26,7 @@ func TestReadmeGeneratedSections(t *testing.T) {
 		{"docs/reference/policy.md", "defaults", defaultsTable()},
 		{"docs/design/architecture.md", "imports", importsTable(t)},
 		{"docs/design/architecture.md", "layout-rules", layoutRulesList()},
+		{"docs/design/parquet.md", "support-matrix", supportMatrixTable()},
 	} {
 		path := filepath.Join(repoRoot(t), sec.file)
 		b, err := os.ReadFile(path)
@@ -198,4 +202,16 @@ func TestReadmeFirstPolicy(t *testing.T) {
 			t.Errorf("deid %s: exit %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
 		}
 	}
+}
+
+// supportMatrixTable is docs/design/parquet.md's table of the lean reader's
+// support matrix, from parquetio.SupportMatrix.
+func supportMatrixTable() string {
+	var b strings.Builder
+	b.WriteString("| physical type | read as (Arrow) | encodings | codecs | pages |\n|---|---|---|---|---|\n")
+	for _, r := range parquetio.SupportMatrix() {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.Physical, strings.Join(r.Arrow, ", "),
+			strings.Join(r.Encodings, ", "), strings.Join(r.Codecs, ", "), strings.Join(r.Pages, ", "))
+	}
+	return b.String()
 }

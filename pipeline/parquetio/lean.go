@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 )
 
@@ -19,12 +19,13 @@ import (
 // levels and values into the batch's buffers (dictionary-encoded strings
 // into Arrow dictionaries with int32 indices sharing the chunk's
 // dictionary). It covers what common writers (Spark, DuckDB, Arrow,
-// parquet-go) produce for scalar columns: INT32, INT64, FLOAT, DOUBLE and
-// BYTE_ARRAY, encoded PLAIN, dictionary (RLE_DICTIONARY or
-// PLAIN_DICTIONARY), DELTA_BINARY_PACKED or DELTA_LENGTH_BYTE_ARRAY, in
-// data pages v1 or v2, uncompressed, Snappy or zstd. A row group with any
-// other column falls back to arrow-go, whose output it equals
-// (lean_test.go checks this on generated files).
+// parquet-go) produce for scalar columns, as support.go's tables list
+// them: INT32, INT64, FLOAT, DOUBLE and BYTE_ARRAY, encoded PLAIN,
+// dictionary (RLE_DICTIONARY or PLAIN_DICTIONARY), DELTA_BINARY_PACKED or
+// DELTA_LENGTH_BYTE_ARRAY, in data pages v1 or v2, uncompressed, Snappy or
+// zstd. A row group with any other column falls back to arrow-go, whose
+// output it equals (lean_test.go and support_test.go check this on
+// generated files).
 
 // Parquet encodings, page types and the limits of the lean reader.
 const (
@@ -114,20 +115,11 @@ func (f *File) leanPlan(rg int, opt ReadOptions) ([]*leanColumn, bool) {
 			return nil, false
 		}
 		c := &leanColumn{name: cd.Path(), rowGrp: rg, typ: fld.Type, valType: fld.Type, maxDef: int(cd.MaxDefinitionLevel()), mem: f.mem}
-		switch {
-		case cd.PhysicalType() == parquet.Types.Int32 && oneOf(fld.Type.ID(), arrow.INT32, arrow.UINT32, arrow.DATE32):
-			c.kind = leanFixed4
-		case cd.PhysicalType() == parquet.Types.Float && fld.Type.ID() == arrow.FLOAT32:
-			c.kind = leanFixed4
-		case cd.PhysicalType() == parquet.Types.Int64 && oneOf(fld.Type.ID(), arrow.INT64, arrow.UINT64, arrow.TIMESTAMP):
-			c.kind = leanFixed8
-		case cd.PhysicalType() == parquet.Types.Double && fld.Type.ID() == arrow.FLOAT64:
-			c.kind = leanFixed8
-		case cd.PhysicalType() == parquet.Types.ByteArray && oneOf(fld.Type.ID(), arrow.STRING, arrow.BINARY):
-			c.kind = leanBytes
-		default:
+		kind, encodings, ok := leanKindOf(cd.PhysicalType(), fld.Type.ID())
+		if !ok {
 			return nil, false
 		}
+		c.kind = kind
 		if opt.Dictionary[leaf] {
 			if c.kind != leanBytes {
 				return nil, false
@@ -140,23 +132,11 @@ func (f *File) leanPlan(rg int, opt ReadOptions) ([]*leanColumn, bool) {
 			return nil, false
 		}
 		c.codec = cc.Compression()
-		switch c.codec {
-		case compress.Codecs.Uncompressed, compress.Codecs.Snappy, compress.Codecs.Zstd:
-		default:
+		if !slices.Contains(leanCodecs, c.codec) {
 			return nil, false
 		}
 		for _, e := range cc.Encodings() {
-			switch int32(e) {
-			case encPlain, encPlainDict, encRLEDict, encRLE:
-			case encDeltaBinary:
-				if c.kind == leanBytes {
-					return nil, false
-				}
-			case encDeltaLength:
-				if c.kind != leanBytes {
-					return nil, false
-				}
-			default:
+			if !slices.Contains(encodings, int32(e)) {
 				return nil, false
 			}
 		}
