@@ -24,7 +24,7 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dry := fs.Bool("dry-run", false, "report per file what would be removed, without changing anything")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout instead of a summary")
 	reportPath := fs.String("report", "", "also write the JSON report to this file, signed with the policy's audit_key as run reports are (deid report render FILE shows it as a page, deid report check FILE verifies it)")
-	stale := fs.Duration("lock-stale", time.Hour, "take over a dataset's lock older than this (a lock of a dead process of this host is taken over at once)")
+	stale := fs.Duration("lock-stale", time.Hour, "the lease of retain's locks, renewed every third of it while a run holds them: a lock not renewed for this long is taken over (one of a dead process of this host at once)")
 	batch := fs.Int64("batch-size", 0, "rows decoded at a time (default 32768)")
 	outputs := fs.Bool("outputs", true, "also erase the erased subjects from the destinations' published outputs (loads the destinations' keys)")
 	if err := parseFlags(fs, args, stderr); err != nil {

@@ -2,7 +2,6 @@ package retain
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/pipeline/storage/gcstest"
@@ -330,21 +330,24 @@ func TestRetainGCSLock(t *testing.T) {
 	onGCS(plan)
 	ctx := context.Background()
 	host, _ := os.Hostname()
-	lock := "gs://lake/orders/" + lockName
-	put := func(info lockInfo) {
-		b, _ := json.Marshal(info)
-		if _, err := storage.CreateExclusive(ctx, lake.direct, lock, b); err != nil {
+	loc := "gs://lake/orders/" + lockName
+	put := func(owner string) {
+		l, err := lock.At(lake.direct, loc, "retain", owner, time.Hour, nil)
+		if err == nil {
+			err = l.Acquire(ctx)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	put(lockInfo{RunID: "other", Host: host, PID: os.Getpid(), Created: time.Now()})
-	if _, err := lake.run(t, plan, nil); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), lock) {
+	put(lock.NewOwner())
+	if _, err := lake.run(t, plan, nil); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), loc) {
 		t.Fatalf("run beside a live lock: %v", err)
 	}
-	if err := lake.direct.Delete(ctx, lock); err != nil {
+	if err := lake.direct.Delete(ctx, loc); err != nil {
 		t.Fatal(err)
 	}
-	put(lockInfo{RunID: "dead", Host: host, PID: 1 << 22, Created: time.Now()})
+	put(fmt.Sprintf("%s/%d/dead", host, 1<<22))
 	rep, err := lake.run(t, plan, nil)
 	if err != nil || rep.Datasets[0].Removed[report.RemovedRetention] != 10 {
 		t.Fatalf("run after a dead process's lock: %v", err)

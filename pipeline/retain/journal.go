@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 )
@@ -55,8 +53,9 @@ const (
 	recoveredBack    = "rolled back"
 )
 
-// ErrLocked is returned when another retain run holds a dataset's lock.
-var ErrLocked = errors.New("another deid retain run holds the dataset's lock")
+// ErrLocked is matched (errors.Is) when another retain run holds a
+// dataset's or an output's retain lock: it is pipeline/lock's ErrLocked.
+var ErrLocked = lock.ErrLocked
 
 // ErrConcurrentChange is matched when a file changed between the moment
 // retain read it and its swap: the change was kept, not overwritten.
@@ -90,84 +89,37 @@ type action struct {
 	Generation int64 `json:"generation,omitempty"`
 }
 
-// lockInfo is the lock file's content.
-type lockInfo struct {
-	RunID   string    `json:"run_id"`
-	Host    string    `json:"host"`
-	PID     int       `json:"pid"`
-	Created time.Time `json:"created"`
-}
-
-// acquireLock takes the dataset root's lock and returns its release.
+// acquireLock takes the retain lock of a dataset root or an output: a lease
+// of pipeline/lock (as jobs' and publish locks are), renewed every third of
+// opt.LockStale while the run holds it, so a run however long keeps it and
+// one that died loses it once its lease runs out (at once when it was a
+// process of this host). It returns the lock's release.
 func acquireLock(ctx context.Context, st storage.Store, root string, opt *Options) (func(), error) {
 	loc := storage.Join(root, lockName)
-	host, _ := os.Hostname()
-	info, _ := json.Marshal(lockInfo{RunID: opt.RunID, Host: host, PID: os.Getpid(), Created: time.Now().UTC()})
-	for attempt := 0; ; attempt++ {
-		_, err := storage.CreateExclusive(ctx, st, loc, info)
-		if err == nil {
-			// a retain run killed while taking this lock left its
-			// temporary file beside it
-			if !storage.IsURI(root) {
-				storage.RemoveOrphanTemps(ctx, root)
-			}
-			return func() {
-				if err := st.Delete(context.WithoutCancel(ctx), loc); err != nil {
-					opt.Logger.Warn("release the retain lock", "lock", loc, "err", err)
-				}
-			}, nil
-		}
-		if !errors.Is(err, storage.ErrExist) || attempt > 0 {
-			return nil, fmt.Errorf("lock %s: %w", loc, err)
-		}
-		held, why, gen := staleLock(ctx, st, loc, host, opt.LockStale)
-		if held != "" {
-			return nil, fmt.Errorf("%w: %s (%s); if no run is active, remove the lock or wait until it is older than %s", ErrLocked, loc, held, opt.LockStale)
-		}
-		opt.Logger.Warn("taking over a stale retain lock", "lock", loc, "why", why)
-		// only the version judged stale (GCS: its generation), so that two
-		// runs taking over at once cannot both remove and recreate it
-		if err := deleteIf(ctx, st, loc, gen); err != nil {
-			if errors.Is(err, storage.ErrPrecondition) {
-				return nil, fmt.Errorf("%w: %s was taken over by another run meanwhile", ErrLocked, loc)
-			}
-			return nil, fmt.Errorf("remove stale lock %s: %w", loc, err)
-		}
-	}
-}
-
-// staleLock says who holds a live lock (held), or why it is stale and the
-// generation judged stale (0 where the store keeps none).
-func staleLock(ctx context.Context, st storage.Store, loc, host string, stale time.Duration) (held, why string, gen int64) {
-	a, err := st.Stat(ctx, loc)
+	l, err := lock.At(st, loc, "retain", lock.NewOwner(), opt.LockStale, nil)
 	if err != nil {
-		return "", "it vanished", 0
+		return nil, err
 	}
-	var info lockInfo
-	if b, err := storage.ReadFile(ctx, st, loc); err == nil {
-		json.Unmarshal(b, &info)
+	if err := l.Acquire(ctx); err != nil {
+		if errors.Is(err, lock.ErrLocked) {
+			return nil, fmt.Errorf("another deid retain run: %w; if none is active, remove the lock or wait until its lease runs out", err)
+		}
+		return nil, err
 	}
-	age := time.Since(a.ModTime)
-	switch {
-	case age > stale:
-		return "", fmt.Sprintf("older than %s", stale), a.Generation
-	case info.Host == host && info.PID > 0 && !processAlive(info.PID):
-		return "", fmt.Sprintf("its process %d on this host is gone", info.PID), a.Generation
+	// a retain run killed while taking this lock left its temporary file
+	// beside it
+	if !storage.IsURI(root) {
+		storage.RemoveOrphanTemps(ctx, root)
 	}
-	return fmt.Sprintf("run %s, process %d on %s, since %s", info.RunID, info.PID, info.Host, a.ModTime.UTC().Format(time.RFC3339)), "", 0
-}
-
-// processAlive reports whether a process of this host runs with that id.
-func processAlive(pid int) bool {
-	if pid == os.Getpid() {
-		return true
-	}
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false
-	}
-	err = p.Signal(syscall.Signal(0))
-	return err == nil || errors.Is(err, syscall.EPERM)
+	stop := lock.Renewing(ctx, l, opt.LockStale, func(err error) {
+		opt.Logger.Error("the retain lock's lease could not be renewed", "lock", loc, "error", err)
+	})
+	return func() {
+		stop()
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			opt.Logger.Warn("release the retain lock: it expires with its lease", "lock", loc, "err", err)
+		}
+	}, nil
 }
 
 // recoverRun completes or rolls back an interrupted run found in work; a

@@ -84,9 +84,10 @@ type Options struct {
 	DryRun bool
 	// BatchSize is the rows decoded at a time; 0 means 32768.
 	BatchSize int64
-	// LockStale is the age after which a lock is taken over; 0 means one
-	// hour. A lock held by a process of this host that no longer runs is
-	// taken over at once.
+	// LockStale is the lease of a run's retain locks: the run renews them
+	// every third of it, and a lock whose holder stopped renewing it for
+	// this long is taken over; 0 means one hour. A lock held by a process
+	// of this host that no longer runs is taken over at once.
 	LockStale time.Duration
 	// Writer are the encoding settings of rewritten row groups.
 	Writer parquetio.WriterOptions

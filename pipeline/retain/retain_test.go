@@ -2,9 +2,9 @@ package retain
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -355,40 +356,72 @@ func modTimes(t testing.TB, dir string) map[string]time.Time {
 	return out
 }
 
-// TestRetainLock: a live lock refuses a second run; a stale one is taken over.
+// TestRetainLock: a live lock refuses a second run; one whose lease ran
+// out, or whose holder is a process of this host that is gone, is taken
+// over; a run renews its lock while it holds it and removes it.
 func TestRetainLock(t *testing.T) {
 	dir := t.TempDir()
 	writeOrders(t, filepath.Join(dir, "orders", "part-0.parquet"), genOrders(0, []string{"old", "new"}, 10), 10, nil)
 	plan := writePolicy(t, dir, policyOpts{})
-	lock := filepath.Join(dir, "orders", lockName)
-	host, _ := os.Hostname()
-	live, _ := json.Marshal(lockInfo{RunID: "other", Host: host, PID: os.Getpid(), Created: time.Now()})
-	if err := os.WriteFile(lock, live, 0o644); err != nil {
-		t.Fatal(err)
+	path := filepath.Join(dir, "orders", lockName)
+	hold := func(owner string, clock func() time.Time) {
+		t.Helper()
+		l, err := lock.At(storage.Local{}, path, "retain", owner, time.Hour, clock)
+		if err == nil {
+			err = l.Acquire(context.Background())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	hold(lock.NewOwner(), nil) // this process: live
 	_, err := Run(context.Background(), plan, Options{Store: storage.Local{}})
-	if !errors.Is(err, ErrLocked) {
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("run beside a live lock: %v", err)
 	}
 	if rows := lakeRows(t, dir, nil); len(rows["part-0.parquet"]) != 20 {
 		t.Fatal("the refused run changed data")
 	}
-	// the same lock, older than the stale timeout
-	old := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(lock, old, old)
+	// a lease that ran out an hour ago
+	os.Remove(path)
+	hold("elsewhere/1/x", func() time.Time { return time.Now().Add(-2 * time.Hour) })
 	rep, err := Run(context.Background(), plan, Options{Store: storage.Local{}})
 	if err != nil || rep.Datasets[0].Removed[report.RemovedRetention] != 10 {
-		t.Fatalf("run after a stale lock: %v", err)
+		t.Fatalf("run after a lock whose lease ran out: %v", err)
 	}
-	if _, err := os.Stat(lock); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Error("lock left behind")
 	}
 	// a lock of a process of this host that is gone is stale at once
-	dead, _ := json.Marshal(lockInfo{RunID: "dead", Host: host, PID: 1 << 22, Created: time.Now()})
-	os.WriteFile(lock, dead, 0o644)
+	host, _ := os.Hostname()
+	hold(fmt.Sprintf("%s/%d/dead", host, 1<<22), nil)
 	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}}); err != nil {
 		t.Fatalf("run after a dead process's lock: %v", err)
 	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Error("lock left behind")
+	}
+}
+
+// TestRetainLockRenewed: a run holding its lock past the lock's lease
+// renews it, so a second run is still refused; once released, it is free.
+func TestRetainLockRenewed(t *testing.T) {
+	root := t.TempDir()
+	opt := &Options{LockStale: time.Second, Logger: slog.New(slog.DiscardHandler)}
+	release, err := acquireLock(context.Background(), storage.Local{}, root, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(opt.LockStale * 8 / 5) // renewed every third of it: a failure needs a whole lease without one
+	if _, err := acquireLock(context.Background(), storage.Local{}, root, opt); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second run past the first one's lease: %v, want ErrLocked", err)
+	}
+	release()
+	again, err := acquireLock(context.Background(), storage.Local{}, root, opt)
+	if err != nil {
+		t.Fatalf("after the release: %v", err)
+	}
+	again()
 }
 
 // TestRetainKeepsTheFileCodec: a file retain rewrites in part keeps one
