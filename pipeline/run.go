@@ -29,8 +29,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -48,6 +46,7 @@ import (
 	"github.com/deidproject/deid/pipeline/internal/arrowpool"
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
+	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -235,18 +234,11 @@ type runner struct {
 	rowsTotal int64
 }
 
-// NewRunID returns a sortable, unique run id: the UTC time and a random suffix.
-func NewRunID(t time.Time) string {
-	var b [4]byte
-	rand.Read(b[:])
-	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
-}
-
 func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 	opt.defaults()
 	start := opt.Clock()
 	if opt.RunID == "" {
-		opt.RunID = NewRunID(start)
+		opt.RunID = output.NewRunID(start)
 	}
 	rep := &report.Run{
 		Format: report.FormatV1, Deid: report.BuildPtr(), RunID: opt.RunID, Command: command,

@@ -1,12 +1,15 @@
 package output
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
@@ -90,4 +93,12 @@ func CheckReportPaths(loc string, rep *report.Run) error {
 		}
 	}
 	return nil
+}
+
+// NewRunID returns a sortable, unique run id: the UTC time and a random
+// suffix. Every writer of an output (run, merge, retain) names its commits so.
+func NewRunID(t time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }

@@ -96,7 +96,7 @@ type action struct {
 // process of this host). It returns the lock's release.
 func acquireLock(ctx context.Context, st storage.Store, root string, opt *Options) (func(), error) {
 	loc := storage.Join(root, lockName)
-	l, err := lock.At(st, loc, "retain", lock.NewOwner(), opt.LockStale, nil)
+	l, err := lock.At(st, loc, "retain", lock.NewOwner(), opt.LockStale, opt.Clock)
 	if err != nil {
 		return nil, err
 	}

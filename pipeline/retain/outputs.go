@@ -196,7 +196,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	if !opt.DryRun && len(actions) > 0 {
 		endCommit = opt.critical()
 		m.Files = slices.DeleteFunc(m.Files, func(f *output.ManifestFile) bool { return slices.Contains(deleted, f.Path) })
-		chain := pipeline.RetainCommit{RunID: opt.RunID + "-erase", Destination: dst, Files: rewritten, Deleted: deleted,
+		chain := pipeline.RetainCommit{RunID: opt.RunID + "-erase", Destination: dst, Clock: opt.Clock, Files: rewritten, Deleted: deleted,
 			Note: fmt.Sprintf("deid retain run %s removed %d rows from this destination: it rewrote %d published files without erased subjects' rows "+
 				"and deleted %d files of datasets whose service ended; this report records them", opt.RunID, dr.RowsErased, len(rewritten), len(deleted))}
 		if err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, chain, opt); err != nil {

@@ -106,7 +106,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 			return err
 		}
 		inputs := byNow[now]
-		popt := pipeline.Options{Store: st, Mem: opt.Mem, Logger: opt.Logger, Critical: opt.Critical,
+		popt := pipeline.Options{Store: st, Mem: opt.Mem, Logger: opt.Logger, Critical: opt.Critical, Clock: opt.Clock,
 			RunID: rederiveRunID(opt.RunID, dd.Dataset, i), Inputs: func(loc string) bool { return inputs[loc] },
 			// erasure only removes: a re-derived file holding a row its
 			// published version did not fails the run, nothing committed
@@ -166,7 +166,7 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 		for _, f := range gone {
 			deleted = append(deleted, f.Path)
 		}
-		chain := pipeline.RetainCommit{RunID: rederiveRunID(opt.RunID, dd.Dataset, len(nows)), Destination: dst, Deleted: deleted,
+		chain := pipeline.RetainCommit{RunID: rederiveRunID(opt.RunID, dd.Dataset, len(nows)), Destination: dst, Clock: opt.Clock, Deleted: deleted,
 			Note: fmt.Sprintf("deid retain run %s removed %d published files of dataset %q whose every input row it removed; this report records them as deleted", opt.RunID, len(deleted), dd.Dataset)}
 		end := opt.critical()
 		err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, chain, opt)

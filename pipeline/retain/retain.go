@@ -44,7 +44,6 @@ package retain
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -73,7 +72,8 @@ import (
 
 // Options are the inputs of Run besides the plan.
 type Options struct {
-	// Store reads and writes the datasets.
+	// Store reads and writes the datasets; nil means a storage.Router
+	// (local disk and gs://), as a run's.
 	Store storage.Store
 	// Mem allocates Arrow memory; nil means the Go allocator.
 	Mem memory.Allocator
@@ -91,8 +91,12 @@ type Options struct {
 	LockStale time.Duration
 	// Writer are the encoding settings of rewritten row groups.
 	Writer parquetio.WriterOptions
-	// RunID names the run; empty means one is made from the clock.
+	// RunID names the run; empty means one is made from the clock
+	// (output.NewRunID, as a run's).
 	RunID string
+	// Clock returns the current time, for the report's times, the run id
+	// and the locks' leases; nil means time.Now.
+	Clock func() time.Time
 	// failAt, when set, is called at each named step of the journal and
 	// the swap (see failpoints); tests make it kill the process.
 	failAt func(name string)
@@ -138,7 +142,7 @@ func (o *Options) failpoint(name string) {
 // returns the report, also when it fails (Outcome "failed").
 func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Retain, error) {
 	if opt.Store == nil {
-		opt.Store = storage.Local{}
+		opt.Store = storage.NewRouter()
 	}
 	if opt.Mem == nil {
 		opt.Mem = memory.NewGoAllocator()
@@ -152,13 +156,14 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 	if opt.LockStale <= 0 {
 		opt.LockStale = time.Hour
 	}
+	if opt.Clock == nil {
+		opt.Clock = time.Now
+	}
 	if opt.RunID == "" {
-		var rnd [4]byte
-		rand.Read(rnd[:])
-		opt.RunID = time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rnd[:])
+		opt.RunID = output.NewRunID(opt.Clock())
 	}
 	rep := &report.Retain{Format: report.RetainFormatV1, Deid: report.BuildPtr(), RunID: opt.RunID, DryRun: opt.DryRun, Now: plan.Now,
-		StartedAt: time.Now().UTC(), Warnings: []string{},
+		StartedAt: opt.Clock().UTC(), Warnings: []string{},
 		Policy: report.Policy{File: plan.Policy.File, Name: plan.Policy.Name, SHA256: plan.Policy.SHA256}}
 	if opt.Outputs != nil {
 		// writes below an output never follow links (each dataset root is
@@ -208,7 +213,7 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 	if errors.Is(err, storage.ErrLink) && !errors.Is(err, pipeline.ErrData) {
 		err = &pipeline.DataError{Err: err} // a link where retain writes: the lake's owner must remove it
 	}
-	rep.FinishedAt = time.Now().UTC()
+	rep.FinishedAt = opt.Clock().UTC()
 	rep.Outcome = "succeeded"
 	if err != nil {
 		rep.Outcome, rep.Error = "failed", err.Error()
