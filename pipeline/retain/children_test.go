@@ -18,6 +18,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -316,7 +317,7 @@ func TestRetainRefusesNewRows(t *testing.T) {
 		t.Errorf("dry run: %v, want ErrNewRows", err)
 	}
 	_, err := l.retain(t, false, "real")
-	if !errors.Is(err, ErrNewRows) || !errors.Is(err, pipeline.ErrData) || !strings.Contains(err.Error(), filepath.Join(out, "events", "part-0.parquet")) {
+	if !errors.Is(err, ErrNewRows) || !errors.Is(err, dataerr.ErrData) || !strings.Contains(err.Error(), filepath.Join(out, "events", "part-0.parquet")) {
 		t.Fatalf("retain: %v, want a data error naming the partner's file", err)
 	}
 	if after := treeState(t, out); !maps.Equal(state, after) {

@@ -3,7 +3,7 @@ package retain
 import (
 	"fmt"
 
-	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -44,7 +44,7 @@ func outputScope(dst *rules.Destination) scope {
 // location out of scope, nil when every location is in it.
 func (s scope) check(jloc string, j journal) error {
 	refuse := func(format string, args ...any) error {
-		return &pipeline.DataError{Location: jloc, Err: fmt.Errorf(format+": not replayed, nothing changed; the journal was not written by deid retain for this policy: inspect the root and remove the journal by hand", args...)}
+		return &dataerr.Error{Location: jloc, Err: fmt.Errorf(format+": not replayed, nothing changed; the journal was not written by deid retain for this policy: inspect the root and remove the journal by hand", args...)}
 	}
 	if err := output.CheckRunID(j.RunID); err != nil {
 		return refuse("%w", err)

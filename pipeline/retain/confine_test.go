@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
 )
 
 // TestJournalScope: a journal found at recovery is replayed only if each
@@ -70,7 +70,7 @@ func TestJournalScope(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, pipeline.ErrData) || !strings.Contains(err.Error(), "/j/journal.json") || !strings.Contains(err.Error(), c.bad) {
+			if !errors.Is(err, dataerr.ErrData) || !strings.Contains(err.Error(), "/j/journal.json") || !strings.Contains(err.Error(), c.bad) {
 				t.Fatalf("got %v, want a data error naming the journal and %s", err, c.bad)
 			}
 		})

@@ -10,7 +10,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/pqstore"
@@ -62,10 +61,10 @@ func fileLink(owner, files, fix, location string) error {
 	err := storage.LinkAt("rewrite", location)
 	switch {
 	case errors.Is(err, storage.ErrHardLink):
-		return &pipeline.DataError{Err: fmt.Errorf("%s: %w; deid retain changes %s in place, "+
+		return &dataerr.Error{Err: fmt.Errorf("%s: %w; deid retain changes %s in place, "+
 			"and a rewritten file is a new file: the other names would keep the erased rows", owner, err, files)}
 	case errors.Is(err, storage.ErrLink):
-		return &pipeline.DataError{Err: fmt.Errorf("%s: %w; deid retain changes %s in place, "+
+		return &dataerr.Error{Err: fmt.Errorf("%s: %w; deid retain changes %s in place, "+
 			"and rewriting a link would leave the erased rows in its target: %s", owner, err, files, fix)}
 	case err != nil:
 		return fmt.Errorf("%s: %w", owner, err)
@@ -88,7 +87,7 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 	}
 	f, attrs, err := pqstore.Open(ctx, st, m.Location, mem)
 	if err != nil {
-		return nil, &pipeline.DataError{Err: err}
+		return nil, &dataerr.Error{Err: err}
 	}
 	defer f.Close()
 	m.Generation = attrs.Generation // the version read, which the rewrite must replace
@@ -218,16 +217,16 @@ func (d *dataset) locate(f *parquetio.File) (ruleCols, error) {
 	find := func(name, what string, leaf *int, typ *arrow.DataType) error {
 		idx := sch.FieldIndices(name)
 		if idx == nil {
-			return &pipeline.DataError{Location: f.Location(), Column: name, Err: fmt.Errorf("the %s column is missing", what)}
+			return &dataerr.Error{Location: f.Location(), Column: name, Err: fmt.Errorf("the %s column is missing", what)}
 		}
 		*leaf, *typ = f.LeafIndex(name), sch.Field(idx[0]).Type
 		if what != "subject" {
 			tt, ok := (*typ).(*arrow.TimestampType)
 			if !ok {
-				return &pipeline.DataError{Location: f.Location(), Column: name, Err: fmt.Errorf("the %s column is %s, not a timestamp", what, *typ)}
+				return &dataerr.Error{Location: f.Location(), Column: name, Err: fmt.Errorf("the %s column is %s, not a timestamp", what, *typ)}
 			}
 			if tt.TimeZone == "" && d.ds.TimeZone == nil {
-				return &pipeline.DataError{Location: f.Location(), Column: name, Err: fmt.Errorf("timestamp without the UTC flag: declare the dataset's time_zone (%s) so deid knows which clock the values use", d.ds.Pos)}
+				return &dataerr.Error{Location: f.Location(), Column: name, Err: fmt.Errorf("timestamp without the UTC flag: declare the dataset's time_zone (%s) so deid knows which clock the values use", d.ds.Pos)}
 			}
 		}
 		return nil
@@ -249,7 +248,7 @@ func (d *dataset) locate(f *parquetio.File) (ruleCols, error) {
 	}
 	for i := 0; i < sch.NumFields(); i++ {
 		if _, nested := sch.Field(i).Type.(arrow.NestedType); nested {
-			return c, &pipeline.DataError{Location: f.Location(), Column: sch.Field(i).Name, Err: errors.New("nested columns are not supported")}
+			return c, &dataerr.Error{Location: f.Location(), Column: sch.Field(i).Name, Err: errors.New("nested columns are not supported")}
 		}
 	}
 	return c, nil
@@ -351,7 +350,7 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 			arrs[i] = a
 		}
 		if err := d.rule.Decide(arrs[0], arrs[1], arrs[2], fates[off:off+n], counts); err != nil {
-			return &pipeline.DataError{Location: f.Location(), Err: fmt.Errorf("row group %d: %w", rg, err)}
+			return &dataerr.Error{Location: f.Location(), Err: fmt.Errorf("row group %d: %w", rg, err)}
 		}
 		if arrs[2] != nil {
 			d.noteErased(arrs[2], fates[off:off+n])

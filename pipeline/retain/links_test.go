@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
@@ -51,7 +51,7 @@ func TestRetainRefusesLinks(t *testing.T) {
 				before := snapshotFiles(t, dir)
 				plan := writePolicy(t, dir, policyOpts{legal: true, anonymize: true, erasure: []int64{1, 2, 3}})
 				_, err := Run(context.Background(), plan, Options{Store: storage.Local{}, DryRun: dry})
-				if !errors.Is(err, pipeline.ErrData) || !errors.Is(err, storage.ErrLink) {
+				if !errors.Is(err, dataerr.ErrData) || !errors.Is(err, storage.ErrLink) {
 					t.Fatalf("got %v, want a data error about a link", err)
 				}
 				for _, want := range []string{filepath.Join(dir, c.link), target} {
@@ -110,7 +110,7 @@ func snapshotFiles(t *testing.T, dir string) map[string][]byte {
 func TestRetainRefusesHardLinks(t *testing.T) {
 	wantRefused := func(t *testing.T, err error, file string) {
 		t.Helper()
-		if !errors.Is(err, pipeline.ErrData) || !errors.Is(err, storage.ErrHardLink) {
+		if !errors.Is(err, dataerr.ErrData) || !errors.Is(err, storage.ErrHardLink) {
 			t.Fatalf("got %v, want a data error about a hard link", err)
 		}
 		for _, want := range []string{`"` + file + `"`, "2 hard links"} {

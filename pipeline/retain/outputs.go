@@ -364,14 +364,14 @@ func (d *dataset) eraseOutputFile(ctx context.Context, dst, loc, subject string,
 	st, mem := d.opt.Store, d.opt.Mem
 	f, _, err := pqstore.Open(ctx, st, loc, mem)
 	if err != nil {
-		return nil, 0, &pipeline.DataError{Err: err}
+		return nil, 0, &dataerr.Error{Err: err}
 	}
 	defer f.Close()
 	if err := dataerr.CheckColumnNames(loc, f.Schema()); err != nil {
 		return nil, 0, err
 	}
 	if f.Schema().FieldIndices(subject) == nil {
-		return nil, 0, &pipeline.DataError{Location: loc, Column: subject, Err: errors.New("the published output lacks the subject column the policy gives it")}
+		return nil, 0, &dataerr.Error{Location: loc, Column: subject, Err: errors.New("the published output lacks the subject column the policy gives it")}
 	}
 	leaf := f.LeafIndex(subject)
 	rule := transforms.RetainRule{Erasure: match}
@@ -387,7 +387,7 @@ func (d *dataset) eraseOutputFile(ctx context.Context, dst, loc, subject string,
 			return err
 		})
 		if err != nil {
-			return nil, 0, &pipeline.DataError{Location: loc, Err: err}
+			return nil, 0, &dataerr.Error{Location: loc, Err: err}
 		}
 		if slices.Contains(fs, transforms.FateErased) {
 			fates[rg] = fs

@@ -210,8 +210,8 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 	if err == nil && opt.Outputs != nil {
 		err = runOutputs(ctx, opt.Outputs, sets, rep, &opt)
 	}
-	if errors.Is(err, storage.ErrLink) && !errors.Is(err, pipeline.ErrData) {
-		err = &pipeline.DataError{Err: err} // a link where retain writes: the lake's owner must remove it
+	if errors.Is(err, storage.ErrLink) && !errors.Is(err, dataerr.ErrData) {
+		err = &dataerr.Error{Err: err} // a link where retain writes: the lake's owner must remove it
 	}
 	rep.FinishedAt = opt.Clock().UTC()
 	rep.Outcome = "succeeded"
@@ -236,8 +236,8 @@ func checkSources(ctx context.Context, plan *rules.RetainPlan, opt *Options) (wa
 			continue // runDataset reports it
 		}
 		if err != nil {
-			if err = pipeline.SourceError(ds.Name, ds.Source, err); !errors.Is(err, pipeline.ErrData) && !storage.IsURI(ds.Source) {
-				err = &pipeline.DataError{Err: err}
+			if err = pipeline.SourceError(ds.Name, ds.Source, err); !errors.Is(err, dataerr.ErrData) && !storage.IsURI(ds.Source) {
+				err = &dataerr.Error{Err: err}
 			}
 			return nil, err
 		}
@@ -281,7 +281,7 @@ func checkLinks(ctx context.Context, ds *rules.RetainDataset, root string, match
 	rctx := storage.WithRoots(ctx, root)
 	for _, n := range []string{workDir, lockName, isoFolder, anonFolder} {
 		if err := storage.NoLinks(rctx, "write", storage.Join(root, n)); err != nil {
-			return &pipeline.DataError{Err: fmt.Errorf("dataset %q: %w", ds.Name, err)}
+			return &dataerr.Error{Err: fmt.Errorf("dataset %q: %w", ds.Name, err)}
 		}
 	}
 	for _, m := range matches {
@@ -301,7 +301,7 @@ func checkOutputLinks(ctx context.Context, opt *Options) error {
 	for _, dst := range opt.Outputs.Destinations {
 		for _, n := range []string{workDir, output.ManifestName, output.ReportsDir, lock.Dir} {
 			if err := storage.NoLinks(ctx, "write", storage.Join(dst.Output, n)); err != nil {
-				return &pipeline.DataError{Err: fmt.Errorf("destination %q: %w", dst.Name, err)}
+				return &dataerr.Error{Err: fmt.Errorf("destination %q: %w", dst.Name, err)}
 			}
 		}
 	}
@@ -361,7 +361,7 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	root, matches, err := storage.Glob(ctx, st, ds.Source)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotExist) {
-			return &pipeline.DataError{Location: ds.Source, Err: fmt.Errorf("dataset %q: no such file", ds.Name)}
+			return &dataerr.Error{Location: ds.Source, Err: fmt.Errorf("dataset %q: no such file", ds.Name)}
 		}
 		return pipeline.SourceError(ds.Name, ds.Source, err)
 	}
@@ -492,7 +492,7 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 	}
 	f, _, err := pqstore.Open(ctx, d.opt.Store, first, d.opt.Mem)
 	if err != nil {
-		return &pipeline.DataError{Err: err}
+		return &dataerr.Error{Err: err}
 	}
 	if err := dataerr.CheckColumnNames(first, f.Schema()); err != nil {
 		f.Close()
@@ -501,12 +501,12 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 	idx := f.Schema().FieldIndices(ds.Subject)
 	if idx == nil {
 		f.Close()
-		return &pipeline.DataError{Location: first, Column: ds.Subject, Err: errors.New("the subject column is missing")}
+		return &dataerr.Error{Location: first, Column: ds.Subject, Err: errors.New("the subject column is missing")}
 	}
 	kind, ok := transforms.KindOf(f.Schema().Field(idx[0]).Type)
 	f.Close()
 	if !ok || kind != transforms.KindInteger && kind != transforms.KindString {
-		return &pipeline.DataError{Location: first, Column: ds.Subject, Err: errors.New("subject ids must be integers or strings")}
+		return &dataerr.Error{Location: first, Column: ds.Subject, Err: errors.New("subject ids must be integers or strings")}
 	}
 	fp := sha256.New()
 	fp.Write([]byte("deid subject fingerprint v1"))
@@ -515,7 +515,7 @@ func (d *dataset) loadLists(ctx context.Context, first string) error {
 		var strs []string
 		sum, attrs, err := lists.HashFile(ctx, d.opt.Store, list)
 		if errors.Is(err, storage.ErrNotExist) {
-			return nil, &pipeline.DataError{Location: list, Err: fmt.Errorf("%s of dataset %q (%s) does not exist", what, ds.Name, pos)}
+			return nil, &dataerr.Error{Location: list, Err: fmt.Errorf("%s of dataset %q (%s) does not exist", what, ds.Name, pos)}
 		}
 		if err != nil {
 			return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/storage"
 )
 
@@ -30,9 +31,9 @@ func TestRunSources(t *testing.T) {
 		wantWarn   string
 		wantMsg    []string
 	}{
-		{name: "empty source", want: []error{pipeline.ErrNoInput, pipeline.ErrData},
+		{name: "empty source", want: []error{pipeline.ErrNoInput, dataerr.ErrData},
 			wantMsg: []string{`dataset "orders"`, "/orders/*.parquet", "matches no file", "allow_empty: true"}},
-		{name: "empty source, dry run", dry: true, want: []error{pipeline.ErrNoInput, pipeline.ErrData},
+		{name: "empty source, dry run", dry: true, want: []error{pipeline.ErrNoInput, dataerr.ErrData},
 			wantMsg: []string{`dataset "orders"`, "matches no file"}},
 		{name: "empty source, allow_empty", allowEmpty: true, wantWarn: "no input file matches"},
 		{name: "empty source, allow_empty, dry run", dry: true, allowEmpty: true, wantWarn: "no input file matches"},
@@ -43,14 +44,14 @@ func TestRunSources(t *testing.T) {
 		{name: "a folder without a glob", setup: func(t *testing.T, dir string) string {
 			writeOrders(t, filepath.Join(dir, "orders", "part-0.parquet"), genOrders(0, []string{"new"}, 4), 4, nil)
 			return filepath.Join(dir, "orders")
-		}, want: []error{storage.ErrFolder, pipeline.ErrData}, wantMsg: []string{"is a folder", "/orders/*.parquet"}},
+		}, want: []error{storage.ErrFolder, dataerr.ErrData}, wantMsg: []string{"is a folder", "/orders/*.parquet"}},
 		{name: "a link to nothing in the source folder", setup: func(t *testing.T, dir string) string {
 			writeOrders(t, filepath.Join(dir, "orders", "part-0.parquet"), genOrders(0, []string{"new"}, 4), 4, nil)
 			if err := os.Symlink(filepath.Join(dir, "gone.parquet"), filepath.Join(dir, "orders", "part-1.parquet")); err != nil {
 				t.Fatal(err)
 			}
 			return ""
-		}, want: []error{storage.ErrDanglingLink, pipeline.ErrData}, wantMsg: []string{"part-1.parquet", "does not exist"}},
+		}, want: []error{storage.ErrDanglingLink, dataerr.ErrData}, wantMsg: []string{"part-1.parquet", "does not exist"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

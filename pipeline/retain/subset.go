@@ -11,7 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
-	"github.com/deidproject/deid/pipeline"
+	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
@@ -41,7 +41,7 @@ type rowHash [2]uint64
 func rowHashes(ctx context.Context, opt *Options, loc string) ([]rowHash, []string, error) {
 	f, _, err := pqstore.Open(ctx, opt.Store, loc, opt.Mem)
 	if err != nil {
-		return nil, nil, &pipeline.DataError{Err: err}
+		return nil, nil, &dataerr.Error{Err: err}
 	}
 	defer f.Close()
 	sch := f.Schema()
@@ -76,7 +76,7 @@ func rowHashes(ctx context.Context, opt *Options, loc string) ([]rowHash, []stri
 			return nil
 		})
 		if err != nil {
-			return nil, nil, &pipeline.DataError{Location: loc, Err: err}
+			return nil, nil, &dataerr.Error{Location: loc, Err: err}
 		}
 	}
 	slices.SortFunc(hashes, cmpRowHash)
@@ -118,7 +118,7 @@ func checkSubset(ctx context.Context, opt *Options, dst, published, staged strin
 	case err != nil:
 		return fmt.Errorf("destination %q: %s: read the published file to check its new version: %w", dst, published, err)
 	case !slices.Equal(newCols, oldCols):
-		return &pipeline.DataError{Location: published, Err: fmt.Errorf("destination %q: %w: its new version has other columns (%v, published %v); nothing was committed",
+		return &dataerr.Error{Location: published, Err: fmt.Errorf("destination %q: %w: its new version has other columns (%v, published %v); nothing was committed",
 			dst, ErrNewRows, newCols, oldCols)}
 	}
 	extra, j := 0, 0
@@ -133,7 +133,7 @@ func checkSubset(ctx context.Context, opt *Options, dst, published, staged strin
 		extra++
 	}
 	if extra > 0 {
-		return &pipeline.DataError{Location: published, Err: fmt.Errorf("destination %q: %w: its new version holds %d row(s) the published file does not "+
+		return &dataerr.Error{Location: published, Err: fmt.Errorf("destination %q: %w: its new version holds %d row(s) the published file does not "+
 			"(%d rows, published %d); deid retain only removes rows, so nothing was committed: a rule of the policy decides on data that changed "+
 			"since publication; publish the destination again with deid run to review it", dst, ErrNewRows, extra, len(newer), len(older))}
 	}
