@@ -225,8 +225,9 @@ func (l *FileLock) Renew(ctx context.Context) error {
 	return nil
 }
 
-// Release removes the lock if it is still ours, and the lock folder when
-// empty.
+// Release removes the lock if it is still ours, and its folder when that
+// is a lock folder (Dir) left empty; a lock elsewhere (deid retain's, in a
+// dataset's root) leaves its folder alone.
 func (l *FileLock) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -243,7 +244,9 @@ func (l *FileLock) Release(ctx context.Context) error {
 	if err := (storage.Local{}).Delete(ctx, l.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("unlock %s: %w", l.Path, err)
 	}
-	storage.Local{}.Delete(ctx, filepath.Dir(l.Path)) // fails, harmlessly, when another job's lock is there
+	if dir := filepath.Dir(l.Path); filepath.Base(dir) == Dir {
+		storage.Local{}.Delete(ctx, dir) // fails, harmlessly, when another job's lock is there
+	}
 	return nil
 }
 

@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/output"
@@ -36,9 +40,11 @@ import (
 // that check and the swap would leave them both there and in the file.)
 //
 // Then the journal is removed, then the work folder. The lock,
-// <root>/.deid-retain.lock, is created exclusively and removed last; a lock
-// older than Options.LockStale, or held by a process of this host that no
-// longer runs, is taken over.
+// <root>/.deid-retain.lock, is a lease of pipeline/lock taken before the
+// run reads anything, renewed while it runs, confirmed before the journal
+// is written and removed last; a lock whose lease ran out, or held by a
+// process of this host that no longer runs, is taken over (see
+// acquireLock).
 
 const (
 	workDir     = output.RetainDir
@@ -89,20 +95,32 @@ type action struct {
 	Generation int64 `json:"generation,omitempty"`
 }
 
+// retainLock is a run's hold on a retain lock.
+type retainLock struct {
+	l    lock.Lock
+	stop func()
+	loc  string
+	log  *slog.Logger
+}
+
 // acquireLock takes the retain lock of a dataset root or an output: a lease
 // of pipeline/lock (as jobs' and publish locks are), renewed every third of
 // opt.LockStale while the run holds it, so a run however long keeps it and
 // one that died loses it once its lease runs out (at once when it was a
-// process of this host). It returns the lock's release.
-func acquireLock(ctx context.Context, st storage.Store, root string, opt *Options) (func(), error) {
+// process of this host). The lease runs on real time, not opt.Clock: other
+// processes judge it by theirs.
+func acquireLock(ctx context.Context, st storage.Store, root string, opt *Options) (*retainLock, error) {
 	loc := storage.Join(root, lockName)
-	l, err := lock.At(st, loc, "retain", lock.NewOwner(), opt.LockStale, opt.Clock)
+	if err := legacyLock(ctx, st, loc, opt); err != nil {
+		return nil, err
+	}
+	l, err := lock.At(st, loc, "retain", lock.NewOwner(), opt.LockStale, nil)
 	if err != nil {
 		return nil, err
 	}
 	if err := l.Acquire(ctx); err != nil {
 		if errors.Is(err, lock.ErrLocked) {
-			return nil, fmt.Errorf("another deid retain run: %w; if none is active, remove the lock or wait until its lease runs out", err)
+			return nil, fmt.Errorf("a deid retain run holds the lock: %w; if none is active, remove the lock or wait until its lease runs out", err)
 		}
 		return nil, err
 	}
@@ -111,15 +129,78 @@ func acquireLock(ctx context.Context, st storage.Store, root string, opt *Option
 	if !storage.IsURI(root) {
 		storage.RemoveOrphanTemps(ctx, root)
 	}
-	stop := lock.Renewing(ctx, l, opt.LockStale, func(err error) {
+	held := &retainLock{l: l, loc: loc, log: opt.Logger}
+	held.stop = lock.Renewing(ctx, l, opt.LockStale, func(err error) {
 		opt.Logger.Error("the retain lock's lease could not be renewed", "lock", loc, "error", err)
 	})
-	return func() {
-		stop()
-		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
-			opt.Logger.Warn("release the retain lock: it expires with its lease", "lock", loc, "err", err)
-		}
-	}, nil
+	return held, nil
+}
+
+// confirm renews the lease before a commit: a run whose lock was taken
+// over (its lease ran out unrenewed) must not swap files another run may
+// be changing.
+func (h *retainLock) confirm(ctx context.Context) error {
+	if h == nil {
+		return nil // a dry run, which commits nothing
+	}
+	if err := h.l.Renew(ctx); err != nil {
+		return fmt.Errorf("the retain lock %s was lost before the commit, nothing was changed: %w", h.loc, err)
+	}
+	return nil
+}
+
+// release stops renewing the lease and removes the lock.
+func (h *retainLock) release(ctx context.Context) {
+	h.stop()
+	if err := h.l.Release(context.WithoutCancel(ctx)); err != nil {
+		h.log.Warn("release the retain lock: it expires with its lease", "lock", h.loc, "err", err)
+	}
+}
+
+// legacyLock refuses a live retain lock written by an earlier deid, which
+// held it without a lease (its file's age against opt.LockStale, or a
+// process of this host that is gone, made it stale), and removes a stale
+// one; a lock of pipeline/lock's format is left to lock.Acquire.
+func legacyLock(ctx context.Context, st storage.Store, loc string, opt *Options) error {
+	b, err := storage.ReadFile(ctx, st, loc)
+	if err != nil {
+		return nil // none (or unreadable: Acquire reports it)
+	}
+	var old struct {
+		RunID   string    `json:"run_id"`
+		Host    string    `json:"host"`
+		PID     int       `json:"pid"`
+		Created time.Time `json:"created"`
+		Expires time.Time `json:"expires"`
+	}
+	if json.Unmarshal(b, &old) != nil || old.PID == 0 || !old.Expires.IsZero() {
+		return nil
+	}
+	a, err := st.Stat(ctx, loc)
+	if err != nil {
+		return nil
+	}
+	host, _ := os.Hostname()
+	dead := old.Host == host && old.PID != os.Getpid() && !processAlive(old.PID)
+	if time.Since(a.ModTime) < opt.LockStale && !dead {
+		return fmt.Errorf("%w: %s is held by deid retain run %s (process %d on %s, an earlier deid), since %s",
+			ErrLocked, loc, old.RunID, old.PID, old.Host, a.ModTime.UTC().Format(time.RFC3339))
+	}
+	opt.Logger.Warn("taking over a stale retain lock of an earlier deid", "lock", loc, "run", old.RunID)
+	if err := deleteIf(ctx, st, loc, a.Generation); err != nil && !errors.Is(err, storage.ErrPrecondition) {
+		return fmt.Errorf("remove the stale lock %s: %w", loc, err)
+	}
+	return nil
+}
+
+// processAlive reports whether a process of this host runs with that id.
+func processAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // recoverRun completes or rolls back an interrupted run found in work; a

@@ -89,15 +89,16 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	// too, or until re-deriving starts (deferred first, so it ends last)
 	endCommit := func() {}
 	defer func() { endCommit() }()
+	var held *retainLock
 	if !opt.DryRun {
 		if _, err := st.Stat(ctx, storage.Join(dst.Output, output.ManifestName)); errors.Is(err, storage.ErrNotExist) {
 			return nil // nothing published
 		}
-		unlock, err := acquireLock(ctx, st, dst.Output, opt)
-		if err != nil {
+		var err error
+		if held, err = acquireLock(ctx, st, dst.Output, opt); err != nil {
 			return err
 		}
-		defer unlock()
+		defer held.release(ctx)
 		// the output's publish lock, from reading the manifest to swapping
 		// the updated one in, so that no run commits to it in between;
 		// released before re-deriving, whose runs commit under it themselves
@@ -194,6 +195,9 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		}
 	}
 	if !opt.DryRun && len(actions) > 0 {
+		if err := held.confirm(ctx); err != nil {
+			return fmt.Errorf("destination %q: %w", dst.Name, err)
+		}
 		endCommit = opt.critical()
 		m.Files = slices.DeleteFunc(m.Files, func(f *output.ManifestFile) bool { return slices.Contains(deleted, f.Path) })
 		chain := pipeline.RetainCommit{RunID: opt.RunID + "-erase", Destination: dst, Clock: opt.Clock, Files: rewritten, Deleted: deleted,
@@ -212,7 +216,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 		endCommit = func() {}
 	}
 	for _, dd := range rederive {
-		if err := rederiveOutputs(ctx, dst, dd, dr, rep, opt); err != nil {
+		if err := rederiveOutputs(ctx, dst, dd, dr, rep, held, opt); err != nil {
 			return fmt.Errorf("dataset %q: re-derive the published files: %w", dd.Dataset, err)
 		}
 	}

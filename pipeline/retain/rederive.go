@@ -36,7 +36,7 @@ func rederiveRunID(runID, dataset string, i int) string {
 	return fmt.Sprintf("%s-rederive-%s-%d", runID, dataset, i)
 }
 
-func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.RetainDestinationDataset, dr *report.RetainDestination, rep *report.Retain, opt *Options) error {
+func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.RetainDestinationDataset, dr *report.RetainDestination, rep *report.Retain, retainLk *retainLock, opt *Options) error {
 	st := opt.Store
 	if opt.DryRun {
 		if opt.predict == nil {
@@ -169,7 +169,10 @@ func rederiveOutputs(ctx context.Context, dst *rules.Destination, dd *report.Ret
 		chain := pipeline.RetainCommit{RunID: rederiveRunID(opt.RunID, dd.Dataset, len(nows)), Destination: dst, Clock: opt.Clock, Deleted: deleted,
 			Note: fmt.Sprintf("deid retain run %s removed %d published files of dataset %q whose every input row it removed; this report records them as deleted", opt.RunID, len(deleted), dd.Dataset)}
 		end := opt.critical()
-		err := commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, chain, opt)
+		err := retainLk.confirm(ctx)
+		if err == nil {
+			err = commitWithManifest(ctx, st, dst.Output, m, actions, "destination "+dst.Name, chain, opt)
+		}
 		release() // before the commit ends, as every commit's locks
 		held = false
 		end()

@@ -94,8 +94,8 @@ type Options struct {
 	// RunID names the run; empty means one is made from the clock
 	// (output.NewRunID, as a run's).
 	RunID string
-	// Clock returns the current time, for the report's times, the run id
-	// and the locks' leases; nil means time.Now.
+	// Clock returns the current time, for the report's times and the run
+	// id; nil means time.Now. The locks' leases run on real time.
 	Clock func() time.Time
 	// failAt, when set, is called at each named step of the journal and
 	// the swap (see failpoints); tests make it kill the process.
@@ -388,12 +388,13 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	// (deferred first, so it ends last)
 	endCommit := func() {}
 	defer func() { endCommit() }()
+	var held *retainLock
 	if !opt.DryRun {
-		unlock, err := acquireLock(ctx, st, root, opt)
-		if err != nil {
+		var err error
+		if held, err = acquireLock(ctx, st, root, opt); err != nil {
 			return fmt.Errorf("dataset %q: %w", ds.Name, err)
 		}
-		defer unlock()
+		defer held.release(ctx)
 		recovered, err := recoverRun(ctx, st, d.work, datasetScope(root, ds), opt)
 		if err != nil {
 			return fmt.Errorf("dataset %q: recover an interrupted run: %w", ds.Name, err)
@@ -478,6 +479,9 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 			return storage.RemoveAll(ctx, st, d.work)
 		}
 		return nil
+	}
+	if err := held.confirm(ctx); err != nil {
+		return fmt.Errorf("dataset %q: %w", ds.Name, err)
 	}
 	endCommit = opt.critical()
 	return commit(ctx, st, d.work, journal{Format: journalFormat, RunID: opt.RunID, Dataset: ds.Name, Actions: actions}, opt)

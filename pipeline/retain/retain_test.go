@@ -408,20 +408,70 @@ func TestRetainLock(t *testing.T) {
 func TestRetainLockRenewed(t *testing.T) {
 	root := t.TempDir()
 	opt := &Options{LockStale: time.Second, Logger: slog.New(slog.DiscardHandler)}
-	release, err := acquireLock(context.Background(), storage.Local{}, root, opt)
+	ctx := context.Background()
+	held, err := acquireLock(ctx, storage.Local{}, root, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(opt.LockStale * 8 / 5) // renewed every third of it: a failure needs a whole lease without one
-	if _, err := acquireLock(context.Background(), storage.Local{}, root, opt); !errors.Is(err, ErrLocked) {
+	if _, err := acquireLock(ctx, storage.Local{}, root, opt); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second run past the first one's lease: %v, want ErrLocked", err)
 	}
-	release()
-	again, err := acquireLock(context.Background(), storage.Local{}, root, opt)
+	if err := held.confirm(ctx); err != nil {
+		t.Fatalf("a held lock does not confirm: %v", err)
+	}
+	held.release(ctx)
+	if _, err := os.Stat(root); err != nil {
+		t.Fatalf("the release removed the dataset root: %v", err)
+	}
+	again, err := acquireLock(ctx, storage.Local{}, root, opt)
 	if err != nil {
 		t.Fatalf("after the release: %v", err)
 	}
-	again()
+	// taken over by another run (its lease ran out): the commit is refused
+	os.Remove(filepath.Join(root, lockName))
+	other, err := acquireLock(ctx, storage.Local{}, root, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.confirm(ctx); err == nil {
+		t.Error("a lock taken over by another run confirmed its commit")
+	}
+	again.release(ctx)
+	other.release(ctx)
+}
+
+// TestRetainLegacyLock: a live lock of an earlier deid (no lease: a run id,
+// host and pid) refuses the run, naming that run; a stale one (older than
+// LockStale, or of a process of this host that is gone) is taken over.
+func TestRetainLegacyLock(t *testing.T) {
+	dir := t.TempDir()
+	writeOrders(t, filepath.Join(dir, "orders", "part-0.parquet"), genOrders(0, []string{"old", "new"}, 10), 10, nil)
+	plan := writePolicy(t, dir, policyOpts{})
+	path := filepath.Join(dir, "orders", lockName)
+	host, _ := os.Hostname()
+	plant := func(pid int) {
+		b := fmt.Sprintf(`{"run_id":"old-run","host":%q,"pid":%d,"created":"2026-12-01T00:00:00Z"}`, host, pid)
+		if err := os.WriteFile(path, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plant(os.Getpid())
+	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "old-run") {
+		t.Fatalf("run beside an earlier deid's live lock: %v", err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(path, old, old)
+	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}}); err != nil {
+		t.Fatalf("run after an earlier deid's stale lock: %v", err)
+	}
+	plant(1 << 22)
+	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}}); err != nil {
+		t.Fatalf("run after an earlier deid's lock of a dead process: %v", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Error("lock left behind")
+	}
 }
 
 // TestRetainKeepsTheFileCodec: a file retain rewrites in part keeps one
