@@ -43,7 +43,7 @@ func (p *partFile) discard() { p.p.Discard() }
 // counts the rows min_k would remove.
 //
 // head, when not nil, gives each output's part a way to stream into the
-// output once rg is the next row group to splice (see scratchPart). The
+// output once rg is the next row group to splice (see scratch.Part). The
 // stages are rowGroupTask's (rowgroup.go).
 func (r *runner) processRowGroup(ctx context.Context, in *inputFile, rg int, f *parquetio.File, head func(oi int) func() *parquetio.Splicer) (parts []*scratch.Part, counts []int64, outCounts [][]int64, err error) {
 	t := r.newRowGroupTask(in, rg, f, head)

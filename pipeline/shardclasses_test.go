@@ -164,6 +164,6 @@ func TestClassCountsMerge(t *testing.T) {
 		t.Errorf("missing file: %v, want ErrNotExist", err)
 	}
 	if classes.SatAdd(1<<32-2, 5) != 1<<32-1 || classes.SatAdd(2, 3) != 5 {
-		t.Error("satAdd does not saturate")
+		t.Error("SatAdd does not saturate")
 	}
 }

@@ -31,6 +31,7 @@ var layoutRules = []struct{ from, to, why string }{
 	{"pipeline/parquetio", "pipeline/storage/...", "the Parquet codec reads an io.ReaderAt and writes an io.Writer, whatever holds them"},
 	{"pipeline/pqstore", "pipeline", "opening a stored Parquet file is below the engine"},
 	{"pipeline/pqstore", "rules/...", "opening a stored Parquet file knows no policy"},
+	{"pipeline/pqstore", "transforms/...", "opening a stored Parquet file knows no transform"},
 	{"pipeline/output", "pipeline", "an output's layout and commit protocol are below every writer that commits"},
 	{"pipeline/output", "rules/...", "an output holds files and documents, not policies"},
 	{"pipeline/output", "transforms/...", "an output holds files and documents, not transforms"},

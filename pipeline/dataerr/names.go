@@ -21,7 +21,7 @@ func CheckColumnNames(location string, sch *arrow.Schema) error {
 	return CheckNames(location, names)
 }
 
-// checkNames is CheckColumnNames on a list of column names (a CSV header).
+// CheckNames is CheckColumnNames on a list of column names (a CSV header).
 func CheckNames(location string, names []string) error {
 	groups := rules.CollidingNames(names)
 	if len(groups) == 0 {

@@ -28,7 +28,7 @@ type ConsentRow struct {
 	At      int64 // microseconds since the epoch
 }
 
-// readConsent reads one consent list; rows with a NULL subject are skipped.
+// ReadConsent reads one consent list; rows with a NULL subject are skipped.
 // side names the data file and subject column the ids are compared with.
 func ReadConsent(ctx context.Context, store storage.Store, mem memory.Allocator, c *rules.ConsentDecl, kind transforms.Kind, side string) ([]ConsentRow, error) {
 	if c.Format() == "csv" {
@@ -172,7 +172,7 @@ func isPurpose(s string) bool {
 	return false
 }
 
-// stringAt returns row i of a string column, plain or dictionary-encoded.
+// StringAt returns row i of a string column, plain or dictionary-encoded.
 func StringAt(a arrow.Array, i int) string {
 	switch c := a.(type) {
 	case *array.Dictionary:

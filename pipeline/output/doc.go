@@ -5,8 +5,9 @@
 // and the report chain with deid report check. Whoever writes to an output
 // (a run, a merge of shards, deid retain) commits through it.
 //
-// It never imports the engine (pipeline), rules or transforms: what it
-// checks and moves is files and documents.
+// It never imports the engine (pipeline), rules or transforms (rules only
+// reaches it through dataerr's quoting of column names): what it checks
+// and moves is files and documents.
 //
 // The commit of a run to a destination output. Everything the commit makes
 // visible is staged first in the run's staging folder,

@@ -370,3 +370,38 @@ func openPath(path string, mem memory.Allocator) (*File, error) {
 	}
 	return Open(src, st.Size(), path, mem)
 }
+
+// closeCounter is a file's bytes that count how often they are closed.
+type closeCounter struct {
+	*bytes.Reader
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// TestOpenOwnsTheSource: Open closes its source when it fails (an empty,
+// short or non-Parquet file: an ErrCorrupt naming the location) and File's
+// Close closes it once.
+func TestOpenOwnsTheSource(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ok.parquet")
+	writeSample(t, path, 10, 10)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{nil, []byte("PAR1"), bytes.Repeat([]byte("x"), 100), good[:len(good)-3]} {
+		src := &closeCounter{Reader: bytes.NewReader(bad)}
+		_, err := Open(src, int64(len(bad)), "lake/bad\x07.parquet", memory.DefaultAllocator)
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `"lake/bad\a.parquet"`) || src.closed != 1 {
+			t.Errorf("%d bytes: %v, closed %d times; want ErrCorrupt naming the quoted location, closed once", len(bad), err, src.closed)
+		}
+	}
+	src := &closeCounter{Reader: bytes.NewReader(good)}
+	f, err := Open(src, int64(len(good)), "ok.parquet", memory.DefaultAllocator)
+	if err != nil || src.closed != 0 {
+		t.Fatalf("%v, closed %d times", err, src.closed)
+	}
+	if err := f.Close(); err != nil || src.closed != 1 {
+		t.Errorf("Close: %v, source closed %d times", err, src.closed)
+	}
+}

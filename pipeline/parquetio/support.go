@@ -45,8 +45,8 @@ var leanIntEncodings = append(leanBaseEncodings[:len(leanBaseEncodings):len(lean
 var leanCodecs = []compress.Compression{compress.Codecs.Uncompressed, compress.Codecs.Snappy, compress.Codecs.Zstd}
 
 // leanPages are the page kinds the lean reader reads: data pages of both
-// versions and dictionary pages; index pages are skipped.
-var leanPages = []string{"DATA_PAGE", "DATA_PAGE_V2", "DICTIONARY_PAGE", "INDEX_PAGE (skipped)"}
+// versions and dictionary pages.
+var leanPages = []string{"DATA_PAGE", "DATA_PAGE_V2", "DICTIONARY_PAGE"}
 
 // leanKindOf returns the layout of a column of physical type p read as
 // Arrow type t, and the encodings the lean reader decodes in it, or false

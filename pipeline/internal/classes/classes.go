@@ -27,7 +27,7 @@ type Hasher struct {
 	buf []byte
 }
 
-// keys appends to dst the class key of each row of cols, which must all
+// Keys appends to dst the class key of each row of cols, which must all
 // have the same length. Each value is tagged (appendValue), with NULL
 // distinct from every value (the empty string included) and dictionary
 // values as their dense equivalent: rows fall in one class exactly when
@@ -133,7 +133,7 @@ func NewCounts(dst string, b *rules.Binding) *Counts {
 	return &Counts{Dst: dst, Dataset: b.Dataset.Name, MinK: b.MinK, QI: b.QuasiIdentifiers}
 }
 
-// merge adds one task's counts.
+// Merge adds one task's counts.
 func (c *Counts) Merge(local map[Key]uint32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -143,7 +143,7 @@ func (c *Counts) Merge(local map[Key]uint32) error {
 	return nil
 }
 
-// finish ends the first pass: it reads the tally in key order, adds to each
+// Finish ends the first pass: it reads the tally in key order, adds to each
 // count what more returns for it (the other shards' rows of the class; nil
 // adds nothing), records the classes below minK and closes the tally.
 func (c *Counts) Finish(more func(k Key) (uint32, error)) error {
@@ -176,14 +176,14 @@ func (c *Counts) Finish(more func(k Key) (uint32, error)) error {
 	return nil
 }
 
-// small reports whether the class of key k has fewer than minK rows. Only
-// after finish.
+// Small reports whether the class of key k has fewer than minK rows. Only
+// after Finish.
 func (c *Counts) Small(k Key) bool {
 	return c.below.contains(k)
 }
 
-// smallRows returns the number of rows in classes below minK, and the
-// number of such classes. Only after finish.
+// SmallRows returns the number of rows in classes below minK, and the
+// number of such classes. Only after Finish.
 func (c *Counts) SmallRows() (rows, classes int64) {
 	return c.BelowRows, c.BelowClasses
 }

@@ -79,7 +79,7 @@ func TestClassKeys(t *testing.T) {
 }
 
 // TestClassCounts: counts merged from row groups in any order give the
-// classes' sizes; small and smallRows agree with them.
+// classes' sizes; Small and SmallRows agree with them.
 func TestClassCounts(t *testing.T) {
 	mem := memory.NewGoAllocator()
 	cases := []struct {

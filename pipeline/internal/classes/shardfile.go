@@ -264,7 +264,7 @@ func OpenCursor(ctx context.Context, s storage.Store, f ShardFile) (*Cursor, err
 	return c, nil
 }
 
-// countOf returns the rows the file counts for class k of group, skipping
+// CountOf returns the rows the file counts for class k of group, skipping
 // the classes before it; the calls must come in ascending (group, k) order.
 func (c *Cursor) CountOf(group string, k Key) (uint32, error) {
 	for c.ok {
@@ -284,7 +284,7 @@ func (c *Cursor) CountOf(group string, k Key) (uint32, error) {
 	return 0, c.failed()
 }
 
-// drain reads the rest of the file, to check its checksum.
+// Drain reads the rest of the file, to check its checksum.
 func (c *Cursor) Drain() error {
 	for c.ok {
 		c.cur, c.ok = c.next()

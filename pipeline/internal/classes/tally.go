@@ -69,7 +69,7 @@ func NewTally(dir string, limit int) *Tally {
 	return &Tally{dir: dir, limit: limit, counts: map[Key]uint32{}}
 }
 
-// add adds n rows to the class k, spilling the map to a run when it holds
+// Add adds n rows to the class k, spilling the map to a run when it holds
 // more than limit classes.
 func (t *Tally) Add(k Key, n uint32) error {
 	if t.counts == nil {
@@ -82,7 +82,7 @@ func (t *Tally) Add(k Key, n uint32) error {
 	return nil
 }
 
-// addAll adds every count of m.
+// AddAll adds every count of m.
 func (t *Tally) AddAll(m map[Key]uint32) error {
 	for k, n := range m {
 		if err := t.Add(k, n); err != nil {
@@ -145,7 +145,7 @@ func (t *Tally) spill() error {
 	return nil
 }
 
-// each calls fn with every class and its total count, in ascending key
+// Each calls fn with every class and its total count, in ascending key
 // order; it can be called again, but add cannot be called after it. An
 // error from fn stops it and is returned as is. A damaged run is an error
 // wrapping errCorruptRun, which may come after fn was called for the
@@ -267,7 +267,7 @@ func (w *runWriter) abort() {
 	os.Remove(w.f.Name())
 }
 
-// len returns the number of classes, reading the runs when there are any.
+// Len returns the number of classes, reading the runs when there are any.
 func (t *Tally) Len() (int64, error) {
 	if len(t.runs) == 0 {
 		return int64(len(t.counts) + len(t.sorted)), nil
@@ -277,7 +277,7 @@ func (t *Tally) Len() (int64, error) {
 	return n, err
 }
 
-// close removes the runs and frees the counts.
+// Close removes the runs and frees the counts.
 func (t *Tally) Close() error {
 	var errs []error
 	for _, name := range t.runs {
