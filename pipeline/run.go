@@ -68,7 +68,8 @@ type Options struct {
 	// and dictionaries of up to a batch of entries are read as dictionaries,
 	// while a batch's columns still mostly stay in cache.
 	BatchSize int
-	// Mem allocates Arrow memory; nil means Go's allocator.
+	// Mem allocates Arrow memory; nil means a pool that gives decoded
+	// batches' buffers back to the next ones (arrowpool), sized by Workers.
 	Mem memory.Allocator
 	// Logger receives progress and decisions; nil discards them.
 	Logger *slog.Logger
@@ -150,8 +151,8 @@ type Options struct {
 	// partMemory bounds the bytes of encoded parts held in memory before
 	// they are spliced; 0 means scratch.DefaultMemory, negative none (tests).
 	partMemory int64
-	// classLimit is how many equivalence classes a min_k count or a risk
-	// check holds in memory before spilling to ScratchDir; 0 means
+	// classLimit is how many equivalence classes a min_k count holds in
+	// memory before spilling to ScratchDir; 0 means
 	// classes.DefaultTallyLimit (tests set it tiny).
 	classLimit int
 }
