@@ -100,6 +100,11 @@ func TestServiceEndedRemovesDataset(t *testing.T) {
 		t.Fatalf("device reaches %d destinations: the test proves little", len(published))
 	}
 	endPolicy(t, dir, "device", "2026-10-15")
+	// validate warns before any run
+	if res := runDeid(t, dir, nil, "validate", "-c", policy, "--no-sources"); res.code != 0 ||
+		!strings.Contains(res.stdout, `warning: dataset "device": its service ended`) {
+		t.Errorf("validate of a policy with an ended dataset: exit %d, no warning:\n%s%s", res.code, res.stdout, res.stderr)
+	}
 
 	// a dry run (on a copy) predicts it; the run does it
 	_, dryRaw := retainJSONRaw(t, copyDir(t, dir), "--dry-run")

@@ -36,6 +36,12 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		sched, _ := rules.ParseSchedule(j.Schedule) // Load accepted it
 		fmt.Fprintf(stdout, "  job %s (%s): %s, next %s\n", j.Name, j.What, j.Schedule, sched.Next(time.Now()).UTC().Format(time.RFC3339))
 	}
+	// a dataset whose service ended (ended_at) is no longer published, and
+	// a children rule taking ages from it removes rows: say so before a run
+	_, warnings := plan.WithoutEnded()
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "  warning: %s\n", w)
+	}
 	if *noSources {
 		return nil
 	}
