@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"reflect"
 
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -21,8 +20,8 @@ type Piece struct {
 }
 
 // Assemble writes one Parquet file holding the selected row groups of the
-// pieces, in order, each copied byte for byte: none is decoded or
-// re-encoded. The footer is the first piece's (schema, key-value metadata
+// pieces, in order, each copied byte for byte through a Splicer
+// (AddRowGroups): none is decoded or re-encoded. The footer is the first piece's (schema, key-value metadata
 // such as the Arrow schema, writer) with the row groups' offsets moved to
 // where they now lie. Page indexes and bloom filters of copied row groups
 // are left out of the footer, since they lie outside the row groups' bytes;
@@ -33,56 +32,13 @@ func Assemble(w io.Writer, pieces []Piece) (int64, error) {
 	if len(pieces) == 0 {
 		return 0, errors.New("assemble: no pieces")
 	}
-	if _, err := w.Write(magic); err != nil {
-		return 0, err
-	}
-	offset := int64(len(magic))
-	var merged *format.FileMetaData
-	for i, p := range pieces {
-		md, _, err := readFooter(p.Part)
-		if err != nil {
-			return 0, fmt.Errorf("assemble piece %d: %w", i, err)
-		}
-		if merged == nil {
-			m := *md
-			m.RowGroups, m.NumRows = nil, 0
-			merged = &m
-		} else if !reflect.DeepEqual(merged.Schema, md.Schema) {
-			return 0, fmt.Errorf("assemble piece %d: %w", i, ErrSchemaMismatch)
-		}
-		for _, k := range p.RowGroups {
-			if k < 0 || k >= len(md.RowGroups) {
-				return 0, fmt.Errorf("assemble piece %d: no row group %d", i, k)
-			}
-			rg := md.RowGroups[k]
-			rg.Columns = append([]format.ColumnChunk(nil), rg.Columns...)
-			start, end, err := rowGroupRange(&rg, p.Part.Size())
-			if err != nil {
-				return 0, fmt.Errorf("assemble piece %d row group %d: %w", i, k, err)
-			}
-			if _, err := io.Copy(w, io.NewSectionReader(p.Part, start, end-start)); err != nil {
-				return 0, fmt.Errorf("assemble piece %d row group %d: %w", i, k, err)
-			}
-			for j := range rg.Columns {
-				c := &rg.Columns[j]
-				c.OffsetIndexOffset, c.OffsetIndexLength, c.ColumnIndexOffset, c.ColumnIndexLength = 0, 0, 0, 0
-				c.MetaData.BloomFilterOffset, c.MetaData.BloomFilterLength = 0, 0
-			}
-			shiftRowGroup(&rg, offset-start)
-			rg.FileOffset = offset
-			if len(merged.RowGroups) > math.MaxInt16 {
-				return 0, errors.New("assemble: more than 32767 row groups")
-			}
-			rg.Ordinal = int16(len(merged.RowGroups))
-			merged.RowGroups = append(merged.RowGroups, rg)
-			merged.NumRows += rg.NumRows
-			offset += end - start
+	s := NewSplicer(w)
+	for _, p := range pieces {
+		if err := s.AddRowGroups(p.Part, p.RowGroups); err != nil {
+			return 0, fmt.Errorf("assemble: %w", err)
 		}
 	}
-	if err := writeFooter(w, merged); err != nil {
-		return 0, fmt.Errorf("assemble: %w", err)
-	}
-	return merged.NumRows, nil
+	return s.Close()
 }
 
 // rowGroupRange returns the byte range of a row group's column chunks.

@@ -139,8 +139,30 @@ func (s *Splicer) AddStreamed(p Part, start int64) error {
 	return nil
 }
 
-// footer reads and checks the footer of the next part.
+// footer reads and checks the footer of the next part, whose row groups
+// are all added: they must carry no page index or bloom filter
+// (checkSpliceable).
 func (s *Splicer) footer(p Part) (*format.FileMetaData, int64, error) {
+	i := s.parts
+	md, end, err := s.readNext(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, rg := range md.RowGroups {
+		if err := checkSpliceable(&rg); err != nil {
+			return nil, 0, fmt.Errorf("splice part %d: %w", i, err)
+		}
+	}
+	if len(s.merged.RowGroups)+len(md.RowGroups) > math.MaxInt16+1 {
+		return nil, 0, errors.New("splice: more than 32768 row groups")
+	}
+	return md, end, nil
+}
+
+// readNext reads the footer of the next part; the first one's becomes the
+// file's (schema, key-value metadata such as the Arrow schema, writer),
+// and every later one must have its Parquet schema (ErrSchemaMismatch).
+func (s *Splicer) readNext(p Part) (*format.FileMetaData, int64, error) {
 	i := s.parts
 	s.parts++
 	md, end, err := readFooter(p)
@@ -152,17 +174,54 @@ func (s *Splicer) footer(p Part) (*format.FileMetaData, int64, error) {
 		m.RowGroups, m.NumRows = nil, 0
 		s.merged = &m
 	} else if !reflect.DeepEqual(s.merged.Schema, md.Schema) {
-		return nil, 0, fmt.Errorf("splice part %d: schema differs from part 0", i)
-	}
-	for _, rg := range md.RowGroups {
-		if err := checkSpliceable(&rg); err != nil {
-			return nil, 0, fmt.Errorf("splice part %d: %w", i, err)
-		}
-	}
-	if len(s.merged.RowGroups)+len(md.RowGroups) > math.MaxInt16+1 {
-		return nil, 0, errors.New("splice: more than 32768 row groups")
+		return nil, 0, fmt.Errorf("splice part %d: %w", i, ErrSchemaMismatch)
 	}
 	return md, end, nil
+}
+
+// AddRowGroups appends row groups rowGroups of p (a part, or any Parquet
+// file), in that order, each copied byte for byte. Their page indexes and
+// bloom filters, which lie outside the row groups' bytes, are left out of
+// the footer (both are optional in Parquet). With no row groups, p only
+// gives the file its footer, when it is the first.
+func (s *Splicer) AddRowGroups(p Part, rowGroups []int) error {
+	i := s.parts
+	md, _, err := s.readNext(p)
+	if err != nil {
+		return err
+	}
+	if err := s.writeMagic(); err != nil {
+		return err
+	}
+	for _, k := range rowGroups {
+		if k < 0 || k >= len(md.RowGroups) {
+			return fmt.Errorf("splice part %d: no row group %d", i, k)
+		}
+		rg := md.RowGroups[k]
+		rg.Columns = append([]format.ColumnChunk(nil), rg.Columns...)
+		start, end, err := rowGroupRange(&rg, p.Size())
+		if err != nil {
+			return fmt.Errorf("splice part %d row group %d: %w", i, k, err)
+		}
+		if _, err := io.Copy(s.w, io.NewSectionReader(p, start, end-start)); err != nil {
+			return fmt.Errorf("splice part %d row group %d: %w", i, k, err)
+		}
+		for j := range rg.Columns {
+			c := &rg.Columns[j]
+			c.OffsetIndexOffset, c.OffsetIndexLength, c.ColumnIndexOffset, c.ColumnIndexLength = 0, 0, 0, 0
+			c.MetaData.BloomFilterOffset, c.MetaData.BloomFilterLength = 0, 0
+		}
+		shiftRowGroup(&rg, s.offset-start)
+		rg.FileOffset = s.offset
+		if len(s.merged.RowGroups) > math.MaxInt16 {
+			return errors.New("splice: more than 32768 row groups")
+		}
+		rg.Ordinal = int16(len(s.merged.RowGroups))
+		s.merged.RowGroups = append(s.merged.RowGroups, rg)
+		s.merged.NumRows += rg.NumRows
+		s.offset += end - start
+	}
+	return nil
 }
 
 // writeMagic opens the file, once.
