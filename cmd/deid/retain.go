@@ -26,6 +26,7 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reportPath := fs.String("report", "", "also write the JSON report to this file, signed with the policy's audit_key as run reports are (deid report render FILE shows it as a page, deid report check FILE verifies it)")
 	stale := fs.Duration("lock-stale", time.Hour, "the lease of retain's locks, renewed every third of it while a run holds them: a lock not renewed for this long is taken over (one of a dead process of this host at once)")
 	batch := fs.Int64("batch-size", 0, "rows decoded at a time (default 32768)")
+	scratchDir := fs.String("scratch-dir", "", "folder for re-encoded row groups waiting to be assembled once 32 MiB of them wait in memory (default: the system's temporary folder)")
 	outputs := fs.Bool("outputs", true, "also erase the erased subjects from the destinations' published outputs (loads the destinations' keys)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -67,7 +68,7 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	st := storage.NewRouter() // local paths and gs://
 	defer st.Close()
-	opt := retain.Options{Store: st, Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch, Critical: criticalOf(ctx)}
+	opt := retain.Options{Store: st, Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch, ScratchDir: *scratchDir, Critical: criticalOf(ctx)}
 	if *outputs {
 		if opt.Outputs, err = rules.Compile(pol, rules.CompileOptions{Now: now, Lookup: os.LookupEnv}); err != nil {
 			return err

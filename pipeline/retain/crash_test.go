@@ -43,7 +43,11 @@ func TestRetainChild(t *testing.T) {
 	}
 	plan, fire := childSetup(t, path)
 	fmt.Println("ready")
-	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}, RunID: fmt.Sprintf("child-%d", os.Getpid()), failAt: fire}); err != nil {
+	// scratch beside the lake's folder, in the parent test's temporary
+	// root: a killed child leaves its scratch folder, which the test's
+	// cleanup removes (a killed run's is left as a killed process leaves it)
+	scratch := filepath.Dir(filepath.Dir(path))
+	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}, RunID: fmt.Sprintf("child-%d", os.Getpid()), ScratchDir: scratch, failAt: fire}); err != nil {
 		t.Fatal(err)
 	}
 }

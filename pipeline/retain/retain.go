@@ -59,6 +59,7 @@ import (
 
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/output"
@@ -97,6 +98,16 @@ type Options struct {
 	// Clock returns the current time, for the report's times and the run
 	// id; nil means time.Now. The locks' leases run on real time.
 	Clock func() time.Time
+	// ScratchDir holds re-encoded row groups until they are assembled,
+	// past the bytes they may hold in memory; empty means the system's
+	// temporary folder. A run's own folder in it is removed at the end.
+	ScratchDir string
+
+	// scratch is this run's folder in ScratchDir, and partMem the bytes of
+	// parts held in memory (set by Run)
+	scratch string
+	partMem *scratch.Budget
+
 	// failAt, when set, is called at each named step of the journal and
 	// the swap (see failpoints); tests make it kill the process.
 	failAt func(name string)
@@ -172,6 +183,14 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 			ctx = storage.WithRoots(ctx, dst.Output)
 		}
 	}
+	dir, err := os.MkdirTemp(opt.ScratchDir, "deid-retain-"+opt.RunID+"-")
+	if err != nil {
+		err = fmt.Errorf("scratch directory: %w", err)
+		rep.FinishedAt, rep.Outcome, rep.Error = opt.Clock().UTC(), "failed", err.Error()
+		return rep, err
+	}
+	defer os.RemoveAll(dir)
+	opt.scratch, opt.partMem = dir, &scratch.Budget{Limit: scratch.DefaultMemory}
 	if opt.DryRun && needsPrediction(opt.Outputs) {
 		p, err := newPrediction(opt.Store)
 		if err != nil {
@@ -349,11 +368,10 @@ type dataset struct {
 	root   string
 	work   string // <root>/.deid-retain: journal and staged files
 	rule   transforms.RetainRule
-	fpKey  []byte       // fingerprint key of erased subjects
-	erased map[any]bool // subjects with rows erased in this run
-	parts  int          // re-encoded parts written so far
-	open   []storage.Reader
-	hashes []*bloomHashes // subject ids as bloom filters hash them, per set and column type
+	fpKey  []byte          // fingerprint key of erased subjects
+	erased map[any]bool    // subjects with rows erased in this run
+	open   []*scratch.Part // re-encoded parts, until assembled
+	hashes []*bloomHashes  // subject ids as bloom filters hash them, per set and column type
 }
 
 func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDataset, dsr *report.RetainDataset, sets erasedSets, opt *Options) error {

@@ -1,7 +1,6 @@
 package retain
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -164,7 +164,17 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 		all[i] = f.LeafIndex(sch.Field(i).Name)
 		dict[sch.Field(i).Name] = f.DictionaryEncoded(rg, all[i])
 	}
-	var buf bytes.Buffer
+	budget := d.opt.partMem
+	if budget == nil {
+		budget = &scratch.Budget{} // nothing held in memory
+	}
+	part := scratch.NewPart(d.opt.scratch, budget)
+	keep := false
+	defer func() {
+		if !keep {
+			part.Discard()
+		}
+	}()
 	var err error
 	var enc parquetio.PartEncoder
 	wopt := d.opt.Writer
@@ -172,11 +182,11 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 		wopt.Codec = codec // the file's own, so that its row groups agree
 	}
 	if allNullable(sch) {
-		enc, err = parquetio.NewPartEncoder(&buf, sch, dict, wopt, mem)
+		enc, err = parquetio.NewPartEncoder(part, sch, dict, wopt, mem)
 	} else {
 		// deid's fast writer writes every column optional; arrow-go's
 		// keeps required columns required, as the original has them
-		enc, err = parquetio.NewPartWriter(&buf, sch, dict, wopt, mem)
+		enc, err = parquetio.NewPartWriter(part, sch, dict, wopt, mem)
 	}
 	if err != nil {
 		return nil, 0, err
@@ -230,29 +240,17 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 	if enc.Rows() == 0 {
 		return nil, 0, nil
 	}
-	// the part waits in the work folder, not in memory, until assembled
-	d.parts++
-	loc := storage.Join(d.work, d.opt.RunID, "parts", fmt.Sprintf("%06d.parquet", d.parts))
-	w, err := d.opt.Store.Create(ctx, loc)
-	if err != nil {
+	// the part waits in memory, or past the run's budget in the scratch
+	// folder, until it is assembled, as a run's parts do
+	if err := part.Finish(); err != nil {
 		return nil, 0, err
 	}
-	defer w.Abort()
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return nil, 0, err
-	}
-	if _, err := w.Commit(); err != nil {
-		return nil, 0, err
-	}
-	part, err := d.opt.Store.Open(ctx, loc)
-	if err != nil {
-		return nil, 0, err
-	}
-	d.open = append(d.open, part)
 	groups, err := parquetio.RowGroupCount(part)
 	if err != nil {
 		return nil, 0, err
 	}
+	keep = true
+	d.open = append(d.open, part)
 	return part, groups, nil
 }
 
@@ -268,11 +266,10 @@ func fateClass(f transforms.Fate) int {
 	return 1
 }
 
-// closeParts closes the parts opened for assembling; the work folder's
-// removal deletes them.
+// closeParts frees the parts kept for assembling.
 func (d *dataset) closeParts() {
-	for _, r := range d.open {
-		r.Close()
+	for _, p := range d.open {
+		p.Discard()
 	}
 	d.open = nil
 }
