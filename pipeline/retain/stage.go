@@ -1,14 +1,17 @@
 package retain
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -94,15 +97,18 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 		}
 		return pieces, rewritten, nil
 	}
-	pieces, rewritten, err := build(false, out)
-	if err != nil {
-		return nil, err
-	}
+	// copied row groups next to re-encoded ones must agree on the Parquet
+	// schema and on each column's codec (some readers, parquet-go, decode
+	// every row group with the first one's): otherwise every row group is
+	// re-encoded. Decided before anything is encoded, from an empty part.
 	_, uniformCodec := f.Codec()
-	if _, err := parquetio.Assemble(io.Discard, pieces); errors.Is(err, parquetio.ErrSchemaMismatch) || !uniformCodec {
-		// copied row groups next to re-encoded ones must agree on each
-		// column's codec: some readers (parquet-go) decode every row group
-		// with the first one's
+	reencode := !uniformCodec
+	if !reencode && slices.Contains(kinds, rgRewrite) {
+		if reencode, err = d.partSchemaDiffers(f, orig); err != nil {
+			return nil, err
+		}
+	}
+	if reencode {
 		d.opt.Logger.Info("re-encoding the whole file: its Parquet schema or codecs differ from what deid writes", "file", m.Location)
 		for _, k := range kinds {
 			if k == rgCopy {
@@ -110,9 +116,10 @@ func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match,
 				d.rep.RowGroups.Rewritten++
 			}
 		}
-		if pieces, rewritten, err = build(true, sinks{}); err != nil {
-			return nil, err
-		}
+	}
+	pieces, rewritten, err := build(reencode, out)
+	if err != nil {
+		return nil, err
 	}
 	if !a.Delete {
 		a.Staged = storage.Join(dir, fmt.Sprintf("%05d.parquet", n))
@@ -156,7 +163,6 @@ type sinks struct {
 // written to out.iso, when they are set. It returns the part and its number
 // of row groups (0 when no row stays).
 func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates []transforms.Fate, out sinks) (parquetio.Part, int, error) {
-	mem := d.opt.Mem
 	sch := f.Schema()
 	all := make([]int, sch.NumFields())
 	dict := map[string]bool{}
@@ -175,62 +181,15 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 			part.Discard()
 		}
 	}()
-	var err error
-	var enc parquetio.PartEncoder
-	wopt := d.opt.Writer
-	if codec, ok := f.Codec(); ok {
-		wopt.Codec = codec // the file's own, so that its row groups agree
-	}
-	if allNullable(sch) {
-		enc, err = parquetio.NewPartEncoder(part, sch, dict, wopt, mem)
-	} else {
-		// deid's fast writer writes every column optional; arrow-go's
-		// keeps required columns required, as the original has them
-		enc, err = parquetio.NewPartWriter(part, sch, dict, wopt, mem)
-	}
+	enc, err := d.newEncoder(part, f, dict)
 	if err != nil {
 		return nil, 0, err
 	}
-	off := 0
-	cctx := compute.WithAllocator(ctx, mem)
-	err = f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: all, BatchSize: d.opt.BatchSize}, func(b arrow.RecordBatch) error {
-		n := int(b.NumRows())
-		seg := fates[off : off+n]
-		off += n
-		// the kept rows, then those anonymized, then those isolated
-		for class := range 3 {
-			var write func(arrow.RecordBatch) error
-			switch {
-			case class == 0:
-				write = enc.Write
-			case class == 1 && out.anon != nil:
-				write = out.anon.write
-			case class == 2 && out.iso != nil:
-				write = out.iso.enc.Write
-			default:
-				continue
-			}
-			mb := array.NewBooleanBuilder(mem)
-			for _, fate := range seg {
-				mb.Append(fateClass(fate) == class)
-			}
-			mask := mb.NewArray()
-			mb.Release()
-			rows, err := compute.FilterRecordBatch(cctx, b, mask, compute.DefaultFilterOptions())
-			mask.Release()
-			if err != nil {
-				return err
-			}
-			if rows.NumRows() > 0 {
-				err = write(rows)
-			}
-			rows.Release()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	if out.anon == nil && out.iso == nil {
+		err = d.readKept(ctx, f, rg, all, fates, enc.Write)
+	} else {
+		err = d.readSorted(ctx, f, rg, all, fates, enc.Write, out)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -252,6 +211,40 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 	keep = true
 	d.open = append(d.open, part)
 	return part, groups, nil
+}
+
+// newEncoder starts a part of f's re-encoded rows on w: deid's fast writer
+// when every column is optional (it writes every column optional), else
+// arrow-go's, which keeps required columns required as the original has
+// them; with the file's own codec, so that its row groups agree.
+func (d *dataset) newEncoder(w io.Writer, f *parquetio.File, dict map[string]bool) (parquetio.PartEncoder, error) {
+	wopt := d.opt.Writer
+	if codec, ok := f.Codec(); ok {
+		wopt.Codec = codec
+	}
+	if allNullable(f.Schema()) {
+		return parquetio.NewPartEncoder(w, f.Schema(), dict, wopt, d.opt.Mem)
+	}
+	return parquetio.NewPartWriter(w, f.Schema(), dict, wopt, d.opt.Mem)
+}
+
+// partSchemaDiffers reports whether the parts deid writes for f have
+// another Parquet schema than orig, f's bytes: an empty part's footer
+// tells, before any row group is encoded.
+func (d *dataset) partSchemaDiffers(f *parquetio.File, orig parquetio.Part) (bool, error) {
+	var buf bytes.Buffer
+	enc, err := d.newEncoder(&buf, f, nil)
+	if err == nil {
+		err = enc.Close()
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = parquetio.Assemble(io.Discard, []parquetio.Piece{{Part: orig}, {Part: bytes.NewReader(buf.Bytes())}})
+	if errors.Is(err, parquetio.ErrSchemaMismatch) {
+		return true, nil
+	}
+	return false, err
 }
 
 // fateClass sorts a row of a rewritten row group: 0 stays, 1 goes
@@ -281,4 +274,91 @@ func allNullable(s *arrow.Schema) bool {
 		}
 	}
 	return true
+}
+
+// readKept decodes the kept rows of row group rg and passes them to write,
+// through the reader's row filter, as a run reads: the lean reader decodes
+// only the values of the rows fates keeps, never those removed.
+func (d *dataset) readKept(ctx context.Context, f *parquetio.File, rg int, all []int, fates []transforms.Fate, write func(arrow.RecordBatch) error) error {
+	off := 0
+	filter := &parquetio.RowFilter{Columns: []int{0}, Select: func(cols []arrow.Array) ([]bool, int, []arrow.Array, error) {
+		n := cols[0].Len()
+		if off+n > len(fates) {
+			return nil, 0, nil, fmt.Errorf("row group %d: more rows than decided (%d)", rg, len(fates))
+		}
+		keep := make([]bool, n)
+		kept := 0
+		for i, fate := range fates[off : off+n] {
+			if fate == transforms.FateKeep {
+				keep[i] = true
+				kept++
+			}
+		}
+		off += n
+		filtered, err := filterArray(d.opt.Mem, cols[0], keep)
+		return keep, kept, []arrow.Array{filtered}, err
+	}}
+	return f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: all, BatchSize: d.opt.BatchSize, Filter: filter}, func(b arrow.RecordBatch) error {
+		if b.NumRows() == 0 {
+			return nil
+		}
+		return write(b)
+	})
+}
+
+// filterArray returns the rows of a that keep selects.
+func filterArray(mem memory.Allocator, a arrow.Array, keep []bool) (arrow.Array, error) {
+	mb := array.NewBooleanBuilder(mem)
+	mb.AppendValues(keep, nil)
+	mask := mb.NewArray()
+	mb.Release()
+	defer mask.Release()
+	return compute.FilterArray(compute.WithAllocator(context.Background(), mem), a, mask, *compute.DefaultFilterOptions())
+}
+
+// readSorted decodes row group rg whole and sorts its rows by fate: the
+// kept ones to write, those that go to out.anon (anonymized) and the
+// restricted ones to out.iso (isolated), each when set.
+func (d *dataset) readSorted(ctx context.Context, f *parquetio.File, rg int, all []int, fates []transforms.Fate, write func(arrow.RecordBatch) error, out sinks) error {
+	mem := d.opt.Mem
+	off := 0
+	cctx := compute.WithAllocator(ctx, mem)
+	return f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: all, BatchSize: d.opt.BatchSize}, func(b arrow.RecordBatch) error {
+		n := int(b.NumRows())
+		seg := fates[off : off+n]
+		off += n
+		// the kept rows, then those anonymized, then those isolated
+		for class := range 3 {
+			var to func(arrow.RecordBatch) error
+			switch {
+			case class == 0:
+				to = write
+			case class == 1 && out.anon != nil:
+				to = out.anon.write
+			case class == 2 && out.iso != nil:
+				to = out.iso.enc.Write
+			default:
+				continue
+			}
+			mb := array.NewBooleanBuilder(mem)
+			for _, fate := range seg {
+				mb.Append(fateClass(fate) == class)
+			}
+			mask := mb.NewArray()
+			mb.Release()
+			rows, err := compute.FilterRecordBatch(cctx, b, mask, compute.DefaultFilterOptions())
+			mask.Release()
+			if err != nil {
+				return err
+			}
+			if rows.NumRows() > 0 {
+				err = to(rows)
+			}
+			rows.Release()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
