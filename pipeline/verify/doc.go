@@ -21,7 +21,7 @@
 //     for as a whole value in the output column written from its own
 //     source column only, and reported when at least MinShortDistinct
 //     distinct ones appear there. The source values go into a Bloom filter over
-//     keyed hashes (HMAC-SHA256 with the audit key, or a random key), whose
+//     keyed hashes (xxh3 with a random seed each run), whose
 //     size is bounded by the sources' row counts (10 bits a row, about 1 %
 //     false positives); output values that hit it are then confirmed exactly
 //     by a second read of the sources' identifier columns, so only real
