@@ -228,9 +228,12 @@ func TestVerifyShortIdentifiersAndForm(t *testing.T) {
 				for _, f := range d.Findings {
 					got[findingKey{f.Check, f.Column, f.RowGroup}] = f.Values
 					msgs[f.Msg] = true
+					// the finding without its file's path: the test's temporary
+					// folder has random digits, which may spell an id
+					shown := strings.ReplaceAll(f.String(), f.File, "FILE")
 					for i := 0; i < shortUsers; i++ {
 						for _, raw := range []string{shortID(i), shortCode(i), shortExt(i)} {
-							if strings.Contains(f.String(), raw) {
+							if strings.Contains(shown, raw) {
 								t.Errorf("a finding shows raw value %q: %s", raw, f)
 							}
 						}
