@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -92,36 +90,6 @@ func (v *Result) OK() bool {
 	}
 	return true
 }
-
-// minIdentifierLen is the shortest value the identifier check looks for in
-// every output column, as a whole value or a word of a text: shorter ones
-// (small integers, codes) match by chance.
-const minIdentifierLen = 6
-
-// MinShortDistinct is how many distinct values shorter than
-// minIdentifierLen of one source identifier column must appear, as whole
-// values, in the output column the destination writes from that column (a
-// dataset's column in a destination, over all its files checked) for the
-// identifier check to report them. Only such columns are compared, and only
-// with their own source column's values: a short value elsewhere (an
-// amount, a bucket, a year, a record id) is no evidence, since the
-// legitimate values of those columns share the small integers' space. In
-// the columns compared, what the policy writes is never a short raw value:
-// a pseudonym is 16 to 64 hex characters (a chance equality with a source
-// value is impossible), a mask keeps its mask characters, redact writes one
-// constant, birth_year writes years from 18-character resident ids. What
-// remains is a transform's small set of labels coinciding with raw values;
-// ten distinct coincidences with one column's own ids are well beyond such
-// chance. Take a column of D distinct short values unrelated to the ids,
-// uniform over the 90,000 five-digit ids of which the source holds M: it
-// matches about D·M/90,000 of them, so with 150 labels and the sample's 120
-// users 0.2, and ten or more with probability below 1e-13; a column of
-// replaced ids matches every one of its distinct ids.
-const MinShortDistinct = 10
-
-// maxCandidates bounds the distinct output values kept for exact
-// confirmation.
-const maxCandidates = 1 << 20
 
 // Outputs checks the published outputs of the plan's destinations, and
 // writes each destination's result beside the report of the run checked
@@ -205,53 +173,6 @@ func Outputs(ctx context.Context, plan *rules.Plan, opt Options) (*Result, error
 	return res, nil
 }
 
-// publishVerification writes the destination's verification beside the
-// report of the run checked (the manifest's last run by default), signed
-// with the audit key when the policy has one, and renders that report's
-// page again with the verification in it.
-func publishVerification(ctx context.Context, s storage.Store, plan *rules.Plan, v *report.Verification) error {
-	runID := v.RunID
-	if runID == "" {
-		m, err := output.ReadManifest(ctx, s, v.Output)
-		if err != nil {
-			return err
-		}
-		runID = m.RunID
-	}
-	b, err := v.JSON()
-	if err != nil {
-		return err
-	}
-	if k := plan.AuditKey; k != nil {
-		if b, err = report.SignJSON(b, k.Secret(), k.Fingerprint()); err != nil {
-			return err
-		}
-	}
-	dir := storage.Join(v.Output, output.ReportsDir, runID)
-	if err := storage.WriteFile(ctx, s, storage.Join(dir, "verify.json"), b); err != nil {
-		return err
-	}
-	data, err := storage.ReadFile(ctx, s, storage.Join(dir, "report.json"))
-	if errors.Is(err, storage.ErrNotExist) {
-		return nil // files of a run whose report is gone: nothing to render
-	}
-	if err != nil {
-		return err
-	}
-	r, _, err := report.Parse(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", storage.Join(dir, "report.json"), err)
-	}
-	if r.Verification, err = report.ParseVerification(b); err != nil {
-		return err
-	}
-	page, err := r.HTML()
-	if err != nil {
-		return err
-	}
-	return storage.WriteFile(ctx, s, storage.Join(dir, "report.html"), page)
-}
-
 // columnChecks returns the detectors an output column is checked with, and
 // whether the identifier check exempts it. bc is nil for a column the
 // policy does not promise.
@@ -328,32 +249,6 @@ func eachText(a arrow.Array, fn func([]byte)) {
 	}
 }
 
-// words calls fn with the value itself and, when it is longer, each run of
-// the characters identifiers are written with (ASCII letters and digits and
-// @ . _ + - :), of at least minIdentifierLen bytes.
-func words(v []byte, fn func([]byte)) {
-	if len(v) >= minIdentifierLen {
-		fn(v)
-	}
-	start := -1
-	for i := 0; i <= len(v); i++ {
-		in := i < len(v) && isIdentByte(v[i])
-		switch {
-		case in && start < 0:
-			start = i
-		case !in && start >= 0:
-			if i-start >= minIdentifierLen && i-start < len(v) {
-				fn(v[start:i])
-			}
-			start = -1
-		}
-	}
-}
-
-func isIdentByte(c byte) bool {
-	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '@' || c == '.' || c == '_' || c == '+' || c == '-' || c == ':'
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -361,35 +256,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// candidateAt is an output value that the identifier filter says may be a
-// source identifier, where it was found; confirm settles it.
-type candidateAt struct {
-	dv             *report.Verification
-	file, column   string
-	rg             int
-	sources        map[string]bool
-	confirmedValue bool
-}
-
-// candidates holds the identifier check's hits by value (or by shortKey
-// for short values), each with where it was found.
-type candidates map[string][]*candidateAt
-
-// add records that value k was found at (dv, file, column, rg), once per
-// row group; it reports false, recording nothing, when there are already
-// limit values and k is not one of them.
-func (cs candidates) add(k []byte, limit int, dv *report.Verification, file, column string, rg int) bool {
-	at := cs[string(k)]
-	if at == nil && limit <= 0 {
-		return false
-	}
-	if n := len(at); n > 0 && at[n-1].dv == dv && at[n-1].file == file && at[n-1].column == column && at[n-1].rg == rg {
-		return true
-	}
-	cs[string(k)] = append(at, &candidateAt{dv: dv, file: file, column: column, rg: rg})
-	return true
 }
 
 // verifier holds what Outputs' checks share across files and destinations.
@@ -401,11 +267,6 @@ type verifier struct {
 	short      candidates       // by shortKey: its hits of short whole values
 	overflow   bool             // more candidates than maxCandidates
 	tallies    []*classes.Tally // the risk check's, removed on return
-}
-
-// room is how many more distinct candidates may be kept.
-func (vr *verifier) room() int {
-	return maxCandidates - len(vr.candidates) - len(vr.short)
 }
 
 // checkFile checks one published file of destination dst (manifest entry
@@ -615,210 +476,4 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 	}
 	f.Close()
 	return nil
-}
-
-// confirm reads the sources' identifier columns again and turns the
-// candidates whose values are indeed raw source identifiers into findings,
-// one per file, column and row group.
-func (vr *verifier) confirm(ctx context.Context) error {
-	if len(vr.candidates) == 0 && len(vr.short) == 0 {
-		return nil
-	}
-
-	if err := vr.ids.scan(ctx, func(column string, v []byte) {
-		if len(v) < minIdentifierLen {
-			if len(v) > 0 && len(vr.short) > 0 {
-				for _, c := range vr.short[string(vr.ids.shortKey(column, v))] {
-					c.confirmedValue = true
-				}
-			}
-			return
-		}
-		for _, c := range vr.candidates[string(v)] {
-			c.confirmedValue = true
-			if c.sources == nil {
-				c.sources = map[string]bool{}
-			}
-			c.sources[column] = true
-		}
-	}); err != nil {
-		return err
-	}
-	type key struct {
-		dv           *report.Verification
-		file, column string
-		rg           int
-	}
-	counts := map[key]int64{}
-	sources := map[key]map[string]bool{}
-	var order []key
-	for _, cs := range vr.candidates {
-		for _, c := range cs {
-			if !c.confirmedValue {
-				continue
-			}
-			k := key{c.dv, c.file, c.column, c.rg}
-			if counts[k] == 0 {
-				order = append(order, k)
-				sources[k] = map[string]bool{}
-			}
-			counts[k]++
-			for c := range c.sources {
-				sources[k][c] = true
-			}
-		}
-	}
-	sort.Slice(order, func(i, j int) bool {
-		a, b := order[i], order[j]
-		return cmp.Or(strings.Compare(a.file, b.file), cmp.Compare(a.rg, b.rg), strings.Compare(a.column, b.column)) < 0
-	})
-	for _, k := range order {
-		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.column, RowGroup: k.rg, Values: counts[k],
-			Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s", counts[k], rules.QuoteNames(sortedKeys(sources[k])))})
-	}
-	vr.confirmShort()
-	return nil
-}
-
-// confirmShort turns the confirmed short whole values into findings, one
-// per file, column and row group, where at least MinShortDistinct distinct
-// values of one source column appear in the destination's output column
-// written from it.
-func (vr *verifier) confirmShort() {
-	type column struct {
-		dv     *report.Verification
-		source string // dataset.column
-	}
-	type key struct {
-		column
-		file, name string
-		rg         int
-	}
-	distinct := map[column]int64{}
-	counts := map[key]int64{}
-	for k, cs := range vr.short {
-		if len(cs) == 0 || !cs[0].confirmedValue {
-			continue
-		}
-		source, _, _ := strings.Cut(k[1:], "\x00") // shortKey: NUL, column, NUL, value
-		var last *report.Verification
-		for _, c := range cs {
-			col := column{c.dv, source}
-			if c.dv != last { // the candidates of one value are in the order found: by destination
-				distinct[col]++
-				last = c.dv
-			}
-			counts[key{col, c.file, c.column, c.rg}]++
-		}
-	}
-	var order []key
-	for k := range counts {
-		if distinct[k.column] >= MinShortDistinct {
-			order = append(order, k)
-		}
-	}
-	sort.Slice(order, func(i, j int) bool {
-		a, b := order[i], order[j]
-		return cmp.Or(strings.Compare(a.file, b.file), cmp.Compare(a.rg, b.rg), strings.Compare(a.name, b.name)) < 0
-	})
-	for _, k := range order {
-		k.dv.Findings = append(k.dv.Findings, report.Finding{Check: "identifier", File: k.file, Column: k.name, RowGroup: k.rg, Values: counts[k],
-			Msg: fmt.Sprintf("%d distinct raw values of source identifier column %s as whole values shorter than %d characters (%d in the destination's column; %d or more are a finding)",
-				counts[k], rules.QuoteNames([]string{k.source}), minIdentifierLen, distinct[k.column], MinShortDistinct)})
-	}
-}
-
-// formMisses counts, in one row group, the values of a column that are not
-// of the form its transform writes, and where the first one is.
-type formMisses struct {
-	n     int64
-	first int64 // row of the file, from 0
-	size  int   // the first one's length in bytes; -1 when the column is not text
-}
-
-func (m *formMisses) miss(row int64, size int) {
-	if m.n == 0 {
-		m.first, m.size = row, size
-	}
-	m.n++
-}
-
-// check adds the non-NULL values of a (rows base on of the file) that are
-// not of form. A column of a type other than text holds no value of the
-// form, whatever its values.
-func (m *formMisses) check(a arrow.Array, form transforms.OutputForm, base int64) {
-	switch a := a.(type) {
-	case *array.Dictionary:
-		dict := a.Dictionary()
-		var sizes []int // per dictionary entry: -2 when of the form, else its size
-		switch d := dict.(type) {
-		case *array.String, *array.LargeString, *array.Binary:
-			sizes = make([]int, dict.Len())
-			eachIndexed(d, func(i int, v []byte) {
-				sizes[i] = len(v)
-				if form.HasForm(v) {
-					sizes[i] = -2
-				}
-			})
-		}
-		for i := 0; i < a.Len(); i++ {
-			if !a.IsValid(i) {
-				continue
-			}
-			if sizes == nil {
-				m.miss(base+int64(i), -1)
-			} else if sz := sizes[a.GetValueIndex(i)]; sz != -2 {
-				m.miss(base+int64(i), sz)
-			}
-		}
-	case *array.String, *array.LargeString, *array.Binary:
-		eachIndexed(a, func(i int, v []byte) {
-			if !form.HasForm(v) {
-				m.miss(base+int64(i), len(v))
-			}
-		})
-	default:
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				m.miss(base+int64(i), -1)
-			}
-		}
-	}
-}
-
-// message says what the misses are, never what the values are (a raw
-// identifier, as likely as not): their count, the form, the first one's
-// row and length.
-func (m *formMisses) message(form transforms.OutputForm, typ arrow.DataType) string {
-	if m.size < 0 {
-		return fmt.Sprintf("%d values of type %s where the policy writes pseudonyms (%s), the first at row %d of the file (from 0)", m.n, typ, form.Form(), m.first)
-	}
-	return fmt.Sprintf("%d values not of the pseudonym's form (%s), the first at row %d of the file (from 0), of %d bytes", m.n, form.Form(), m.first, m.size)
-}
-
-// eachIndexed calls fn with the row and bytes of every non-NULL value of a
-// string, large string or binary array, without copying them.
-func eachIndexed(a arrow.Array, fn func(i int, v []byte)) {
-	switch a := a.(type) {
-	case *array.String:
-		data, offs := a.ValueBytes(), a.ValueOffsets()
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn(i, data[offs[i]-offs[0]:offs[i+1]-offs[0]])
-			}
-		}
-	case *array.LargeString:
-		data, offs := a.ValueBytes(), a.ValueOffsets()
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn(i, data[offs[i]-offs[0]:offs[i+1]-offs[0]])
-			}
-		}
-	case *array.Binary:
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn(i, a.Value(i))
-			}
-		}
-	}
 }
