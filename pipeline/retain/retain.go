@@ -61,93 +61,13 @@ import (
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/lists"
-	"github.com/deidproject/deid/pipeline/lock"
 	"github.com/deidproject/deid/pipeline/output"
-	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 	"github.com/deidproject/deid/transforms"
 )
-
-// Options are the inputs of Run besides the plan.
-type Options struct {
-	// Store reads and writes the datasets; nil means a storage.Router
-	// (local disk and gs://), as a run's.
-	Store storage.Store
-	// Mem allocates Arrow memory; nil means the Go allocator.
-	Mem memory.Allocator
-	// Logger receives progress; nil discards it.
-	Logger *slog.Logger
-	// DryRun decides and reports without changing anything (and without
-	// taking the lock).
-	DryRun bool
-	// BatchSize is the rows decoded at a time; 0 means 32768.
-	BatchSize int64
-	// LockStale is the lease of a run's retain locks: the run renews them
-	// every third of it, and a lock whose holder stopped renewing it for
-	// this long is taken over; 0 means one hour. A lock held by a process
-	// of this host that no longer runs is taken over at once.
-	LockStale time.Duration
-	// Writer are the encoding settings of rewritten row groups.
-	Writer parquetio.WriterOptions
-	// RunID names the run; empty means one is made from the clock
-	// (output.NewRunID, as a run's).
-	RunID string
-	// Clock returns the current time, for the report's times and the run
-	// id; nil means time.Now. The locks' leases run on real time.
-	Clock func() time.Time
-	// ScratchDir holds re-encoded row groups until they are assembled,
-	// past the bytes they may hold in memory; empty means the system's
-	// temporary folder. A run's own folder in it is removed at the end.
-	ScratchDir string
-
-	// scratch is this run's folder in ScratchDir, and partMem the bytes of
-	// parts held in memory (set by Run)
-	scratch string
-	partMem *scratch.Budget
-
-	// failAt, when set, is called at each named step of the journal and
-	// the swap (see failpoints); tests make it kill the process.
-	failAt func(name string)
-	// Outputs, when set, is the policy compiled with its keys: the erased
-	// subjects are then also removed from the destinations' published
-	// outputs (see outputs.go).
-	Outputs *rules.Plan
-	// Critical, when set, is called as a commit starts (the journal, the
-	// swaps it lists and its removal), and the commit calls the end it
-	// returns once it is done, its locks released; deid's signal handling
-	// holds its forced exit while a commit is open. nil means nothing is
-	// called.
-	Critical func() (end func())
-
-	// predict, in a dry run that re-derives outputs, is the lake as the run
-	// would leave it (predict.go)
-	predict *prediction
-}
-
-// failpoints are the named steps of a run at which Options.failAt is
-// called, in order: after a file is staged, after the journal is written,
-// after each move of an anonymized file, after each move of a file of
-// isolated rows, after each swap or delete, after the journal is removed,
-// after the work folder is removed.
-var failpoints = []string{"staged", "journal-written", "anonymized-moved", "isolated-moved", "swapped", "journal-removed", "work-removed"}
-
-// critical opens a commit that must not be cut short (see
-// Options.Critical) and returns its end.
-func (o *Options) critical() (end func()) {
-	if o == nil || o.Critical == nil {
-		return func() {}
-	}
-	return o.Critical()
-}
-
-func (o *Options) failpoint(name string) {
-	if o != nil && o.failAt != nil {
-		o.failAt(name)
-	}
-}
 
 // Run applies the plan's retention, erasure and holds to every dataset and
 // returns the report, also when it fails (Outcome "failed").
@@ -238,106 +158,6 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 		rep.Outcome, rep.Error = "failed", err.Error()
 	}
 	return rep, err
-}
-
-// checkSources lists every dataset's source before any dataset is
-// changed, so that a refusal never comes half way through a run, with some
-// datasets changed and a journal to complete. It refuses a source that
-// matches no file (neither does the dataset's isolated part) as run does
-// (pipeline.CheckNotEmpty: a data error unless allow_empty: true, then a
-// warning, returned), a folder named without a glob or a link to nothing
-// in the source folder (pipeline.SourceError), and the links of
-// checkLinks.
-func checkSources(ctx context.Context, plan *rules.RetainPlan, opt *Options) (warnings []string, err error) {
-	for _, ds := range plan.Datasets {
-		root, matches, err := storage.Glob(ctx, opt.Store, ds.Source)
-		if errors.Is(err, storage.ErrNotExist) && !errors.Is(err, storage.ErrDanglingLink) {
-			continue // runDataset reports it
-		}
-		if err != nil {
-			if err = pipeline.SourceError(ds.Name, ds.Source, err); !errors.Is(err, dataerr.ErrData) && !storage.IsURI(ds.Source) {
-				err = &dataerr.Error{Err: err}
-			}
-			return nil, err
-		}
-		if ds.Root != "" {
-			root = ds.Root
-		}
-		n := len(matches)
-		if n == 0 {
-			_, isolated, err := storage.Glob(ctx, opt.Store, storage.Join(root, isoFolder, "**", "*.parquet"))
-			if err != nil && !errors.Is(err, storage.ErrNotExist) {
-				return nil, fmt.Errorf("dataset %q: list its isolated part: %w", ds.Name, err)
-			}
-			n = len(isolated)
-		}
-		if n == 0 && ds.Ended {
-			continue // an ended dataset is emptied: a run before this one did it
-		}
-		w, err := pipeline.CheckNotEmpty(ds.DatasetDecl, n)
-		if err != nil {
-			return nil, err
-		}
-		if w != "" {
-			warnings = append(warnings, w)
-		}
-		if !storage.IsURI(ds.Source) { // object storage has no links
-			if err := checkLinks(ctx, ds, root, matches); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return warnings, checkOutputLinks(ctx, opt)
-}
-
-// checkLinks refuses, before any dataset is changed, a symbolic link where
-// retain would write on local disk: a source file that is a link
-// (rewriting it would replace the link and leave the rows in its target),
-// or a link at retain's own names in the dataset's root (work folder,
-// lock, isolated and anonymized parts). Each write checks again
-// (storage.Local).
-func checkLinks(ctx context.Context, ds *rules.RetainDataset, root string, matches []storage.Match) error {
-	rctx := storage.WithRoots(ctx, root)
-	for _, n := range []string{workDir, lockName, isoFolder, anonFolder} {
-		if err := storage.NoLinks(rctx, "write", storage.Join(root, n)); err != nil {
-			return &dataerr.Error{Err: fmt.Errorf("dataset %q: %w", ds.Name, err)}
-		}
-	}
-	for _, m := range matches {
-		if err := sourceLink(ds.Name, m.Location); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkOutputLinks refuses a link at retain's names in a destination's
-// output, as checkLinks does in a dataset's root.
-func checkOutputLinks(ctx context.Context, opt *Options) error {
-	if opt.Outputs == nil {
-		return nil
-	}
-	for _, dst := range opt.Outputs.Destinations {
-		for _, n := range []string{workDir, output.ManifestName, output.ReportsDir, lock.Dir} {
-			if err := storage.NoLinks(ctx, "write", storage.Join(dst.Output, n)); err != nil {
-				return &dataerr.Error{Err: fmt.Errorf("destination %q: %w", dst.Name, err)}
-			}
-		}
-	}
-	return nil
-}
-
-// protectionWarning says when the bucket of a dataset keeps what retain
-// deleted or replaced (object versioning, soft delete).
-func protectionWarning(ctx context.Context, st storage.Store, name, root string) string {
-	p, err := storage.DeleteProtection(ctx, st, root)
-	if err != nil {
-		return fmt.Sprintf("dataset %q: could not check whether the bucket of %s keeps deleted objects (%v): check its versioning and soft delete settings", name, root, err)
-	}
-	if w := p.Warning(); w != "" {
-		return fmt.Sprintf("dataset %q: %s", name, w)
-	}
-	return ""
 }
 
 func newDatasetReport(ds *rules.RetainDataset) *report.RetainDataset {
