@@ -21,9 +21,9 @@ type Piece struct {
 
 // Assemble writes one Parquet file holding the selected row groups of the
 // pieces, in order, each copied byte for byte through a Splicer
-// (AddRowGroups): none is decoded or re-encoded. The footer is the first piece's (schema, key-value metadata
-// such as the Arrow schema, writer) with the row groups' offsets moved to
-// where they now lie. Page indexes and bloom filters of copied row groups
+// (AddRowGroups): none is decoded or re-encoded. The footer is the first
+// piece's (schema, key-value metadata such as the Arrow schema, writer)
+// with the row groups' offsets moved to where they now lie. Page indexes and bloom filters of copied row groups
 // are left out of the footer, since they lie outside the row groups' bytes;
 // both are optional in Parquet. Every piece must have the same Parquet
 // schema as the first (ErrSchemaMismatch otherwise). It returns the rows
