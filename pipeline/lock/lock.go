@@ -522,8 +522,15 @@ func goneFromThisHost(owner string) bool {
 		return false
 	}
 	pid, err := strconv.Atoi(parts[1])
-	host, herr := os.Hostname()
-	if err != nil || herr != nil || pid <= 0 || parts[0] != host || pid == os.Getpid() {
+	return err == nil && Gone(parts[0], pid)
+}
+
+// Gone reports whether process pid of host is a process of this host
+// (not this one) that no longer runs. A process of another host, or one
+// that cannot be told, is not gone.
+func Gone(host string, pid int) bool {
+	this, err := os.Hostname()
+	if err != nil || pid <= 0 || host != this || pid == os.Getpid() {
 		return false
 	}
 	p, err := os.FindProcess(pid)

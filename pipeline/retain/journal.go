@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/deidproject/deid/pipeline/lock"
@@ -180,8 +178,7 @@ func legacyLock(ctx context.Context, st storage.Store, loc string, opt *Options)
 	if err != nil {
 		return nil
 	}
-	host, _ := os.Hostname()
-	dead := old.Host == host && old.PID != os.Getpid() && !processAlive(old.PID)
+	dead := lock.Gone(old.Host, old.PID)
 	if time.Since(a.ModTime) < opt.LockStale && !dead {
 		return fmt.Errorf("%w: %s is held by deid retain run %s (process %d on %s, an earlier deid), since %s",
 			ErrLocked, loc, old.RunID, old.PID, old.Host, a.ModTime.UTC().Format(time.RFC3339))
@@ -191,16 +188,6 @@ func legacyLock(ctx context.Context, st storage.Store, loc string, opt *Options)
 		return fmt.Errorf("remove the stale lock %s: %w", loc, err)
 	}
 	return nil
-}
-
-// processAlive reports whether a process of this host runs with that id.
-func processAlive(pid int) bool {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false
-	}
-	err = p.Signal(syscall.Signal(0))
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // recoverRun completes or rolls back an interrupted run found in work; a
