@@ -79,6 +79,7 @@ func (r *runner) stagingRoot(dstOutput string) string {
 // last one finishes only its part and the footer are left to write (not
 // the whole file, on one core, while the other workers idle).
 type assembly struct {
+	dst string
 	loc string
 	w   storage.Writer
 	h   hash.Hash
@@ -93,110 +94,45 @@ func (r *runner) startAssembly(ctx context.Context, out *fileOutput) (*assembly,
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", loc, err)
 	}
-	a := &assembly{loc: loc, w: w, h: sha256.New()}
+	a := &assembly{dst: out.dst.Name, loc: loc, w: w, h: sha256.New()}
 	a.cw = &countingWriter{w: io.MultiWriter(w, a.h)}
 	a.sp = parquetio.NewSplicer(a.cw)
 	return a, nil
 }
 
-// add splices part p, then frees it.
-func (a *assembly) add(p *scratch.Part) error {
-	defer p.Discard()
-	if out, start := p.Streamed(); out != nil {
-		if out != a.sp {
-			return errors.New("a part streamed into another output")
-		}
-		return a.sp.AddStreamed(p, start)
-	}
-	return a.sp.Add(p)
-}
+// Splicer is where the output's parts go (engine.Output).
+func (a *assembly) Splicer() *parquetio.Splicer { return a.sp }
 
-// appendParts splices, for every output of in, the parts of the row groups
-// that have finished and follow those already spliced. One task splices at
-// a time; a task that finds another splicing leaves its part to it, unless
-// wait is set (the file's last task, which must see every part written).
-func (r *runner) appendParts(ctx context.Context, in *inputFile, st *fileState, wait bool) error {
-	for {
-		if wait {
-			st.appendMu.Lock()
-		} else if !st.appendMu.TryLock() {
-			return nil // the task splicing re-checks for ready parts when it is done
-		}
-		err := r.appendReady(ctx, in, st)
-		st.appendMu.Unlock()
-		if err != nil {
-			return err
-		}
-		st.mu.Lock()
-		more := st.next < len(st.done) && st.done[st.next]
-		st.mu.Unlock()
-		if !more {
-			return nil
-		}
-	}
-}
+// Abort discards the staged output.
+func (a *assembly) Abort() { a.w.Abort() }
 
-// appendReady splices the finished row groups from st.next on; the caller
-// holds st.appendMu.
-func (r *runner) appendReady(ctx context.Context, in *inputFile, st *fileState) error {
-	for {
-		st.mu.Lock()
-		rg := st.next
-		ready := rg < len(st.done) && st.done[rg]
-		st.mu.Unlock()
-		if !ready {
-			return nil
-		}
-		for i, out := range in.outputs {
-			part := st.parts[i][rg]
-			if part == nil {
-				continue
-			}
-			st.parts[i][rg] = nil
-			if st.asm[i] == nil {
-				a, err := r.startAssembly(ctx, out)
-				if err != nil {
-					part.Discard()
-					return err
-				}
-				st.asm[i] = a
-			}
-			if err := st.asm[i].add(part); err != nil {
-				return fmt.Errorf("%s: assemble output for %s: %w", in.match.Location, out.dst.Name, err)
-			}
-		}
-		st.mu.Lock()
-		st.next++
-		st.mu.Unlock()
-	}
-}
+// Name names the output in errors.
+func (a *assembly) Name() string { return "output for " + a.dst }
 
-// finishAssembly writes the footer of output i of in (every part spliced)
-// and commits it to the staging folder, and records it in the report.
-func (r *runner) finishAssembly(ctx context.Context, in *inputFile, st *fileState, i int) error {
-	out := in.outputs[i]
-	if st.asm[i] == nil {
+// finishAssembly writes the footer of a, in's output out (every part
+// spliced; a nil when none was), commits it to the staging folder and
+// records it in the report. On an error a is aborted.
+func (r *runner) finishAssembly(ctx context.Context, in *inputFile, a *assembly, out *fileOutput) error {
+	if a == nil {
 		// no row survived: an empty file with the output schema
 		p, err := r.emptyPart(out)
 		if err != nil {
 			return fmt.Errorf("%s: empty output for %s: %w", in.match.Location, out.dst.Name, err)
 		}
-		a, err := r.startAssembly(ctx, out)
-		if err != nil {
-			p.Discard()
+		defer p.Discard()
+		if a, err = r.startAssembly(ctx, out); err != nil {
 			return err
 		}
-		st.asm[i] = a
-		if err := a.add(p); err != nil {
+		if err := a.sp.Add(p); err != nil {
+			a.Abort()
 			return fmt.Errorf("%s: empty output for %s: %w", in.match.Location, out.dst.Name, err)
 		}
 	}
-	a := st.asm[i]
 	rows, err := a.sp.Close()
 	if err != nil {
+		a.Abort()
 		return fmt.Errorf("%s: assemble output for %s: %w", in.match.Location, out.dst.Name, err)
 	}
-	st.asm[i] = nil
 	if _, err := a.w.Commit(); err != nil {
 		a.w.Abort()
 		return fmt.Errorf("stage %s: %w", a.loc, err)
@@ -212,24 +148,6 @@ func (r *runner) finishAssembly(ctx context.Context, in *inputFile, st *fileStat
 	out.rep.Bytes += a.cw.n
 	r.rep.Unlock()
 	return nil
-}
-
-// abort discards the file's unfinished outputs and parts after a failure.
-func (st *fileState) abort() {
-	for i, a := range st.asm {
-		if a != nil {
-			a.w.Abort()
-			st.asm[i] = nil
-		}
-	}
-	for _, parts := range st.parts {
-		for i, p := range parts {
-			if p != nil {
-				p.Discard()
-				parts[i] = nil
-			}
-		}
-	}
 }
 
 // emptyPart writes a part with the output's schema and no rows.

@@ -45,6 +45,7 @@ import (
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/arrowpool"
 	"github.com/deidproject/deid/pipeline/internal/classes"
+	"github.com/deidproject/deid/pipeline/internal/engine"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -220,7 +221,7 @@ type runner struct {
 	counting bool
 	scratch  string
 	partMem  scratch.Budget // bytes of parts held in memory
-	busy     atomic.Int32   // tasks running
+	pool     engine.Pool    // the workers running row-group tasks
 	// progressMu makes Options.Progress calls one at a time
 	progressMu sync.Mutex
 	dryRun     bool
@@ -263,7 +264,7 @@ func newRunner(plan *rules.Plan, opt Options, command string) *runner {
 		}
 		rep.Keys = append(rep.Keys, rk)
 	}
-	r := &runner{plan: plan, opt: opt, rep: rep, erasure: map[string]*transforms.SubjectSet{},
+	r := &runner{plan: plan, opt: opt, rep: rep, pool: engine.Pool{Workers: opt.Workers}, erasure: map[string]*transforms.SubjectSet{},
 		consent: map[string][]consentRule{}, births: map[string]*transforms.SubjectValues{}, classes: map[string]*classes.Counts{}, dryRun: command == "plan"}
 	if c, ok := opt.Store.(storage.RetryCounter); ok {
 		r.retryBase = c.Retries()

@@ -9,49 +9,34 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
-	"github.com/deidproject/deid/pipeline/internal/scratch"
+	"github.com/deidproject/deid/pipeline/internal/engine"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/transforms"
 )
 
-// This file holds how a run schedules its work: one task per row group of
-// each input file on a pool of workers; the file's state collects the
-// tasks' parts and counts, parts are spliced into the outputs in row-group
-// order as they finish, and the last task of a file completes it (counts,
-// the input's SHA-256, the outputs' footers).
+// This file holds how a run puts its work on the engine (internal/engine):
+// one task per row group of each input file; the file's state collects the
+// tasks' counts, the engine splices their parts into the outputs in
+// row-group order as they finish, and finishing the file records its counts,
+// the input's SHA-256 and the outputs' footers.
 
-// task is one row group of one input file.
-type task struct {
-	in *inputFile
-	rg int
-}
-
-// fileState collects the results of a file's tasks until the last one ends.
+// fileState collects a file's counts until its last row group is done.
 type fileState struct {
 	mu     sync.Mutex
-	file   *parquetio.File // opened by the first task, closed with the last
-	left   int
-	parts  [][]*scratch.Part // per output, per row group: the part, or nil
-	counts [][]int64         // per row group: removed by reason, then kept
+	file   *parquetio.File // opened by the first task, closed when the file finishes
+	counts [][]int64       // per row group: removed by reason, then kept
 	// outCounts, per row group and output: removed by destination reason,
 	// rows of unknown age, then kept
 	outCounts [][][]int64
 	started   time.Time
 	// sum receives the file's SHA-256, hashed beside the tasks (see hash)
 	sum chan hashResult
-
-	// done marks the row groups whose parts are recorded; next is the first
-	// not yet spliced into the outputs (asm, per output, nil before the
-	// first part), which one task at a time does, holding appendMu
-	done     []bool
-	next     int
-	asm      []*assembly
-	appendMu sync.Mutex
 }
 
 // hashResult is a file's SHA-256 in hex, or why it could not be computed.
@@ -122,82 +107,59 @@ func (st *fileState) open(ctx context.Context, r *runner, in *inputFile) (*parqu
 	return st.file, nil
 }
 
-// process runs every task on the worker pool; the worker that finishes a
-// file's last row group assembles that file's outputs.
+// process runs every file's tasks on the engine's pool of workers; the
+// worker that finishes a file's last row group finishes the file.
 func (r *runner) process(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	states := map[*inputFile]*fileState{}
-	var tasks []task
+	var states []*fileState
 	defer func() {
 		for _, st := range states {
-			if st.file != nil {
-				st.file.Close()
-			}
-			st.abort() // a failed run's unfinished outputs and parts
+			st.close()
 		}
 	}()
+	var files []*engine.File
 	for _, in := range r.inputs {
 		if r.counting && !slices.ContainsFunc(in.outputs, func(o *fileOutput) bool { return o.classes != nil }) {
 			continue
 		}
-		st := &fileState{left: len(in.rgRows), counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows)),
-			done: make([]bool, len(in.rgRows)), asm: make([]*assembly, len(in.outputs))}
-		for range in.outputs {
-			st.parts = append(st.parts, make([]*scratch.Part, len(in.rgRows)))
-		}
-		states[in] = st
-		for rg := range in.rgRows {
-			tasks = append(tasks, task{in: in, rg: rg})
-		}
-		if len(in.rgRows) == 0 && !r.counting {
-			// a file without row groups still gets (empty) outputs
-			if err := r.finishFile(ctx, in, st); err != nil {
-				return err
+		st := &fileState{counts: make([][]int64, len(in.rgRows)), outCounts: make([][][]int64, len(in.rgRows))}
+		states = append(states, st)
+		files = append(files, r.engineFile(in, st))
+	}
+	return r.pool.Run(ctx, files)
+}
+
+// engineFile is the engine's work on input in: its row groups' tasks, its
+// outputs' assembly and its finish. The counting pass has no outputs and
+// no finish; a dry run has outputs that receive no part.
+func (r *runner) engineFile(in *inputFile, st *fileState) *engine.File {
+	writes := !r.dryRun && !r.counting
+	f := &engine.File{Name: in.match.Location, RowGroups: len(in.rgRows), Outputs: len(in.outputs), Stream: writes,
+		Task: func(ctx context.Context, rg int, head engine.Head) ([]engine.Piece, error) {
+			return r.runTask(ctx, in, st, rg, head)
+		},
+		Open: func(ctx context.Context, oi int) (engine.Output, error) { return r.startAssembly(ctx, in.outputs[oi]) },
+		Finish: func(ctx context.Context, outs []engine.Output) (*engine.File, error) {
+			st.close()
+			if r.counting {
+				return nil, nil
 			}
-		}
+			return nil, r.finishFile(ctx, in, st, outs)
+		},
 	}
-	ch := make(chan task)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	fail := func(err error) {
-		once.Do(func() {
-			firstErr = err
-			cancel(err)
-		})
+	if r.counting {
+		f.Outputs = 0
 	}
-	for w := 0; w < r.opt.Workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range ch {
-				if ctx.Err() != nil {
-					continue
-				}
-				r.busy.Add(1)
-				err := r.runTask(ctx, t, states[t.in])
-				r.busy.Add(-1)
-				if err != nil {
-					fail(err)
-				}
-			}
-		}()
+	return f
+}
+
+// close closes the file, once it is opened.
+func (st *fileState) close() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.file != nil {
+		st.file.Close()
+		st.file = nil
 	}
-send:
-	for _, t := range tasks {
-		select {
-		case ch <- t:
-		case <-ctx.Done():
-			break send
-		}
-	}
-	close(ch)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return context.Cause(ctx)
 }
 
 // spare reports whether fewer tasks run than the process has CPUs: a task
@@ -208,86 +170,66 @@ func (r *runner) spare() bool {
 	if r.opt.spare != 0 {
 		return r.opt.spare > 0
 	}
-	return int(r.busy.Load()) < runtime.GOMAXPROCS(0)
+	return r.pool.Busy() < runtime.GOMAXPROCS(0)
 }
 
-// headSplicer returns what the part of row group rg for output oi calls as
-// it is written: the output's Splicer once rg is the next row group to
-// splice and no task is splicing, else nil. Until rg's part is done no
-// other part can be spliced into that output, so the part may stream into
-// it without holding appendMu.
-func (r *runner) headSplicer(ctx context.Context, in *inputFile, st *fileState, rg, oi int) func() *parquetio.Splicer {
-	next := func() int {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return st.next
-	}
-	return func() *parquetio.Splicer {
-		if next() != rg || !st.appendMu.TryLock() {
-			return nil
-		}
-		defer st.appendMu.Unlock()
-		if next() != rg {
-			return nil
-		}
-		if st.asm[oi] == nil {
-			a, err := r.startAssembly(ctx, in.outputs[oi])
-			if err != nil {
-				return nil // the part waits; its splice reports the error
-			}
-			st.asm[oi] = a
-		}
-		if r.opt.streamed != nil {
-			r.opt.streamed.Add(1)
-		}
-		return st.asm[oi].sp
-	}
-}
-
-// runTask processes one row group and, if it was the file's last, the file.
-func (r *runner) runTask(ctx context.Context, t task, st *fileState) error {
-	f, err := st.open(ctx, r, t.in)
+// runTask processes row group rg of in and records its counts; it returns
+// the row group's part for each output (none in a dry run or the counting
+// pass).
+func (r *runner) runTask(ctx context.Context, in *inputFile, st *fileState, rg int, head engine.Head) ([]engine.Piece, error) {
+	f, err := st.open(ctx, r, in)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var head func(oi int) func() *parquetio.Splicer
-	if !r.dryRun && !r.counting {
-		head = func(oi int) func() *parquetio.Splicer { return r.headSplicer(ctx, t.in, st, t.rg, oi) }
+	if head != nil && r.opt.streamed != nil {
+		head = countStreamed(head, r.opt.streamed)
 	}
-	parts, counts, outCounts, err := r.processRowGroup(ctx, t.in, t.rg, f, head)
+	parts, counts, outCounts, err := r.processRowGroup(ctx, in, rg, f, head)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st.mu.Lock()
-	for i, p := range parts {
-		st.parts[i][t.rg] = p
-	}
-	st.done[t.rg] = true
-	st.counts[t.rg] = counts
-	st.outCounts[t.rg] = outCounts
-	st.left--
-	last := st.left == 0
-	if last && st.file != nil {
-		st.file.Close()
-		st.file = nil
-	}
+	st.counts[rg] = counts
+	st.outCounts[rg] = outCounts
 	st.mu.Unlock()
 	if r.counting {
-		return nil
+		return nil, nil
 	}
-	if !r.dryRun {
-		if err := r.appendParts(ctx, t.in, st, last); err != nil {
-			return err
+	pieces := make([]engine.Piece, len(parts))
+	for i, p := range parts {
+		if p != nil {
+			pieces[i].Part = p
 		}
 	}
-	if !last {
-		return nil
+	return pieces, nil
+}
+
+// countStreamed counts in n the parts that head lets stream (tests).
+func countStreamed(head engine.Head, n *atomic.Int64) engine.Head {
+	return func(oi int) func() *parquetio.Splicer {
+		h := head(oi)
+		return func() *parquetio.Splicer {
+			sp := h()
+			if sp != nil {
+				n.Add(1)
+			}
+			return sp
+		}
 	}
-	return r.finishFile(ctx, t.in, st)
 }
 
 // finishFile records a file's counts and assembles its outputs.
-func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) error {
+// outs are the outputs the engine assembled (nil for one without a part).
+func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState, outs []engine.Output) (err error) {
+	defer func() {
+		if err != nil {
+			for _, o := range outs {
+				if o != nil {
+					o.Abort()
+				}
+			}
+		}
+	}()
 	removed := map[string]int64{}
 	var kept, futureKept int64
 	for _, c := range st.counts {
@@ -344,7 +286,9 @@ func (r *runner) finishFile(ctx context.Context, in *inputFile, st *fileState) e
 			r.planOutput(in, out, outKept)
 			continue
 		}
-		if err := r.finishAssembly(ctx, in, st, i); err != nil {
+		a, _ := outs[i].(*assembly)
+		outs[i] = nil
+		if err := r.finishAssembly(ctx, in, a, out); err != nil {
 			return err
 		}
 	}

@@ -47,6 +47,9 @@ func (b *Budget) take(n int64) bool {
 
 func (b *Budget) give(n int64) { b.used.Add(-n) }
 
+// Used returns the bytes of parts held in memory now.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
 // Part is an encoded part: in memory chunks while the budget allows,
 // then in a file of the scratch directory.
 //
