@@ -26,9 +26,14 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	reportPath := fs.String("report", "", "also write the JSON report to this file, signed with the policy's audit_key as run reports are (deid report render FILE shows it as a page, deid report check FILE verifies it)")
 	stale := fs.Duration("lock-stale", time.Hour, "the lease of retain's locks, renewed every third of it while a run holds them: a lock not renewed for this long is taken over (one of a dead process of this host at once)")
 	batch := fs.Int64("batch-size", 0, "rows decoded at a time (default 32768)")
+	workers := fs.Int("workers", 0, "concurrent row-group tasks (default: the number of CPUs); does not change the output")
+	memLimit := fs.String("memory-limit", "auto", "soft limit for the Go heap, e.g. 512MiB or 2GiB; auto: 128MiB + 160MiB per worker, unless GOMEMLIMIT is set; off: none")
 	scratchDir := fs.String("scratch-dir", "", "folder for re-encoded row groups waiting to be assembled once 32 MiB of them wait in memory (default: the system's temporary folder)")
 	outputs := fs.Bool("outputs", true, "also erase the erased subjects from the destinations' published outputs (loads the destinations' keys)")
 	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := setMemoryLimit(*memLimit, *workers); err != nil {
 		return err
 	}
 	if f.config == "" {
@@ -68,7 +73,7 @@ func retainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	st := storage.NewRouter() // local paths and gs://
 	defer st.Close()
-	opt := retain.Options{Store: st, Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch, ScratchDir: *scratchDir, Critical: criticalOf(ctx)}
+	opt := retain.Options{Store: st, Logger: log, DryRun: *dry, LockStale: *stale, BatchSize: *batch, Workers: *workers, ScratchDir: *scratchDir, Critical: criticalOf(ctx)}
 	if *outputs {
 		if opt.Outputs, err = rules.Compile(pol, rules.CompileOptions{Now: now, Lookup: os.LookupEnv}); err != nil {
 			return err

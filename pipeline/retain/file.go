@@ -72,47 +72,46 @@ func fileLink(owner, files, fix, location string) error {
 	return nil
 }
 
-// processFile decides the file's row groups and, unless this is a dry run,
-// stages its new version. It returns the journal action, or nil when the
-// file stays as it is.
+// open opens the job's file and locates its rule columns: the first stage
+// of its work.
 //
 // A source file that is a symbolic link is refused: rewriting or deleting
 // it would replace or remove the link and leave the rows in its target.
 // So is one with other hard links: the rewrite is a new file under this
 // name only, and the others keep the old rows.
-func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*action, error) {
-	st, mem := d.opt.Store, d.opt.Mem
-	if err := sourceLink(d.ds.Name, m.Location); err != nil {
-		return nil, err
+func (j *job) open(ctx context.Context) error {
+	d := j.d
+	if err := sourceLink(d.ds.Name, j.m.Location); err != nil {
+		return err
 	}
-	f, attrs, err := pqstore.Open(ctx, st, m.Location, mem)
+	f, attrs, err := pqstore.Open(ctx, d.opt.Store, j.m.Location, d.opt.Mem)
 	if err != nil {
-		return nil, &dataerr.Error{Err: err}
+		return &dataerr.Error{Err: err}
 	}
-	defer f.Close()
-	m.Generation = attrs.Generation // the version read, which the rewrite must replace
-	cols, err := d.locate(f)
-	if err != nil {
-		return nil, err
+	j.f = f
+	j.m.Generation = attrs.Generation // the version read, which the rewrite must replace
+	if j.cols, err = d.locate(f); err != nil {
+		return err
 	}
-	iso := d.rule.Isolated
-	fr := &report.RetainFile{Location: m.Location, RowGroups: f.NumRowGroups(), RowsIn: f.NumRows(), Removed: map[string]int64{}}
-	d.rep.FileDetails = append(d.rep.FileDetails, fr)
-	files := &d.rep.Files
-	if iso {
-		files = &d.rep.Isolation.Files
-	} else {
-		d.rep.RowsIn += f.NumRows()
-	}
-	files.Scanned++
+	j.fr.RowGroups, j.fr.RowsIn = f.NumRowGroups(), f.NumRows()
+	j.rgs = make([]rgDecision, f.NumRowGroups())
+	return nil
+}
+
+// settle adds the file's decided row groups to the report and decides
+// what becomes of the file: untouched, deleted, or rewritten (its new
+// version to stage, stage true). Deleting a file whose every row goes
+// needs no staging: j.action is set.
+func (j *job) settle() (stage bool, err error) {
+	d, fr, iso := j.d, j.fr, j.rule.Isolated
 	var counts transforms.RetainCounts
-	kinds := make([]rgKind, f.NumRowGroups())
-	fates := make([][]transforms.Fate, f.NumRowGroups())
-	for rg := range kinds {
-		kinds[rg], fates[rg], err = d.decide(ctx, f, cols, rg, &counts)
-		if err != nil {
-			return nil, err
-		}
+	var rc report.RowGroupCounts
+	var local transforms.LocalCounts
+	for _, dec := range j.rgs {
+		counts.Add(dec.counts)
+		addRowGroupCounts(&rc, dec.rowGroups)
+		local.Nonexistent += dec.local.Nonexistent
+		local.Ambiguous += dec.local.Ambiguous
 	}
 	removed := counts.Removed()
 	if !iso {
@@ -120,6 +119,86 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		fr.Isolated = counts.Restricted
 	}
 	fr.RowsKept = fr.RowsIn - removed - fr.Isolated
+	anonymize := d.ds.Anonymizes()
+	if anonymize {
+		fr.Anonymized = removed
+	}
+	d.mu.Lock()
+	d.addCounts(fr, counts, rc, local, iso)
+	files := &d.rep.Files
+	if iso {
+		files = &d.rep.Isolation.Files
+	}
+	prefix := ""
+	if d.opt.DryRun {
+		prefix = "would be "
+	}
+	switch {
+	case removed+fr.Isolated == 0:
+		fr.Action = "untouched"
+		files.Untouched++
+	case fr.RowsKept == 0 && !anonymize && fr.Isolated == 0:
+		fr.Action = prefix + "deleted"
+		files.Deleted++
+	case fr.RowsKept == 0:
+		fr.Action = prefix + "deleted"
+		files.Deleted++
+		stage = true
+	default:
+		fr.Action = prefix + "rewritten"
+		files.Rewritten++
+		stage = true
+	}
+	d.mu.Unlock()
+	switch {
+	case removed+fr.Isolated == 0:
+		return false, nil
+	case !stage && d.opt.DryRun:
+		if p := d.opt.predict; p != nil && !iso {
+			p.note(j.m.Location, "")
+		}
+		return false, nil
+	case !stage:
+		j.action = &action{File: j.m.Location, Delete: true, Generation: j.m.Generation}
+		return false, nil
+	}
+	rel, err := storage.Rel(d.root, j.m.Location)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", storage.QuoteLocation(j.m.Location), err)
+	}
+	// the source file's path without .parquet names its folders in the
+	// isolated and anonymized parts
+	stem, name := strings.TrimSuffix(rel, ".parquet"), d.opt.RunID+".parquet"
+	if iso {
+		// <isoFolder>/<stem>/<isolating run>.parquet: released rows are
+		// named after both runs, apart from the source file's own
+		stem = strings.TrimPrefix(path.Dir(rel), isoFolder+"/")
+		name = d.opt.RunID + "-released-" + path.Base(rel)
+	}
+	if anonymize && removed > 0 {
+		fr.AnonymizedTo = storage.Join(d.root, anonFolder, stem, name)
+	}
+	if fr.Isolated > 0 {
+		fr.IsolatedTo = storage.Join(d.root, isoFolder, stem, name)
+	}
+	// a dry run stages only to predict the outputs, in the scratch folder
+	return !d.opt.DryRun || (d.opt.predict != nil && !iso), nil
+}
+
+// addCounts adds a file's counts to the dataset's report; the caller holds
+// d.mu.
+func (d *dataset) addCounts(fr *report.RetainFile, counts transforms.RetainCounts, rc report.RowGroupCounts, local transforms.LocalCounts, iso bool) {
+	files := &d.rep.Files
+	if iso {
+		files = &d.rep.Isolation.Files
+	} else {
+		d.rep.RowsIn += fr.RowsIn
+	}
+	files.Scanned++
+	addRowGroupCounts(&d.rep.RowGroups, rc)
+	d.rep.NonexistentLocalTime += local.Nonexistent
+	d.rep.AmbiguousLocalTime += local.Ambiguous
+	removed := counts.Removed()
 	for k, v := range map[string]int64{report.RemovedRetention: counts.Expired, report.RemovedNullTime: counts.ExpiredNull,
 		report.RemovedFutureTime: counts.ExpiredFuture, report.RemovedErasure: counts.Erased, report.RemovedServiceEnded: counts.Ended} {
 		if v == 0 && k == report.RemovedServiceEnded && d.rep.Ended == nil {
@@ -141,70 +220,19 @@ func (d *dataset) processFile(ctx context.Context, m storage.Match, n int) (*act
 		d.rep.RowsKept += fr.RowsKept
 		d.rep.Isolation.Isolated += fr.Isolated
 	}
-	anonymize := d.ds.Anonymizes()
-	if anonymize {
-		fr.Anonymized = removed
+	if d.ds.Anonymizes() {
 		d.rep.Anonymized += removed
 	}
-	prefix := ""
-	if d.opt.DryRun {
-		prefix = "would be "
-	}
-	switch {
-	case removed+fr.Isolated == 0:
-		fr.Action = "untouched"
-		files.Untouched++
-		return nil, nil
-	case fr.RowsKept == 0 && !anonymize && fr.Isolated == 0:
-		fr.Action = prefix + "deleted"
-		files.Deleted++
-		if d.opt.DryRun {
-			if p := d.opt.predict; p != nil && !iso {
-				p.note(m.Location, "")
-			}
-			return nil, nil
-		}
-		return &action{File: m.Location, Delete: true, Generation: m.Generation}, nil
-	}
-	if fr.RowsKept == 0 {
-		fr.Action = prefix + "deleted"
-		files.Deleted++
-	} else {
-		fr.Action = prefix + "rewritten"
-		files.Rewritten++
-	}
-	rel, err := storage.Rel(d.root, m.Location)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", storage.QuoteLocation(m.Location), err)
-	}
-	// the source file's path without .parquet names its folders in the
-	// isolated and anonymized parts
-	stem, name := strings.TrimSuffix(rel, ".parquet"), d.opt.RunID+".parquet"
-	if iso {
-		// <isoFolder>/<stem>/<isolating run>.parquet: released rows are
-		// named after both runs, apart from the source file's own
-		stem = strings.TrimPrefix(path.Dir(rel), isoFolder+"/")
-		name = d.opt.RunID + "-released-" + path.Base(rel)
-	}
-	if anonymize && removed > 0 {
-		fr.AnonymizedTo = storage.Join(d.root, anonFolder, stem, name)
-	}
-	if fr.Isolated > 0 {
-		fr.IsolatedTo = storage.Join(d.root, isoFolder, stem, name)
-	}
-	if d.opt.DryRun {
-		if p := d.opt.predict; p != nil && !iso {
-			// staged in the scratch folder, for the outputs' prediction
-			a, err := d.stage(ctx, f, m, n, kinds, fates, fr)
-			if err != nil {
-				return nil, err
-			}
-			d.closeParts()
-			p.note(m.Location, a.Staged) // "" when the file would be deleted
-		}
-		return nil, nil
-	}
-	return d.stage(ctx, f, m, n, kinds, fates, fr)
+}
+
+// addRowGroupCounts adds o to c.
+func addRowGroupCounts(c *report.RowGroupCounts, o report.RowGroupCounts) {
+	c.Scanned += o.Scanned
+	c.Copied += o.Copied
+	c.Dropped += o.Dropped
+	c.RuleColumnsOnly += o.RuleColumnsOnly
+	c.Rewritten += o.Rewritten
+	c.BloomSkipped += o.BloomSkipped
 }
 
 // locate finds the rule columns and checks their types.
@@ -255,20 +283,23 @@ func (d *dataset) locate(f *parquetio.File) (ruleCols, error) {
 }
 
 // decide settles row group rg: from statistics alone where they suffice,
-// else from its rule columns. fates is set for rewritten row groups.
-func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg int, counts *transforms.RetainCounts) (rgKind, []transforms.Fate, error) {
+// else from its rule columns. Its fates are set for a rewritten row group.
+// Row groups are decided concurrently: each counts in its own rgDecision.
+func (j *job) decide(ctx context.Context, rg int) (rgDecision, error) {
+	d, f, c := j.d, j.f, j.cols
+	var dec rgDecision
 	rows := f.RowGroupRows(rg)
-	rc := &d.rep.RowGroups
+	rc, counts := &dec.rowGroups, &dec.counts
 	rc.Scanned++
 	anonymize := d.ds.Anonymizes()
 	span := transforms.SpanInside
 	var ts transforms.TimeStats
 	if c.time >= 0 {
 		ts = timeStats(f, c, rg)
-		span = d.rule.Classify(ts)
+		span = j.rule.Classify(ts)
 	}
 	if span == transforms.SpanExpired && !anonymize {
-		if may, bloom := d.subjectsMayMatch(f, c, rg, d.rule.Hold); !may {
+		if may, bloom := d.subjectsMayMatch(f, c, rg, j.rule.Hold); !may {
 			nulls := max(ts.Nulls, 0)
 			counts.Expired += rows - nulls
 			counts.ExpiredNull += nulls
@@ -276,13 +307,13 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 			if bloom {
 				rc.BloomSkipped++
 			}
-			return rgDrop, nil, nil
+			return dec.set(rgDrop, nil)
 		}
 	}
 	if span == transforms.SpanInside {
-		if may, bloom := d.mayErase(f, c, rg, ts); !may {
+		if may, bloom := j.mayErase(rg, ts); !may {
 			switch {
-			case d.rule.Isolated:
+			case j.rule.Isolated:
 				counts.Restricted += rows // every row is still inside the legal minimum
 			case c.time >= 0:
 				counts.NullKept += max(ts.Nulls, 0)
@@ -291,7 +322,7 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 			if bloom {
 				rc.BloomSkipped++
 			}
-			return rgCopy, nil, nil
+			return dec.set(rgCopy, nil)
 		}
 	}
 	// decode the rule columns only: the time column is not needed inside
@@ -304,14 +335,14 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 			leaves = append(leaves, leaf)
 		}
 	}
-	needTime := c.time >= 0 && (span != transforms.SpanInside || d.rule.LegalMinimum)
+	needTime := c.time >= 0 && (span != transforms.SpanInside || j.rule.LegalMinimum)
 	if needTime {
 		add("time", c.time)
 		add("fallback", c.fallback)
-	} else if c.time >= 0 && !d.rule.Ended { // an ended dataset keeps no NULL time
+	} else if c.time >= 0 && !j.rule.Ended { // an ended dataset keeps no NULL time
 		counts.NullKept += max(ts.Nulls, 0)
 	}
-	if d.rule.NeedsSubjects() {
+	if j.rule.NeedsSubjects() {
 		add("subject", c.subject)
 	}
 	fates := make([]transforms.Fate, rows)
@@ -325,11 +356,7 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 			}
 			a := b.Column(i)
 			if tt, ok := a.DataType().(*arrow.TimestampType); ok && tt.TimeZone == "" {
-				var local transforms.LocalCounts
-				out, err := transforms.LocalToInstantCounted(d.opt.Mem, a, d.ds.TimeZone, &local)
-				d.rep.NonexistentLocalTime += local.Nonexistent
-				d.rep.AmbiguousLocalTime += local.Ambiguous
-				return out, err
+				return transforms.LocalToInstantCounted(d.opt.Mem, a, d.ds.TimeZone, &dec.local)
 			}
 			a.Retain()
 			return a, nil
@@ -349,7 +376,7 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 			}
 			arrs[i] = a
 		}
-		if err := d.rule.Decide(arrs[0], arrs[1], arrs[2], fates[off:off+n], counts); err != nil {
+		if err := j.rule.Decide(arrs[0], arrs[1], arrs[2], fates[off:off+n], counts); err != nil {
 			return &dataerr.Error{Location: f.Location(), Err: fmt.Errorf("row group %d: %w", rg, err)}
 		}
 		if arrs[2] != nil {
@@ -359,7 +386,7 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 		return nil
 	})
 	if err != nil {
-		return 0, nil, err
+		return dec, err
 	}
 	kept, isolated := 0, 0
 	for _, fate := range fates {
@@ -373,19 +400,21 @@ func (d *dataset) decide(ctx context.Context, f *parquetio.File, c ruleCols, rg 
 	switch {
 	case kept == len(fates):
 		rc.RuleColumnsOnly++
-		return rgCopy, nil, nil
+		return dec.set(rgCopy, nil)
 	case kept == 0 && !anonymize && isolated == 0:
 		rc.RuleColumnsOnly++
-		return rgDrop, nil, nil
+		return dec.set(rgDrop, nil)
 	}
 	rc.Rewritten++
-	return rgRewrite, fates, nil
+	return dec.set(rgRewrite, fates)
 }
 
 // noteErased records the subjects of erased rows, for the report. Of an
 // ended dataset, whose every row goes, only the subjects on its erasure
 // lists are recorded: the others were not erased on request.
 func (d *dataset) noteErased(subjects arrow.Array, fates []transforms.Fate) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	listed := func(v any) bool {
 		if !d.rule.Ended {
 			return true

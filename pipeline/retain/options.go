@@ -23,6 +23,9 @@ type Options struct {
 	// DryRun decides and reports without changing anything (and without
 	// taking the lock).
 	DryRun bool
+	// Workers is the number of row-group tasks run at once, as a run's;
+	// 0 means the number of CPUs. It does not change the output.
+	Workers int
 	// BatchSize is the rows decoded at a time; 0 means 32768.
 	BatchSize int64
 	// LockStale is the lease of a run's retain locks: the run renews them

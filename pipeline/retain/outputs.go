@@ -2,8 +2,6 @@ package retain
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/deidproject/deid/pipeline"
-	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/output"
-	"github.com/deidproject/deid/pipeline/parquetio"
-	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
@@ -136,6 +131,7 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 	var actions []action
 	var rewritten []*report.OutputFile
 	var deleted []string
+	var jobs []*outputJob // the published files to erase subjects from
 	var rederive []*report.RetainDestinationDataset
 	d := &dataset{opt: opt, work: work}
 	for _, b := range dst.Bindings {
@@ -170,28 +166,31 @@ func eraseDestination(ctx context.Context, dst *rules.Destination, sets erasedSe
 				continue
 			}
 			dd.FilesScanned++
-			loc := storage.Join(dst.Output, mf.Path)
-			a, erased, err := d.eraseOutputFile(ctx, dst.Name, loc, b.Dataset.Subject, match, len(actions))
-			if err != nil {
-				return err
-			}
-			if erased == 0 {
-				continue
-			}
-			// a link here would keep the erased rows (checked before the
-			// output changes, in a dry run too)
-			if err := outputLink(dst.Name, loc); err != nil {
-				return err
-			}
-			dd.FilesRewritten++
-			dd.RowsErased += erased
-			dr.RowsErased += erased
-			mf.Rows -= erased
-			if a != nil {
-				mf.Bytes, mf.SHA256 = a.size, a.sum
-				actions = append(actions, a.action)
-				rewritten = append(rewritten, &mf.OutputFile)
-			}
+			jobs = append(jobs, d.newOutputJob(dst.Name, storage.Join(dst.Output, mf.Path), mf, dd, b.Dataset.Subject, match, len(jobs)))
+		}
+	}
+	// the published files lose their erased subjects' rows on the
+	// engine's workers; then, in the manifest's order, their fates
+	if err := d.eraseOutputs(ctx, jobs); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.erasedRows == 0 {
+			continue
+		}
+		// a link here would keep the erased rows (checked before the
+		// output changes, in a dry run too)
+		if err := outputLink(dst.Name, j.loc); err != nil {
+			return err
+		}
+		j.dd.FilesRewritten++
+		j.dd.RowsErased += j.erasedRows
+		dr.RowsErased += j.erasedRows
+		j.mf.Rows -= j.erasedRows
+		if a := j.staged; a != nil {
+			j.mf.Bytes, j.mf.SHA256 = a.size, a.sum
+			actions = append(actions, a.action)
+			rewritten = append(rewritten, &j.mf.OutputFile)
 		}
 	}
 	if !opt.DryRun && len(actions) > 0 {
@@ -359,95 +358,6 @@ type stagedOutput struct {
 	action action
 	size   int64
 	sum    string
-}
-
-// eraseOutputFile removes the rows whose subject column is in match from
-// one output file: it returns the staged replacement (nil in a dry run)
-// and the rows erased.
-func (d *dataset) eraseOutputFile(ctx context.Context, dst, loc, subject string, match *transforms.SubjectSet, n int) (*stagedOutput, int64, error) {
-	st, mem := d.opt.Store, d.opt.Mem
-	f, _, err := pqstore.Open(ctx, st, loc, mem)
-	if err != nil {
-		return nil, 0, &dataerr.Error{Err: err}
-	}
-	defer f.Close()
-	if err := dataerr.CheckColumnNames(loc, f.Schema()); err != nil {
-		return nil, 0, err
-	}
-	if f.Schema().FieldIndices(subject) == nil {
-		return nil, 0, &dataerr.Error{Location: loc, Column: subject, Err: errors.New("the published output lacks the subject column the policy gives it")}
-	}
-	leaf := f.LeafIndex(subject)
-	rule := transforms.RetainRule{Erasure: match}
-	fates := make([][]transforms.Fate, f.NumRowGroups())
-	var counts transforms.RetainCounts
-	for rg := range fates {
-		fs := make([]transforms.Fate, f.RowGroupRows(rg))
-		off := 0
-		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: []int{leaf}, BatchSize: d.opt.BatchSize}, func(b arrow.RecordBatch) error {
-			k := int(b.NumRows())
-			err := rule.Decide(nil, nil, b.Column(0), fs[off:off+k], &counts)
-			off += k
-			return err
-		})
-		if err != nil {
-			return nil, 0, &dataerr.Error{Location: loc, Err: err}
-		}
-		if slices.Contains(fs, transforms.FateErased) {
-			fates[rg] = fs
-		}
-	}
-	erased := counts.Erased
-	if erased == 0 || d.opt.DryRun {
-		return nil, erased, nil
-	}
-	src, err := st.Open(ctx, loc)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer src.Close()
-	defer d.closeParts()
-	pieces := []parquetio.Piece{{Part: src}}
-	var rewritten []int
-	next := 0
-	for rg, fs := range fates {
-		if fs == nil {
-			pieces = append(pieces, parquetio.Piece{Part: src, RowGroups: []int{rg}})
-			next++
-			continue
-		}
-		part, groups, err := d.rewrite(ctx, f, rg, fs, sinks{})
-		if err != nil {
-			return nil, 0, err
-		}
-		if groups > 0 {
-			idx := make([]int, groups)
-			for i := range idx {
-				idx[i], rewritten = i, append(rewritten, next+i)
-			}
-			next += groups
-			pieces = append(pieces, parquetio.Piece{Part: part, RowGroups: idx})
-		}
-	}
-	staged := storage.Join(d.work, d.opt.RunID, fmt.Sprintf("%05d.parquet", n))
-	var sum string
-	var size int64
-	err = writeVerified(ctx, st, staged, f.NumRows()-erased, f.Schema(), rewritten, mem, func(w io.Writer) error {
-		h := sha256.New()
-		cw := &countingWriter{w: io.MultiWriter(w, h)}
-		if _, err := parquetio.Assemble(cw, pieces); err != nil {
-			return err
-		}
-		sum, size = hex.EncodeToString(h.Sum(nil)), cw.n
-		return nil
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: stage the erased output: %w", loc, err)
-	}
-	if err := checkSubset(ctx, d.opt, dst, loc, staged); err != nil { // erasure only removes
-		return nil, 0, err
-	}
-	return &stagedOutput{action: action{File: loc, Staged: staged}, size: size, sum: sum}, erased, nil
 }
 
 // countingWriter counts the bytes written through it.

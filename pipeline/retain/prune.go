@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -116,6 +117,7 @@ type bloomHashes struct {
 	i64   []int64
 	i32   []int32
 	bytes []parquet.ByteArray
+	once  sync.Once
 	sums  []uint64 // made with the first filter's hasher
 }
 
@@ -124,12 +126,12 @@ type bloomHashes struct {
 // for strings), the only one arrow-go reads filters with, so the hashes
 // made with one filter's hasher serve every filter.
 func (b *bloomHashes) hash(h metadata.Hasher) []uint64 {
-	if b.sums == nil {
+	b.once.Do(func() {
 		b.sums = make([]uint64, 0, len(b.i64)+len(b.i32)+len(b.bytes))
 		b.sums = append(b.sums, metadata.GetHashes(h, b.i64)...)
 		b.sums = append(b.sums, metadata.GetHashes(h, b.i32)...)
 		b.sums = append(b.sums, metadata.GetHashes(h, b.bytes)...)
-	}
+	})
 	return b.sums
 }
 
@@ -151,6 +153,8 @@ func (d *dataset) subjectHashes(f *parquetio.File, c ruleCols, set *transforms.S
 		return nil
 	}
 	kind := fmt.Sprint(phys, signed)
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, h := range d.hashes {
 		if h.set == set && h.kind == kind {
 			return h
@@ -190,14 +194,15 @@ func (d *dataset) subjectHashes(f *parquetio.File, c ruleCols, set *transforms.S
 // of a subject on an erasure list (by the subject column's statistics and
 // bloom filter; bloom reports that the filter settled it) or,
 // in the isolated part, rows past the legal minimum.
-func (d *dataset) mayErase(f *parquetio.File, c ruleCols, rg int, ts transforms.TimeStats) (may, bloom bool) {
-	if !d.rule.Isolated {
-		if d.rule.Ended {
+func (j *job) mayErase(rg int, ts transforms.TimeStats) (may, bloom bool) {
+	f, c := j.f, j.cols
+	if !j.rule.Isolated {
+		if j.rule.Ended {
 			return true, false // every row of an ended dataset goes
 		}
-		return d.subjectsMayMatch(f, c, rg, d.rule.Erasure)
+		return j.d.subjectsMayMatch(f, c, rg, j.rule.Erasure)
 	}
 	// NULL times are inside the legal minimum: its clock has not started
-	legal := transforms.RetainRule{Retention: true, Cutoff: d.rule.LegalCutoff}
-	return !d.rule.LegalMinimum || c.time < 0 || legal.Classify(ts) != transforms.SpanInside, false
+	legal := transforms.RetainRule{Retention: true, Cutoff: j.rule.LegalCutoff}
+	return !j.rule.LegalMinimum || c.time < 0 || legal.Classify(ts) != transforms.SpanInside, false
 }

@@ -53,12 +53,14 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/deidproject/deid/pipeline"
 	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/internal/engine"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/lists"
 	"github.com/deidproject/deid/pipeline/output"
@@ -182,16 +184,19 @@ func newDatasetReport(ds *rules.RetainDataset) *report.RetainDataset {
 
 // dataset is the state of one dataset's run.
 type dataset struct {
-	ds     *rules.RetainDataset
-	opt    *Options
-	rep    *report.RetainDataset
-	root   string
-	work   string // <root>/.deid-retain: journal and staged files
-	rule   transforms.RetainRule
-	fpKey  []byte          // fingerprint key of erased subjects
-	erased map[any]bool    // subjects with rows erased in this run
-	open   []*scratch.Part // re-encoded parts, until assembled
-	hashes []*bloomHashes  // subject ids as bloom filters hash them, per set and column type
+	ds    *rules.RetainDataset
+	opt   *Options
+	rep   *report.RetainDataset
+	root  string
+	work  string // <root>/.deid-retain: journal and staged files
+	rule  transforms.RetainRule
+	fpKey []byte // fingerprint key of erased subjects
+
+	// mu guards what the files' concurrent tasks share: the report, and
+	// erased and hashes
+	mu     sync.Mutex
+	erased map[any]bool   // subjects with rows erased in this run
+	hashes []*bloomHashes // subject ids as bloom filters hash them, per set and column type
 }
 
 func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDataset, dsr *report.RetainDataset, sets erasedSets, opt *Options) error {
@@ -279,33 +284,8 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 			}
 		}()
 	}
-	for i, m := range matches {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		a, err := d.processFile(ctx, m, i)
-		if err != nil {
-			return err
-		}
-		if a != nil {
-			actions = append(actions, *a)
-			opt.failpoint("staged")
-		}
-	}
-	// then the isolated part: every row there is an erased subject's
-	d.rule.Isolated = true
-	for i, m := range isolated {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		a, err := d.processFile(ctx, m, len(matches)+i)
-		if err != nil {
-			return err
-		}
-		if a != nil {
-			actions = append(actions, *a)
-			opt.failpoint("staged")
-		}
+	if actions, err = d.stageFiles(ctx, matches, isolated); err != nil {
+		return err
 	}
 	for id := range d.erased {
 		dsr.Subjects.Fingerprints = append(dsr.Subjects.Fingerprints, d.fingerprint(id))
@@ -323,6 +303,41 @@ func runDataset(ctx context.Context, plan *rules.RetainPlan, ds *rules.RetainDat
 	}
 	endCommit = opt.critical()
 	return commit(ctx, st, d.work, journal{Format: journalFormat, RunID: opt.RunID, Dataset: ds.Name, Actions: actions}, opt)
+}
+
+// stageFiles decides every file of the dataset (its source files, then
+// those of its isolated part) and stages their new versions, on the
+// engine's workers, and returns the journal's actions in the files' order.
+func (d *dataset) stageFiles(ctx context.Context, matches, isolated []storage.Match) ([]action, error) {
+	var jobs []*job
+	for i, m := range matches {
+		jobs = append(jobs, d.newJob(m, i, false))
+	}
+	for i, m := range isolated {
+		jobs = append(jobs, d.newJob(m, len(matches)+i, true))
+	}
+	defer func() {
+		for _, j := range jobs {
+			j.close() // a failed run's files
+		}
+	}()
+	files := make([]*engine.File, len(jobs))
+	for i, j := range jobs {
+		files[i] = j.openStage()
+	}
+	pool := engine.Pool{Workers: d.opt.Workers}
+	if err := pool.Run(ctx, files); err != nil {
+		return nil, err
+	}
+	var actions []action
+	for _, j := range jobs {
+		d.rep.FileDetails = append(d.rep.FileDetails, j.fr)
+		if j.action != nil {
+			actions = append(actions, *j.action)
+			d.opt.failpoint("staged")
+		}
+	}
+	return actions, nil
 }
 
 // loadLists reads the erasure and hold lists with the subject column's kind

@@ -13,141 +13,241 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/deidproject/deid/pipeline/internal/engine"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
-	"github.com/deidproject/deid/pipeline/report"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/transforms"
 )
 
-// This file holds how deid retain writes a file's new version: the row
-// groups it keeps copied byte for byte, the ones it rewrites re-encoded
-// without the removed rows, anonymized rows into the dataset's anonymized
-// part and isolated rows into its restricted part, all staged in the work
-// folder and verified before the journal commits them.
+// This file holds the stage stage of a file's job (job.go): how deid
+// retain writes a file's new version on the engine. The row groups it keeps
+// are copied byte for byte, those it rewrites re-encoded without the removed
+// rows, anonymized rows go into the dataset's anonymized part and isolated
+// rows into its restricted part, all staged in the work folder and verified
+// before the journal commits them.
 
-// stage writes the file's new version (and its anonymized rows) into the
-// work folder and verifies it.
-func (d *dataset) stage(ctx context.Context, f *parquetio.File, m storage.Match, n int, kinds []rgKind, fates [][]transforms.Fate, fr *report.RetainFile) (*action, error) {
-	st, mem := d.opt.Store, d.opt.Mem
+// stageFile starts the stage stage: the file's new version (and its
+// anonymized and isolated rows) staged in the work folder. Row groups are
+// copied, dropped or re-encoded on the engine's workers; a file whose rows
+// move to a sink (anonymized or isolated) re-encodes its row groups in
+// order instead, since one writer receives those rows.
+func (j *job) stageFile(ctx context.Context) (*engine.File, error) {
+	d, f, m, fr := j.d, j.f, j.m, j.fr
+	st := d.opt.Store
 	src, err := st.Open(ctx, m.Location)
 	if err != nil {
 		return nil, err
 	}
-	defer src.Close()
+	j.src = src
 	if g := src.Attrs().Generation; g != m.Generation {
 		return nil, fmt.Errorf("%s (generation %d, now %d): %w", m.Location, m.Generation, g, ErrConcurrentChange)
 	}
 	orig := parquetio.Part(src)
 	dir := storage.Join(d.work, d.opt.RunID)
 	a := &action{File: m.Location, Delete: fr.RowsKept == 0, Generation: m.Generation}
-	var out sinks
 	if fr.Anonymized > 0 {
-		a.AnonStaged, a.AnonFinal = storage.Join(dir, fmt.Sprintf("%05d-anonymized.parquet", n)), fr.AnonymizedTo
-		if out.anon, err = d.newAnonWriter(ctx, f.Schema(), a.AnonStaged); err != nil {
+		a.AnonStaged, a.AnonFinal = storage.Join(dir, fmt.Sprintf("%05d-anonymized.parquet", j.n)), fr.AnonymizedTo
+		if j.sinks.anon, err = d.newAnonWriter(ctx, f.Schema(), a.AnonStaged); err != nil {
 			return nil, err
 		}
-		defer out.anon.abort()
 	}
 	if fr.Isolated > 0 {
-		a.IsoStaged, a.IsoFinal = storage.Join(dir, fmt.Sprintf("%05d-restricted.parquet", n)), fr.IsolatedTo
-		if out.iso, err = d.newIsoWriter(ctx, f.Schema(), a.IsoStaged); err != nil {
+		a.IsoStaged, a.IsoFinal = storage.Join(dir, fmt.Sprintf("%05d-restricted.parquet", j.n)), fr.IsolatedTo
+		if j.sinks.iso, err = d.newIsoWriter(ctx, f.Schema(), a.IsoStaged); err != nil {
 			return nil, err
 		}
-		defer out.iso.abort()
 	}
-	defer d.closeParts()
-	// build lists the pieces of the new file: the original's footer, its
-	// kept row groups copied and the re-encoded ones. With reencode, kept
-	// row groups are re-encoded too (for files whose Parquet schema deid's
-	// writer does not reproduce); anonymized and isolated rows are written
-	// once.
-	build := func(reencode bool, out sinks) ([]parquetio.Piece, []int, error) {
-		pieces := []parquetio.Piece{{Part: orig}}
-		if reencode {
-			pieces = nil
-		}
-		var rewritten []int // row group indices in the new file that were re-encoded
-		next := 0
-		for rg, k := range kinds {
-			fs := fates[rg]
-			switch {
-			case k == rgCopy && !reencode:
-				pieces = append(pieces, parquetio.Piece{Part: orig, RowGroups: []int{rg}})
-				next++
-				continue
-			case k == rgCopy:
-				fs = make([]transforms.Fate, f.RowGroupRows(rg))
-			case k == rgDrop:
-				continue
-			}
-			part, groups, err := d.rewrite(ctx, f, rg, fs, out)
-			if err != nil {
-				return nil, nil, err
-			}
-			if groups > 0 {
-				idx := make([]int, groups)
-				for i := range idx {
-					idx[i] = i
-					rewritten = append(rewritten, next+i)
-				}
-				next += groups
-				pieces = append(pieces, parquetio.Piece{Part: part, RowGroups: idx})
-			}
-		}
-		return pieces, rewritten, nil
+	reencode, err := j.reencodes(orig)
+	if err != nil {
+		return nil, err
 	}
-	// copied row groups next to re-encoded ones must agree on the Parquet
-	// schema and on each column's codec (some readers, parquet-go, decode
-	// every row group with the first one's): otherwise every row group is
-	// re-encoded. Decided before anything is encoded, from an empty part.
+	outputs := 1
+	if a.Delete {
+		outputs = 0
+	}
+	ef := &engine.File{Name: m.Location, RowGroups: len(j.rgs), Outputs: outputs,
+		Task: func(ctx context.Context, rg int, _ engine.Head) ([]engine.Piece, error) {
+			if j.sinks.anon != nil || j.sinks.iso != nil {
+				return nil, nil // re-encoded in order (InOrder)
+			}
+			return j.stageRowGroup(ctx, rg, orig, reencode, outputs, sinks{})
+		},
+		Open: func(ctx context.Context, _ int) (engine.Output, error) {
+			a.Staged = storage.Join(dir, fmt.Sprintf("%05d.parquet", j.n))
+			return newStagedFile(ctx, st, a.Staged, orig, reencode)
+		},
+		Finish: func(ctx context.Context, outs []engine.Output) (*engine.File, error) {
+			return nil, j.finishStaged(ctx, a, outs, reencode)
+		}}
+	if j.sinks.anon != nil || j.sinks.iso != nil {
+		ef.InOrder = func(ctx context.Context, rg int, _ []engine.Piece) ([]engine.Piece, error) {
+			return j.stageRowGroup(ctx, rg, orig, reencode, outputs, j.sinks)
+		}
+	}
+	return ef, nil
+}
+
+// reencodes decides whether every kept row group of the file is
+// re-encoded, not only those that lose rows: copied row groups next to
+// re-encoded ones must agree on the Parquet schema and on each column's
+// codec (some readers, parquet-go, decode every row group with the first
+// one's). Decided before anything is encoded, from an empty part.
+func (j *job) reencodes(orig parquetio.Part) (bool, error) {
+	d, f := j.d, j.f
 	_, uniformCodec := f.Codec()
 	reencode := !uniformCodec
-	if !reencode && slices.Contains(kinds, rgRewrite) {
+	if !reencode && slices.ContainsFunc(j.rgs, func(dec rgDecision) bool { return dec.kind == rgRewrite }) {
+		var err error
 		if reencode, err = d.partSchemaDiffers(f, orig); err != nil {
-			return nil, err
+			return false, err
 		}
 	}
 	if reencode {
-		d.opt.Logger.Info("re-encoding the whole file: its Parquet schema or codecs differ from what deid writes", "file", m.Location)
-		for _, k := range kinds {
-			if k == rgCopy {
+		d.opt.Logger.Info("re-encoding the whole file: its Parquet schema or codecs differ from what deid writes", "file", j.m.Location)
+		d.mu.Lock()
+		for _, dec := range j.rgs {
+			if dec.kind == rgCopy {
 				d.rep.RowGroups.Copied--
 				d.rep.RowGroups.Rewritten++
 			}
 		}
+		d.mu.Unlock()
 	}
-	pieces, rewritten, err := build(reencode, out)
+	return reencode, nil
+}
+
+// stageRowGroup is row group rg's piece of the new version: copied byte for
+// byte, dropped, or its kept rows re-encoded (every kept row group, with
+// reencode), the rows that go written to out.
+func (j *job) stageRowGroup(ctx context.Context, rg int, orig parquetio.Part, reencode bool, outputs int, out sinks) ([]engine.Piece, error) {
+	dec := &j.rgs[rg]
+	fates := dec.fates
+	switch {
+	case dec.kind == rgDrop:
+		return nil, nil
+	case dec.kind == rgCopy && !reencode:
+		if outputs == 0 {
+			return nil, nil
+		}
+		return []engine.Piece{{Source: orig, RowGroups: []int{rg}}}, nil
+	case dec.kind == rgCopy:
+		fates = make([]transforms.Fate, j.f.RowGroupRows(rg))
+	}
+	part, groups, err := j.d.rewrite(ctx, j.f, rg, fates, out)
+	if err != nil || part == nil {
+		return nil, err
+	}
+	dec.groups = groups
+	if outputs == 0 {
+		part.Discard()
+		return nil, nil
+	}
+	return []engine.Piece{{Part: part, RowGroups: firstGroups(groups)}}, nil
+}
+
+// stagedFile is the new version being spliced in the work folder.
+type stagedFile struct {
+	loc string
+	w   storage.Writer
+	sp  *parquetio.Splicer
+}
+
+// newStagedFile creates the staged file at loc; unless every row group is
+// re-encoded, the original's footer gives it its schema and metadata.
+func newStagedFile(ctx context.Context, st storage.Store, loc string, orig parquetio.Part, reencode bool) (*stagedFile, error) {
+	w, err := st.Create(ctx, loc)
 	if err != nil {
 		return nil, err
 	}
+	s := &stagedFile{loc: loc, w: w, sp: parquetio.NewSplicer(w)}
+	if !reencode {
+		if err := s.sp.AddRowGroups(orig, nil); err != nil {
+			w.Abort()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Splicer is where the new version's row groups go (engine.Output).
+func (s *stagedFile) Splicer() *parquetio.Splicer { return s.sp }
+
+// Abort discards the staged file.
+func (s *stagedFile) Abort() { s.w.Abort() }
+
+// Name names the staged file in errors.
+func (s *stagedFile) Name() string { return "the rewritten file" }
+
+// finishStaged ends the stage stage: the new version's footer, its
+// verification (its re-encoded row groups decoded), the sinks' files
+// closed and verified. The job's action is then set.
+func (j *job) finishStaged(ctx context.Context, a *action, outs []engine.Output, reencode bool) (err error) {
+	d, m, fr := j.d, j.m, j.fr
+	st, mem := d.opt.Store, d.opt.Mem
+	defer j.close()
 	if !a.Delete {
-		a.Staged = storage.Join(dir, fmt.Sprintf("%05d.parquet", n))
-		if err := writeVerified(ctx, st, a.Staged, fr.RowsKept, f.Schema(), rewritten, mem, func(w io.Writer) error {
-			_, err := parquetio.Assemble(w, pieces)
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
+		s, _ := outs[0].(*stagedFile)
+		if s == nil {
+			return fmt.Errorf("%s: stage the rewritten file: no row group", m.Location)
+		}
+		if _, err := s.sp.Close(); err != nil {
+			s.Abort()
+			return fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
+		}
+		if _, err := s.w.Commit(); err != nil {
+			s.Abort()
+			return fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
+		}
+		if err := verifyFile(ctx, st, a.Staged, fr.RowsKept, j.f.Schema(), j.rewritten(reencode), mem); err != nil {
+			return fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
 		}
 	}
-	if out.anon != nil {
-		if err := out.anon.close(); err != nil {
-			return nil, fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
+	if anon := j.sinks.anon; anon != nil {
+		if err := anon.close(); err != nil {
+			return fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
 		}
-		if err := verifyFile(ctx, st, a.AnonStaged, fr.Anonymized, out.anon.schema, nil, mem); err != nil {
-			return nil, fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
+		if err := verifyFile(ctx, st, a.AnonStaged, fr.Anonymized, anon.schema, nil, mem); err != nil {
+			return fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
 		}
 	}
-	if out.iso != nil {
+	if iso := j.sinks.iso; iso != nil {
 		// the isolated rows keep every column: rows = isolated, schema = the source's
-		if err := out.iso.close(); err != nil {
-			return nil, fmt.Errorf("%s: stage the isolated rows: %w", m.Location, err)
+		if err := iso.close(); err != nil {
+			return fmt.Errorf("%s: stage the isolated rows: %w", m.Location, err)
 		}
-		if err := verifyFile(ctx, st, a.IsoStaged, fr.Isolated, f.Schema(), nil, mem); err != nil {
-			return nil, fmt.Errorf("%s: stage the isolated rows: %w", m.Location, err)
+		if err := verifyFile(ctx, st, a.IsoStaged, fr.Isolated, j.f.Schema(), nil, mem); err != nil {
+			return fmt.Errorf("%s: stage the isolated rows: %w", m.Location, err)
 		}
 	}
-	return a, nil
+	if d.opt.DryRun {
+		if p := d.opt.predict; p != nil {
+			p.note(m.Location, a.Staged) // "" when the file would be deleted
+		}
+		return nil
+	}
+	j.action = a
+	return nil
+}
+
+// rewritten lists the row groups of the new version that were re-encoded,
+// for its verification to decode.
+func (j *job) rewritten(reencode bool) []int {
+	var idx []int
+	next := 0
+	for _, dec := range j.rgs {
+		switch {
+		case dec.kind == rgDrop:
+		case dec.kind == rgCopy && !reencode:
+			next++
+		default:
+			for range dec.groups {
+				idx = append(idx, next)
+				next++
+			}
+		}
+	}
+	return idx
 }
 
 // sinks receive the rows of a rewritten row group that do not stay: the
@@ -162,7 +262,7 @@ type sinks struct {
 // the rows that go are anonymized into out.anon, and the restricted rows
 // written to out.iso, when they are set. It returns the part and its number
 // of row groups (0 when no row stays).
-func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates []transforms.Fate, out sinks) (parquetio.Part, int, error) {
+func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates []transforms.Fate, out sinks) (*scratch.Part, int, error) {
 	sch := f.Schema()
 	all := make([]int, sch.NumFields())
 	dict := map[string]bool{}
@@ -209,7 +309,6 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 		return nil, 0, err
 	}
 	keep = true
-	d.open = append(d.open, part)
 	return part, groups, nil
 }
 
@@ -257,14 +356,6 @@ func fateClass(f transforms.Fate) int {
 		return 2
 	}
 	return 1
-}
-
-// closeParts frees the parts kept for assembling.
-func (d *dataset) closeParts() {
-	for _, p := range d.open {
-		p.Discard()
-	}
-	d.open = nil
 }
 
 func allNullable(s *arrow.Schema) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -14,23 +13,6 @@ import (
 	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/storage"
 )
-
-// writeVerified streams what fill produces to location and verifies it
-// (see verifyFile).
-func writeVerified(ctx context.Context, st storage.Store, location string, wantRows int64, want *arrow.Schema, decode []int, mem memory.Allocator, fill func(io.Writer) error) error {
-	w, err := st.Create(ctx, location)
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	if err := fill(w); err != nil {
-		return err
-	}
-	if _, err := w.Commit(); err != nil {
-		return err
-	}
-	return verifyFile(ctx, st, location, wantRows, want, decode, mem)
-}
 
 // verifyFile checks a staged file: readable, wantRows rows, the Arrow
 // schema want, and the row groups listed in decode (the re-encoded ones;

@@ -19,10 +19,12 @@ import (
 	"github.com/deidproject/deid/pipeline/parquetio"
 )
 
-// Piece is what one row-group task gives one output: an encoded part, or
-// row groups of Source copied byte for byte (with none, Source only gives
-// the output its footer, when it is the output's first piece). The zero
-// Piece adds nothing.
+// Piece is what one row-group task gives one output: an encoded part,
+// spliced whole (or streamed in as it was encoded) and then freed, or, with
+// RowGroups, only those of its row groups copied (Splicer.AddRowGroups);
+// or row groups of Source copied byte for byte (with none, Source only
+// gives the output its footer, when it is the output's first piece). The
+// zero Piece adds nothing.
 type Piece struct {
 	Part      *scratch.Part
 	Source    parquetio.Part
@@ -349,6 +351,8 @@ func (st *state) add(ctx context.Context, oi int, p Piece) error {
 	sp := out.Splicer()
 	var err error
 	switch {
+	case p.Part != nil && p.RowGroups != nil:
+		err = sp.AddRowGroups(p.Part, p.RowGroups)
 	case p.Part != nil:
 		if streamedTo, start := p.Part.Streamed(); streamedTo != nil {
 			if streamedTo != sp {
