@@ -24,6 +24,7 @@ func TestReadmeGeneratedSections(t *testing.T) {
 		{"docs/reference/detectors.md", "detectors", detectorTable()},
 		{"docs/reference/policy.md", "purposes", purposeTable()},
 		{"docs/reference/policy.md", "defaults", defaultsTable()},
+		{"docs/reference/policy.md", "keys", generated(t, policyKeysTable)},
 		{"docs/design/architecture.md", "imports", importsTable(t)},
 		{"docs/design/architecture.md", "layout-rules", layoutRulesList()},
 		{"docs/design/parquet.md", "support-matrix", supportMatrixTable()},
@@ -50,6 +51,16 @@ func TestReadmeGeneratedSections(t *testing.T) {
 			}
 		}
 	}
+}
+
+// generated returns what f returns, failing the test on an error.
+func generated(t *testing.T, f func() (string, error)) string {
+	t.Helper()
+	s, err := f()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // markdownFiles returns README.md and every Markdown file under docs/.
