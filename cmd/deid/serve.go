@@ -112,7 +112,7 @@ func newScheduler(pol *rules.Policy, opt pipeline.Options, lockTTL time.Duration
 	return schedule.New(pol, schedule.Options{
 		Runners: map[string]schedule.RunFunc{
 			rules.JobDeidentify: gated(schedule.Deidentify(pol, opt, os.LookupEnv, clock)),
-			rules.JobRetain:     schedule.Retain(pol, retain.Options{Logger: opt.Logger, Mem: opt.Mem, Store: opt.Store, Critical: opt.Critical}, os.LookupEnv, clock),
+			rules.JobRetain:     schedule.Retain(pol, retain.Options{Logger: opt.Logger, Mem: opt.Mem, Store: opt.Store, Critical: opt.Critical, Workers: opt.Workers, ScratchDir: opt.ScratchDir, BatchSize: int64(opt.BatchSize)}, os.LookupEnv, clock),
 		},
 		Logger:     opt.Logger,
 		Registerer: reg,

@@ -2,14 +2,16 @@ package retain
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/zeebo/xxh3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -26,7 +28,7 @@ import (
 // its age came from expired, issue 15). So before anything is committed,
 // every row of the new file must take one row of the old file, as a
 // multiset: rows are compared by a 128-bit hash of every column's value
-// (its type's text form, NULL apart), so memory is 16 bytes a row of the
+// (its type's text form, NULL apart; xxh3), so memory is 16 bytes a row of the
 // two files, not the rows. A file with a new row fails the run, naming
 // it, and nothing of the output is committed.
 
@@ -55,32 +57,56 @@ func rowHashes(ctx context.Context, opt *Options, loc string) ([]rowHash, []stri
 		cols[i] = strconv.Quote(fld.Name) + " " + t.String()
 		leaves[i] = f.LeafIndex(fld.Name)
 	}
-	hashes := make([]rowHash, 0, f.NumRows())
-	var buf []byte
-	for rg := 0; rg < f.NumRowGroups(); rg++ {
-		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: leaves, BatchSize: opt.BatchSize}, func(b arrow.RecordBatch) error {
-			for i := 0; i < int(b.NumRows()); i++ {
-				buf = buf[:0]
-				for _, c := range b.Columns() {
-					if c.IsNull(i) {
-						buf = append(buf, 0)
-						continue
-					}
-					v := c.ValueStr(i)
-					buf = binary.AppendUvarint(append(buf, 1), uint64(len(v)))
-					buf = append(buf, v...)
-				}
-				s := sha256.Sum256(buf)
-				hashes = append(hashes, rowHash{binary.BigEndian.Uint64(s[:8]), binary.BigEndian.Uint64(s[8:16])})
+	// row groups are hashed on the run's workers, each into its own slice
+	parts := make([][]rowHash, f.NumRowGroups())
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(opt.Workers, 1))
+	if opt.Workers <= 0 {
+		g.SetLimit(runtime.GOMAXPROCS(0))
+	}
+	for rg := range parts {
+		g.Go(func() error {
+			hs, err := hashRowGroup(gctx, f, rg, leaves, opt.BatchSize)
+			if err != nil {
+				return &dataerr.Error{Location: loc, Err: err}
 			}
+			parts[rg] = hs
 			return nil
 		})
-		if err != nil {
-			return nil, nil, &dataerr.Error{Location: loc, Err: err}
-		}
 	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	hashes := slices.Concat(parts...)
 	slices.SortFunc(hashes, cmpRowHash)
 	return hashes, cols, nil
+}
+
+// hashRowGroup returns the hashes of row group rg's rows: 128-bit xxh3 of
+// every column's value in its type's text form, NULL apart. The check
+// guards against a rule deciding on changed data, not against a chosen
+// collision, so a fast hash serves.
+func hashRowGroup(ctx context.Context, f *parquetio.File, rg int, leaves []int, batch int64) ([]rowHash, error) {
+	hashes := make([]rowHash, 0, f.RowGroupRows(rg))
+	var buf []byte
+	err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: leaves, BatchSize: batch}, func(b arrow.RecordBatch) error {
+		for i := 0; i < int(b.NumRows()); i++ {
+			buf = buf[:0]
+			for _, c := range b.Columns() {
+				if c.IsNull(i) {
+					buf = append(buf, 0)
+					continue
+				}
+				v := c.ValueStr(i)
+				buf = binary.AppendUvarint(append(buf, 1), uint64(len(v)))
+				buf = append(buf, v...)
+			}
+			h := xxh3.Hash128(buf)
+			hashes = append(hashes, rowHash{h.Hi, h.Lo})
+		}
+		return nil
+	})
+	return hashes, err
 }
 
 func cmpRowHash(a, b rowHash) int {
@@ -104,15 +130,24 @@ func cmpRowHash(a, b rowHash) int {
 // multiset) or other columns. A published file that does not exist holds
 // no row.
 func checkSubset(ctx context.Context, opt *Options, dst, published, staged string) error {
+	// the new version and the published file are read at once
+	var older []rowHash
+	var oldCols []string
+	var oldErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		older, oldCols, oldErr = rowHashes(ctx, opt, published)
+	}()
 	newer, newCols, err := rowHashes(ctx, opt, staged)
+	<-done
 	if err != nil {
 		return fmt.Errorf("destination %q: %s: read the new version to check it: %w", dst, published, err)
 	}
 	if len(newer) == 0 {
 		return nil
 	}
-	older, oldCols, err := rowHashes(ctx, opt, published)
-	switch {
+	switch err := oldErr; {
 	case errors.Is(err, storage.ErrNotExist):
 		older = nil
 	case err != nil:
