@@ -276,204 +276,264 @@ type verifier struct {
 func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *report.Verification, risk map[string]*riskClasses, mf *output.ManifestFile) error {
 	loc := storage.Join(dst.Output, mf.Path)
 	dv.Files++
-	find := func(check, column string, rg int, n int64, format string, args ...any) {
-		dv.Findings = append(dv.Findings, report.Finding{Check: check, File: loc, Column: column, RowGroup: rg, Values: n, Msg: fmt.Sprintf(format, args...)})
-	}
-	b := dst.Binding(mf.Dataset)
 	f, _, err := pqstore.Open(ctx, vr.opt.Store, loc, vr.opt.Mem)
 	if err != nil {
 		return err
 	}
-	sch := f.Schema()
-	if err := dataerr.CheckColumnNames(loc, sch); err != nil {
+	defer f.Close()
+	fc := &fileCheck{vr: vr, dv: dv, loc: loc, b: dst.Binding(mf.Dataset), sch: f.Schema()}
+	fc.checkSchema(dst, mf)
+	if err := fc.planColumns(); err != nil {
+		return err
+	}
+	if err := fc.planRows(ctx, dst, mf, risk); err != nil {
+		return err
+	}
+	for rg := 0; rg < f.NumRowGroups(); rg++ {
+		if err := fc.scanRowGroup(ctx, f, rg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileCheck is the checks of one published file: what each column is
+// checked for, and the row checks' columns.
+type fileCheck struct {
+	vr  *verifier
+	dv  *report.Verification
+	loc string
+	b   *rules.Binding
+	sch *arrow.Schema
+
+	expected map[string]*rules.BoundColumn // the policy's output columns
+	// per column: its detectors, whether it is exempt from the identifier
+	// check, the form its transform writes and the source column whose
+	// short values are looked for in it
+	sets        []*detect.Set
+	exempt      []bool
+	forms       []transforms.OutputForm
+	shortSource []string
+	cols        []int
+
+	gone       map[string]bool // erased subjects as the destination writes them
+	subjectCol int
+	timeCol    int
+	cut        int64
+	cutNow     time.Time
+	rc         *riskClasses
+	qiCols     []int
+
+	buf      detect.Buffer
+	matches  []detect.Match
+	fileRows int64 // rows of the file before the batch
+}
+
+// find records a finding of the file.
+func (fc *fileCheck) find(check, column string, rg int, n int64, format string, args ...any) {
+	fc.dv.Findings = append(fc.dv.Findings, report.Finding{Check: check, File: fc.loc, Column: column, RowGroup: rg, Values: n, Msg: fmt.Sprintf(format, args...)})
+}
+
+// checkSchema is the schema check: the policy's output columns, no more,
+// no fewer, with names that cannot be taken one for another.
+func (fc *fileCheck) checkSchema(dst *rules.Destination, mf *output.ManifestFile) {
+	if err := dataerr.CheckColumnNames(fc.loc, fc.sch); err != nil {
 		// the columns would be read by name, one in place of the other
 		var de *dataerr.Error
 		errors.As(err, &de)
-		find("schema", "", -1, 0, "%v", de.Err)
+		fc.find("schema", "", -1, 0, "%v", de.Err)
 	}
-	// schema: the policy's output columns, no more, no fewer
-	expected := map[string]*rules.BoundColumn{}
-	if b == nil {
-		find("schema", "", -1, 0, "dataset %q is not sent to destination %q by the policy", mf.Dataset, dst.Name)
+	fc.expected = map[string]*rules.BoundColumn{}
+	if fc.b == nil {
+		fc.find("schema", "", -1, 0, "dataset %q is not sent to destination %q by the policy", mf.Dataset, dst.Name)
 	} else {
-		for name, bc := range b.Columns {
+		for name, bc := range fc.b.Columns {
 			if !bc.Spec.Drops {
-				expected[name] = bc
+				fc.expected[name] = bc
 			}
 		}
 	}
 	present := map[string]bool{}
-	for _, fld := range sch.Fields() {
+	for _, fld := range fc.sch.Fields() {
 		present[fld.Name] = true
-		if _, ok := expected[fld.Name]; !ok && b != nil {
-			find("schema", fld.Name, -1, 0, "the policy promises no column %q in dataset %q of destination %q", fld.Name, mf.Dataset, dst.Name)
+		if _, ok := fc.expected[fld.Name]; !ok && fc.b != nil {
+			fc.find("schema", fld.Name, -1, 0, "the policy promises no column %q in dataset %q of destination %q", fld.Name, mf.Dataset, dst.Name)
 		}
 	}
-	for _, name := range sortedKeys(expected) {
+	for _, name := range sortedKeys(fc.expected) {
 		if !present[name] {
-			find("schema", name, -1, 0, "the policy's column %q is missing", name)
+			fc.find("schema", name, -1, 0, "the policy's column %q is missing", name)
 		}
 	}
-	// the detectors each column is checked with
-	sets := make([]*detect.Set, sch.NumFields())
-	exempt := make([]bool, sch.NumFields())
-	cols := make([]int, sch.NumFields())
-	for j, fld := range sch.Fields() {
-		cols[j] = j
-		sets[j], exempt[j], err = columnChecks(expected[fld.Name], vr.opt.Strict)
+}
+
+// planColumns settles what each column is checked for: its detectors
+// (pii), the form of what its transform writes (pseudonym) and, for an
+// identifier column's output, the source column whose short values are
+// looked for in it as whole values (identifier).
+func (fc *fileCheck) planColumns() error {
+	n := fc.sch.NumFields()
+	fc.sets, fc.exempt, fc.cols = make([]*detect.Set, n), make([]bool, n), make([]int, n)
+	fc.forms, fc.shortSource = make([]transforms.OutputForm, n), make([]string, n)
+	for j, fld := range fc.sch.Fields() {
+		fc.cols[j] = j
+		var err error
+		fc.sets[j], fc.exempt[j], err = columnChecks(fc.expected[fld.Name], fc.vr.opt.Strict)
 		if err != nil {
-			f.Close()
-			return fmt.Errorf("%s: column %q: %w", storage.QuoteLocation(loc), fld.Name, err)
+			return fmt.Errorf("%s: column %q: %w", storage.QuoteLocation(fc.loc), fld.Name, err)
 		}
-	}
-	// pseudonym: the form of what a column's transform writes; identifier:
-	// the source column whose short values are looked for, as whole
-	// values, in the output column written from it (an identifier column's)
-	forms := make([]transforms.OutputForm, sch.NumFields())
-	misses := make([]formMisses, sch.NumFields())
-	shortSource := make([]string, sch.NumFields())
-	for j, fld := range sch.Fields() {
-		if bc := expected[fld.Name]; bc != nil && bc.Transform != nil {
-			forms[j], _ = bc.Transform.(transforms.OutputForm)
+		if bc := fc.expected[fld.Name]; bc != nil && bc.Transform != nil {
+			fc.forms[j], _ = bc.Transform.(transforms.OutputForm)
 		}
-		if b != nil && !exempt[j] {
-			if c := b.Dataset.Column(fld.Name); c != nil && c.Type != nil && (c.Type.Category == rules.DirectIdentifier || c.Type.Category == rules.DeviceIdentifier) {
-				shortSource[j] = b.Dataset.Name + "." + fld.Name
+		if fc.b != nil && !fc.exempt[j] {
+			if c := fc.b.Dataset.Column(fld.Name); c != nil && c.Type != nil && (c.Type.Category == rules.DirectIdentifier || c.Type.Category == rules.DeviceIdentifier) {
+				fc.shortSource[j] = fc.b.Dataset.Name + "." + fld.Name
 			}
 		}
 	}
-	// erasure: the erased subjects as this destination writes them
-	var gone map[string]bool
-	subjectCol := -1
-	if b != nil {
-		gone, err = vr.erased.forBinding(ctx, dst, b)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if idx := sch.FieldIndices(b.Dataset.Subject); gone != nil && len(idx) > 0 {
-			subjectCol = idx[0] // a missing subject column is a schema finding
-		}
-	}
-	// retention: no time before the cut-off, as the destination writes it
-	timeCol, cut := -1, int64(0)
-	cutNow := mf.Now
-	if !vr.opt.Now.IsZero() {
-		cutNow = vr.opt.Now
-	}
-	if b != nil {
-		if j, c, ok, err := retentionBound(vr.opt.Mem, b, sch, cutNow); err != nil {
-			f.Close()
-			return fmt.Errorf("%s: %w", storage.QuoteLocation(loc), err)
-		} else if ok {
-			timeCol, cut = j, c
-		}
-	}
-	// risk: count the classes of the quasi-identifiers' values
-	var rc *riskClasses
-	var qiCols []int
-	if b != nil && len(b.QuasiIdentifiers) > 0 {
-		if rc = risk[mf.Dataset]; rc == nil {
-			rc = &riskClasses{binding: b, tally: classes.NewTally(vr.opt.ScratchDir, vr.opt.TallyLimit)}
-			vr.tallies = append(vr.tallies, rc.tally)
-			risk[mf.Dataset] = rc
-		}
-		for _, q := range b.QuasiIdentifiers {
-			if idx := sch.FieldIndices(q); len(idx) > 0 {
-				qiCols = append(qiCols, idx[0])
-			}
-		}
-		if len(qiCols) != len(b.QuasiIdentifiers) {
-			rc.incomplete = true
-			qiCols = nil
-		}
-	}
-	var buf detect.Buffer
-	var matches []detect.Match
-	var fileRows int64 // rows of the file before the batch
-	for rg := 0; rg < f.NumRowGroups(); rg++ {
-		found := make([]map[string]int64, sch.NumFields())
-		clear(misses)
-		var erasedRows, expiredRows int64
-		err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: int64(vr.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
-			dv.Rows += rec.NumRows()
-			base := fileRows
-			fileRows += rec.NumRows()
-			for j, form := range forms {
-				if form != nil {
-					misses[j].check(rec.Column(j), form, base)
-				}
-			}
-			if timeCol >= 0 {
-				expiredRows += countBefore(rec.Column(timeCol), cut)
-			}
-			if qiCols != nil {
-				if err := rc.add(rec, qiCols); err != nil {
-					return fmt.Errorf("%s: %w", storage.QuoteLocation(loc), err)
-				}
-			}
-			if subjectCol >= 0 {
-				eachText(rec.Column(subjectCol), func(v []byte) {
-					if gone[string(v)] {
-						erasedRows++
-					}
-				})
-			}
-			for j := range cols {
-				set := sets[j]
-				eachText(rec.Column(j), func(v []byte) {
-					if set != nil {
-						matches = set.Find(matches[:0], v, &buf)
-						for _, mt := range matches {
-							if found[j] == nil {
-								found[j] = map[string]int64{}
-							}
-							found[j][set.Detectors()[mt.Detector].Name()]++
-						}
-					}
-					if exempt[j] {
-						return
-					}
-					if len(v) < minIdentifierLen {
-						// a short whole value, in a column written from an
-						// identifier column: compared with that column's
-						// own values
-						if src := shortSource[j]; src != "" && len(v) > 0 && vr.ids.hasShort(src, v) &&
-							!vr.short.add(vr.ids.shortKey(src, v), vr.room(), dv, loc, sch.Field(j).Name, rg) {
-							vr.overflow = true
-						}
-						return
-					}
-					words(v, func(w []byte) {
-						if vr.ids.has(w) && !vr.candidates.add(w, vr.room(), dv, loc, sch.Field(j).Name, rg) {
-							vr.overflow = true
-						}
-					})
-				})
-			}
-			return nil
-		})
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if expiredRows > 0 {
-			find("retention", sch.Field(timeCol).Name, rg, expiredRows, "%d rows older than the retention cut-off (%s before %s)", expiredRows, b.Dataset.Retention.Keep, cutNow.Format(time.RFC3339))
-		}
-		if erasedRows > 0 {
-			find("erasure", b.Dataset.Subject, rg, erasedRows, "%d rows of subjects on the dataset's erasure lists", erasedRows)
-		}
-		for j, m := range misses {
-			if m.n > 0 {
-				find("pseudonym", sch.Field(j).Name, rg, m.n, "%s", m.message(forms[j], sch.Field(j).Type))
-			}
-		}
-		for j, byDetector := range found {
-			for _, name := range sortedKeys(byDetector) {
-				find("pii", sch.Field(j).Name, rg, byDetector[name], "%d values the %s detector recognises, where the policy says none may remain", byDetector[name], name)
-			}
-		}
-	}
-	f.Close()
 	return nil
+}
+
+// planRows settles the row checks' columns: the subject column and the
+// erased subjects as this destination writes them (erasure), the time
+// column and its cut-off (retention), the quasi-identifiers whose classes
+// are counted (risk).
+func (fc *fileCheck) planRows(ctx context.Context, dst *rules.Destination, mf *output.ManifestFile, risk map[string]*riskClasses) error {
+	vr, b, sch := fc.vr, fc.b, fc.sch
+	fc.subjectCol, fc.timeCol = -1, -1
+	fc.cutNow = mf.Now
+	if !vr.opt.Now.IsZero() {
+		fc.cutNow = vr.opt.Now
+	}
+	if b == nil {
+		return nil
+	}
+	var err error
+	if fc.gone, err = vr.erased.forBinding(ctx, dst, b); err != nil {
+		return err
+	}
+	if idx := sch.FieldIndices(b.Dataset.Subject); fc.gone != nil && len(idx) > 0 {
+		fc.subjectCol = idx[0] // a missing subject column is a schema finding
+	}
+	if j, c, ok, err := retentionBound(vr.opt.Mem, b, sch, fc.cutNow); err != nil {
+		return fmt.Errorf("%s: %w", storage.QuoteLocation(fc.loc), err)
+	} else if ok {
+		fc.timeCol, fc.cut = j, c
+	}
+	if len(b.QuasiIdentifiers) == 0 {
+		return nil
+	}
+	if fc.rc = risk[mf.Dataset]; fc.rc == nil {
+		fc.rc = &riskClasses{binding: b, tally: classes.NewTally(vr.opt.ScratchDir, vr.opt.TallyLimit)}
+		vr.tallies = append(vr.tallies, fc.rc.tally)
+		risk[mf.Dataset] = fc.rc
+	}
+	for _, q := range b.QuasiIdentifiers {
+		if idx := sch.FieldIndices(q); len(idx) > 0 {
+			fc.qiCols = append(fc.qiCols, idx[0])
+		}
+	}
+	if len(fc.qiCols) != len(b.QuasiIdentifiers) {
+		fc.rc.incomplete = true
+		fc.qiCols = nil
+	}
+	return nil
+}
+
+// rowGroupTally is what the checks found in one row group.
+type rowGroupTally struct {
+	found                   []map[string]int64 // per column, by detector
+	misses                  []formMisses
+	erasedRows, expiredRows int64
+}
+
+// scanRowGroup reads row group rg and records its findings.
+func (fc *fileCheck) scanRowGroup(ctx context.Context, f *parquetio.File, rg int) error {
+	t := &rowGroupTally{found: make([]map[string]int64, fc.sch.NumFields()), misses: make([]formMisses, fc.sch.NumFields())}
+	err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: fc.cols, BatchSize: int64(fc.vr.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
+		return fc.batch(rec, rg, t)
+	})
+	if err != nil {
+		return err
+	}
+	sch := fc.sch
+	if t.expiredRows > 0 {
+		fc.find("retention", sch.Field(fc.timeCol).Name, rg, t.expiredRows, "%d rows older than the retention cut-off (%s before %s)", t.expiredRows, fc.b.Dataset.Retention.Keep, fc.cutNow.Format(time.RFC3339))
+	}
+	if t.erasedRows > 0 {
+		fc.find("erasure", fc.b.Dataset.Subject, rg, t.erasedRows, "%d rows of subjects on the dataset's erasure lists", t.erasedRows)
+	}
+	for j, m := range t.misses {
+		if m.n > 0 {
+			fc.find("pseudonym", sch.Field(j).Name, rg, m.n, "%s", m.message(fc.forms[j], sch.Field(j).Type))
+		}
+	}
+	for j, byDetector := range t.found {
+		for _, name := range sortedKeys(byDetector) {
+			fc.find("pii", sch.Field(j).Name, rg, byDetector[name], "%d values the %s detector recognises, where the policy says none may remain", byDetector[name], name)
+		}
+	}
+	return nil
+}
+
+// batch runs every check on one batch of row group rg.
+func (fc *fileCheck) batch(rec arrow.RecordBatch, rg int, t *rowGroupTally) error {
+	fc.dv.Rows += rec.NumRows()
+	base := fc.fileRows
+	fc.fileRows += rec.NumRows()
+	for j, form := range fc.forms {
+		if form != nil {
+			t.misses[j].check(rec.Column(j), form, base)
+		}
+	}
+	if fc.timeCol >= 0 {
+		t.expiredRows += countBefore(rec.Column(fc.timeCol), fc.cut)
+	}
+	if fc.qiCols != nil {
+		if err := fc.rc.add(rec, fc.qiCols); err != nil {
+			return fmt.Errorf("%s: %w", storage.QuoteLocation(fc.loc), err)
+		}
+	}
+	if fc.subjectCol >= 0 {
+		eachText(rec.Column(fc.subjectCol), func(v []byte) {
+			if fc.gone[string(v)] {
+				t.erasedRows++
+			}
+		})
+	}
+	for j := range fc.cols {
+		eachText(rec.Column(j), func(v []byte) { fc.value(j, rg, v, t) })
+	}
+	return nil
+}
+
+// value runs the pii and identifier checks on value v of column j.
+func (fc *fileCheck) value(j, rg int, v []byte, t *rowGroupTally) {
+	vr := fc.vr
+	if set := fc.sets[j]; set != nil {
+		fc.matches = set.Find(fc.matches[:0], v, &fc.buf)
+		for _, mt := range fc.matches {
+			if t.found[j] == nil {
+				t.found[j] = map[string]int64{}
+			}
+			t.found[j][set.Detectors()[mt.Detector].Name()]++
+		}
+	}
+	if fc.exempt[j] {
+		return
+	}
+	if len(v) < minIdentifierLen {
+		// a short whole value, in a column written from an identifier
+		// column: compared with that column's own values
+		if src := fc.shortSource[j]; src != "" && len(v) > 0 && vr.ids.hasShort(src, v) &&
+			!vr.short.add(vr.ids.shortKey(src, v), vr.room(), fc.dv, fc.loc, fc.sch.Field(j).Name, rg) {
+			vr.overflow = true
+		}
+		return
+	}
+	words(v, func(w []byte) {
+		if vr.ids.has(w) && !vr.candidates.add(w, vr.room(), fc.dv, fc.loc, fc.sch.Field(j).Name, rg) {
+			vr.overflow = true
+		}
+	})
 }
