@@ -153,14 +153,14 @@ func (j *outputJob) stageFile(ctx context.Context) (*engine.File, error) {
 	open := func(ctx context.Context) (*hashedFile, error) {
 		w, err := st.Create(ctx, staged)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: stage the erased output: %w", j.loc, err)
 		}
 		o := &hashedFile{stagedFile: stagedFile{loc: staged, w: w}, h: sha256.New()}
 		o.cw = &countingWriter{w: io.MultiWriter(w, o.h)}
 		o.sp = parquetio.NewSplicer(o.cw)
 		if err := o.sp.AddRowGroups(src, nil); err != nil { // the published file's footer
 			w.Abort()
-			return nil, err
+			return nil, fmt.Errorf("%s: stage the erased output: %w", j.loc, err)
 		}
 		return o, nil
 	}
@@ -242,6 +242,9 @@ type hashedFile struct {
 	h  hash.Hash
 	cw *countingWriter
 }
+
+// Name names the staged file in errors.
+func (h *hashedFile) Name() string { return "the erased output" }
 
 // firstGroups returns 0, 1, ... n-1: every row group of a part.
 func firstGroups(n int) []int {

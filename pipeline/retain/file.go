@@ -90,7 +90,7 @@ func (j *job) open(ctx context.Context) error {
 	}
 	j.f = f
 	j.m.Generation = attrs.Generation // the version read, which the rewrite must replace
-	if j.cols, err = d.locate(f); err != nil {
+	if j.cols, err = d.locate(f, j.rule); err != nil {
 		return err
 	}
 	j.fr.RowGroups, j.fr.RowsIn = f.NumRowGroups(), f.NumRows()
@@ -236,7 +236,7 @@ func addRowGroupCounts(c *report.RowGroupCounts, o report.RowGroupCounts) {
 }
 
 // locate finds the rule columns and checks their types.
-func (d *dataset) locate(f *parquetio.File) (ruleCols, error) {
+func (d *dataset) locate(f *parquetio.File, rule transforms.RetainRule) (ruleCols, error) {
 	c := ruleCols{time: -1, fallback: -1, subject: -1}
 	sch := f.Schema()
 	if err := dataerr.CheckColumnNames(f.Location(), sch); err != nil {
@@ -269,7 +269,7 @@ func (d *dataset) locate(f *parquetio.File) (ruleCols, error) {
 			}
 		}
 	}
-	if d.rule.NeedsSubjects() {
+	if rule.NeedsSubjects() { // the job's rule: a file of the isolated part always needs them
 		if err := find(d.ds.Subject, "subject", &c.subject, &c.subjectType); err != nil {
 			return c, err
 		}

@@ -371,3 +371,43 @@ func TestRetainReplaysV1Journal(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+// TestRetainReleasesAfterListPruned: the erasure list is pruned once acted
+// on. The run that releases isolated rows after the legal minimum still
+// reads their subject column (every file of the isolated part needs it,
+// whatever the lists hold) and records the released subjects as erased.
+func TestRetainReleasesAfterListPruned(t *testing.T) {
+	dir := t.TempDir()
+	isoLake(t, dir)
+	writePolicy(t, dir, policyOpts{legal: true, legalKeep: "2y", erasure: isoErased})
+	pol, err := rules.Load(filepath.Join(dir, "policy.yaml"), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(pol *rules.Policy, at time.Time, id string) *report.RetainDataset {
+		plan, err := rules.CompileRetain(pol, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(context.Background(), plan, Options{Store: storage.Local{}, RunID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Datasets[0]
+	}
+	if ds := run(pol, now, "run0"); ds.Isolation.Isolated == 0 {
+		t.Fatalf("nothing isolated: %+v", ds.Isolation)
+	}
+	writePolicy(t, dir, policyOpts{legal: true, legalKeep: "2y", erasure: []int64{}}) // the list, pruned
+	pruned, err := rules.Load(filepath.Join(dir, "policy.yaml"), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := run(pruned, now.AddDate(2, 0, 0), "run1")
+	if ds.Isolation.Released == 0 {
+		t.Fatalf("nothing released: %+v", ds.Isolation)
+	}
+	if ds.Subjects.Erased == 0 || len(ds.Subjects.Fingerprints) != int(ds.Subjects.Erased) {
+		t.Errorf("%d rows released, but %d subjects recorded as erased (%d fingerprints)", ds.Isolation.Released, ds.Subjects.Erased, len(ds.Subjects.Fingerprints))
+	}
+}

@@ -71,7 +71,8 @@ type Options struct {
 }
 
 // failpoints are the named steps of a run at which Options.failAt is
-// called, in order: after a file is staged, after the journal is written,
+// called, in order: for each file staged (once every file of the dataset
+// is, in the files' order), after the journal is written,
 // after each move of an anonymized file, after each move of a file of
 // isolated rows, after each swap or delete, after the journal is removed,
 // after the work folder is removed.

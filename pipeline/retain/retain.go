@@ -51,6 +51,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -85,6 +86,9 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 	}
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 32768
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opt.LockStale <= 0 {
 		opt.LockStale = time.Hour
@@ -326,12 +330,17 @@ func (d *dataset) stageFiles(ctx context.Context, matches, isolated []storage.Ma
 		files[i] = j.openStage()
 	}
 	pool := engine.Pool{Workers: d.opt.Workers}
-	if err := pool.Run(ctx, files); err != nil {
+	err := pool.Run(ctx, files)
+	for _, j := range jobs {
+		if j.fr.RowGroups > 0 || j.fr.Action != "" {
+			d.rep.FileDetails = append(d.rep.FileDetails, j.fr) // the files opened, also of a failed run
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	var actions []action
 	for _, j := range jobs {
-		d.rep.FileDetails = append(d.rep.FileDetails, j.fr)
 		if j.action != nil {
 			actions = append(actions, *j.action)
 			d.opt.failpoint("staged")

@@ -75,7 +75,11 @@ func (j *job) stageFile(ctx context.Context) (*engine.File, error) {
 		},
 		Open: func(ctx context.Context, _ int) (engine.Output, error) {
 			a.Staged = storage.Join(dir, fmt.Sprintf("%05d.parquet", j.n))
-			return newStagedFile(ctx, st, a.Staged, orig, reencode)
+			s, err := newStagedFile(ctx, st, a.Staged, orig, reencode)
+			if err != nil {
+				return nil, fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
+			}
+			return s, nil
 		},
 		Finish: func(ctx context.Context, outs []engine.Output) (*engine.File, error) {
 			return nil, j.finishStaged(ctx, a, outs, reencode)

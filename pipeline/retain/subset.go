@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 
@@ -61,9 +60,6 @@ func rowHashes(ctx context.Context, opt *Options, loc string) ([]rowHash, []stri
 	parts := make([][]rowHash, f.NumRowGroups())
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(opt.Workers, 1))
-	if opt.Workers <= 0 {
-		g.SetLimit(runtime.GOMAXPROCS(0))
-	}
 	for rg := range parts {
 		g.Go(func() error {
 			hs, err := hashRowGroup(gctx, f, rg, leaves, opt.BatchSize)

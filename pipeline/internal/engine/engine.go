@@ -225,7 +225,8 @@ type state struct {
 	pieces [][]Piece // per row group, until spliced
 	done   []bool
 	left   int
-	next   int // the first row group not yet spliced
+	next   int  // the first row group not yet spliced
+	failed bool // a splice failed: nothing more is spliced or finished
 
 	// appendMu is held by the one task splicing; outs are the outputs,
 	// nil until their first piece, then nil again once Finish owns them
@@ -254,6 +255,7 @@ func (st *state) run(ctx context.Context, s *sched, rg int) error {
 			return err
 		}
 		if len(pieces) > st.f.Outputs {
+			discardAll(pieces)
 			return fmt.Errorf("%s: row group %d: %d pieces for %d outputs", st.f.Name, rg, len(pieces), st.f.Outputs)
 		}
 		st.mu.Lock()
@@ -272,6 +274,17 @@ func (st *state) run(ctx context.Context, s *sched, rg int) error {
 	outs := st.outs
 	st.outs = make([]Output, len(outs))
 	st.appendMu.Unlock()
+	st.mu.Lock()
+	failed := st.failed
+	st.mu.Unlock()
+	if failed {
+		for _, o := range outs {
+			if o != nil {
+				o.Abort()
+			}
+		}
+		return nil // the failed splice reported its error
+	}
 	next, err := st.f.Finish(ctx, outs)
 	if err == nil && next != nil {
 		s.next(next)
@@ -291,12 +304,17 @@ func (st *state) splice(ctx context.Context, wait bool) error {
 			return nil // the task splicing re-checks for ready pieces when it is done
 		}
 		err := st.spliceReady(ctx)
+		if err != nil {
+			st.mu.Lock()
+			st.failed = true
+			st.mu.Unlock()
+		}
 		st.appendMu.Unlock()
 		if err != nil {
 			return err
 		}
 		st.mu.Lock()
-		more := st.next < len(st.done) && st.done[st.next]
+		more := !st.failed && st.next < len(st.done) && st.done[st.next]
 		st.mu.Unlock()
 		if !more {
 			return nil
@@ -310,7 +328,7 @@ func (st *state) spliceReady(ctx context.Context) error {
 	for {
 		st.mu.Lock()
 		rg := st.next
-		ready := rg < len(st.done) && st.done[rg]
+		ready := !st.failed && rg < len(st.done) && st.done[rg]
 		var pieces []Piece
 		if ready {
 			pieces, st.pieces[rg] = st.pieces[rg], nil
@@ -321,7 +339,9 @@ func (st *state) spliceReady(ctx context.Context) error {
 		}
 		if st.f.InOrder != nil {
 			var err error
+			given := pieces
 			if pieces, err = st.f.InOrder(ctx, rg, pieces); err != nil {
+				discardAll(given)
 				discardAll(pieces)
 				return err
 			}

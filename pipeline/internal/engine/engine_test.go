@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,7 +201,7 @@ func TestEngineSplicesInOrder(t *testing.T) {
 // (the budget given back).
 func TestEngineFailure(t *testing.T) {
 	boom := errors.New("boom")
-	for _, where := range []string{"task", "in order", "open"} {
+	for _, where := range []string{"task", "in order", "open", "splice"} {
 		t.Run(where, func(t *testing.T) {
 			budget := &scratch.Budget{Limit: 1 << 30}
 			var outs []*memOutput
@@ -215,6 +216,9 @@ func TestEngineFailure(t *testing.T) {
 						}
 						if rg == 0 {
 							time.Sleep(5 * time.Millisecond) // later row groups wait for it
+						}
+						if fail && where == "splice" && rg == 2 {
+							return []Piece{{Source: bytes.NewReader(nil), RowGroups: []int{0}}}, nil // not Parquet: its splice fails
 						}
 						return []Piece{{Part: part(t, budget, int64(rg))}}, nil
 					},
@@ -244,7 +248,11 @@ func TestEngineFailure(t *testing.T) {
 			}
 			p := &Pool{Workers: 2}
 			err := p.Run(context.Background(), []*File{mk("a", true), mk("b", false)})
-			if !errors.Is(err, boom) {
+			if where == "splice" {
+				if err == nil || !strings.Contains(err.Error(), "a: assemble a") {
+					t.Fatalf("error %v, want the splice's, naming the file and output", err)
+				}
+			} else if !errors.Is(err, boom) {
 				t.Fatalf("error %v, want boom", err)
 			}
 			if finished.Load() != 0 {
