@@ -50,6 +50,9 @@ type Options struct {
 	// parts held in memory (set by Run)
 	scratch string
 	partMem *scratch.Budget
+	// hashSlots bounds the row groups the subset checks hash at once, to
+	// Workers across the run (set by Run)
+	hashSlots chan struct{}
 
 	// failAt, when set, is called at each named step of the journal and
 	// the swap (see failpoints); tests make it kill the process.

@@ -90,6 +90,7 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
+	opt.hashSlots = make(chan struct{}, opt.Workers)
 	if opt.LockStale <= 0 {
 		opt.LockStale = time.Hour
 	}

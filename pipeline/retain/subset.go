@@ -56,12 +56,23 @@ func rowHashes(ctx context.Context, opt *Options, loc string) ([]rowHash, []stri
 		cols[i] = strconv.Quote(fld.Name) + " " + t.String()
 		leaves[i] = f.LeafIndex(fld.Name)
 	}
-	// row groups are hashed on the run's workers, each into its own slice
+	// row groups are hashed on the run's workers, each into its own
+	// slice; the run's checks running at once share Workers slots
+	// (opt.hashSlots), so that several files checked together do not
+	// decode more row groups at once than there are workers
 	parts := make([][]rowHash, f.NumRowGroups())
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(opt.Workers, 1))
 	for rg := range parts {
 		g.Go(func() error {
+			if slots := opt.hashSlots; slots != nil {
+				select {
+				case slots <- struct{}{}:
+					defer func() { <-slots }()
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
 			hs, err := hashRowGroup(gctx, f, rg, leaves, opt.BatchSize)
 			if err != nil {
 				return &dataerr.Error{Location: loc, Err: err}
