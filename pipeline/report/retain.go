@@ -197,6 +197,16 @@ type RowGroupCounts struct {
 	BloomSkipped int `json:"bloom_skipped"`
 }
 
+// Add adds o to c.
+func (c *RowGroupCounts) Add(o RowGroupCounts) {
+	c.Scanned += o.Scanned
+	c.Copied += o.Copied
+	c.Dropped += o.Dropped
+	c.RuleColumnsOnly += o.RuleColumnsOnly
+	c.Rewritten += o.Rewritten
+	c.BloomSkipped += o.BloomSkipped
+}
+
 // ErasedSubjects describes the subjects erased in a run.
 type ErasedSubjects struct {
 	// Listed is the number of distinct subjects on the erasure lists.

@@ -40,12 +40,11 @@ type outputJob struct {
 	match   *transforms.SubjectSet
 	n       int // names the staged file
 
-	f      *parquetio.File
+	opened // the published file and, while staged, its bytes
 	leaf   int
 	fates  [][]transforms.Fate // per row group: nil when no row of it is erased
 	groups []int               // row groups of each re-encoded part
 	erased []int64             // per row group
-	src    storage.Reader
 
 	// set by the job: the rows erased and, unless in a dry run, the staged
 	// replacement
@@ -208,31 +207,8 @@ func (j *outputJob) finish(ctx context.Context, o *hashedFile, staged string) er
 		o.Abort()
 		return err
 	}
-	var rewritten []int
-	next := 0
-	for rg, fs := range j.fates {
-		if fs == nil {
-			next++
-			continue
-		}
-		for range j.groups[rg] {
-			rewritten = append(rewritten, next)
-			next++
-		}
-	}
+	rewritten := reencodedRowGroups(len(j.fates), func(rg int) (bool, int) { return j.fates[rg] == nil, j.groups[rg] })
 	return verifyFile(ctx, j.d.opt.Store, staged, j.f.NumRows()-j.erasedRows, j.f.Schema(), rewritten, j.d.opt.Mem)
-}
-
-// close frees the job's file and the source's bytes.
-func (j *outputJob) close() {
-	if j.f != nil {
-		j.f.Close()
-		j.f = nil
-	}
-	if j.src != nil {
-		j.src.Close()
-		j.src = nil
-	}
 }
 
 // hashedFile is a staged file whose bytes are hashed and counted as they

@@ -109,7 +109,7 @@ func (j *job) settle() (stage bool, err error) {
 	var local transforms.LocalCounts
 	for _, dec := range j.rgs {
 		counts.Add(dec.counts)
-		addRowGroupCounts(&rc, dec.rowGroups)
+		rc.Add(dec.rowGroups)
 		local.Nonexistent += dec.local.Nonexistent
 		local.Ambiguous += dec.local.Ambiguous
 	}
@@ -195,7 +195,7 @@ func (d *dataset) addCounts(fr *report.RetainFile, counts transforms.RetainCount
 		d.rep.RowsIn += fr.RowsIn
 	}
 	files.Scanned++
-	addRowGroupCounts(&d.rep.RowGroups, rc)
+	d.rep.RowGroups.Add(rc)
 	d.rep.NonexistentLocalTime += local.Nonexistent
 	d.rep.AmbiguousLocalTime += local.Ambiguous
 	removed := counts.Removed()
@@ -223,16 +223,6 @@ func (d *dataset) addCounts(fr *report.RetainFile, counts transforms.RetainCount
 	if d.ds.Anonymizes() {
 		d.rep.Anonymized += removed
 	}
-}
-
-// addRowGroupCounts adds o to c.
-func addRowGroupCounts(c *report.RowGroupCounts, o report.RowGroupCounts) {
-	c.Scanned += o.Scanned
-	c.Copied += o.Copied
-	c.Dropped += o.Dropped
-	c.RuleColumnsOnly += o.RuleColumnsOnly
-	c.Rewritten += o.Rewritten
-	c.BloomSkipped += o.BloomSkipped
 }
 
 // locate finds the rule columns and checks their types.

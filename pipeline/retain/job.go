@@ -33,14 +33,11 @@ type job struct {
 	rule transforms.RetainRule // the dataset's, Isolated for a file of the isolated part
 	fr   *report.RetainFile
 
-	f    *parquetio.File // from open until the job ends
-	cols ruleCols
-	rgs  []rgDecision // per row group
-	// stage's state: the source's bytes, the sinks of rows that move, the
-	// file being staged
-	src    storage.Reader
-	sinks  sinks
-	action *action // what the journal does, once decided
+	opened // the file, from open until the job ends, and its bytes while staged
+	cols   ruleCols
+	rgs    []rgDecision // per row group
+	sinks  sinks        // of the rows that move, while staged
+	action *action      // what the journal does, once decided
 }
 
 // rgDecision is what deciding a row group settled, and what it counted.
@@ -101,14 +98,7 @@ func (j *job) decideStage() *engine.File {
 // sinks' unfinished files. It is called once the job ends, and again, with
 // nothing left to free, after a failed run.
 func (j *job) close() {
-	if j.f != nil {
-		j.f.Close()
-		j.f = nil
-	}
-	if j.src != nil {
-		j.src.Close()
-		j.src = nil
-	}
+	j.opened.close()
 	if j.sinks.anon != nil {
 		j.sinks.anon.abort()
 		j.sinks.anon = nil
@@ -116,5 +106,24 @@ func (j *job) close() {
 	if j.sinks.iso != nil {
 		j.sinks.iso.abort()
 		j.sinks.iso = nil
+	}
+}
+
+// opened is a file a job reads: decoded through f, and its bytes through
+// src while row groups are copied from it.
+type opened struct {
+	f   *parquetio.File
+	src storage.Reader
+}
+
+// close closes what is open.
+func (o *opened) close() {
+	if o.f != nil {
+		o.f.Close()
+		o.f = nil
+	}
+	if o.src != nil {
+		o.src.Close()
+		o.src = nil
 	}
 }

@@ -237,18 +237,28 @@ func (j *job) finishStaged(ctx context.Context, a *action, outs []engine.Output,
 // rewritten lists the row groups of the new version that were re-encoded,
 // for its verification to decode.
 func (j *job) rewritten(reencode bool) []int {
+	return reencodedRowGroups(len(j.rgs), func(rg int) (bool, int) {
+		dec := j.rgs[rg]
+		return dec.kind == rgCopy && !reencode, dec.groups // a dropped row group has no groups
+	})
+}
+
+// reencodedRowGroups returns the indices, in a new version spliced from n
+// source row groups, of its re-encoded row groups: of source row group rg,
+// one copied row group, or the groups its re-encoded part holds (0 when
+// dropped or emptied).
+func reencodedRowGroups(n int, of func(rg int) (copied bool, groups int)) []int {
 	var idx []int
 	next := 0
-	for _, dec := range j.rgs {
-		switch {
-		case dec.kind == rgDrop:
-		case dec.kind == rgCopy && !reencode:
+	for rg := range n {
+		copied, groups := of(rg)
+		if copied {
 			next++
-		default:
-			for range dec.groups {
-				idx = append(idx, next)
-				next++
-			}
+			continue
+		}
+		for range groups {
+			idx = append(idx, next)
+			next++
 		}
 	}
 	return idx

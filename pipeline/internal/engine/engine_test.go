@@ -91,8 +91,8 @@ func (o *memOutput) Name() string                { return o.name }
 // TestEngineSplicesInOrder: whatever order tasks finish in (random delays,
 // 1 to 4 workers), each output holds its row groups in row-group order;
 // a file without row groups is finished, a file's next stage runs and
-// InOrder sees row groups in order; copied row groups of a source come
-// through byte for byte beside encoded parts.
+// InOrder sees row groups in order; copied row groups of a source, and
+// chosen row groups of a part, come through beside parts spliced whole.
 func TestEngineSplicesInOrder(t *testing.T) {
 	budget := &scratch.Budget{Limit: 1 << 20}
 	// a source of three row groups: values 100, 101, 102
@@ -126,6 +126,9 @@ func TestEngineSplicesInOrder(t *testing.T) {
 						// output 0: an encoded part; output 1: odd row
 						// groups only, copying the source's row group rg%3
 						pieces := []Piece{{Part: part(t, budget, v)}}
+						if rg%3 == 2 {
+							pieces[0].RowGroups = []int{0} // the part's row group copied, not the part spliced whole
+						}
 						if rg%2 == 1 {
 							pieces = append(pieces, Piece{Source: srcBytes, RowGroups: []int{rg % 3}})
 						}
