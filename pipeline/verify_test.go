@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -187,11 +189,26 @@ type findingKey struct {
 	rg            int
 }
 
+// verifyFindings verifies the plan's outputs, and checks that the findings
+// are the same, to every count and message, however the work is cut: one
+// worker or several, values read one by one (a batch of one row holds no
+// dictionary) or a dictionary's distinct values once a batch.
 func verifyFindings(t *testing.T, plan *rules.Plan, strict bool) (*verify.Result, map[findingKey]bool) {
 	t.Helper()
 	res, err := verify.Outputs(context.Background(), plan, verify.Options{BatchSize: 64, Strict: strict})
 	if err != nil {
 		t.Fatal(err)
+	}
+	want, _ := json.Marshal(res.Destinations[0].Findings)
+	for _, opt := range []verify.Options{{BatchSize: 1, Workers: 1}, {BatchSize: 1 << 16, Workers: 3}, {BatchSize: 7, Workers: 2}} {
+		opt.Strict = strict
+		other, err := verify.Outputs(context.Background(), plan, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := json.Marshal(other.Destinations[0].Findings); !bytes.Equal(got, want) {
+			t.Errorf("batch size %d, %d workers: findings\n%s\nwant (batch size 64)\n%s", opt.BatchSize, opt.Workers, got, want)
+		}
 	}
 	got := map[findingKey]bool{}
 	for _, f := range res.Destinations[0].Findings {
@@ -260,6 +277,13 @@ func TestVerifyFindsPlanted(t *testing.T) {
 				want[findingKey{"identifier", "imei", r / rg}] = true
 				want[findingKey{"pseudonym", "imei", r / rg}] = true // not of the pseudonym's form either
 			}
+			// one value in several rows: counted once a row, also when the
+			// column is read as a dictionary
+			for r := 10; r < 15; r++ {
+				cols["query"][r] = "call " + phones[0]
+			}
+			want[findingKey{"pii", "query", 0}] = true
+			want[findingKey{"identifier", "query", 0}] = true
 			// rows past retention (30 days before the run's now)
 			for i := 0; i < 2; i++ {
 				r := rng.IntN(n)

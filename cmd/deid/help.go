@@ -104,7 +104,7 @@ no built-in default.`,
 	{
 		name:     "verify",
 		summary:  "check published outputs against the policy: schemas, leftover PII, raw source identifiers",
-		synopsis: []string{"verify [-c policy.yaml] [--run RUN] [--strict] [--now RFC3339] [--json]"},
+		synopsis: []string{"verify [-c policy.yaml] [--run RUN] [--strict] [--now RFC3339] [--workers N] [--json]"},
 		description: `Independent checks of each destination's published files: (schema) exactly
 the columns the policy promises; (pii) no value the detectors recognise in a
 scrubbed column (every text column but pseudonyms with --strict);

@@ -19,7 +19,8 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pf.register(fs, true)
 	run := fs.String("run", "", "check only the files this run wrote (default: every file the manifests list)")
 	strict := fs.Bool("strict", false, "check every text column but pseudonyms with every validating detector, not only scrubbed columns with theirs")
-	batch := fs.Int("batch-size", 0, "rows decoded at a time (default 32768)")
+	batch := fs.Int("batch-size", 0, "rows decoded at a time (default 65536)")
+	workers := fs.Int("workers", 0, "row groups checked at once (default: the number of CPUs); does not change the result")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -38,7 +39,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	res, err := verify.Outputs(ctx, plan, verify.Options{Logger: log, BatchSize: *batch, RunID: *run, Strict: *strict, Now: now})
+	res, err := verify.Outputs(ctx, plan, verify.Options{Logger: log, BatchSize: *batch, Workers: *workers, RunID: *run, Strict: *strict, Now: now})
 	if err != nil {
 		return err
 	}

@@ -551,7 +551,7 @@ func Deidentify(policy *rules.Policy, opt pipeline.Options, lookup rules.LookupE
 // verifyRun runs deid verify on the files run runID published.
 func verifyRun(ctx context.Context, plan *rules.Plan, opt pipeline.Options, runID string) error {
 	res, err := verify.Outputs(ctx, plan, verify.Options{Store: opt.Store, Mem: opt.Mem, Logger: opt.Logger,
-		BatchSize: opt.BatchSize, ScratchDir: opt.ScratchDir, RunID: runID})
+		BatchSize: opt.BatchSize, Workers: opt.Workers, ScratchDir: opt.ScratchDir, RunID: runID})
 	if err != nil {
 		return fmt.Errorf("verify run %s: %w", runID, err)
 	}

@@ -20,10 +20,11 @@
 //     as a word of a text; a value shorter than minIdentifierLen is looked
 //     for as a whole value in the output column written from its own
 //     source column only, and reported when at least MinShortDistinct
-//     distinct ones appear there. The source values go into a Bloom filter over
-//     keyed hashes (xxh3 with a random seed each run), whose
+//     distinct ones appear there. The source values go into a blocked Bloom
+//     filter over keyed hashes (xxh3 with a random seed each run), whose
 //     size is bounded by the sources' row counts (10 bits a row, about 1 %
-//     false positives); output values that hit it are then confirmed exactly
+//     false positives), beside the set of their lengths (a word of another
+//     length is not looked up); output values that hit it are then confirmed exactly
 //     by a second read of the sources' identifier columns, so only real
 //     matches are reported. A column the policy deliberately keeps raw
 //     (keep with allow) is exempt unless Strict;
@@ -36,6 +37,11 @@
 //
 // Findings name the destination, file, column and row group, and never the
 // values themselves.
+//
+// The checks run on the engine's scheduler (internal/engine): a file's row
+// groups are scanned on Options.Workers goroutines, each reading only the
+// columns some check needs, and their findings are recorded in row-group
+// order, so the result is the same with any number of workers.
 //
 // It never imports the engine (pipeline): it checks what a run published
 // from the policy and the outputs alone, as an auditor would.

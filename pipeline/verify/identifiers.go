@@ -6,13 +6,17 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/zeebo/xxh3"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
+	"github.com/deidproject/deid/pipeline/internal/engine"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
@@ -29,19 +33,30 @@ import (
 // column, as a whole value or a word of a text; a shorter one is hashed with
 // its column's name (shortKey), and looked for as a whole value only in the
 // output column written from that source column.
+//
+// The filter is blocked: a value's probes all fall in one 512-bit block
+// (one cache line), so a lookup costs one memory access where seven
+// scattered probes cost seven. Beside it the set records the lengths of the
+// long values: an output word of a length no source value has cannot be one
+// of them, and is not hashed at all (exact, so no hit is lost).
 
 // identifierSet is a Bloom filter over the keyed hashes of the values of
 // the sources' identifier columns.
 type identifierSet struct {
 	plan    *rules.Plan
 	opt     Options
-	columns []string // dataset.column, for messages
-	bits    []uint64
-	m       uint64
-	seed    uint64 // random, per run
-	key     []byte // shortKey's
+	columns []string                   // dataset.column, for messages
+	blocks  [][8]uint64                // the filter: 512-bit blocks
+	seed    uint64                     // random, per run
+	lengths [maxLengthTracked + 1]bool // long values' lengths seen; the last: any longer
+	minLen  int                        // the shortest long value's length (0: none)
 }
 
+// maxLengthTracked is the longest length the set records one by one: a
+// word longer than that is looked up whenever any source value is.
+const maxLengthTracked = 256
+
+// bloomHashes is the number of bits a value sets in its block.
 const bloomHashes = 7
 
 // newIdentifierSet reads the sources' identifier columns into the filter.
@@ -66,99 +81,108 @@ func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt Options) (*iden
 	}); err != nil {
 		return nil, err
 	}
-	ids.m = uint64(max(rows*10, 1024))
-	ids.bits = make([]uint64, (ids.m+63)/64)
-	err := ids.scan(ctx, func(column string, v []byte) {
-		if len(v) == 0 {
-			return
-		}
-		if len(v) < minIdentifierLen {
-			// a short value is looked for only in the output column of
-			// its own source column, as a whole value: keyed with the
-			// column's name
-			v = ids.shortKey(column, v)
-		}
-		h1, h2 := ids.hash(v)
-		for i := uint64(0); i < bloomHashes; i++ {
-			p := (h1 + i*h2) % ids.m
-			ids.bits[p/64] |= 1 << (p % 64)
+	ids.blocks = make([][8]uint64, max((rows*10+511)/512, 2))
+	var mu sync.Mutex
+	err := ids.scan(ctx, func() valueFunc {
+		var key []byte
+		var lengths [maxLengthTracked + 1]bool
+		return valueFunc{
+			value: func(column string, v []byte) {
+				if len(v) == 0 {
+					return
+				}
+				if len(v) < minIdentifierLen {
+					// a short value is looked for only in the output
+					// column of its own source column, as a whole
+					// value: keyed with the column's name
+					key = shortKey(key, column, v)
+					v = key
+				} else {
+					lengths[min(len(v), maxLengthTracked)] = true
+				}
+				ids.add(v)
+			},
+			done: func() {
+				mu.Lock()
+				defer mu.Unlock()
+				for n, seen := range lengths {
+					ids.lengths[n] = ids.lengths[n] || seen
+				}
+			},
 		}
 	})
+	for n, seen := range ids.lengths {
+		if seen {
+			ids.minLen = n
+			break
+		}
+	}
 	return ids, err
 }
 
-// shortKey returns what a short value v of source column column
+// shortKey appends to buf[:0] what a short value v of source column column
 // (dataset.column) is filtered and confirmed as: a NUL, the column's name,
 // a NUL and the value, which no value of the long path (at least
 // minIdentifierLen bytes, looked for in any column) is hashed as unless it
-// is one of those bytes exactly. It is valid until the next call.
-func (ids *identifierSet) shortKey(column string, v []byte) []byte {
-	ids.key = append(append(append(append(ids.key[:0], 0), column...), 0), v...)
-	return ids.key
+// is one of those bytes exactly.
+func shortKey(buf []byte, column string, v []byte) []byte {
+	return append(append(append(append(buf[:0], 0), column...), 0), v...)
 }
 
-// hash returns the two hashes of v that the filter's probes combine.
-func (ids *identifierSet) hash(v []byte) (uint64, uint64) {
+// probe returns v's block and the mask of the bits it sets there, by word.
+func (ids *identifierSet) probe(v []byte) (*[8]uint64, [8]uint64) {
 	h := xxh3.Hash128Seed(v, ids.seed)
-	return h.Lo, h.Hi | 1
-}
-
-// hasShort reports whether v, shorter than minIdentifierLen, may be a value
-// of source column column (dataset.column).
-func (ids *identifierSet) hasShort(column string, v []byte) bool {
-	return ids.has(ids.shortKey(column, v))
-}
-
-// has reports whether v may be a source identifier value.
-func (ids *identifierSet) has(v []byte) bool {
-	if len(ids.columns) == 0 {
-		return false
+	hi, _ := bits.Mul64(h.Lo, uint64(len(ids.blocks)))
+	var mask [8]uint64
+	for i := range bloomHashes {
+		p := (h.Hi >> (9 * i)) & 511
+		mask[p>>6] |= 1 << (p & 63)
 	}
-	h1, h2 := ids.hash(v)
-	for i := uint64(0); i < bloomHashes; i++ {
-		p := (h1 + i*h2) % ids.m
-		if ids.bits[p/64]&(1<<(p%64)) == 0 {
+	return &ids.blocks[hi], mask
+}
+
+// add puts v into the filter; it may be called from several goroutines.
+func (ids *identifierSet) add(v []byte) {
+	b, mask := ids.probe(v)
+	for w, m := range mask {
+		if m != 0 && atomic.LoadUint64(&b[w])&m != m {
+			atomic.OrUint64(&b[w], m)
+		}
+	}
+}
+
+// has reports whether v may be a source identifier value (v hashed as it
+// is: a long value, or a shortKey).
+func (ids *identifierSet) has(v []byte) bool {
+	b, mask := ids.probe(v)
+	for w, m := range mask {
+		if b[w]&m != m {
 			return false
 		}
 	}
 	return true
 }
 
+// mayHaveLength reports whether some long source value is n bytes long.
+func (ids *identifierSet) mayHaveLength(n int) bool {
+	return ids.lengths[min(n, maxLengthTracked)]
+}
+
 // eachFile opens every source file of every dataset with identifier
-// columns and calls fn with the identifier columns' indices.
+// columns, one after another, and calls fn with the identifier columns'
+// indices and names (dataset.column).
 func (ids *identifierSet) eachFile(ctx context.Context, fn func(f *parquetio.File, cols []int, names []string) error) error {
-	for _, ds := range ids.plan.Datasets {
-		var names []string
-		for _, c := range ds.Columns {
-			if c.Type.Category == rules.DirectIdentifier || c.Type.Category == rules.DeviceIdentifier {
-				names = append(names, c.Name)
-			}
-		}
-		if len(names) == 0 {
-			continue
-		}
-		_, matches, err := storage.Glob(ctx, ids.opt.Store, ds.Source)
+	for _, src := range ids.sources() {
+		_, matches, err := storage.Glob(ctx, ids.opt.Store, src.ds.Source)
 		if err != nil {
-			return fmt.Errorf("dataset %q: %w", ds.Name, err)
+			return fmt.Errorf("dataset %q: %w", src.ds.Name, err)
 		}
 		for _, mt := range matches {
-			f, _, err := pqstore.Open(ctx, ids.opt.Store, mt.Location, ids.opt.Mem)
+			f, cols, names, err := ids.open(ctx, mt.Location, src)
 			if err != nil {
 				return err
 			}
-			if err := dataerr.CheckColumnNames(mt.Location, f.Schema()); err != nil {
-				f.Close() // a source column found by name could be the other one of its name
-				return err
-			}
-			var cols []int
-			var found []string
-			for _, n := range names {
-				if j := f.LeafIndex(n); j >= 0 {
-					cols = append(cols, j)
-					found = append(found, ds.Name+"."+n)
-				}
-			}
-			err = fn(f, cols, found)
+			err = fn(f, cols, names)
 			f.Close()
 			if err != nil {
 				return err
@@ -168,26 +192,139 @@ func (ids *identifierSet) eachFile(ctx context.Context, fn func(f *parquetio.Fil
 	return nil
 }
 
-// scan calls fn with the text of every value of the sources' identifier
-// columns and the column's name, dataset.column.
-func (ids *identifierSet) scan(ctx context.Context, fn func(column string, v []byte)) error {
-	return ids.eachFile(ctx, func(f *parquetio.File, cols []int, names []string) error {
-		if len(cols) == 0 {
-			return nil
-		}
-		for rg := 0; rg < f.NumRowGroups(); rg++ {
-			err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: int64(ids.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
-				for j := range cols {
-					eachText(rec.Column(j), func(v []byte) { fn(names[j], v) })
-				}
-				return nil
-			})
-			if err != nil {
-				return err
+// identifierSource is a dataset with identifier columns.
+type identifierSource struct {
+	ds    *rules.Dataset
+	names []string
+}
+
+// sources returns the datasets with identifier columns, and theirs.
+func (ids *identifierSet) sources() []identifierSource {
+	var out []identifierSource
+	for _, ds := range ids.plan.Datasets {
+		var names []string
+		for _, c := range ds.Columns {
+			if c.Type.Category == rules.DirectIdentifier || c.Type.Category == rules.DeviceIdentifier {
+				names = append(names, c.Name)
 			}
 		}
-		return nil
-	})
+		if len(names) > 0 {
+			out = append(out, identifierSource{ds: ds, names: names})
+		}
+	}
+	return out
+}
+
+// open opens source file loc of src and finds its identifier columns.
+func (ids *identifierSet) open(ctx context.Context, loc string, src identifierSource) (*parquetio.File, []int, []string, error) {
+	f, _, err := pqstore.Open(ctx, ids.opt.Store, loc, ids.opt.Mem)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := dataerr.CheckColumnNames(loc, f.Schema()); err != nil {
+		f.Close() // a source column found by name could be the other one of its name
+		return nil, nil, nil, err
+	}
+	var cols []int
+	var found []string
+	for _, n := range src.names {
+		if j := f.LeafIndex(n); j >= 0 {
+			cols = append(cols, j)
+			found = append(found, src.ds.Name+"."+n)
+		}
+	}
+	return f, cols, found, nil
+}
+
+// valueFunc is what a scan task calls: value with every value it reads,
+// then done.
+type valueFunc struct {
+	value func(column string, v []byte)
+	done  func()
+}
+
+// scan calls, on Options.Workers goroutines, the text of every value of the
+// sources' identifier columns and the column's name (dataset.column). Each
+// task (one column of one row group) gets its own valueFunc from newFunc.
+func (ids *identifierSet) scan(ctx context.Context, newFunc func() valueFunc) error {
+	var files []*engine.File
+	open := &openFiles{}
+	defer open.closeAll()
+	for _, src := range ids.sources() {
+		_, matches, err := storage.Glob(ctx, ids.opt.Store, src.ds.Source)
+		if err != nil {
+			return fmt.Errorf("dataset %q: %w", src.ds.Name, err)
+		}
+		for _, mt := range matches {
+			files = append(files, ids.scanFile(mt.Location, src, open, newFunc))
+		}
+	}
+	pool := engine.Pool{Workers: ids.opt.Workers}
+	return pool.Run(ctx, files)
+}
+
+// scanFile is the scan of one source file: a stage that opens it, then one
+// whose tasks read a column of a row group each.
+func (ids *identifierSet) scanFile(loc string, src identifierSource, open *openFiles, newFunc func() valueFunc) *engine.File {
+	return &engine.File{Name: loc, Finish: func(ctx context.Context, _ []engine.Output) (*engine.File, error) {
+		f, cols, names, err := ids.open(ctx, loc, src)
+		if err != nil {
+			return nil, err
+		}
+		open.add(f)
+		if len(cols) == 0 || f.NumRowGroups() == 0 {
+			open.close(f)
+			return nil, nil
+		}
+		return &engine.File{Name: loc, RowGroups: f.NumRowGroups() * len(cols),
+			Task: func(ctx context.Context, t int, _ engine.Head) ([]engine.Piece, error) {
+				rg, j := t/len(cols), t%len(cols)
+				fn := newFunc()
+				defer fn.done()
+				return nil, f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols[j : j+1], BatchSize: int64(ids.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
+					eachText(rec.Column(0), func(v []byte) { fn.value(names[j], v) })
+					return nil
+				})
+			},
+			Finish: func(context.Context, []engine.Output) (*engine.File, error) {
+				open.close(f)
+				return nil, nil
+			}}, nil
+	}}
+}
+
+// openFiles are the files a scan holds open, closed as each is done and,
+// after a failure, all at once.
+type openFiles struct {
+	mu    sync.Mutex
+	files map[*parquetio.File]bool
+}
+
+func (o *openFiles) add(f *parquetio.File) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.files == nil {
+		o.files = map[*parquetio.File]bool{}
+	}
+	o.files[f] = true
+}
+
+func (o *openFiles) close(f *parquetio.File) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.files[f] {
+		delete(o.files, f)
+		f.Close()
+	}
+}
+
+func (o *openFiles) closeAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for f := range o.files {
+		f.Close()
+	}
+	o.files = nil
 }
 
 // minIdentifierLen is the shortest value the identifier check looks for in
@@ -220,30 +357,56 @@ const MinShortDistinct = 10
 // confirmation.
 const maxCandidates = 1 << 20
 
-// words calls fn with the value itself and, when it is longer, each run of
-// the characters identifiers are written with (ASCII letters and digits and
-// @ . _ + - :), of at least minIdentifierLen bytes.
-func words(v []byte, fn func([]byte)) {
-	if len(v) >= minIdentifierLen {
-		fn(v)
+// identByte marks the characters identifiers are written with: ASCII
+// letters and digits and @ . _ + - :.
+var identByte = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '@' || c == '.' || c == '_' || c == '+' || c == '-' || c == ':'
 	}
-	start := -1
-	for i := 0; i <= len(v); i++ {
-		in := i < len(v) && isIdentByte(v[i])
-		switch {
-		case in && start < 0:
-			start = i
-		case !in && start >= 0:
-			if i-start >= minIdentifierLen && i-start < len(v) {
-				fn(v[start:i])
-			}
-			start = -1
+	return t
+}()
+
+// identByteBit is identByte as 0 and 1, for oneWord's loop without
+// branches.
+var identByteBit = func() (t [256]byte) {
+	for c, in := range identByte {
+		if in {
+			t[c] = 1
 		}
 	}
+	return t
+}()
+
+// oneWord reports whether v is made only of the characters identifiers are
+// written with: its only word is itself.
+func oneWord(v []byte) bool {
+	ok := byte(1)
+	for _, c := range v {
+		ok &= identByteBit[c]
+	}
+	return ok == 1
 }
 
-func isIdentByte(c byte) bool {
-	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '@' || c == '.' || c == '_' || c == '+' || c == '-' || c == ':'
+// words calls fn with the value itself and, when it is longer, each run of
+// the characters identifiers are written with (identByte), of at least
+// minIdentifierLen bytes, each whose length is one keep accepts.
+func words(v []byte, keep func(n int) bool, fn func([]byte)) {
+	if len(v) >= minIdentifierLen && keep(len(v)) {
+		fn(v)
+	}
+	for i := 0; i < len(v); {
+		if !identByte[v[i]] {
+			i++
+			continue
+		}
+		start := i
+		for i < len(v) && identByte[v[i]] {
+			i++
+		}
+		if n := i - start; n >= minIdentifierLen && n < len(v) && keep(n) {
+			fn(v[start:i])
+		}
+	}
 }
 
 // candidateAt is an output value that the identifier filter says may be a
@@ -287,23 +450,37 @@ func (vr *verifier) confirm(ctx context.Context) error {
 	if len(vr.candidates) == 0 && len(vr.short) == 0 {
 		return nil
 	}
-
-	if err := vr.ids.scan(ctx, func(column string, v []byte) {
-		if len(v) < minIdentifierLen {
-			if len(v) > 0 && len(vr.short) > 0 {
-				for _, c := range vr.short[string(vr.ids.shortKey(column, v))] {
-					c.confirmedValue = true
+	// the candidates' maps are only read here, by every task at once; a
+	// hit, rare, is recorded under mu
+	var mu sync.Mutex
+	if err := vr.ids.scan(ctx, func() valueFunc {
+		var key []byte
+		return valueFunc{value: func(column string, v []byte) {
+			if len(v) < minIdentifierLen {
+				if len(v) > 0 && len(vr.short) > 0 {
+					key = shortKey(key, column, v)
+					if cs := vr.short[string(key)]; len(cs) > 0 {
+						mu.Lock()
+						for _, c := range cs {
+							c.confirmedValue = true
+						}
+						mu.Unlock()
+					}
 				}
+				return
 			}
-			return
-		}
-		for _, c := range vr.candidates[string(v)] {
-			c.confirmedValue = true
-			if c.sources == nil {
-				c.sources = map[string]bool{}
+			if cs := vr.candidates[string(v)]; len(cs) > 0 {
+				mu.Lock()
+				for _, c := range cs {
+					c.confirmedValue = true
+					if c.sources == nil {
+						c.sources = map[string]bool{}
+					}
+					c.sources[column] = true
+				}
+				mu.Unlock()
 			}
-			c.sources[column] = true
-		}
+		}, done: func() {}}
 	}); err != nil {
 		return err
 	}
@@ -364,12 +541,12 @@ func (vr *verifier) confirmShort() {
 			continue
 		}
 		source, _, _ := strings.Cut(k[1:], "\x00") // shortKey: NUL, column, NUL, value
-		var last *report.Verification
+		seen := map[*report.Verification]bool{}    // the destinations this value is in
 		for _, c := range cs {
 			col := column{c.dv, source}
-			if c.dv != last { // the candidates of one value are in the order found: by destination
+			if !seen[c.dv] {
 				distinct[col]++
-				last = c.dv
+				seen[c.dv] = true
 			}
 			counts[key{col, c.file, c.column, c.rg}]++
 		}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -19,6 +20,7 @@ import (
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/internal/arrowpool"
 	"github.com/deidproject/deid/pipeline/internal/classes"
+	"github.com/deidproject/deid/pipeline/internal/engine"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/pqstore"
@@ -41,6 +43,9 @@ type Options struct {
 	Logger *slog.Logger
 	// BatchSize is the rows decoded at a time; 0 means 65,536.
 	BatchSize int
+	// Workers is how many row groups are checked at once (of the outputs,
+	// and of the sources for the identifier check); 0 means one per CPU.
+	Workers int
 	// ScratchDir holds the risk check's spilled class counts; empty means
 	// the system's temporary folder.
 	ScratchDir string
@@ -70,6 +75,9 @@ func (o *Options) defaults() {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1 << 16
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.ScratchDir == "" {
 		o.ScratchDir = os.TempDir()
@@ -111,10 +119,16 @@ func Outputs(ctx context.Context, plan *rules.Plan, opt Options) (*Result, error
 			t.Close()
 		}
 	}()
-	for _, dst := range plan.Destinations {
+	// every destination's files are checked on one pool of workers, a task
+	// per row group
+	var files []*engine.File
+	risks := make([]map[string]*riskClasses, len(plan.Destinations)) // per destination, by dataset
+	open := &openFiles{}
+	defer open.closeAll()
+	for i, dst := range plan.Destinations {
 		dv := &report.Verification{Format: report.VerificationFormatV1, Destination: dst.Name, Output: dst.Output, RunID: opt.RunID, Strict: opt.Strict,
 			Checks: []string{"schema", "pii", "pseudonym", "identifier", "erasure", "retention", "risk"}, Findings: []report.Finding{}}
-		risk := map[string]*riskClasses{} // by dataset
+		risks[i] = map[string]*riskClasses{}
 		res.Destinations = append(res.Destinations, dv)
 		m, err := output.ReadManifest(ctx, s, dst.Output)
 		if err != nil {
@@ -124,27 +138,16 @@ func Outputs(ctx context.Context, plan *rules.Plan, opt Options) (*Result, error
 			if opt.RunID != "" && mf.RunID != opt.RunID {
 				continue
 			}
-			if err := v.checkFile(ctx, dst, dv, risk, mf); err != nil {
-				return nil, err
-			}
+			files = append(files, v.fileStage(dst, dv, risks[i], mf, open))
 		}
-		for _, name := range sortedKeys(risk) {
-			rc := risk[name]
-			r, err := rc.result(name)
-			if err != nil {
-				return nil, fmt.Errorf("destination %q: %w", dst.Name, err)
-			}
-			rc.tally.Close()
-			dv.Risk = append(dv.Risk, r)
-			where := storage.Join(dst.Output, name)
-			if rc.incomplete {
-				dv.Findings = append(dv.Findings, report.Finding{Check: "risk", File: where, RowGroup: -1,
-					Msg: "some files lack a quasi-identifier column: the classes were counted on the others only"})
-			}
-			if r.MinK > 0 && r.Rows > 0 && r.K < int64(r.MinK) {
-				dv.Findings = append(dv.Findings, report.Finding{Check: "risk", File: where, RowGroup: -1, Values: r.RowsBelow,
-					Msg: fmt.Sprintf("k = %d, below min_k %d: %d classes of %d (%d rows) are smaller", r.K, r.MinK, r.ClassesBelow, r.Classes, r.RowsBelow)})
-			}
+	}
+	pool := engine.Pool{Workers: opt.Workers}
+	if err := pool.Run(ctx, files); err != nil {
+		return nil, err
+	}
+	for i, dst := range plan.Destinations {
+		if err := riskFindings(dst, res.Destinations[i], risks[i]); err != nil {
+			return nil, err
 		}
 	}
 	// exact confirmation: read the sources' identifier columns again
@@ -171,6 +174,30 @@ func Outputs(ctx context.Context, plan *rules.Plan, opt Options) (*Result, error
 		}
 	}
 	return res, nil
+}
+
+// riskFindings adds to dv the risk measure of each dataset of destination
+// dst, and its findings: classes below min_k, or counted on some files only.
+func riskFindings(dst *rules.Destination, dv *report.Verification, risk map[string]*riskClasses) error {
+	for _, name := range sortedKeys(risk) {
+		rc := risk[name]
+		r, err := rc.result(name)
+		if err != nil {
+			return fmt.Errorf("destination %q: %w", dst.Name, err)
+		}
+		rc.tally.Close()
+		dv.Risk = append(dv.Risk, r)
+		where := storage.Join(dst.Output, name)
+		if rc.incomplete {
+			dv.Findings = append(dv.Findings, report.Finding{Check: "risk", File: where, RowGroup: -1,
+				Msg: "some files lack a quasi-identifier column: the classes were counted on the others only"})
+		}
+		if r.MinK > 0 && r.Rows > 0 && r.K < int64(r.MinK) {
+			dv.Findings = append(dv.Findings, report.Finding{Check: "risk", File: where, RowGroup: -1, Values: r.RowsBelow,
+				Msg: fmt.Sprintf("k = %d, below min_k %d: %d classes of %d (%d rows) are smaller", r.K, r.MinK, r.ClassesBelow, r.Classes, r.RowsBelow)})
+		}
+	}
+	return nil
 }
 
 // columnChecks returns the detectors an output column is checked with, and
@@ -208,24 +235,14 @@ func columnChecks(bc *rules.BoundColumn, strict bool) (*detect.Set, bool, error)
 
 // eachText calls fn with the text of every non-NULL value of a string,
 // binary or integer array (integers as decimal text); other types have no
-// text to check.
+// text to check. fn must not keep the bytes: they are the array's own.
 func eachText(a arrow.Array, fn func([]byte)) {
 	var tmp []byte
 	switch a := a.(type) {
 	case *array.Dictionary:
 		eachText(a.Dictionary(), fn)
-	case *array.String:
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn([]byte(a.Value(i)))
-			}
-		}
-	case *array.LargeString:
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn([]byte(a.Value(i)))
-			}
-		}
+	case *array.String, *array.LargeString:
+		eachIndexed(a, func(_ int, v []byte) { fn(v) })
 	case *array.Binary:
 		for i := 0; i < a.Len(); i++ {
 			if a.IsValid(i) {
@@ -267,21 +284,60 @@ type verifier struct {
 	short      candidates       // by shortKey: its hits of short whole values
 	overflow   bool             // more candidates than maxCandidates
 	tallies    []*classes.Tally // the risk check's, removed on return
+
+	// mu guards the above, the destinations' results and the risk
+	// measures while files are checked on several workers
+	mu sync.Mutex
 }
 
-// checkFile checks one published file of destination dst (manifest entry
-// mf): its schema, PII left by detectors, candidate raw identifiers,
-// erased subjects' and expired rows; and adds its quasi-identifiers' classes
-// to risk. Findings go into dv.
-func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *report.Verification, risk map[string]*riskClasses, mf *output.ManifestFile) error {
+// fileStage is the check of one published file of destination dst
+// (manifest entry mf): its schema, PII left by detectors, candidate raw
+// identifiers, erased subjects' and expired rows; and its
+// quasi-identifiers' classes, added to risk. Findings go into dv. Its first
+// stage opens the file and plans the checks; the next scans a row group a
+// task, and records each row group's findings in order.
+func (vr *verifier) fileStage(dst *rules.Destination, dv *report.Verification, risk map[string]*riskClasses, mf *output.ManifestFile, open *openFiles) *engine.File {
 	loc := storage.Join(dst.Output, mf.Path)
-	dv.Files++
-	f, _, err := pqstore.Open(ctx, vr.opt.Store, loc, vr.opt.Mem)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fc := &fileCheck{vr: vr, dv: dv, loc: loc, b: dst.Binding(mf.Dataset), sch: f.Schema()}
+	return &engine.File{Name: loc, Finish: func(ctx context.Context, _ []engine.Output) (*engine.File, error) {
+		f, _, err := pqstore.Open(ctx, vr.opt.Store, loc, vr.opt.Mem)
+		if err != nil {
+			return nil, err
+		}
+		open.add(f)
+		fc := &fileCheck{vr: vr, dv: dv, loc: loc, b: dst.Binding(mf.Dataset), sch: f.Schema()}
+		if err := fc.plan(ctx, dst, mf, risk); err != nil {
+			return nil, err
+		}
+		fc.scans = make([]*rgScan, f.NumRowGroups())
+		fc.rgStart = make([]int64, f.NumRowGroups())
+		for rg := 1; rg < f.NumRowGroups(); rg++ {
+			fc.rgStart[rg] = fc.rgStart[rg-1] + f.RowGroupRows(rg-1)
+		}
+		return &engine.File{Name: loc, RowGroups: f.NumRowGroups(),
+			Task: func(ctx context.Context, rg int, _ engine.Head) ([]engine.Piece, error) {
+				sc, err := fc.scanRowGroup(ctx, f, rg)
+				fc.scans[rg] = sc // each task writes its own row group's
+				return nil, err
+			},
+			InOrder: func(_ context.Context, rg int, _ []engine.Piece) ([]engine.Piece, error) {
+				err := fc.record(rg, fc.scans[rg])
+				fc.scans[rg] = nil
+				return nil, err
+			},
+			Finish: func(context.Context, []engine.Output) (*engine.File, error) {
+				open.close(f)
+				return nil, nil
+			}}, nil
+	}}
+}
+
+// plan runs the file's schema check and settles what its columns and rows
+// are checked for, under the verifier's lock: it adds findings, and reads
+// and caches the erasure lists.
+func (fc *fileCheck) plan(ctx context.Context, dst *rules.Destination, mf *output.ManifestFile, risk map[string]*riskClasses) error {
+	fc.vr.mu.Lock()
+	defer fc.vr.mu.Unlock()
+	fc.dv.Files++
 	fc.checkSchema(dst, mf)
 	if err := fc.planColumns(); err != nil {
 		return err
@@ -289,12 +345,36 @@ func (vr *verifier) checkFile(ctx context.Context, dst *rules.Destination, dv *r
 	if err := fc.planRows(ctx, dst, mf, risk); err != nil {
 		return err
 	}
-	for rg := 0; rg < f.NumRowGroups(); rg++ {
-		if err := fc.scanRowGroup(ctx, f, rg); err != nil {
-			return err
+	fc.planRead()
+	return nil
+}
+
+// planRead settles the columns read: those a check needs. A column of a
+// type without text (a float, a time) is read only for its row checks.
+func (fc *fileCheck) planRead() {
+	need := map[int]bool{fc.timeCol: fc.timeCol >= 0, fc.subjectCol: fc.subjectCol >= 0}
+	for _, j := range fc.qiCols {
+		need[j] = true
+	}
+	for j, fld := range fc.sch.Fields() {
+		text := hasText(fld.Type) && (fc.sets[j] != nil || !fc.exempt[j])
+		if text || need[j] || fc.forms[j] != nil {
+			fc.cols = append(fc.cols, j)
+			fc.text = append(fc.text, text)
 		}
 	}
-	return nil
+}
+
+// hasText reports whether eachText finds text in arrays of type t.
+func hasText(t arrow.DataType) bool {
+	if d, ok := t.(*arrow.DictionaryType); ok {
+		t = d.ValueType
+	}
+	switch t.ID() {
+	case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.INT64, arrow.INT32:
+		return true
+	}
+	return false
 }
 
 // fileCheck is the checks of one published file: what each column is
@@ -314,7 +394,8 @@ type fileCheck struct {
 	exempt      []bool
 	forms       []transforms.OutputForm
 	shortSource []string
-	cols        []int
+	cols        []int  // the columns read: those some check needs
+	text        []bool // per column read: whether its values are scanned (pii, identifier)
 
 	gone       map[string]bool // erased subjects as the destination writes them
 	subjectCol int
@@ -324,9 +405,8 @@ type fileCheck struct {
 	rc         *riskClasses
 	qiCols     []int
 
-	buf      detect.Buffer
-	matches  []detect.Match
-	fileRows int64 // rows of the file before the batch
+	rgStart []int64   // per row group, the rows of the file before it
+	scans   []*rgScan // per row group, from its task until recorded
 }
 
 // find records a finding of the file.
@@ -373,10 +453,9 @@ func (fc *fileCheck) checkSchema(dst *rules.Destination, mf *output.ManifestFile
 // looked for in it as whole values (identifier).
 func (fc *fileCheck) planColumns() error {
 	n := fc.sch.NumFields()
-	fc.sets, fc.exempt, fc.cols = make([]*detect.Set, n), make([]bool, n), make([]int, n)
+	fc.sets, fc.exempt = make([]*detect.Set, n), make([]bool, n)
 	fc.forms, fc.shortSource = make([]transforms.OutputForm, n), make([]string, n)
 	for j, fld := range fc.sch.Fields() {
-		fc.cols[j] = j
 		var err error
 		fc.sets[j], fc.exempt[j], err = columnChecks(fc.expected[fld.Name], fc.vr.opt.Strict)
 		if err != nil {
@@ -440,35 +519,114 @@ func (fc *fileCheck) planRows(ctx context.Context, dst *rules.Destination, mf *o
 	return nil
 }
 
-// rowGroupTally is what the checks found in one row group.
-type rowGroupTally struct {
+// rgScan is what the checks found in one row group, recorded in
+// row-group order (fileCheck.record).
+type rgScan struct {
 	found                   []map[string]int64 // per column, by detector
 	misses                  []formMisses
 	erasedRows, expiredRows int64
+	rows                    int64
+	classes                 map[classes.Key]uint32 // the risk check's
+	long, short             []hit                  // the identifier check's, in the order found
+	overflow                bool                   // more than maxCandidates hits
 }
 
-// scanRowGroup reads row group rg and records its findings.
-func (fc *fileCheck) scanRowGroup(ctx context.Context, f *parquetio.File, rg int) error {
-	t := &rowGroupTally{found: make([]map[string]int64, fc.sch.NumFields()), misses: make([]formMisses, fc.sch.NumFields())}
-	err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: fc.cols, BatchSize: int64(fc.vr.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
-		return fc.batch(rec, rg, t)
+// hit is a value the identifier filter says may be a source identifier
+// (for a short one, its shortKey), and the column it is in.
+type hit struct {
+	key string
+	col int
+}
+
+// scanner is one task's scan of a row group: its tallies and buffers.
+type scanner struct {
+	fc      *fileCheck
+	sc      *rgScan
+	seen    map[hit]bool
+	buf     detect.Buffer
+	matches []detect.Match
+	key     []byte
+	hasher  classes.Hasher
+	keys    []classes.Key
+	qi      []arrow.Array
+	uses    []int64 // rows per dictionary entry
+}
+
+// scanRowGroup reads row group rg and runs every check on it.
+func (fc *fileCheck) scanRowGroup(ctx context.Context, f *parquetio.File, rg int) (*rgScan, error) {
+	n := fc.sch.NumFields()
+	sn := &scanner{fc: fc, sc: &rgScan{found: make([]map[string]int64, n), misses: make([]formMisses, n)}, seen: map[hit]bool{}}
+	if fc.qiCols != nil {
+		sn.sc.classes = map[classes.Key]uint32{}
+	}
+	base := fc.rgStart[rg]
+	err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: fc.cols, BatchSize: int64(fc.vr.opt.BatchSize), Dictionary: fc.dictionaryColumns(f, rg)}, func(rec arrow.RecordBatch) error {
+		sn.batch(rec, base+sn.sc.rows)
+		sn.sc.rows += rec.NumRows()
+		return nil
 	})
-	if err != nil {
-		return err
+	return sn.sc, err
+}
+
+// dictionaryColumns returns the columns of row group rg read as Arrow
+// dictionaries: text columns scanned for values (not the subject column,
+// whose erased rows are counted one by one) whose chunk is
+// dictionary-encoded with at most a batch's entries, so that each distinct
+// value is checked once a batch.
+func (fc *fileCheck) dictionaryColumns(f *parquetio.File, rg int) map[int]bool {
+	dict := map[int]bool{}
+	for k, j := range fc.cols {
+		switch fc.sch.Field(j).Type.ID() {
+		case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY:
+		default:
+			continue
+		}
+		if !fc.text[k] || j == fc.subjectCol || !f.DictionaryEncoded(rg, j) {
+			continue
+		}
+		if n, ok := f.DictionaryEntries(rg, j); ok && n <= fc.vr.opt.BatchSize {
+			dict[j] = true
+		}
 	}
-	sch := fc.sch
-	if t.expiredRows > 0 {
-		fc.find("retention", sch.Field(fc.timeCol).Name, rg, t.expiredRows, "%d rows older than the retention cut-off (%s before %s)", t.expiredRows, fc.b.Dataset.Retention.Keep, fc.cutNow.Format(time.RFC3339))
+	return dict
+}
+
+// record adds row group rg's scan to the file's findings, the
+// destination's rows, the risk measure and the identifier candidates.
+func (fc *fileCheck) record(rg int, sc *rgScan) error {
+	vr, sch := fc.vr, fc.sch
+	vr.mu.Lock()
+	defer vr.mu.Unlock()
+	fc.dv.Rows += sc.rows
+	if sc.classes != nil {
+		if err := fc.rc.tally.AddAll(sc.classes); err != nil {
+			return fmt.Errorf("%s: %w", storage.QuoteLocation(fc.loc), err)
+		}
+		fc.rc.rows += sc.rows
 	}
-	if t.erasedRows > 0 {
-		fc.find("erasure", fc.b.Dataset.Subject, rg, t.erasedRows, "%d rows of subjects on the dataset's erasure lists", t.erasedRows)
+	for _, h := range sc.long {
+		if !vr.candidates.add([]byte(h.key), vr.room(), fc.dv, fc.loc, sch.Field(h.col).Name, rg) {
+			vr.overflow = true
+		}
 	}
-	for j, m := range t.misses {
+	for _, h := range sc.short {
+		if !vr.short.add([]byte(h.key), vr.room(), fc.dv, fc.loc, sch.Field(h.col).Name, rg) {
+			vr.overflow = true
+		}
+	}
+	vr.overflow = vr.overflow || sc.overflow
+	if sc.expiredRows > 0 {
+		fc.find("retention", sch.Field(fc.timeCol).Name, rg, sc.expiredRows, "%d rows older than the retention cut-off (%s before %s)", sc.expiredRows, fc.b.Dataset.Retention.Keep, fc.cutNow.Format(time.RFC3339))
+	}
+	if sc.erasedRows > 0 {
+		fc.find("erasure", fc.b.Dataset.Subject, rg, sc.erasedRows, "%d rows of subjects on the dataset's erasure lists", sc.erasedRows)
+	}
+	for j, m := range sc.misses {
 		if m.n > 0 {
 			fc.find("pseudonym", sch.Field(j).Name, rg, m.n, "%s", m.message(fc.forms[j], sch.Field(j).Type))
 		}
 	}
-	for j, byDetector := range t.found {
+	for j, byDetector := range sc.found {
 		for _, name := range sortedKeys(byDetector) {
 			fc.find("pii", sch.Field(j).Name, rg, byDetector[name], "%d values the %s detector recognises, where the policy says none may remain", byDetector[name], name)
 		}
@@ -476,47 +634,86 @@ func (fc *fileCheck) scanRowGroup(ctx context.Context, f *parquetio.File, rg int
 	return nil
 }
 
-// batch runs every check on one batch of row group rg.
-func (fc *fileCheck) batch(rec arrow.RecordBatch, rg int, t *rowGroupTally) error {
-	fc.dv.Rows += rec.NumRows()
-	base := fc.fileRows
-	fc.fileRows += rec.NumRows()
-	for j, form := range fc.forms {
-		if form != nil {
-			t.misses[j].check(rec.Column(j), form, base)
+// batch runs every check on one batch, whose first row is row base of the
+// file.
+func (sn *scanner) batch(rec arrow.RecordBatch, base int64) {
+	fc, sc := sn.fc, sn.sc
+	for k, j := range fc.cols {
+		col := rec.Column(k)
+		if form := fc.forms[j]; form != nil {
+			sc.misses[j].check(col, form, base)
 		}
-	}
-	if fc.timeCol >= 0 {
-		t.expiredRows += countBefore(rec.Column(fc.timeCol), fc.cut)
+		switch j {
+		case fc.timeCol:
+			sc.expiredRows += countBefore(col, fc.cut)
+		case fc.subjectCol:
+			eachText(col, func(v []byte) {
+				if fc.gone[string(v)] {
+					sc.erasedRows++
+				}
+			})
+		}
+		if !fc.text[k] {
+			continue
+		}
+		switch {
+		case col.DataType().ID() == arrow.DICTIONARY:
+			sn.dictionary(j, col.(*array.Dictionary))
+		case fc.forms[j] != nil:
+			form := fc.forms[j]
+			eachText(col, func(v []byte) {
+				if form.HasForm(v) {
+					sn.whole(j, v) // a pseudonym is one word: itself
+				} else {
+					sn.value(j, v, 1)
+				}
+			})
+		default:
+			eachText(col, func(v []byte) { sn.value(j, v, 1) })
+		}
 	}
 	if fc.qiCols != nil {
-		if err := fc.rc.add(rec, fc.qiCols); err != nil {
-			return fmt.Errorf("%s: %w", storage.QuoteLocation(fc.loc), err)
+		sn.qi = sn.qi[:0]
+		for _, j := range fc.qiCols {
+			sn.qi = append(sn.qi, rec.Column(slices.Index(fc.cols, j)))
+		}
+		sn.keys = sn.hasher.Keys(sn.keys[:0], sn.qi)
+		for _, k := range sn.keys {
+			sc.classes[k] = classes.SatAdd(sc.classes[k], 1)
 		}
 	}
-	if fc.subjectCol >= 0 {
-		eachText(rec.Column(fc.subjectCol), func(v []byte) {
-			if fc.gone[string(v)] {
-				t.erasedRows++
-			}
-		})
-	}
-	for j := range fc.cols {
-		eachText(rec.Column(j), func(v []byte) { fc.value(j, rg, v, t) })
-	}
-	return nil
 }
 
-// value runs the pii and identifier checks on value v of column j.
-func (fc *fileCheck) value(j, rg int, v []byte, t *rowGroupTally) {
-	vr := fc.vr
+// dictionary runs the pii and identifier checks on the dictionary entries
+// the rows of d refer to, each once, counted as many times as rows refer
+// to it.
+func (sn *scanner) dictionary(j int, d *array.Dictionary) {
+	dict := d.Dictionary()
+	sn.uses = slices.Grow(sn.uses[:0], dict.Len())[:dict.Len()]
+	clear(sn.uses)
+	for i := 0; i < d.Len(); i++ {
+		if d.IsValid(i) {
+			sn.uses[d.GetValueIndex(i)]++
+		}
+	}
+	eachIndexed(dict, func(e int, v []byte) {
+		if n := sn.uses[e]; n > 0 {
+			sn.value(j, v, n)
+		}
+	})
+}
+
+// value runs the pii and identifier checks on value v of column j, found
+// in n rows.
+func (sn *scanner) value(j int, v []byte, n int64) {
+	fc, sc, ids := sn.fc, sn.sc, sn.fc.vr.ids
 	if set := fc.sets[j]; set != nil {
-		fc.matches = set.Find(fc.matches[:0], v, &fc.buf)
-		for _, mt := range fc.matches {
-			if t.found[j] == nil {
-				t.found[j] = map[string]int64{}
+		sn.matches = set.Find(sn.matches[:0], v, &sn.buf)
+		for _, mt := range sn.matches {
+			if sc.found[j] == nil {
+				sc.found[j] = map[string]int64{}
 			}
-			t.found[j][set.Detectors()[mt.Detector].Name()]++
+			sc.found[j][set.Detectors()[mt.Detector].Name()] += n
 		}
 	}
 	if fc.exempt[j] {
@@ -525,15 +722,49 @@ func (fc *fileCheck) value(j, rg int, v []byte, t *rowGroupTally) {
 	if len(v) < minIdentifierLen {
 		// a short whole value, in a column written from an identifier
 		// column: compared with that column's own values
-		if src := fc.shortSource[j]; src != "" && len(v) > 0 && vr.ids.hasShort(src, v) &&
-			!vr.short.add(vr.ids.shortKey(src, v), vr.room(), fc.dv, fc.loc, fc.sch.Field(j).Name, rg) {
-			vr.overflow = true
+		if src := fc.shortSource[j]; src != "" && len(v) > 0 {
+			sn.key = shortKey(sn.key, src, v)
+			if ids.has(sn.key) {
+				sc.short = sn.hit(sc.short, sn.key, j)
+			}
 		}
 		return
 	}
-	words(v, func(w []byte) {
-		if vr.ids.has(w) && !vr.candidates.add(w, vr.room(), fc.dv, fc.loc, fc.sch.Field(j).Name, rg) {
-			vr.overflow = true
+	if len(v) < ids.minLen || ids.minLen == 0 {
+		return // shorter than every long source value: no word of it is one
+	}
+	words(v, ids.mayHaveLength, func(w []byte) {
+		if ids.has(w) {
+			sc.long = sn.hit(sc.long, w, j)
 		}
 	})
+}
+
+// whole runs the checks on value v of column j, of the form its
+// transform writes: when it is made only of the characters identifiers are
+// written with (a pseudonym is), its one word is itself.
+func (sn *scanner) whole(j int, v []byte) {
+	ids := sn.fc.vr.ids
+	if fc := sn.fc; fc.sets[j] != nil || fc.exempt[j] || len(v) < minIdentifierLen || !oneWord(v) {
+		sn.value(j, v, 1)
+		return
+	}
+	if ids.mayHaveLength(len(v)) && ids.has(v) {
+		sn.sc.long = sn.hit(sn.sc.long, v, j)
+	}
+}
+
+// hit appends to hits value k of column j, unless the row group already
+// has it, and up to maxCandidates.
+func (sn *scanner) hit(hits []hit, k []byte, j int) []hit {
+	if sn.seen[hit{string(k), j}] {
+		return hits
+	}
+	if len(sn.sc.long)+len(sn.sc.short) >= maxCandidates {
+		sn.sc.overflow = true
+		return hits
+	}
+	h := hit{string(k), j}
+	sn.seen[h] = true
+	return append(hits, h)
 }

@@ -1,0 +1,126 @@
+package verify
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// naiveWords is words' reference: the value itself and every maximal run
+// of identifier characters shorter than it, of at least minIdentifierLen
+// bytes, each of a length keep accepts.
+func naiveWords(v []byte, keep func(int) bool) [][]byte {
+	var out [][]byte
+	if len(v) >= minIdentifierLen && keep(len(v)) {
+		out = append(out, v)
+	}
+	start := -1
+	for i := 0; i <= len(v); i++ {
+		in := i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] >= 'a' && v[i] <= 'z' || v[i] >= 'A' && v[i] <= 'Z' ||
+			v[i] == '@' || v[i] == '.' || v[i] == '_' || v[i] == '+' || v[i] == '-' || v[i] == ':')
+		switch {
+		case in && start < 0:
+			start = i
+		case !in && start >= 0:
+			if n := i - start; n >= minIdentifierLen && n < len(v) && keep(n) {
+				out = append(out, v[start:i])
+			}
+			start = -1
+		}
+	}
+	return out
+}
+
+func collectWords(v []byte, keep func(int) bool) [][]byte {
+	var out [][]byte
+	words(v, keep, func(w []byte) { out = append(out, slices.Clone(w)) })
+	return out
+}
+
+func anyLength(int) bool { return true }
+
+func TestWords(t *testing.T) {
+	cases := []struct {
+		in   string
+		keep func(int) bool
+		want []string
+	}{
+		{"", anyLength, nil},
+		{"short", anyLength, nil},
+		{"869012345678901", anyLength, []string{"869012345678901"}},
+		{"call 13812345678 now", anyLength, []string{"call 13812345678 now", "13812345678"}},
+		{"a@b.cn,x.y@example.com;13812345678", anyLength, []string{"a@b.cn,x.y@example.com;13812345678", "a@b.cn", "x.y@example.com", "13812345678"}},
+		{"电话13812345678。", anyLength, []string{"电话13812345678。", "13812345678"}},
+		{"\xff\xfe869012345678901\x00", anyLength, []string{"\xff\xfe869012345678901\x00", "869012345678901"}},
+		{"fe80::1ff:fe23:4567:890a%eth0", anyLength, []string{"fe80::1ff:fe23:4567:890a%eth0", "fe80::1ff:fe23:4567:890a"}},
+		{"abcde fghij", anyLength, []string{"abcde fghij"}}, // runs of 5: too short
+		// only the lengths kept: 11
+		{"call 13812345678 or 869012345678901", func(n int) bool { return n == 11 }, []string{"13812345678"}},
+		{"13812345678", func(n int) bool { return n == 15 }, nil},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%q", c.in), func(t *testing.T) {
+			got := collectWords([]byte(c.in), c.keep)
+			var want [][]byte
+			for _, w := range c.want {
+				want = append(want, []byte(w))
+			}
+			if !slices.EqualFunc(got, want, func(a, b []byte) bool { return string(a) == string(b) }) {
+				t.Errorf("words = %q, want %q", got, want)
+			}
+			if ref := naiveWords([]byte(c.in), c.keep); !slices.EqualFunc(got, ref, func(a, b []byte) bool { return string(a) == string(b) }) {
+				t.Errorf("words = %q, reference %q", got, ref)
+			}
+		})
+	}
+}
+
+// FuzzWords: words finds exactly what the reference finds, and oneWord
+// says whether the value is its only run.
+func FuzzWords(f *testing.F) {
+	for _, s := range []string{"", "call 13812345678 now", "a@b.cn,x.y@example.com", "\xff869012345678901", "0123456789abcdef0123456789abcdef"} {
+		f.Add([]byte(s), uint8(11))
+	}
+	f.Fuzz(func(t *testing.T, v []byte, only uint8) {
+		for _, keep := range []func(int) bool{anyLength, func(n int) bool { return n == int(only) }} {
+			got, want := collectWords(v, keep), naiveWords(v, keep)
+			if !slices.EqualFunc(got, want, func(a, b []byte) bool { return string(a) == string(b) }) {
+				t.Fatalf("words(%q) = %q, reference %q", v, got, want)
+			}
+		}
+		all := !slices.ContainsFunc(v, func(c byte) bool { return !identByte[c] })
+		if oneWord(v) != all {
+			t.Fatalf("oneWord(%q) = %v", v, !all)
+		}
+	})
+}
+
+// TestIdentifierSetFilter: every value added is found (no false negative,
+// whatever the filter's size), values not added are found rarely, and the
+// lengths are those seen.
+func TestIdentifierSetFilter(t *testing.T) {
+	for _, n := range []int{1, 100, 50_000} {
+		t.Run(fmt.Sprint(n, " values"), func(t *testing.T) {
+			ids := &identifierSet{seed: uint64(n) * 7919, blocks: make([][8]uint64, max((n*10+511)/512, 2))}
+			for i := range n {
+				ids.add(fmt.Appendf(nil, "86901%010d", i))
+			}
+			for i := range n {
+				if v := fmt.Appendf(nil, "86901%010d", i); !ids.has(v) {
+					t.Fatalf("%s added and not found", v)
+				}
+			}
+			fp := 0
+			const tries = 100_000
+			for i := range tries {
+				if ids.has(fmt.Appendf(nil, "13%09d", i)) {
+					fp++
+				}
+			}
+			// 10 bits a value, 7 probes in one block: about 1 %
+			if rate := float64(fp) / tries; rate > 0.03 {
+				t.Errorf("false positive rate %.4f with %d values", rate, n)
+			}
+		})
+	}
+}
