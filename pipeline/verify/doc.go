@@ -21,12 +21,14 @@
 //     for as a whole value in the output column written from its own
 //     source column only, and reported when at least MinShortDistinct
 //     distinct ones appear there. The source values go into a blocked Bloom
-//     filter over keyed hashes (xxh3 with a random seed each run), whose
-//     size is bounded by the sources' row counts (10 bits a row, about 1 %
-//     false positives), beside the set of their lengths (a word of another
-//     length is not looked up); output values that hit it are then confirmed exactly
-//     by a second read of the sources' identifier columns, so only real
-//     matches are reported. A column the policy deliberately keeps raw
+//     filter over keyed hashes (xxh3 with a random seed each run), sized by
+//     the sources' distinct values (10 bits each, about 1 % false
+//     positives; by their rows past maxDistinctExact), beside the set of
+//     their lengths (a word of another length is not looked up) and, up to
+//     maxDistinctExact, their sorted 128-bit hashes (a hit is a candidate
+//     only if its whole hash is one of them); candidates are then
+//     confirmed exactly by a second read of the sources' identifier
+//     columns, so only real matches are reported. A column the policy deliberately keeps raw
 //     (keep with allow) is exempt unless Strict;
 //   - erasure: no row of a subject on the dataset's erasure lists, looked
 //     for as the destination writes the subject column (its transform, a

@@ -7,12 +7,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/zeebo/xxh3"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
@@ -45,8 +47,13 @@ import (
 type identifierSet struct {
 	plan    *rules.Plan
 	opt     Options
-	columns []string                   // dataset.column, for messages
-	blocks  [][8]uint64                // the filter: 512-bit blocks
+	columns []string    // dataset.column, for messages
+	blocks  [][8]uint64 // the filter: 512-bit blocks
+	// exact holds, sorted, the 128-bit hashes of every value the filter
+	// holds, when there are at most maxDistinctExact: a value that hits
+	// the filter is a candidate only if its hash is there too, so a clean
+	// output has no candidate and the sources are not read again
+	exact   []xxh3.Uint128
 	seed    uint64                     // random, per run
 	lengths [maxLengthTracked + 1]bool // long values' lengths seen; the last: any longer
 	minLen  int                        // the shortest long value's length (0: none)
@@ -59,6 +66,19 @@ const maxLengthTracked = 256
 // bloomHashes is the number of bits a value sets in its block.
 const bloomHashes = 7
 
+// bitsPerValue sizes the filter: about 1 % false positives.
+const bitsPerValue = 10
+
+// The filter is sized by the sources' distinct values, which are far fewer
+// than their rows (a user's id is on each of their events): a small filter
+// stays in the processor's caches. The distinct hashes are gathered first,
+// each task's (up to localDistinct) then all of them (up to
+// maxDistinctExact); past that the filter is sized by the rows and filled
+// directly.
+const localDistinct = 1 << 18
+
+var maxDistinctExact = 1 << 21 // a variable for tests
+
 // newIdentifierSet reads the sources' identifier columns into the filter.
 func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt Options) (*identifierSet, error) {
 	var seed [8]byte
@@ -66,26 +86,16 @@ func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt Options) (*iden
 		return nil, err
 	}
 	ids := &identifierSet{plan: plan, opt: opt, seed: binary.LittleEndian.Uint64(seed[:])}
-	for _, ds := range plan.Datasets {
-		for _, c := range ds.Columns {
-			if c.Type.Category == rules.DirectIdentifier || c.Type.Category == rules.DeviceIdentifier {
-				ids.columns = append(ids.columns, ds.Name+"."+c.Name)
-			}
+	for _, src := range ids.sources() {
+		for _, n := range src.names {
+			ids.columns = append(ids.columns, src.ds.Name+"."+n)
 		}
 	}
-	// size: 10 bits per source row of every identifier column
-	var rows int64
-	if err := ids.eachFile(ctx, func(f *parquetio.File, cols []int, _ []string) error {
-		rows += f.NumRows() * int64(len(cols))
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	ids.blocks = make([][8]uint64, max((rows*10+511)/512, 2))
-	var mu sync.Mutex
-	err := ids.scan(ctx, func() valueFunc {
+	fb := &filterBuild{ctx: ctx, ids: ids, set: map[xxh3.Uint128]struct{}{}}
+	err := ids.scan(ctx, true, func() valueFunc {
 		var key []byte
 		var lengths [maxLengthTracked + 1]bool
+		local := map[xxh3.Uint128]struct{}{}
 		return valueFunc{
 			value: func(column string, v []byte) {
 				if len(v) == 0 {
@@ -100,24 +110,110 @@ func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt Options) (*iden
 				} else {
 					lengths[min(len(v), maxLengthTracked)] = true
 				}
-				ids.add(v)
+				h := ids.hash(v)
+				if fb.direct.Load() {
+					ids.add(h.Lo)
+					return
+				}
+				local[h] = struct{}{}
+				if len(local) >= localDistinct {
+					fb.flush(local)
+				}
 			},
 			done: func() {
-				mu.Lock()
-				defer mu.Unlock()
+				fb.flush(local)
+				fb.mu.Lock()
+				defer fb.mu.Unlock()
 				for n, seen := range lengths {
 					ids.lengths[n] = ids.lengths[n] || seen
 				}
 			},
 		}
 	})
+	if err == nil {
+		err = fb.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	fb.finish()
 	for n, seen := range ids.lengths {
 		if seen {
 			ids.minLen = n
 			break
 		}
 	}
-	return ids, err
+	return ids, nil
+}
+
+// filterBuild gathers the distinct hashes of the sources' values, then
+// fills the filter sized by their number.
+type filterBuild struct {
+	ctx    context.Context
+	ids    *identifierSet
+	mu     sync.Mutex
+	set    map[xxh3.Uint128]struct{} // the distinct hashes, until direct
+	direct atomic.Bool               // the filter is sized by rows and filled as values come
+	err    error                     // counting the rows failed
+}
+
+// flush moves a task's distinct hashes into the set, or into the filter
+// once it is filled directly, and empties local.
+func (fb *filterBuild) flush(local map[xxh3.Uint128]struct{}) {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if fb.direct.Load() {
+		for h := range local {
+			fb.ids.add(h.Lo)
+		}
+		clear(local)
+		return
+	}
+	for h := range local {
+		fb.set[h] = struct{}{}
+	}
+	clear(local)
+	if len(fb.set) > maxDistinctExact && fb.err == nil {
+		// too many to gather: size the filter by every source file's
+		// rows of identifier columns (their footers, read once)
+		var rows int64
+		fb.err = fb.ids.eachFile(fb.ctx, func(f *parquetio.File, cols []int, _ []string) error {
+			rows += f.NumRows() * int64(len(cols))
+			return nil
+		})
+		if fb.err == nil {
+			fb.fill(max(rows, int64(len(fb.set))))
+			fb.direct.Store(true)
+		}
+	}
+}
+
+// finish fills the filter from the set, and keeps the set sorted as the
+// exact hashes, unless the filter was filled directly.
+func (fb *filterBuild) finish() {
+	if fb.direct.Load() {
+		return
+	}
+	exact := make([]xxh3.Uint128, 0, len(fb.set))
+	for h := range fb.set {
+		exact = append(exact, h)
+	}
+	slices.SortFunc(exact, compareHashes)
+	fb.fill(int64(len(fb.set)))
+	fb.ids.exact = exact
+}
+
+func compareHashes(a, b xxh3.Uint128) int {
+	return cmp.Or(cmp.Compare(a.Hi, b.Hi), cmp.Compare(a.Lo, b.Lo))
+}
+
+// fill sizes the filter for n values and adds the set's.
+func (fb *filterBuild) fill(n int64) {
+	fb.ids.blocks = make([][8]uint64, max((n*bitsPerValue+511)/512, 2))
+	for h := range fb.set {
+		fb.ids.add(h.Lo)
+	}
+	fb.set = nil
 }
 
 // shortKey appends to buf[:0] what a short value v of source column column
@@ -129,21 +225,27 @@ func shortKey(buf []byte, column string, v []byte) []byte {
 	return append(append(append(append(buf[:0], 0), column...), 0), v...)
 }
 
-// probe returns v's block and the mask of the bits it sets there, by word.
-func (ids *identifierSet) probe(v []byte) (*[8]uint64, [8]uint64) {
-	h := xxh3.Hash128Seed(v, ids.seed)
-	hi, _ := bits.Mul64(h.Lo, uint64(len(ids.blocks)))
+// hash is the keyed hash of v: the filter holds its low half, the exact
+// hashes all of it.
+func (ids *identifierSet) hash(v []byte) xxh3.Uint128 { return xxh3.Hash128Seed(v, ids.seed) }
+
+// probe returns hash h's block and the mask of the bits it sets there, by
+// word: the block from h's high bits, the bits from a remix of all of them.
+func (ids *identifierSet) probe(h uint64) (*[8]uint64, [8]uint64) {
+	blk, _ := bits.Mul64(h, uint64(len(ids.blocks)))
+	m := bits.RotateLeft64(h, 29) * 0x9e3779b97f4a7c15
 	var mask [8]uint64
 	for i := range bloomHashes {
-		p := (h.Hi >> (9 * i)) & 511
+		p := (m >> (9 * i)) & 511
 		mask[p>>6] |= 1 << (p & 63)
 	}
-	return &ids.blocks[hi], mask
+	return &ids.blocks[blk], mask
 }
 
-// add puts v into the filter; it may be called from several goroutines.
-func (ids *identifierSet) add(v []byte) {
-	b, mask := ids.probe(v)
+// add puts hash h into the filter; it may be called from several
+// goroutines.
+func (ids *identifierSet) add(h uint64) {
+	b, mask := ids.probe(h)
 	for w, m := range mask {
 		if m != 0 && atomic.LoadUint64(&b[w])&m != m {
 			atomic.OrUint64(&b[w], m)
@@ -154,11 +256,19 @@ func (ids *identifierSet) add(v []byte) {
 // has reports whether v may be a source identifier value (v hashed as it
 // is: a long value, or a shortKey).
 func (ids *identifierSet) has(v []byte) bool {
-	b, mask := ids.probe(v)
+	if len(ids.blocks) == 0 {
+		return false
+	}
+	h := ids.hash(v)
+	b, mask := ids.probe(h.Lo)
 	for w, m := range mask {
 		if b[w]&m != m {
 			return false
 		}
+	}
+	if ids.exact != nil {
+		_, found := slices.BinarySearchFunc(ids.exact, h, compareHashes)
+		return found
 	}
 	return true
 }
@@ -246,7 +356,11 @@ type valueFunc struct {
 // scan calls, on Options.Workers goroutines, the text of every value of the
 // sources' identifier columns and the column's name (dataset.column). Each
 // task (one column of one row group) gets its own valueFunc from newFunc.
-func (ids *identifierSet) scan(ctx context.Context, newFunc func() valueFunc) error {
+// With wholeDictionaries, a dictionary-encoded column gives each entry of
+// its dictionary once instead (one a row refers to or not: the filter may
+// hold a value no row has, never miss one); without, the values of the
+// rows, each distinct one at least once.
+func (ids *identifierSet) scan(ctx context.Context, wholeDictionaries bool, newFunc func() valueFunc) error {
 	var files []*engine.File
 	open := &openFiles{}
 	defer open.closeAll()
@@ -256,7 +370,7 @@ func (ids *identifierSet) scan(ctx context.Context, newFunc func() valueFunc) er
 			return fmt.Errorf("dataset %q: %w", src.ds.Name, err)
 		}
 		for _, mt := range matches {
-			files = append(files, ids.scanFile(mt.Location, src, open, newFunc))
+			files = append(files, ids.scanFile(mt.Location, src, open, wholeDictionaries, newFunc))
 		}
 	}
 	pool := engine.Pool{Workers: ids.opt.Workers}
@@ -265,7 +379,7 @@ func (ids *identifierSet) scan(ctx context.Context, newFunc func() valueFunc) er
 
 // scanFile is the scan of one source file: a stage that opens it, then one
 // whose tasks read a column of a row group each.
-func (ids *identifierSet) scanFile(loc string, src identifierSource, open *openFiles, newFunc func() valueFunc) *engine.File {
+func (ids *identifierSet) scanFile(loc string, src identifierSource, open *openFiles, wholeDictionaries bool, newFunc func() valueFunc) *engine.File {
 	return &engine.File{Name: loc, Finish: func(ctx context.Context, _ []engine.Output) (*engine.File, error) {
 		f, cols, names, err := ids.open(ctx, loc, src)
 		if err != nil {
@@ -281,8 +395,22 @@ func (ids *identifierSet) scanFile(loc string, src identifierSource, open *openF
 				rg, j := t/len(cols), t%len(cols)
 				fn := newFunc()
 				defer fn.done()
-				return nil, f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols[j : j+1], BatchSize: int64(ids.opt.BatchSize)}, func(rec arrow.RecordBatch) error {
-					eachText(rec.Column(0), func(v []byte) { fn.value(names[j], v) })
+				var uses []int64
+				var last arrow.Array // the dictionary given whole
+				opt := parquetio.ReadOptions{Columns: cols[j : j+1], BatchSize: int64(ids.opt.BatchSize), Dictionary: dictionaryRead(f, rg, cols[j:j+1], ids.opt.BatchSize)}
+				return nil, f.ReadRowGroup(ctx, rg, opt, func(rec arrow.RecordBatch) error {
+					d, ok := rec.Column(0).(*array.Dictionary)
+					switch {
+					case ok && wholeDictionaries:
+						if d.Dictionary() != last { // batches share the chunk's dictionary
+							last = d.Dictionary()
+							eachIndexed(last, func(_ int, v []byte) { fn.value(names[j], v) })
+						}
+					case ok:
+						uses = eachUsed(d, uses, func(v []byte, _ int64) { fn.value(names[j], v) })
+					default:
+						eachText(rec.Column(0), func(v []byte) { fn.value(names[j], v) })
+					}
 					return nil
 				})
 			},
@@ -453,7 +581,7 @@ func (vr *verifier) confirm(ctx context.Context) error {
 	// the candidates' maps are only read here, by every task at once; a
 	// hit, rare, is recorded under mu
 	var mu sync.Mutex
-	if err := vr.ids.scan(ctx, func() valueFunc {
+	if err := vr.ids.scan(ctx, false, func() valueFunc {
 		var key []byte
 		return valueFunc{value: func(column string, v []byte) {
 			if len(v) < minIdentifierLen {

@@ -1,9 +1,16 @@
 package verify
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/zeebo/xxh3"
+
+	"github.com/deidproject/deid/rules"
 )
 
 // naiveWords is words' reference: the value itself and every maximal run
@@ -103,7 +110,7 @@ func TestIdentifierSetFilter(t *testing.T) {
 		t.Run(fmt.Sprint(n, " values"), func(t *testing.T) {
 			ids := &identifierSet{seed: uint64(n) * 7919, blocks: make([][8]uint64, max((n*10+511)/512, 2))}
 			for i := range n {
-				ids.add(fmt.Appendf(nil, "86901%010d", i))
+				ids.add(ids.hash(fmt.Appendf(nil, "86901%010d", i)).Lo)
 			}
 			for i := range n {
 				if v := fmt.Appendf(nil, "86901%010d", i); !ids.has(v) {
@@ -121,6 +128,122 @@ func TestIdentifierSetFilter(t *testing.T) {
 			if rate := float64(fp) / tries; rate > 0.03 {
 				t.Errorf("false positive rate %.4f with %d values", rate, n)
 			}
+		})
+	}
+}
+
+// TestFilterBuildDirect: past maxDistinctExact distinct values the filter
+// is sized and filled directly, and every value is still found: those
+// gathered before, and those flushed or added after.
+func TestFilterBuildDirect(t *testing.T) {
+	defer func(n int) { maxDistinctExact = n }(maxDistinctExact)
+	maxDistinctExact = 1000
+	ids := &identifierSet{plan: &rules.Plan{}, seed: 42}
+	fb := &filterBuild{ctx: context.Background(), ids: ids, set: map[xxh3.Uint128]struct{}{}}
+	value := func(i int) []byte { return fmt.Appendf(nil, "86901%010d", i) }
+	for batch := range 5 {
+		local := map[xxh3.Uint128]struct{}{}
+		for i := batch * 600; i < (batch+1)*600; i++ {
+			if fb.direct.Load() && i%2 == 0 {
+				ids.add(ids.hash(value(i)).Lo) // as a task does once direct
+				continue
+			}
+			local[ids.hash(value(i))] = struct{}{}
+		}
+		fb.flush(local)
+		if want := batch >= 1; fb.direct.Load() != want {
+			t.Fatalf("after %d values: direct %v", (batch+1)*600, fb.direct.Load())
+		}
+	}
+	fb.finish()
+	if fb.err != nil {
+		t.Fatal(fb.err)
+	}
+	for i := range 3000 {
+		if !ids.has(value(i)) {
+			t.Fatalf("%s added and not found", value(i))
+		}
+	}
+}
+
+// TestFilterBuildExact: with the distinct values gathered, a value that
+// hits the filter is a candidate only if its whole hash is one of theirs:
+// no value outside the set is (a clean output then has no candidate, and
+// the sources are not read again).
+func TestFilterBuildExact(t *testing.T) {
+	ids := &identifierSet{plan: &rules.Plan{}, seed: 7}
+	fb := &filterBuild{ctx: context.Background(), ids: ids, set: map[xxh3.Uint128]struct{}{}}
+	local := map[xxh3.Uint128]struct{}{}
+	for i := range 20_000 {
+		local[ids.hash(fmt.Appendf(nil, "86901%010d", i%5000))] = struct{}{} // repeated values
+	}
+	fb.flush(local)
+	fb.finish()
+	if len(ids.exact) != 5000 || fb.direct.Load() {
+		t.Fatalf("%d exact hashes (direct %v), want 5000", len(ids.exact), fb.direct.Load())
+	}
+	for i := range 5000 {
+		if !ids.has(fmt.Appendf(nil, "86901%010d", i)) {
+			t.Fatalf("value %d not found", i)
+		}
+	}
+	for i := range 100_000 {
+		if v := fmt.Appendf(nil, "13%09d", i); ids.has(v) {
+			t.Fatalf("%s found, never added", v)
+		}
+	}
+}
+
+// TestScanAllocations: the per-value paths allocate nothing (eachText once
+// copied every string; words and the filter's lookup never should).
+func TestScanAllocations(t *testing.T) {
+	bld := array.NewStringBuilder(memory.NewGoAllocator())
+	for i := range 1000 {
+		bld.Append(fmt.Sprintf("https://shop.example.com/item/%d?ref=13812345678", i))
+	}
+	a := bld.NewArray()
+	defer a.Release()
+	ids := &identifierSet{seed: 1, blocks: make([][8]uint64, 64)}
+	ids.lengths[11] = true
+	var n int
+	allocs := testing.AllocsPerRun(20, func() {
+		eachText(a, func(v []byte) {
+			words(v, ids.mayHaveLength, func(w []byte) {
+				if ids.has(w) {
+					n++
+				}
+			})
+		})
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations a scan of 1,000 values, want 0", allocs)
+	}
+}
+
+// BenchmarkScanWords is the identifier check's per-value path over URLs:
+// the words scan, the length filter and the filter's lookup.
+func BenchmarkScanWords(b *testing.B) {
+	bld := array.NewStringBuilder(memory.NewGoAllocator())
+	var bytes int64
+	for i := range 10_000 {
+		v := fmt.Sprintf("https://shop.example.com/item/%d?ref=search&q=%d", i, i*7919)
+		bytes += int64(len(v))
+		bld.Append(v)
+	}
+	a := bld.NewArray()
+	defer a.Release()
+	ids := &identifierSet{seed: 1, blocks: make([][8]uint64, 1<<12)}
+	ids.lengths[11], ids.lengths[15], ids.lengths[36] = true, true, true
+	b.SetBytes(bytes)
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		eachText(a, func(v []byte) {
+			words(v, ids.mayHaveLength, func(w []byte) {
+				if ids.has(w) {
+					n++
+				}
+			})
 		})
 	}
 }

@@ -569,26 +569,58 @@ func (fc *fileCheck) scanRowGroup(ctx context.Context, f *parquetio.File, rg int
 }
 
 // dictionaryColumns returns the columns of row group rg read as Arrow
-// dictionaries: text columns scanned for values (not the subject column,
-// whose erased rows are counted one by one) whose chunk is
-// dictionary-encoded with at most a batch's entries, so that each distinct
-// value is checked once a batch.
+// dictionaries (dictionaryRead): of the text columns scanned for values,
+// all but the subject column, whose erased rows are counted one by one.
 func (fc *fileCheck) dictionaryColumns(f *parquetio.File, rg int) map[int]bool {
-	dict := map[int]bool{}
+	var cols []int
 	for k, j := range fc.cols {
-		switch fc.sch.Field(j).Type.ID() {
+		if fc.text[k] && j != fc.subjectCol {
+			cols = append(cols, j)
+		}
+	}
+	return dictionaryRead(f, rg, cols, fc.vr.opt.BatchSize)
+}
+
+// dictionaryRead returns which of the text columns cols of row group rg to
+// read as Arrow dictionaries, so that each distinct value is checked once
+// a batch: those whose chunk is dictionary-encoded with at most a batch's
+// entries (a batch holds the whole dictionary).
+func dictionaryRead(f *parquetio.File, rg int, cols []int, batch int) map[int]bool {
+	dict := map[int]bool{}
+	for _, j := range cols {
+		switch f.Schema().Field(j).Type.ID() {
 		case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY:
 		default:
 			continue
 		}
-		if !fc.text[k] || j == fc.subjectCol || !f.DictionaryEncoded(rg, j) {
+		if !f.DictionaryEncoded(rg, j) {
 			continue
 		}
-		if n, ok := f.DictionaryEntries(rg, j); ok && n <= fc.vr.opt.BatchSize {
+		if n, ok := f.DictionaryEntries(rg, j); ok && n <= batch {
 			dict[j] = true
 		}
 	}
 	return dict
+}
+
+// eachUsed calls fn with each entry of d's dictionary that a row of d
+// refers to, and how many rows do; uses is its scratch space, returned for
+// the next call.
+func eachUsed(d *array.Dictionary, uses []int64, fn func(v []byte, n int64)) []int64 {
+	dict := d.Dictionary()
+	uses = slices.Grow(uses[:0], dict.Len())[:dict.Len()]
+	clear(uses)
+	for i := 0; i < d.Len(); i++ {
+		if d.IsValid(i) {
+			uses[d.GetValueIndex(i)]++
+		}
+	}
+	eachIndexed(dict, func(e int, v []byte) {
+		if n := uses[e]; n > 0 {
+			fn(v, n)
+		}
+	})
+	return uses
 }
 
 // record adds row group rg's scan to the file's findings, the
@@ -688,19 +720,7 @@ func (sn *scanner) batch(rec arrow.RecordBatch, base int64) {
 // the rows of d refer to, each once, counted as many times as rows refer
 // to it.
 func (sn *scanner) dictionary(j int, d *array.Dictionary) {
-	dict := d.Dictionary()
-	sn.uses = slices.Grow(sn.uses[:0], dict.Len())[:dict.Len()]
-	clear(sn.uses)
-	for i := 0; i < d.Len(); i++ {
-		if d.IsValid(i) {
-			sn.uses[d.GetValueIndex(i)]++
-		}
-	}
-	eachIndexed(dict, func(e int, v []byte) {
-		if n := sn.uses[e]; n > 0 {
-			sn.value(j, v, n)
-		}
-	})
+	sn.uses = eachUsed(d, sn.uses, func(v []byte, n int64) { sn.value(j, v, n) })
 }
 
 // value runs the pii and identifier checks on value v of column j, found
