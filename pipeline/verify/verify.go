@@ -588,6 +588,11 @@ func (fc *fileCheck) dictionaryColumns(f *parquetio.File, rg int) map[int]bool {
 func dictionaryRead(f *parquetio.File, rg int, cols []int, batch int) map[int]bool {
 	dict := map[int]bool{}
 	for _, j := range cols {
+		// j is a leaf; read it as a dictionary only where it is field j
+		// too (a dropped nested column before it shifts the leaves)
+		if j >= f.Schema().NumFields() || f.LeafIndex(f.Schema().Field(j).Name) != j {
+			continue
+		}
 		switch f.Schema().Field(j).Type.ID() {
 		case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY:
 		default:
