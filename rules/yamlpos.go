@@ -36,7 +36,7 @@ type blockLevel struct {
 // collections over several lines, block scalars (| and >) and multi-line
 // quoted strings are skipped, not judged.
 func findIndentMistake(text string) (indentMistake, bool) {
-	lines := strings.Split(text, "\n")
+	lines := yamlLines(text)
 	stack := []blockLevel{{indent: 0}}
 	steps := map[int]int{} // how many blocks are opened with each indentation step
 	opens := false         // the previous line opens a block (ends with "key:" or "-")
@@ -229,4 +229,11 @@ func levels(stack []blockLevel) string {
 		}
 	}
 	return strings.Join(out, ", ") + " spaces"
+}
+
+// yamlLines splits text at YAML's line breaks: "\r\n", "\n" and a lone "\r"
+// each end a line, so the lines here are numbered as the parser numbers them.
+func yamlLines(text string) []string {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	return strings.Split(strings.ReplaceAll(text, "\r", "\n"), "\n")
 }

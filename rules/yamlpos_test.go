@@ -35,31 +35,42 @@ func TestIndentationMistakesAtTheirLine(t *testing.T) {
 		{"a key where a list item belongs", "    subject: user_id\n", "    subject: user_id\n    erasure:\n      - list: a.csv\n      column: x\n", 11, 7, "did not find expected '-' indicator", "matches no enclosing block"},
 		{"after a comment and a block scalar", "name: t\n", "name: t\ndescription: |\n  text\n\n  # not a comment\n", 0, 0, "", ""}, // valid: no error
 	}
+	// the same line whatever the line breaks: YAML ends a line at "\r\n",
+	// "\n" or a lone "\r" alike
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if strings.Count(minimal, c.old) != 1 {
-				t.Fatalf("%q does not occur once", c.old)
-			}
-			src := strings.Replace(minimal, c.old, c.new, 1)
-			_, err := Parse("policy.yaml", []byte(src), env(nil))
-			if c.line == 0 {
-				if err != nil {
-					t.Fatal(err)
+		for breakName, lineBreak := range map[string]string{"LF": "\n", "CRLF": "\r\n", "CR": "\r"} {
+			t.Run(c.name+"/"+breakName, func(t *testing.T) {
+				if strings.Count(minimal, c.old) != 1 {
+					t.Fatalf("%q does not occur once", c.old)
 				}
-				return
-			}
-			var list ErrorList
-			if !errors.As(err, &list) || len(list) != 1 || !errors.Is(err, ErrPolicy) {
-				t.Fatalf("want one policy error, got %v", err)
-			}
-			e := list[0]
-			if e.Line != c.line || e.Column != c.col {
-				t.Errorf("at %d:%d, want %d:%d: %s\n%s", e.Line, e.Column, c.line, c.col, e.Msg, src)
-			}
-			if !strings.HasPrefix(e.Msg, "invalid YAML: "+c.parser) || !strings.Contains(e.Msg, c.why) {
-				t.Errorf("message %q, want the parser's %q and %q", e.Msg, c.parser, c.why)
-			}
-		})
+				src := strings.ReplaceAll(strings.Replace(minimal, c.old, c.new, 1), "\n", lineBreak)
+				checkIndentCase(t, src, c.line, c.col, c.parser, c.why)
+			})
+		}
+	}
+}
+
+// checkIndentCase parses src and checks its one error's position and
+// message (or that it parses, when line is 0).
+func checkIndentCase(t *testing.T, src string, line, col int, parser, why string) {
+	t.Helper()
+	_, err := Parse("policy.yaml", []byte(src), env(nil))
+	if line == 0 {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != 1 || !errors.Is(err, ErrPolicy) {
+		t.Fatalf("want one policy error, got %v", err)
+	}
+	e := list[0]
+	if e.Line != line || e.Column != col {
+		t.Errorf("at %d:%d, want %d:%d: %s\n%q", e.Line, e.Column, line, col, e.Msg, src)
+	}
+	if !strings.HasPrefix(e.Msg, "invalid YAML: "+parser) || !strings.Contains(e.Msg, why) {
+		t.Errorf("message %q, want the parser's %q and %q", e.Msg, parser, why)
 	}
 }
 
@@ -108,13 +119,16 @@ func FuzzSyntaxErrorPosition(f *testing.F) {
 	f.Add(strings.Replace(minimal, "      at: timestamp\n", "     at: timestamp\n", 1))
 	f.Add("a:\n\t- b\n  - 'c\n d: [\n")
 	f.Add("- - -\n  -\n -\n")
+	f.Add("\"\r")
+	f.Add("a:\r  b: 1\r c: 2\r")
 	f.Fuzz(func(t *testing.T, src string) {
 		_, err := Parse("p.yaml", []byte(src), env(nil))
 		var list ErrorList
 		if err == nil || !errors.As(err, &list) || !strings.HasPrefix(list[0].Msg, "invalid YAML") {
 			return
 		}
-		if n := strings.Count(src, "\n") + 1; list[0].Line > n {
+		// lines as YAML counts them: a lone "\r" ends a line too
+		if n := len(yamlLines(src)); list[0].Line > n {
 			t.Errorf("line %d of a %d-line text", list[0].Line, n)
 		}
 	})
