@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -247,7 +249,11 @@ func (st *state) run(ctx context.Context, s *sched, rg int) error {
 		if st.f.Stream {
 			head = st.head(ctx, rg)
 		}
-		pieces, err := st.f.Task(ctx, rg, head)
+		var pieces []Piece
+		err := st.call(rg, func() (err error) {
+			pieces, err = st.f.Task(ctx, rg, head)
+			return err
+		})
 		if err != nil {
 			for _, p := range pieces {
 				p.discard()
@@ -285,11 +291,34 @@ func (st *state) run(ctx context.Context, s *sched, rg int) error {
 		}
 		return nil // the failed splice reported its error
 	}
-	next, err := st.f.Finish(ctx, outs)
+	var next *File
+	err := st.call(-1, func() (err error) {
+		next, err = st.f.Finish(ctx, outs)
+		return err
+	})
 	if err == nil && next != nil {
 		s.next(next)
 	}
 	return err
+}
+
+// call runs fn, one of the file's Task, InOrder or Finish (rg -1), and
+// turns a panic in it into an error naming the file and row group: a bug
+// met in one file's work fails the run as any error does, its outputs
+// aborted, instead of killing the process with its staging left behind.
+// The stack goes to the log.
+func (st *state) call(rg int, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("internal error", "file", st.f.Name, "row_group", rg, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			where := st.f.Name
+			if rg >= 0 {
+				where = fmt.Sprintf("%s: row group %d", where, rg)
+			}
+			err = fmt.Errorf("%s: internal error (a bug in deid: please report it with the log): %v", where, r)
+		}
+	}()
+	return fn()
 }
 
 // splice splices the finished row groups that follow those already
@@ -340,7 +369,10 @@ func (st *state) spliceReady(ctx context.Context) error {
 		if st.f.InOrder != nil {
 			var err error
 			given := pieces
-			if pieces, err = st.f.InOrder(ctx, rg, pieces); err != nil {
+			if err = st.call(rg, func() (err error) {
+				pieces, err = st.f.InOrder(ctx, rg, pieces)
+				return err
+			}); err != nil {
 				discardAll(given)
 				discardAll(pieces)
 				return err

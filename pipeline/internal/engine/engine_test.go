@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -276,6 +278,66 @@ func TestEngineFailure(t *testing.T) {
 	}
 }
 
+// TestEnginePanic: a panic in a file's Task, InOrder or Finish fails the
+// run with an error naming the file and row group, as an error would: the
+// process lives, the outputs are aborted and no part is left held.
+func TestEnginePanic(t *testing.T) {
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil))) // the stacks logged
+	for _, where := range []string{"task", "in order", "finish"} {
+		t.Run(where, func(t *testing.T) {
+			budget := &scratch.Budget{Limit: 1 << 30}
+			var outs []*memOutput
+			var mu sync.Mutex
+			f := &File{Name: "a", RowGroups: 4, Outputs: 1,
+				Task: func(ctx context.Context, rg int, head Head) ([]Piece, error) {
+					if where == "task" && rg == 2 {
+						panic("boom")
+					}
+					return []Piece{{Part: part(t, budget, int64(rg))}}, nil
+				},
+				InOrder: func(ctx context.Context, rg int, pieces []Piece) ([]Piece, error) {
+					if where == "in order" && rg == 2 {
+						panic("boom")
+					}
+					return pieces, nil
+				},
+				Open: func(ctx context.Context, oi int) (Output, error) {
+					o := newMemOutput("a")
+					mu.Lock()
+					outs = append(outs, o)
+					mu.Unlock()
+					return o, nil
+				},
+				Finish: func(ctx context.Context, outs []Output) (*File, error) {
+					for _, o := range outs {
+						o.Abort()
+					}
+					if where == "finish" {
+						panic("boom")
+					}
+					return nil, nil
+				}}
+			err := (&Pool{Workers: 2}).Run(context.Background(), []*File{f})
+			want := "a: row group 2: internal error"
+			if where == "finish" {
+				want = "a: internal error"
+			}
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "boom") {
+				t.Fatalf("error %v, want %q and the panic", err, want)
+			}
+			for _, o := range outs {
+				if !o.aborted.Load() {
+					t.Errorf("output %s not aborted", o.name)
+				}
+			}
+			if used := budget.Used(); used != 0 {
+				t.Errorf("%d bytes of parts still held", used)
+			}
+		})
+	}
+}
+
 // TestEngineCancel: a cancelled context ends the run with its cause.
 func TestEngineCancel(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -284,6 +346,8 @@ func TestEngineCancel(t *testing.T) {
 		Task: func(ctx context.Context, rg int, head Head) ([]Piece, error) {
 			if rg == 10 {
 				cancel(stop)
+			} else if rg > 10 {
+				<-ctx.Done() // not all done before row group 10's cancel, however the workers are scheduled
 			}
 			return nil, nil
 		},
