@@ -177,8 +177,34 @@ func keys(m map[string]string) []string {
 type column struct {
 	name string
 	typ  arrow.DataType
-	// values: string, int64, float64, time.Time or nil (NULL), one per row
+	// values: string, int64, float64, time.Time, []string (a struct of
+	// string fields) or nil (NULL), one per row
 	values []any
+}
+
+// appendValue appends v to builder fb (see column.values).
+func appendValue(t testing.TB, fb array.Builder, v any) {
+	if v == nil {
+		fb.AppendNull()
+		return
+	}
+	switch fb := fb.(type) {
+	case *array.StringBuilder:
+		fb.Append(v.(string))
+	case *array.Int64Builder:
+		fb.Append(v.(int64))
+	case *array.Float64Builder:
+		fb.Append(v.(float64))
+	case *array.TimestampBuilder:
+		fb.Append(arrow.Timestamp(v.(time.Time).UnixMilli()))
+	case *array.StructBuilder:
+		fb.Append(true)
+		for k, s := range v.([]string) {
+			fb.FieldBuilder(k).(*array.StringBuilder).Append(s)
+		}
+	default:
+		t.Fatalf("writeTable: %T", fb)
+	}
 }
 
 // writeTable writes a Parquet file with Arrow, in row groups of rg rows.
@@ -194,23 +220,7 @@ func writeTable(t testing.TB, path string, rg int64, cols ...column) {
 	defer b.Release()
 	for i, c := range cols {
 		for _, v := range c.values {
-			fb := b.Field(i)
-			if v == nil {
-				fb.AppendNull()
-				continue
-			}
-			switch fb := fb.(type) {
-			case *array.StringBuilder:
-				fb.Append(v.(string))
-			case *array.Int64Builder:
-				fb.Append(v.(int64))
-			case *array.Float64Builder:
-				fb.Append(v.(float64))
-			case *array.TimestampBuilder:
-				fb.Append(arrow.Timestamp(v.(time.Time).UnixMilli()))
-			default:
-				t.Fatalf("writeTable: %T", fb)
-			}
+			appendValue(t, b.Field(i), v)
 		}
 	}
 	rec := b.NewRecordBatch()

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -354,6 +355,84 @@ func TestVerifyFindsPlanted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifyNestedSource: a source whose dropped nested column comes
+// before its identifier columns (so their Parquet leaf indices are past its
+// field indices) is run and verified: a raw IMEI planted in the output is
+// found in its column, and nothing else is.
+func TestVerifyNestedSource(t *testing.T) {
+	dir := t.TempDir()
+	const rows = 300
+	var addrs, users, ats, cities, queries, phones, imeis []any
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < rows; i++ {
+		addrs = append(addrs, []string{"西湖区", fmt.Sprint("文三路 ", i)})
+		users = append(users, int64(1000000000+i%40))
+		ats = append(ats, testNow.Add(-time.Duration(rng.Int64N(int64(20*24*time.Hour)))))
+		cities = append(cities, []string{"杭州", "北京"}[i%2])
+		queries = append(queries, "running shoes")
+		phones = append(phones, fmt.Sprintf("139%08d", rng.IntN(100000000)))
+		imeis = append(imeis, fmt.Sprintf("86%013d", rng.Int64N(1e13)))
+	}
+	addr := arrow.StructOf(arrow.Field{Name: "district", Type: arrow.BinaryTypes.String, Nullable: true},
+		arrow.Field{Name: "street", Type: arrow.BinaryTypes.String, Nullable: true})
+	os.WriteFile(filepath.Join(dir, "erasure.csv"), []byte(erasureCSV), 0o644)
+	// imei is leaf 7 of fields 0 to 6
+	writeTable(t, filepath.Join(dir, "logs", "part-0.parquet"), 100,
+		column{"addr", addr, addrs}, column{"user_id", arrow.PrimitiveTypes.Int64, users}, column{"at", utcMillis, ats},
+		column{"city", arrow.BinaryTypes.String, cities}, column{"query", arrow.BinaryTypes.String, queries},
+		column{"phone", arrow.BinaryTypes.String, phones}, column{"imei", arrow.BinaryTypes.String, imeis})
+	plan := recompile(t, dir, strings.Replace(verifyPolicy, "    subject: user_id\n", "    subject: user_id\n    unclassified: drop # addr\n", 1))
+	if _, err := runPlan(t, plan, 2); err != nil {
+		t.Fatal(err)
+	}
+	if res, got := verifyFindings(t, plan, true); !res.OK() || len(got) > 0 {
+		t.Fatalf("findings on a clean run: %v", res.Destinations[0].Findings)
+	}
+	out := filepath.Join(dir, "out", "logs", "part-0.parquet")
+	names, cols := readColumns(t, out)
+	cols["imei"][150] = imeis[3]
+	var planted []column
+	for _, n := range names {
+		typ := arrow.DataType(arrow.BinaryTypes.String)
+		if n == "at" {
+			typ = utcMillis
+		}
+		planted = append(planted, column{n, typ, cols[n]})
+	}
+	os.Remove(out)
+	writeTable(t, out, 100, planted...)
+	_, got := verifyFindings(t, plan, false)
+	want := map[findingKey]bool{{"identifier", "imei", 1}: true, {"pseudonym", "imei", 1}: true}
+	if !maps.Equal(got, want) {
+		t.Errorf("findings %v, want %v", got, want)
+	}
+}
+
+// TestVerifyUnreadableTime: an output whose retention time column holds
+// timestamps without a time zone (which a run never writes) is a retention
+// finding, not a check skipped in silence.
+func TestVerifyUnreadableTime(t *testing.T) {
+	plan, out, _, _ := verifyJob(t)
+	names, cols := readColumns(t, out)
+	var planted []column
+	for _, n := range names {
+		typ := arrow.DataType(arrow.BinaryTypes.String)
+		if n == "at" {
+			typ = &arrow.TimestampType{Unit: arrow.Millisecond}
+		}
+		planted = append(planted, column{n, typ, cols[n]})
+	}
+	os.Remove(out)
+	writeTable(t, out, 100, planted...)
+	res, got := verifyFindings(t, plan, false)
+	if want := map[findingKey]bool{{"retention", "at", -1}: true}; !maps.Equal(got, want) {
+		t.Fatalf("findings %v, want %v", res.Destinations[0].Findings, want)
+	}
+	if msg := res.Destinations[0].Findings[0].Msg; !strings.Contains(msg, "timestamp[ms]") || !strings.Contains(msg, "cannot be checked") {
+		t.Errorf("message %q", msg)
 	}
 }
 

@@ -195,6 +195,18 @@ func (f *File) LeafIndex(name string) int {
 	return f.pf.MetaData().Schema.ColumnIndexByName(name)
 }
 
+// LeafField returns the index of the top-level field that Parquet leaf
+// column j belongs to (the leaf itself, or a leaf of a nested field), or
+// -1 when the file has no leaf j. Leaf and field indices differ once a
+// nested field precedes the leaf.
+func (f *File) LeafField(j int) int {
+	s := f.pf.MetaData().Schema
+	if j < 0 || j >= s.NumColumns() {
+		return -1
+	}
+	return s.Root().FieldIndexByName(s.ColumnRoot(j).Name())
+}
+
 // Physical returns the physical type of leaf column j.
 func (f *File) Physical(j int) parquet.Type { return f.pf.MetaData().Schema.Column(j).PhysicalType() }
 

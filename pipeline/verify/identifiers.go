@@ -482,7 +482,10 @@ const minIdentifierLen = 6
 const MinShortDistinct = 10
 
 // maxCandidates bounds the distinct output values kept for exact
-// confirmation.
+// confirmation. Past it the identifier check fails as a whole; the
+// candidates kept are the first recorded, in row-group order within a file
+// but in the order files finish across them, so which later findings are
+// listed may differ from run to run.
 const maxCandidates = 1 << 20
 
 // identByte marks the characters identifiers are written with: ASCII

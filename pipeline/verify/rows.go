@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -111,9 +112,10 @@ func (e *erasedOutputs) forBinding(ctx context.Context, dst *rules.Destination, 
 // retentionBound returns the output column of the dataset's retention time
 // and the cut-off as the destination writes that column (kept, or floored
 // by truncate_time: both keep the order of times), in the column's own
-// units. ok is false when there is nothing to check: no retention, the
-// column dropped or treated otherwise, or a type other than a timestamp
-// with a time zone or a date.
+// units. ok is false when there is nothing to check: no retention, or the
+// column dropped or treated otherwise. A kept or truncated time column of a
+// type other than a timestamp with a time zone or a date (which a run never
+// writes there: its rows' ages cannot be read) is errUnreadableTime.
 func retentionBound(mem memory.Allocator, b *rules.Binding, sch *arrow.Schema, now time.Time) (int, int64, bool, error) {
 	ds := b.Dataset
 	if ds.Retention == nil {
@@ -133,7 +135,7 @@ func retentionBound(mem memory.Allocator, b *rules.Binding, sch *arrow.Schema, n
 	switch typ := sch.Field(idx[0]).Type.(type) {
 	case *arrow.TimestampType:
 		if typ.TimeZone == "" {
-			return 0, 0, false, nil
+			break
 		}
 		// the oldest kept tick, saturated: a cut-off before the unit's range
 		// (keep: 400y on nanoseconds) keeps every value, and is no error
@@ -157,8 +159,12 @@ func retentionBound(mem memory.Allocator, b *rules.Binding, sch *arrow.Schema, n
 		y, m, d := cutoff.In(loc).Date()
 		return idx[0], time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400, true, nil
 	}
-	return 0, 0, false, nil
+	return idx[0], 0, false, fmt.Errorf("%w: column %q is of type %s", errUnreadableTime, name, sch.Field(idx[0]).Type)
 }
+
+// errUnreadableTime is a retention time column of a type whose values are
+// not instants: a timestamp without a time zone, a dictionary, text.
+var errUnreadableTime = errors.New("the retention time column is not a timestamp with a time zone or a date")
 
 // countBefore counts the non-NULL values of a timestamp or date array
 // below cut.

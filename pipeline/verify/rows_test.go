@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,3 +59,34 @@ func TestVerifyRetentionBoundSaturates(t *testing.T) {
 
 // retentionNow is the now retention is measured from in these tests.
 var retentionNow = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// TestVerifyRetentionUnreadableTime: a kept time column that an output
+// holds as something other than instants (a timestamp without a time zone,
+// a dictionary of timestamps, text, integers) is errUnreadableTime, which
+// verify reports as a finding: the retention check is never skipped in
+// silence.
+func TestVerifyRetentionUnreadableTime(t *testing.T) {
+	spec, err := transforms.Lookup("keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _, err := spec.Bind(nil, transforms.Env{Now: retentionNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, _ := rules.ParseDuration("30d")
+	ds := &rules.Dataset{DatasetDecl: &rules.DatasetDecl{Retention: &rules.RetentionDecl{TimeColumn: "at", Keep: keep}}}
+	b := &rules.Binding{Dataset: ds, Columns: map[string]*rules.BoundColumn{"at": {Name: "at", Spec: spec, Transform: tr}}}
+	for _, typ := range []arrow.DataType{
+		&arrow.TimestampType{Unit: arrow.Millisecond},
+		&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}},
+		arrow.BinaryTypes.String,
+		arrow.PrimitiveTypes.Int64,
+	} {
+		sch := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.BinaryTypes.String}, {Name: "at", Type: typ}}, nil)
+		col, _, ok, err := retentionBound(memory.NewGoAllocator(), b, sch, retentionNow)
+		if !errors.Is(err, errUnreadableTime) || ok || col != 1 || !strings.Contains(err.Error(), typ.String()) {
+			t.Errorf("%s: column %d, %v, %v; want errUnreadableTime naming the type", typ, col, ok, err)
+		}
+	}
+}

@@ -67,9 +67,7 @@ func (o *Options) defaults() {
 	if o.Store == nil {
 		o.Store = storage.NewRouter()
 	}
-	if o.Mem == nil {
-		o.Mem = arrowpool.New(16 << 20 * runtime.GOMAXPROCS(0))
-	}
+
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +76,12 @@ func (o *Options) defaults() {
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Mem == nil {
+		o.Mem = arrowpool.New(16 << 20 * o.Workers)
+	}
+	if o.TallyLimit <= 0 {
+		o.TallyLimit = classes.DefaultTallyLimit
 	}
 	if o.ScratchDir == "" {
 		o.ScratchDir = os.TempDir()
@@ -157,7 +161,7 @@ func Outputs(ctx context.Context, plan *rules.Plan, opt Options) (*Result, error
 	for _, dv := range res.Destinations {
 		if v.overflow {
 			dv.Findings = append(dv.Findings, report.Finding{Check: "identifier", RowGroup: -1,
-				Msg: fmt.Sprintf("more than %d distinct output values look like source identifiers; only those were confirmed", maxCandidates)})
+				Msg: fmt.Sprintf("more than %d distinct output values look like source identifiers; only the first %d found were confirmed (which ones depends on the order the files were read in)", maxCandidates, maxCandidates)})
 		}
 		sort.SliceStable(dv.Findings, func(i, j int) bool {
 			a, b := dv.Findings[i], dv.Findings[j]
@@ -234,38 +238,64 @@ func columnChecks(bc *rules.BoundColumn, strict bool) (*detect.Set, bool, error)
 }
 
 // eachText calls fn with the text of every non-NULL value of a string,
-// binary or integer array (integers as decimal text); other types have no
-// text to check. fn must not keep the bytes: they are the array's own.
+// binary or integer array, or of a dictionary of those, once per row
+// (integers as decimal text); other types have no text to check. fn must
+// not keep the bytes: they are the array's own.
 func eachText(a arrow.Array, fn func([]byte)) {
-	var tmp []byte
-	switch a := a.(type) {
-	case *array.Dictionary:
-		eachText(a.Dictionary(), fn)
-	case *array.String, *array.LargeString:
-		eachIndexed(a, func(_ int, v []byte) { fn(v) })
-	case *array.Binary:
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn(a.Value(i))
+	if d, ok := a.(*array.Dictionary); ok {
+		texts, has := dictionaryTexts(d.Dictionary())
+		for i := 0; i < d.Len(); i++ {
+			if d.IsValid(i) && has[d.GetValueIndex(i)] {
+				fn(texts[d.GetValueIndex(i)])
 			}
 		}
+		return
+	}
+	eachTextIndexed(a, func(_ int, v []byte) { fn(v) })
+}
+
+// dictionaryTexts returns the text of each entry of dict and whether it
+// has one (not for a NULL entry, or a type without text); integers' texts
+// are copies, the others the array's own bytes.
+func dictionaryTexts(dict arrow.Array) ([][]byte, []bool) {
+	texts, has := make([][]byte, dict.Len()), make([]bool, dict.Len())
+	id := dict.DataType().ID()
+	copies := id == arrow.INT64 || id == arrow.INT32
+	eachTextIndexed(dict, func(i int, v []byte) {
+		if copies {
+			v = slices.Clone(v)
+		}
+		texts[i], has[i] = v, true
+	})
+	return texts, has
+}
+
+// eachTextIndexed calls fn with the index and text of every non-NULL value
+// of a string, binary or integer array (integers as decimal text, in a
+// buffer reused from call to call).
+func eachTextIndexed(a arrow.Array, fn func(i int, v []byte)) {
+	var tmp []byte
+	switch a := a.(type) {
+	case *array.String, *array.LargeString, *array.Binary:
+		eachIndexed(a, fn)
 	case *array.Int64:
 		for i := 0; i < a.Len(); i++ {
 			if a.IsValid(i) {
 				tmp = strconv.AppendInt(tmp[:0], a.Value(i), 10)
-				fn(tmp)
+				fn(i, tmp)
 			}
 		}
 	case *array.Int32:
 		for i := 0; i < a.Len(); i++ {
 			if a.IsValid(i) {
 				tmp = strconv.AppendInt(tmp[:0], int64(a.Value(i)), 10)
-				fn(tmp)
+				fn(i, tmp)
 			}
 		}
 	}
 }
 
+// sortedKeys returns the keys of m in order.
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -494,7 +524,9 @@ func (fc *fileCheck) planRows(ctx context.Context, dst *rules.Destination, mf *o
 	if idx := sch.FieldIndices(b.Dataset.Subject); fc.gone != nil && len(idx) > 0 {
 		fc.subjectCol = idx[0] // a missing subject column is a schema finding
 	}
-	if j, c, ok, err := retentionBound(vr.opt.Mem, b, sch, fc.cutNow); err != nil {
+	if j, c, ok, err := retentionBound(vr.opt.Mem, b, sch, fc.cutNow); errors.Is(err, errUnreadableTime) {
+		fc.find("retention", sch.Field(j).Name, -1, 0, "%v: the run writes instants there, so the rows' ages cannot be checked", err)
+	} else if err != nil {
 		return fmt.Errorf("%s: %w", storage.QuoteLocation(fc.loc), err)
 	} else if ok {
 		fc.timeCol, fc.cut = j, c
@@ -526,7 +558,8 @@ type rgScan struct {
 	misses                  []formMisses
 	erasedRows, expiredRows int64
 	rows                    int64
-	classes                 map[classes.Key]uint32 // the risk check's
+	classes                 map[classes.Key]uint32 // the risk check's, not yet in its tally
+	counted                 bool                   // the risk check counted the row group's classes
 	long, short             []hit                  // the identifier check's, in the order found
 	overflow                bool                   // more than maxCandidates hits
 }
@@ -557,15 +590,36 @@ func (fc *fileCheck) scanRowGroup(ctx context.Context, f *parquetio.File, rg int
 	n := fc.sch.NumFields()
 	sn := &scanner{fc: fc, sc: &rgScan{found: make([]map[string]int64, n), misses: make([]formMisses, n)}, seen: map[hit]bool{}}
 	if fc.qiCols != nil {
-		sn.sc.classes = map[classes.Key]uint32{}
+		sn.sc.classes, sn.sc.counted = map[classes.Key]uint32{}, true
 	}
 	base := fc.rgStart[rg]
 	err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: fc.cols, BatchSize: int64(fc.vr.opt.BatchSize), Dictionary: fc.dictionaryColumns(f, rg)}, func(rec arrow.RecordBatch) error {
 		sn.batch(rec, base+sn.sc.rows)
 		sn.sc.rows += rec.NumRows()
-		return nil
+		return sn.flushClasses(fc.vr.opt.TallyLimit / fc.vr.opt.Workers)
 	})
+	if err == nil {
+		err = sn.flushClasses(0)
+	}
 	return sn.sc, err
+}
+
+// flushClasses adds the row group's class counts to the risk check's tally
+// once they are more than limit (all of them, with 0), so that the classes
+// held in memory stay about TallyLimit however many tasks count at once:
+// the tally spills past that. Counts add in any order.
+func (sn *scanner) flushClasses(limit int) error {
+	fc, sc := sn.fc, sn.sc
+	if len(sc.classes) == 0 || len(sc.classes) <= limit {
+		return nil
+	}
+	fc.vr.mu.Lock()
+	defer fc.vr.mu.Unlock()
+	if err := fc.rc.tally.AddAll(sc.classes); err != nil {
+		return fmt.Errorf("%s: %w", storage.QuoteLocation(fc.loc), err)
+	}
+	clear(sc.classes)
+	return nil
 }
 
 // dictionaryColumns returns the columns of row group rg read as Arrow
@@ -588,12 +642,13 @@ func (fc *fileCheck) dictionaryColumns(f *parquetio.File, rg int) map[int]bool {
 func dictionaryRead(f *parquetio.File, rg int, cols []int, batch int) map[int]bool {
 	dict := map[int]bool{}
 	for _, j := range cols {
-		// j is a leaf; read it as a dictionary only where it is field j
-		// too (a dropped nested column before it shifts the leaves)
-		if j >= f.Schema().NumFields() || f.LeafIndex(f.Schema().Field(j).Name) != j {
+		// j is a leaf: a nested field before it shifts the leaves from
+		// the fields, and a leaf of a nested field is read as it is
+		fi := f.LeafField(j)
+		if fi < 0 {
 			continue
 		}
-		switch f.Schema().Field(j).Type.ID() {
+		switch f.Schema().Field(fi).Type.ID() {
 		case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY:
 		default:
 			continue
@@ -620,7 +675,7 @@ func eachUsed(d *array.Dictionary, uses []int64, fn func(v []byte, n int64)) []i
 			uses[d.GetValueIndex(i)]++
 		}
 	}
-	eachIndexed(dict, func(e int, v []byte) {
+	eachTextIndexed(dict, func(e int, v []byte) {
 		if n := uses[e]; n > 0 {
 			fn(v, n)
 		}
@@ -635,10 +690,7 @@ func (fc *fileCheck) record(rg int, sc *rgScan) error {
 	vr.mu.Lock()
 	defer vr.mu.Unlock()
 	fc.dv.Rows += sc.rows
-	if sc.classes != nil {
-		if err := fc.rc.tally.AddAll(sc.classes); err != nil {
-			return fmt.Errorf("%s: %w", storage.QuoteLocation(fc.loc), err)
-		}
+	if sc.counted {
 		fc.rc.rows += sc.rows
 	}
 	for _, h := range sc.long {
