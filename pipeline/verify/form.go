@@ -78,30 +78,3 @@ func (m *formMisses) message(form transforms.OutputForm, typ arrow.DataType) str
 	}
 	return fmt.Sprintf("%d values not of the pseudonym's form (%s), the first at row %d of the file (from 0), of %d bytes", m.n, form.Form(), m.first, m.size)
 }
-
-// eachIndexed calls fn with the row and bytes of every non-NULL value of a
-// string, large string or binary array, without copying them.
-func eachIndexed(a arrow.Array, fn func(i int, v []byte)) {
-	switch a := a.(type) {
-	case *array.String:
-		data, offs := a.ValueBytes(), a.ValueOffsets()
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn(i, data[offs[i]-offs[0]:offs[i+1]-offs[0]])
-			}
-		}
-	case *array.LargeString:
-		data, offs := a.ValueBytes(), a.ValueOffsets()
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn(i, data[offs[i]-offs[0]:offs[i+1]-offs[0]])
-			}
-		}
-	case *array.Binary:
-		for i := 0; i < a.Len(); i++ {
-			if a.IsValid(i) {
-				fn(i, a.Value(i))
-			}
-		}
-	}
-}
