@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -26,8 +27,9 @@ import (
 // published output file, on the engine as source files are (job.go): open,
 // then a task per row group decodes the subject column, then a task per
 // row group copies it or re-encodes its kept rows into the staged
-// replacement, whose finish verifies it, hashes it for the manifest and
-// checks it is a row subset of the published file.
+// replacement (hashing the published rows it decodes), whose finish
+// verifies it, hashes it for the manifest and checks that its re-encoded
+// rows are a subset of the published rows they came from.
 
 // outputJob is the erasure from one published file.
 type outputJob struct {
@@ -45,6 +47,7 @@ type outputJob struct {
 	fates  [][]transforms.Fate // per row group: nil when no row of it is erased
 	groups []int               // row groups of each re-encoded part
 	erased []int64             // per row group
+	older  [][]rowHash         // per re-encoded row group: the hashes of its published rows
 
 	// set by the job: the rows erased and, unless in a dry run, the staged
 	// replacement
@@ -93,7 +96,7 @@ func (j *outputJob) open(ctx context.Context) error {
 	}
 	j.leaf = f.LeafIndex(j.subject)
 	n := f.NumRowGroups()
-	j.fates, j.groups, j.erased = make([][]transforms.Fate, n), make([]int, n), make([]int64, n)
+	j.fates, j.groups, j.erased, j.older = make([][]transforms.Fate, n), make([]int, n), make([]int64, n), make([][]rowHash, n)
 	return nil
 }
 
@@ -168,7 +171,7 @@ func (j *outputJob) stageFile(ctx context.Context) (*engine.File, error) {
 			if j.fates[rg] == nil {
 				return []engine.Piece{{Source: src, RowGroups: []int{rg}}}, nil
 			}
-			part, groups, err := j.d.rewrite(ctx, j.f, rg, j.fates[rg], sinks{})
+			part, groups, err := j.d.rewrite(ctx, j.f, rg, j.fates[rg], sinks{hashes: &j.older[rg]})
 			if err != nil || part == nil {
 				return nil, err
 			}
@@ -187,10 +190,11 @@ func (j *outputJob) stageFile(ctx context.Context) (*engine.File, error) {
 				}
 			}
 			if err := j.finish(ctx, o, staged); err != nil {
+				var de *dataerr.Error
+				if errors.As(err, &de) && errors.Is(err, ErrNewRows) {
+					return nil, err
+				}
 				return nil, fmt.Errorf("%s: stage the erased output: %w", j.loc, err)
-			}
-			if err := checkSubset(ctx, j.d.opt, j.dst, j.loc, staged); err != nil { // erasure only removes
-				return nil, err
 			}
 			j.staged = &stagedOutput{action: action{File: j.loc, Staged: staged}, size: o.cw.n, sum: hex.EncodeToString(o.h.Sum(nil))}
 			return nil, nil
@@ -198,6 +202,9 @@ func (j *outputJob) stageFile(ctx context.Context) (*engine.File, error) {
 }
 
 // finish writes the staged replacement's footer, commits and verifies it.
+// Erasure only removes: the row groups copied are the published file's
+// bytes, and every row of a re-encoded one must be one of the published
+// rows it was encoded from (rowsFrom).
 func (j *outputJob) finish(ctx context.Context, o *hashedFile, staged string) error {
 	if _, err := o.sp.Close(); err != nil {
 		o.Abort()
@@ -208,7 +215,43 @@ func (j *outputJob) finish(ctx context.Context, o *hashedFile, staged string) er
 		return err
 	}
 	rewritten := reencodedRowGroups(len(j.fates), func(rg int) (bool, int) { return j.fates[rg] == nil, j.groups[rg] })
-	return verifyFile(ctx, j.d.opt.Store, staged, j.f.NumRows()-j.erasedRows, j.f.Schema(), rewritten, j.d.opt.Mem)
+	return verifyFile(ctx, j.d.opt, staged, j.f.NumRows()-j.erasedRows, j.f.Schema(), rewritten, j.rowsFrom())
+}
+
+// rowsFrom returns verifyFile's check of the staged file's re-encoded row
+// groups, the k-th of which was encoded from the published row group
+// from[k]: once every staged row group of a published one is hashed, their
+// rows must take one of its rows each, as a multiset; its hashes are then
+// freed.
+func (j *outputJob) rowsFrom() func(k int, hashes []rowHash) error {
+	var from []int
+	for rg, fs := range j.fates {
+		for range j.groups[rg] {
+			if fs != nil {
+				from = append(from, rg)
+			}
+		}
+	}
+	var mu sync.Mutex
+	newer := map[int][]rowHash{} // per published row group, until all its staged ones are in
+	seen := map[int]int{}
+	return func(k int, hashes []rowHash) error {
+		rg := from[k]
+		mu.Lock()
+		newer[rg] = append(newer[rg], hashes...)
+		seen[rg]++
+		done := seen[rg] == j.groups[rg]
+		hashes, older := newer[rg], j.older[rg]
+		if done {
+			delete(newer, rg)
+			j.older[rg] = nil
+		}
+		mu.Unlock()
+		if !done {
+			return nil
+		}
+		return subsetOf(j.dst, j.loc, hashes, older)
+	}
 }
 
 // hashedFile is a staged file whose bytes are hashed and counted as they

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -50,13 +51,18 @@ type Options struct {
 	// parts held in memory (set by Run)
 	scratch string
 	partMem *scratch.Budget
-	// hashSlots bounds the row groups the subset checks hash at once, to
-	// Workers across the run (set by Run)
+	// hashSlots bounds the row groups that the checks of staged and
+	// published files decode at once, to Workers across the run (set by
+	// Run; eachRowGroup)
 	hashSlots chan struct{}
 
 	// failAt, when set, is called at each named step of the journal and
 	// the swap (see failpoints); tests make it kill the process.
 	failAt func(name string)
+	// alterOutputRows, when set, is given each batch of kept rows that the
+	// erasure from a published output re-encodes, and returns what is
+	// encoded instead: tests make it change a value, as a bug would
+	alterOutputRows func(arrow.RecordBatch) arrow.RecordBatch
 	// Outputs, when set, is the policy compiled with its keys: the erased
 	// subjects are then also removed from the destinations' published
 	// outputs (see outputs.go).

@@ -5,13 +5,18 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/deidproject/deid/pipeline"
@@ -356,5 +361,45 @@ func TestRetainIsolatedLeaveOutputs(t *testing.T) {
 	}
 	if left := leftovers(t, dir); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// TestRetainErasureRefusesChangedRows: an erasure from published outputs
+// whose re-encoded rows are not all rows of the published file (a value
+// changed between decoding and encoding, as a bug would) fails with
+// ErrNewRows naming the file, commits nothing and leaves nothing behind;
+// the same erasure without the change then succeeds.
+func TestRetainErasureRefusesChangedRows(t *testing.T) {
+	pub := publish(t)
+	os.WriteFile(pub.erasure, []byte("user_id\n1003\n1011\n"), 0o644)
+	plan, err := rules.CompileRetain(pub.pol, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(pub.dir, "out")
+	before := treeState(t, out)
+	alter := func(b arrow.RecordBatch) arrow.RecordBatch {
+		cols := slices.Clone(b.Columns())
+		j := b.Schema().FieldIndices("amount")[0]
+		vals := slices.Clone(cols[j].(*array.Float64).Float64Values())
+		vals[0] += 1000
+		fb := array.NewFloat64Builder(memory.NewGoAllocator())
+		fb.AppendValues(vals, nil)
+		cols[j] = fb.NewArray()
+		defer cols[j].Release()
+		return array.NewRecordBatch(b.Schema(), cols, b.NumRows())
+	}
+	_, err = Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "bad", alterOutputRows: alter, Workers: 2})
+	if !errors.Is(err, ErrNewRows) || !strings.Contains(err.Error(), filepath.Join(out, "a", "orders")) {
+		t.Fatalf("error %v, want ErrNewRows naming a published file", err)
+	}
+	if after := treeState(t, out); !maps.Equal(after, before) {
+		t.Errorf("the published outputs changed")
+	}
+	if left := leftovers(t, pub.dir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "good"}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -188,7 +188,6 @@ func (s *stagedFile) Name() string { return "the rewritten file" }
 // closed and verified. The job's action is then set.
 func (j *job) finishStaged(ctx context.Context, a *action, outs []engine.Output, reencode bool) (err error) {
 	d, m, fr := j.d, j.m, j.fr
-	st, mem := d.opt.Store, d.opt.Mem
 	defer j.close()
 	if !a.Delete {
 		s, _ := outs[0].(*stagedFile)
@@ -203,7 +202,7 @@ func (j *job) finishStaged(ctx context.Context, a *action, outs []engine.Output,
 			s.Abort()
 			return fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
 		}
-		if err := verifyFile(ctx, st, a.Staged, fr.RowsKept, j.f.Schema(), j.rewritten(reencode), mem); err != nil {
+		if err := verifyFile(ctx, d.opt, a.Staged, fr.RowsKept, j.f.Schema(), j.rewritten(reencode), nil); err != nil {
 			return fmt.Errorf("%s: stage the rewritten file: %w", m.Location, err)
 		}
 	}
@@ -211,7 +210,7 @@ func (j *job) finishStaged(ctx context.Context, a *action, outs []engine.Output,
 		if err := anon.close(); err != nil {
 			return fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
 		}
-		if err := verifyFile(ctx, st, a.AnonStaged, fr.Anonymized, anon.schema, nil, mem); err != nil {
+		if err := verifyFile(ctx, d.opt, a.AnonStaged, fr.Anonymized, anon.schema, nil, nil); err != nil {
 			return fmt.Errorf("%s: stage the anonymized rows: %w", m.Location, err)
 		}
 	}
@@ -220,7 +219,7 @@ func (j *job) finishStaged(ctx context.Context, a *action, outs []engine.Output,
 		if err := iso.close(); err != nil {
 			return fmt.Errorf("%s: stage the isolated rows: %w", m.Location, err)
 		}
-		if err := verifyFile(ctx, st, a.IsoStaged, fr.Isolated, j.f.Schema(), nil, mem); err != nil {
+		if err := verifyFile(ctx, d.opt, a.IsoStaged, fr.Isolated, j.f.Schema(), nil, nil); err != nil {
 			return fmt.Errorf("%s: stage the isolated rows: %w", m.Location, err)
 		}
 	}
@@ -270,6 +269,10 @@ func reencodedRowGroups(n int, of func(rg int) (copied bool, groups int)) []int 
 type sinks struct {
 	anon *anonWriter
 	iso  *isoWriter
+	// hashes, when set, receives the hashes of every row read (kept or
+	// not), for a subset check: the rows are then decoded whole, with no
+	// row filter, so the check does not rest on the filter it checks
+	hashes *[]rowHash
 }
 
 // rewrite decodes row group rg whole and encodes its kept rows as a part;
@@ -299,10 +302,18 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 	if err != nil {
 		return nil, 0, err
 	}
-	if out.anon == nil && out.iso == nil {
-		err = d.readKept(ctx, f, rg, all, fates, enc.Write)
+	write := enc.Write
+	if alter := d.opt.alterOutputRows; alter != nil && out.hashes != nil {
+		write = func(b arrow.RecordBatch) error {
+			b = alter(b)
+			defer b.Release()
+			return enc.Write(b)
+		}
+	}
+	if out.anon == nil && out.iso == nil && out.hashes == nil {
+		err = d.readKept(ctx, f, rg, all, fates, write)
 	} else {
-		err = d.readSorted(ctx, f, rg, all, fates, enc.Write, out)
+		err = d.readSorted(ctx, f, rg, all, fates, write, out)
 	}
 	if err != nil {
 		return nil, 0, err
@@ -423,15 +434,26 @@ func filterArray(mem memory.Allocator, a arrow.Array, keep []bool) (arrow.Array,
 
 // readSorted decodes row group rg whole and sorts its rows by fate: the
 // kept ones to write, those that go to out.anon (anonymized) and the
-// restricted ones to out.iso (isolated), each when set.
+// restricted ones to out.iso (isolated), each when set; with out.hashes,
+// every row's hash goes there first.
 func (d *dataset) readSorted(ctx context.Context, f *parquetio.File, rg int, all []int, fates []transforms.Fate, write func(arrow.RecordBatch) error, out sinks) error {
 	mem := d.opt.Mem
 	off := 0
 	cctx := compute.WithAllocator(ctx, mem)
+	var h rowHasher
+	if out.hashes != nil {
+		*out.hashes = slices.Grow(*out.hashes, len(fates))
+	}
 	return f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: all, BatchSize: d.opt.BatchSize}, func(b arrow.RecordBatch) error {
 		n := int(b.NumRows())
+		if off+n > len(fates) {
+			return fmt.Errorf("row group %d: more rows than decided (%d)", rg, len(fates))
+		}
 		seg := fates[off : off+n]
 		off += n
+		if out.hashes != nil {
+			*out.hashes = h.appendHashes(*out.hashes, b)
+		}
 		// the kept rows, then those anonymized, then those isolated
 		for class := range 3 {
 			var to func(arrow.RecordBatch) error

@@ -2,15 +2,12 @@ package retain
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/zeebo/xxh3"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/deidproject/deid/pipeline/dataerr"
 	"github.com/deidproject/deid/pipeline/parquetio"
@@ -26,16 +23,13 @@ import (
 // publication (a child's row whose age became unknown once the dataset
 // its age came from expired, issue 15). So before anything is committed,
 // every row of the new file must take one row of the old file, as a
-// multiset: rows are compared by a 128-bit hash of every column's value
-// (its type's text form, NULL apart; xxh3), so memory is 16 bytes a row of the
-// two files, not the rows. A file with a new row fails the run, naming
+// multiset: rows are compared by a 64-bit hash of their values (rowhash.go),
+// so memory is 8 bytes a row, not the rows. A file with a new row fails the run, naming
 // it, and nothing of the output is committed.
 
 // ErrNewRows is matched by the error of a rewritten or re-derived file
 // holding a row its published version did not.
 var ErrNewRows = errors.New("a published file would gain rows")
-
-type rowHash [2]uint64
 
 // rowHashes returns the sorted hashes of the rows of the Parquet file at
 // loc and its column names and types (dictionaries as their values).
@@ -56,80 +50,34 @@ func rowHashes(ctx context.Context, opt *Options, loc string) ([]rowHash, []stri
 		cols[i] = strconv.Quote(fld.Name) + " " + t.String()
 		leaves[i] = f.LeafIndex(fld.Name)
 	}
-	// row groups are hashed on the run's workers, each into its own
-	// slice; the run's checks running at once share Workers slots
-	// (opt.hashSlots), so that several files checked together do not
-	// decode more row groups at once than there are workers
 	parts := make([][]rowHash, f.NumRowGroups())
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(opt.Workers, 1))
-	for rg := range parts {
-		g.Go(func() error {
-			if slots := opt.hashSlots; slots != nil {
-				select {
-				case slots <- struct{}{}:
-					defer func() { <-slots }()
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			hs, err := hashRowGroup(gctx, f, rg, leaves, opt.BatchSize)
-			if err != nil {
-				return &dataerr.Error{Location: loc, Err: err}
-			}
-			parts[rg] = hs
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err = eachRowGroup(ctx, opt, len(parts), func(ctx context.Context, rg int) error {
+		hs, err := hashRowGroup(ctx, f, rg, leaves, opt.BatchSize)
+		if err != nil {
+			return &dataerr.Error{Location: loc, Err: err}
+		}
+		parts[rg] = hs
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	hashes := slices.Concat(parts...)
-	slices.SortFunc(hashes, cmpRowHash)
+	slices.Sort(hashes)
 	return hashes, cols, nil
 }
 
-// hashRowGroup returns the hashes of row group rg's rows: 128-bit xxh3 of
-// every column's value in its type's text form, NULL apart. The check
-// guards against a rule deciding on changed data, not against a chosen
-// collision, so a fast hash serves.
+// hashRowGroup returns the hashes of row group rg's rows (rowHasher). The
+// check guards against a rule deciding on changed data, not against a
+// chosen collision, so a fast hash serves.
 func hashRowGroup(ctx context.Context, f *parquetio.File, rg int, leaves []int, batch int64) ([]rowHash, error) {
 	hashes := make([]rowHash, 0, f.RowGroupRows(rg))
-	var buf []byte
+	var h rowHasher
 	err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: leaves, BatchSize: batch}, func(b arrow.RecordBatch) error {
-		for i := 0; i < int(b.NumRows()); i++ {
-			buf = buf[:0]
-			for _, c := range b.Columns() {
-				if c.IsNull(i) {
-					buf = append(buf, 0)
-					continue
-				}
-				v := c.ValueStr(i)
-				buf = binary.AppendUvarint(append(buf, 1), uint64(len(v)))
-				buf = append(buf, v...)
-			}
-			h := xxh3.Hash128(buf)
-			hashes = append(hashes, rowHash{h.Hi, h.Lo})
-		}
+		hashes = h.appendHashes(hashes, b)
 		return nil
 	})
 	return hashes, err
-}
-
-func cmpRowHash(a, b rowHash) int {
-	if a[0] != b[0] {
-		if a[0] < b[0] {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case a[1] < b[1]:
-		return -1
-	case a[1] > b[1]:
-		return 1
-	}
-	return 0
 }
 
 // checkSubset refuses the staged new version of the published file at
@@ -163,9 +111,18 @@ func checkSubset(ctx context.Context, opt *Options, dst, published, staged strin
 		return &dataerr.Error{Location: published, Err: fmt.Errorf("destination %q: %w: its new version has other columns (%v, published %v); nothing was committed",
 			dst, ErrNewRows, newCols, oldCols)}
 	}
+	return subsetOf(dst, published, newer, older)
+}
+
+// subsetOf refuses newer, the row hashes of (part of) the new version of
+// the published file, unless each takes one of older, those of the
+// published rows it may hold, as a multiset. It sorts both.
+func subsetOf(dst, published string, newer, older []rowHash) error {
+	slices.Sort(newer)
+	slices.Sort(older)
 	extra, j := 0, 0
 	for _, h := range newer {
-		for j < len(older) && cmpRowHash(older[j], h) < 0 {
+		for j < len(older) && older[j] < h {
 			j++
 		}
 		if j < len(older) && older[j] == h {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/pqstore"
@@ -16,15 +16,18 @@ import (
 
 // verifyFile checks a staged file: readable, wantRows rows, the Arrow
 // schema want, and the row groups listed in decode (the re-encoded ones;
-// nil: all) decoded with their page checksums. A file that fails is
-// deleted.
-func verifyFile(ctx context.Context, st storage.Store, location string, wantRows int64, want *arrow.Schema, decode []int, mem memory.Allocator) (err error) {
+// nil: all) decoded with their page checksums, on the run's workers. With
+// rowsOf set, it is called with k and the hashes of the rows of row group
+// decode[k] (rowHasher), for a subset check, from several goroutines at
+// once. A file that fails is deleted.
+func verifyFile(ctx context.Context, opt *Options, location string, wantRows int64, want *arrow.Schema, decode []int, rowsOf func(k int, hashes []rowHash) error) (err error) {
+	st := opt.Store
 	defer func() {
 		if err != nil {
 			st.Delete(ctx, location)
 		}
 	}()
-	f, _, err := pqstore.Open(ctx, st, location, mem)
+	f, _, err := pqstore.Open(ctx, st, location, opt.Mem)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -48,11 +51,51 @@ func verifyFile(ctx context.Context, st storage.Store, location string, wantRows
 		if rg >= f.NumRowGroups() {
 			return fmt.Errorf("verify %s: %d row groups, want more than %d", location, f.NumRowGroups(), rg)
 		}
-		if err := f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: cols, BatchSize: 1 << 15}, func(arrow.RecordBatch) error { return nil }); err != nil {
-			return fmt.Errorf("verify: %w", err)
+	}
+	err = eachRowGroup(ctx, opt, len(decode), func(ctx context.Context, k int) error {
+		var h rowHasher
+		var hashes []rowHash
+		if rowsOf != nil {
+			hashes = make([]rowHash, 0, f.RowGroupRows(decode[k]))
 		}
+		err := f.ReadRowGroup(ctx, decode[k], parquetio.ReadOptions{Columns: cols, BatchSize: 1 << 15}, func(b arrow.RecordBatch) error {
+			if rowsOf != nil {
+				hashes = h.appendHashes(hashes, b)
+			}
+			return nil
+		})
+		if err != nil || rowsOf == nil {
+			return err
+		}
+		return rowsOf(k, hashes)
+	})
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
 	}
 	return nil
+}
+
+// eachRowGroup calls fn for k = 0 .. n-1 on the run's workers. The checks
+// of staged and published files running at once share Workers slots
+// (opt.hashSlots), so that together they decode no more row groups at once
+// than there are workers; the first error cancels the rest.
+func eachRowGroup(ctx context.Context, opt *Options, n int, fn func(ctx context.Context, k int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(opt.Workers, 1))
+	for k := range n {
+		g.Go(func() error {
+			if slots := opt.hashSlots; slots != nil {
+				select {
+				case slots <- struct{}{}:
+					defer func() { <-slots }()
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return fn(gctx, k)
+		})
+	}
+	return g.Wait()
 }
 
 // anonWriter encodes anonymized rows: the policy's anonymize columns only,
