@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -357,3 +358,64 @@ func run(t testing.TB, plan *rules.RetainPlan, dry bool) *report.Retain {
 }
 
 func tp(t time.Time) *time.Time { return &t }
+
+// unusedDictionaryEntries returns, read with parquet-go, the dictionary
+// entries of the file's column chunks that no value of the chunk uses (an
+// erased subject's pseudonym left in a dictionary page would be one), and
+// how many dictionary pages it read.
+func unusedDictionaryEntries(t testing.TB, path string) ([]string, int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unused []string
+	dicts := 0
+	for g, rg := range pf.RowGroups() {
+		for c, cc := range rg.ColumnChunks() {
+			used := map[string]bool{}
+			var dict parquet.Dictionary
+			pages := cc.Pages()
+			for {
+				p, err := pages.ReadPage()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := p.Dictionary(); d != nil {
+					dict = d
+				}
+				vals := make([]parquet.Value, p.NumValues())
+				n, err := p.Values().ReadValues(vals)
+				if err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				for _, v := range vals[:n] {
+					if !v.IsNull() {
+						used[string(v.Bytes())] = true
+					}
+				}
+				parquet.Release(p)
+			}
+			pages.Close()
+			if dict == nil {
+				continue
+			}
+			dicts++
+			for k := range dict.Len() {
+				if v := dict.Index(int32(k)); !used[string(v.Bytes())] {
+					unused = append(unused, fmt.Sprintf("row group %d column %d: %q", g, c, v.Bytes()))
+				}
+			}
+		}
+	}
+	return unused, dicts
+}

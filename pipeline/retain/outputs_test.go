@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/deidproject/deid/pipeline"
@@ -172,6 +173,19 @@ func TestRetainErasesPublishedOutputs(t *testing.T) {
 		}
 		if m-n != wantErased[dest] {
 			t.Errorf("%s: %d rows before, %d after, want %d erased", dest, m, n, wantErased[dest])
+		}
+		// nor in a dictionary page: every entry is used by a kept row
+		files, _ := filepath.Glob(filepath.Join(dir, "out", dest, "orders", "*.parquet"))
+		dicts := 0
+		for _, f := range files {
+			unused, n := unusedDictionaryEntries(t, f)
+			dicts += n
+			if len(unused) > 0 {
+				t.Errorf("%s: dictionary entries no row uses: %v", f, unused)
+			}
+		}
+		if dicts == 0 {
+			t.Errorf("%s: no dictionary page read: the check above proves nothing", dest)
 		}
 		man, err := output.ReadManifest(context.Background(), storage.Local{}, filepath.Join(dir, "out", dest))
 		if err != nil {
@@ -401,5 +415,31 @@ func TestRetainErasureRefusesChangedRows(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "good"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUnusedDictionaryEntriesFound: the check that no erased pseudonym
+// stays in a dictionary page finds an entry no row uses (arrow-go writes
+// an Arrow dictionary's entries as they are).
+func TestUnusedDictionaryEntriesFound(t *testing.T) {
+	mem := memory.NewGoAllocator()
+	d := dictOf(mem, []string{"a", "b", "zz"}, 0, 1, 0)
+	sch := arrow.NewSchema([]arrow.Field{{Name: "u", Type: d.DataType(), Nullable: true}}, nil)
+	rec := array.NewRecordBatch(sch, []arrow.Array{d}, 3)
+	p := filepath.Join(t.TempDir(), "x.parquet")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pqarrow.NewFileWriter(sch, f, nil, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if unused, n := unusedDictionaryEntries(t, p); n != 1 || len(unused) != 1 || !strings.Contains(unused[0], `"zz"`) {
+		t.Errorf("unused entries %v in %d dictionaries, want zz in 1", unused, n)
 	}
 }

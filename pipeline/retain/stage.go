@@ -283,9 +283,18 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 	sch := f.Schema()
 	all := make([]int, sch.NumFields())
 	dict := map[string]bool{}
+	readDict := map[int]bool{} // text leaves read as Arrow dictionaries
 	for i := range all {
 		all[i] = f.LeafIndex(sch.Field(i).Name)
 		dict[sch.Field(i).Name] = f.DictionaryEncoded(rg, all[i])
+		// only rows are removed (no sink transforms them): a dictionary
+		// chunk's entries are then decoded once, not once a row, and the
+		// encoder maps them to its own dictionary once each, inserting
+		// only those a kept row uses
+		switch sch.Field(i).Type.ID() {
+		case arrow.STRING, arrow.BINARY:
+			readDict[all[i]] = dict[sch.Field(i).Name] && out.hashes != nil && out.anon == nil && out.iso == nil
+		}
 	}
 	budget := d.opt.partMem
 	if budget == nil {
@@ -313,7 +322,7 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 	if out.anon == nil && out.iso == nil && out.hashes == nil {
 		err = d.readKept(ctx, f, rg, all, fates, write)
 	} else {
-		err = d.readSorted(ctx, f, rg, all, fates, write, out)
+		err = d.readSorted(ctx, f, rg, all, readDict, fates, write, out)
 	}
 	if err != nil {
 		return nil, 0, err
@@ -435,8 +444,9 @@ func filterArray(mem memory.Allocator, a arrow.Array, keep []bool) (arrow.Array,
 // readSorted decodes row group rg whole and sorts its rows by fate: the
 // kept ones to write, those that go to out.anon (anonymized) and the
 // restricted ones to out.iso (isolated), each when set; with out.hashes,
-// every row's hash goes there first.
-func (d *dataset) readSorted(ctx context.Context, f *parquetio.File, rg int, all []int, fates []transforms.Fate, write func(arrow.RecordBatch) error, out sinks) error {
+// every row's hash goes there first. The leaves in dict are read as Arrow
+// dictionaries.
+func (d *dataset) readSorted(ctx context.Context, f *parquetio.File, rg int, all []int, dict map[int]bool, fates []transforms.Fate, write func(arrow.RecordBatch) error, out sinks) error {
 	mem := d.opt.Mem
 	off := 0
 	cctx := compute.WithAllocator(ctx, mem)
@@ -444,7 +454,7 @@ func (d *dataset) readSorted(ctx context.Context, f *parquetio.File, rg int, all
 	if out.hashes != nil {
 		*out.hashes = slices.Grow(*out.hashes, len(fates))
 	}
-	return f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: all, BatchSize: d.opt.BatchSize}, func(b arrow.RecordBatch) error {
+	return f.ReadRowGroup(ctx, rg, parquetio.ReadOptions{Columns: all, BatchSize: d.opt.BatchSize, Dictionary: dict}, func(b arrow.RecordBatch) error {
 		n := int(b.NumRows())
 		if off+n > len(fates) {
 			return fmt.Errorf("row group %d: more rows than decided (%d)", rg, len(fates))
