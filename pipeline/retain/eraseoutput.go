@@ -173,6 +173,7 @@ func (j *outputJob) stageFile(ctx context.Context) (*engine.File, error) {
 			}
 			part, groups, err := j.d.rewrite(ctx, j.f, rg, j.fates[rg], sinks{hashes: &j.older[rg]})
 			if err != nil || part == nil {
+				j.older[rg] = nil // no row of it stays: nothing to check
 				return nil, err
 			}
 			j.groups[rg] = groups
@@ -181,6 +182,7 @@ func (j *outputJob) stageFile(ctx context.Context) (*engine.File, error) {
 		Open: func(ctx context.Context, _ int) (engine.Output, error) { return open(ctx) },
 		Finish: func(ctx context.Context, outs []engine.Output) (*engine.File, error) {
 			defer j.close()
+			defer clear(j.older)
 			o, _ := outs[0].(*hashedFile)
 			if o == nil {
 				// every row erased: a file of the footer alone, as published
@@ -236,6 +238,9 @@ func (j *outputJob) rowsFrom() func(k int, hashes []rowHash) error {
 	newer := map[int][]rowHash{} // per published row group, until all its staged ones are in
 	seen := map[int]int{}
 	return func(k int, hashes []rowHash) error {
+		if k >= len(from) {
+			return fmt.Errorf("%s: the staged file's re-encoded row group %d comes from no published one (%d re-encoded)", j.loc, k, len(from))
+		}
 		rg := from[k]
 		mu.Lock()
 		newer[rg] = append(newer[rg], hashes...)

@@ -1,6 +1,7 @@
 package retain
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -45,12 +47,19 @@ func publish(t *testing.T) published { return publishWith(t, "") }
 
 // publishWith publishes with extra lines in the orders dataset's policy.
 func publishWith(t *testing.T, extra string) published {
+	return publishLake(t, extra, func(dir string) {
+		for i := range 3 {
+			writeOrders(t, filepath.Join(dir, "orders", fmt.Sprintf("part-%d.parquet", i)), genOrders(i, []string{"new", "new"}, 30), 30, nil)
+		}
+		// a file whose rows are all past retention: published empty, then deleted by retain
+		writeOrders(t, filepath.Join(dir, "orders", "part-3.parquet"), genOrders(3, []string{"old"}, 30), 30, nil)
+	})
+}
+
+// publishLake publishes the orders that sources writes into dir/orders.
+func publishLake(t *testing.T, extra string, sources func(dir string)) published {
 	dir := t.TempDir()
-	for i := range 3 {
-		writeOrders(t, filepath.Join(dir, "orders", fmt.Sprintf("part-%d.parquet", i)), genOrders(i, []string{"new", "new"}, 30), 30, nil)
-	}
-	// a file whose rows are all past retention: published empty, then deleted by retain
-	writeOrders(t, filepath.Join(dir, "orders", "part-3.parquet"), genOrders(3, []string{"old"}, 30), 30, nil)
+	sources(dir)
 	keys := map[string][]byte{"a": make([]byte, 32), "b": make([]byte, 32)}
 	for name, k := range keys {
 		for i := range k {
@@ -441,5 +450,53 @@ func TestUnusedDictionaryEntriesFound(t *testing.T) {
 	w.Close()
 	if unused, n := unusedDictionaryEntries(t, p); n != 1 || len(unused) != 1 || !strings.Contains(unused[0], `"zz"`) {
 		t.Errorf("unused entries %v in %d dictionaries, want zz in 1", unused, n)
+	}
+}
+
+// TestRetainErasesWholeRowGroup: a published file one of whose row groups
+// holds only erased subjects' rows and the other none: the first goes, the
+// second is copied, and the staged file, with no re-encoded row group, is
+// verified as such (it was read as "verify every row group" and crashed
+// the process).
+func TestRetainErasesWholeRowGroup(t *testing.T) {
+	pub := publishLake(t, "", func(dir string) {
+		var rows []order
+		for i := range 20 {
+			c := cutoff.Add(time.Duration(i) * time.Hour)
+			user := int64(1000 + i%2) // row group 0: users 1000 and 1001
+			if i >= 10 {
+				user = 1003 // row group 1: user 1003 alone
+			}
+			rows = append(rows, order{ID: fmt.Sprint("o", i), User: user, Created: c, Completed: &c, Amount: float64(i), Province: "浙江省", Phone: "13800138000"})
+		}
+		writeOrders(t, filepath.Join(dir, "orders", "part-0.parquet"), rows, 10, nil)
+	})
+	os.WriteFile(pub.erasure, []byte("user_id\n1003\n"), 0o644)
+	plan, err := rules.CompileRetain(pub.pol, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), plan, Options{Store: storage.Local{}, Outputs: pub.full, RunID: "erase", Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range rep.Destinations {
+		if d.Name != "partner" && d.RowsErased != 10 {
+			t.Errorf("%s: %d rows erased, want 10", d.Name, d.RowsErased)
+		}
+	}
+	for _, dest := range []string{"a", "b"} {
+		f := filepath.Join(pub.dir, "out", dest, "orders", "part-0.parquet")
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pf, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := pf.NumRows(); n != 10 || len(pf.RowGroups()) != 1 {
+			t.Errorf("%s: %d rows in %d row groups left, want 10 in 1", f, n, len(pf.RowGroups()))
+		}
 	}
 }

@@ -1,8 +1,13 @@
 package retain
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +17,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/deidproject/deid/pipeline/pqstore"
+	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/transforms"
 )
 
@@ -289,6 +297,82 @@ func TestRowsFrom(t *testing.T) {
 			wg.Wait()
 			if (refused != nil) != c.refuse || refused != nil && !errors.Is(refused, ErrNewRows) {
 				t.Errorf("error %v, want refused %v", refused, c.refuse)
+			}
+		})
+	}
+}
+
+// TestRewriteDictionaryReadsOnlyFast: the erasure's rewrite reads
+// dictionary-encoded text as dictionaries only into deid's own encoder; a
+// file with a column that encoder lacks (int16, so arrow-go's writes the
+// part) is rewritten from dense values, and neither leaves an entry of the
+// erased rows in a dictionary page.
+func TestRewriteDictionaryReadsOnlyFast(t *testing.T) {
+	for _, withInt16 := range []bool{false, true} {
+		t.Run(fmt.Sprint("int16 ", withInt16), func(t *testing.T) {
+			mem := memory.NewGoAllocator()
+			fields := []arrow.Field{{Name: "user", Type: arrow.BinaryTypes.String, Nullable: true}}
+			sb := array.NewStringBuilder(mem)
+			for i := range 100 {
+				sb.Append(fmt.Sprintf("pseudonym-%02d", i%10))
+			}
+			cols := []arrow.Array{sb.NewArray()}
+			if withInt16 {
+				ib := array.NewInt16Builder(mem)
+				for i := range 100 {
+					ib.Append(int16(i))
+				}
+				fields = append(fields, arrow.Field{Name: "n", Type: arrow.PrimitiveTypes.Int16, Nullable: true})
+				cols = append(cols, ib.NewArray())
+			}
+			rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, 100)
+			dir := t.TempDir()
+			src := filepath.Join(dir, "published.parquet")
+			f, err := os.Create(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := pqarrow.NewFileWriter(rec.Schema(), f, nil, pqarrow.DefaultWriterProps())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			pf, _, err := pqstore.Open(context.Background(), storage.Local{}, src, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pf.Close()
+			if !pf.DictionaryEncoded(0, 0) {
+				t.Fatal("the text column is not dictionary-encoded: the test proves nothing")
+			}
+			fates := make([]transforms.Fate, 100)
+			for i := range fates {
+				if i%10 == 3 { // pseudonym-03's rows are erased
+					fates[i] = transforms.FateErased
+				}
+			}
+			d := &dataset{opt: &Options{Mem: mem, BatchSize: 32, scratch: dir}}
+			var hashes []rowHash
+			part, groups, err := d.rewrite(context.Background(), pf, 0, fates, sinks{hashes: &hashes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer part.Discard()
+			if groups != 1 || len(hashes) != 100 {
+				t.Fatalf("%d groups, %d rows hashed", groups, len(hashes))
+			}
+			out := filepath.Join(dir, "part.parquet")
+			b := make([]byte, part.Size())
+			if _, err := part.ReadAt(b, 0); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			os.WriteFile(out, b, 0o600)
+			unused, dicts := unusedDictionaryEntries(t, out)
+			if len(unused) > 0 || dicts == 0 {
+				t.Errorf("unused entries %v in %d dictionaries", unused, dicts)
 			}
 		})
 	}

@@ -247,7 +247,7 @@ func (j *job) rewritten(reencode bool) []int {
 // one copied row group, or the groups its re-encoded part holds (0 when
 // dropped or emptied).
 func reencodedRowGroups(n int, of func(rg int) (copied bool, groups int)) []int {
-	var idx []int
+	idx := []int{} // none is not nil, which verifyFile reads as all
 	next := 0
 	for rg := range n {
 		copied, groups := of(rg)
@@ -288,9 +288,9 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 		all[i] = f.LeafIndex(sch.Field(i).Name)
 		dict[sch.Field(i).Name] = f.DictionaryEncoded(rg, all[i])
 		// only rows are removed (no sink transforms them): a dictionary
-		// chunk's entries are then decoded once, not once a row, and the
+		// chunk's entries are then decoded once, not once a row, and deid's
 		// encoder maps them to its own dictionary once each, inserting
-		// only those a kept row uses
+		// only those a kept row uses (see below for arrow-go's)
 		switch sch.Field(i).Type.ID() {
 		case arrow.STRING, arrow.BINARY:
 			readDict[all[i]] = dict[sch.Field(i).Name] && out.hashes != nil && out.anon == nil && out.iso == nil
@@ -310,6 +310,11 @@ func (d *dataset) rewrite(ctx context.Context, f *parquetio.File, rg int, fates 
 	enc, err := d.newEncoder(part, f, dict)
 	if err != nil {
 		return nil, 0, err
+	}
+	if _, fast := enc.(*parquetio.FastPartWriter); !fast {
+		// arrow-go's writer takes no dictionary batches for dense columns,
+		// and would write a dictionary's every entry, used or not
+		clear(readDict)
 	}
 	write := enc.Write
 	if alter := d.opt.alterOutputRows; alter != nil && out.hashes != nil {

@@ -133,7 +133,7 @@ func subsetOf(dst, published string, newer, older []rowHash) error {
 	}
 	if extra > 0 {
 		return &dataerr.Error{Location: published, Err: fmt.Errorf("destination %q: %w: its new version holds %d row(s) the published file does not "+
-			"(%d rows, published %d); deid retain only removes rows, so nothing was committed: a rule of the policy decides on data that changed "+
+			"(of %d rows compared with %d published); deid retain only removes rows, so nothing was committed: a rule of the policy decides on data that changed "+
 			"since publication; publish the destination again with deid run to review it", dst, ErrNewRows, extra, len(newer), len(older))}
 	}
 	return nil

@@ -83,7 +83,12 @@ func eachRowGroup(ctx context.Context, opt *Options, n int, fn func(ctx context.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(opt.Workers, 1))
 	for k := range n {
-		g.Go(func() error {
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil { // errgroup would let it kill the process
+					err = fmt.Errorf("row group %d: internal error (a bug in deid: please report it): %v", k, r)
+				}
+			}()
 			if slots := opt.hashSlots; slots != nil {
 				select {
 				case slots <- struct{}{}:

@@ -252,7 +252,7 @@ func (ids *identifierSet) scanFile(loc string, src identifierSource, open *openF
 					case ok && wholeDictionaries:
 						if d.Dictionary() != last { // batches share the chunk's dictionary
 							last = d.Dictionary()
-							eachIndexed(last, func(_ int, v []byte) { fn.value(names[j], v) })
+							eachTextIndexed(last, func(_ int, v []byte) { fn.value(names[j], v) })
 						}
 					case ok:
 						uses = eachUsed(d, uses, func(v []byte, _ int64) { fn.value(names[j], v) })

@@ -296,11 +296,23 @@ func (st *state) run(ctx context.Context, s *sched, rg int) error {
 		next, err = st.f.Finish(ctx, outs)
 		return err
 	})
+	if errors.Is(err, ErrInternal) {
+		// Finish owned the outputs and did not get to say what became of
+		// them: abort them (aborting one it committed does nothing)
+		for _, o := range outs {
+			if o != nil {
+				o.Abort()
+			}
+		}
+	}
 	if err == nil && next != nil {
 		s.next(next)
 	}
 	return err
 }
+
+// ErrInternal is matched by the error of a panic in a file's work: a bug.
+var ErrInternal = errors.New("internal error (a bug in deid: please report it with the log)")
 
 // call runs fn, one of the file's Task, InOrder or Finish (rg -1), and
 // turns a panic in it into an error naming the file and row group: a bug
@@ -315,7 +327,7 @@ func (st *state) call(rg int, fn func() error) (err error) {
 			if rg >= 0 {
 				where = fmt.Sprintf("%s: row group %d", where, rg)
 			}
-			err = fmt.Errorf("%s: internal error (a bug in deid: please report it with the log): %v", where, r)
+			err = fmt.Errorf("%s: %w: %v", where, ErrInternal, r)
 		}
 	}()
 	return fn()

@@ -310,11 +310,11 @@ func TestEnginePanic(t *testing.T) {
 					return o, nil
 				},
 				Finish: func(ctx context.Context, outs []Output) (*File, error) {
+					if where == "finish" {
+						panic("boom") // before it says what became of its outputs
+					}
 					for _, o := range outs {
 						o.Abort()
-					}
-					if where == "finish" {
-						panic("boom")
 					}
 					return nil, nil
 				}}
@@ -323,7 +323,7 @@ func TestEnginePanic(t *testing.T) {
 			if where == "finish" {
 				want = "a: internal error"
 			}
-			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "boom") {
+			if !errors.Is(err, ErrInternal) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "boom") {
 				t.Fatalf("error %v, want %q and the panic", err, want)
 			}
 			for _, o := range outs {
