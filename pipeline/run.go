@@ -417,11 +417,13 @@ func (r *runner) run(ctx context.Context) (err error) {
 		if r.partMem.Limit == 0 {
 			r.partMem.Limit = scratch.DefaultMemory
 		}
-		r.scratch, err = os.MkdirTemp(r.opt.ScratchDir, "deid-"+r.opt.RunID+"-")
+		var folder *scratch.Folder
+		folder, err = scratch.NewFolder(r.opt.ScratchDir, r.opt.RunID, log) // the err the deferred abort reads
 		if err != nil {
-			return fmt.Errorf("scratch directory: %w", err)
+			return err
 		}
-		defer os.RemoveAll(r.scratch)
+		r.scratch = folder.Path
+		defer folder.Remove()
 		defer func() {
 			if err != nil {
 				r.abortStaging(context.WithoutCancel(ctx))

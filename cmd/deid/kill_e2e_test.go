@@ -37,6 +37,7 @@ func killedAfter(t *testing.T, dir string, d time.Duration, args ...string) bool
 	t.Helper()
 	cmd := exec.Command(buildDeid(t), args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), scratchEnv(t, dir)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -85,13 +86,29 @@ func isEmptyDir(p string) bool {
 	return err == nil && len(es) == 0
 }
 
+// scratchEnv is the environment of a killed command and its rerun: their
+// own temporary folder, dir/tmp, where their scratch folders go.
+func scratchEnv(t *testing.T, dir string) []string {
+	t.Helper()
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"TMPDIR=" + tmp}
+}
+
 // checkConverged asserts the state after a killed command and one rerun:
-// nothing of deid's own state left in the lake or the outputs, and every
-// destination's report chain and the outputs check clean.
+// nothing of deid's own state left in the lake, the outputs or the
+// temporary folder (the killed command's scratch folder, raw rows for a
+// retain, is removed by the rerun), and every destination's report chain
+// and the outputs check clean.
 func checkConverged(t *testing.T, dir, policy, what string) {
 	t.Helper()
 	if l := leftovers(t, dir); len(l) > 0 {
 		t.Errorf("%s: left behind: %v", what, l)
+	}
+	if l, _ := filepath.Glob(filepath.Join(dir, "tmp", "deid-*")); len(l) > 0 {
+		t.Errorf("%s: scratch folders left behind: %v", what, l)
 	}
 	outs, _ := filepath.Glob(filepath.Join(dir, "out", "example", "*"))
 	if len(outs) != 4 {
@@ -137,7 +154,7 @@ func TestKillRunConverges(t *testing.T) {
 		if got := treeState(t, filepath.Join(dir, "testdata", "lake")); fmt.Sprint(got) != fmt.Sprint(lake) {
 			t.Errorf("trial %d (kill after %v): the lake changed", i, at)
 		}
-		if res := runDeid(t, dir, nil, run...); res.code != 0 {
+		if res := runDeid(t, dir, scratchEnv(t, dir), run...); res.code != 0 {
 			t.Fatalf("trial %d (kill after %v): rerun: exit %d\n%s", i, at, res.code, res.stderr)
 		}
 		checkConverged(t, dir, policy, fmt.Sprintf("trial %d (kill after %v)", i, at))
@@ -182,7 +199,7 @@ func TestKillRetainConverges(t *testing.T) {
 		if killedAfter(t, dir, at, retain...) {
 			landed++
 		}
-		if res := runDeid(t, dir, nil, retain...); res.code != 0 {
+		if res := runDeid(t, dir, scratchEnv(t, dir), retain...); res.code != 0 {
 			t.Fatalf("trial %d (kill after %v): rerun: exit %d\n%s", i, at, res.code, res.stderr)
 		}
 		what := fmt.Sprintf("trial %d (kill after %v)", i, at)
@@ -251,7 +268,7 @@ func TestKillMergeConverges(t *testing.T) {
 		if killedAfter(t, dir, at, merge...) {
 			landed++
 		}
-		if res := runDeid(t, dir, nil, merge...); res.code != 0 {
+		if res := runDeid(t, dir, scratchEnv(t, dir), merge...); res.code != 0 {
 			t.Fatalf("trial %d (kill after %v): merge again: exit %d\n%s", i, at, res.code, res.stderr)
 		}
 		checkConverged(t, dir, policy, fmt.Sprintf("merge trial %d (kill after %v)", i, at))

@@ -3,10 +3,12 @@ package retain
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
 
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/storage"
 	"github.com/deidproject/deid/rules"
 )
@@ -29,6 +31,7 @@ import (
 type prediction struct {
 	storage.Store
 	scratch string
+	folder  *scratch.Folder
 	mu      sync.Mutex
 	staged  map[string]string // source location -> staged version
 	gone    map[string]bool
@@ -51,15 +54,15 @@ func needsPrediction(plan *rules.Plan) bool {
 	return false
 }
 
-func newPrediction(base storage.Store) (*prediction, error) {
-	dir, err := os.MkdirTemp("", "deid-retain-dry-")
+func newPrediction(base storage.Store, scratchDir string, log *slog.Logger) (*prediction, error) {
+	folder, err := scratch.NewFolder(scratchDir, "retain-dry", log)
 	if err != nil {
 		return nil, err
 	}
-	return &prediction{Store: base, scratch: dir, staged: map[string]string{}, gone: map[string]bool{}}, nil
+	return &prediction{Store: base, scratch: folder.Path, folder: folder, staged: map[string]string{}, gone: map[string]bool{}}, nil
 }
 
-func (p *prediction) close() { os.RemoveAll(p.scratch) }
+func (p *prediction) close() { p.folder.Remove() }
 
 // note records what the run would do to source file loc: replace it with
 // staged, or delete it (staged "").

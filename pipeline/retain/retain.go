@@ -110,16 +110,15 @@ func Run(ctx context.Context, plan *rules.RetainPlan, opt Options) (*report.Reta
 			ctx = storage.WithRoots(ctx, dst.Output)
 		}
 	}
-	dir, err := os.MkdirTemp(opt.ScratchDir, "deid-retain-"+opt.RunID+"-")
+	folder, err := scratch.NewFolder(opt.ScratchDir, "retain-"+opt.RunID, opt.Logger)
 	if err != nil {
-		err = fmt.Errorf("scratch directory: %w", err)
 		rep.FinishedAt, rep.Outcome, rep.Error = opt.Clock().UTC(), "failed", err.Error()
 		return rep, err
 	}
-	defer os.RemoveAll(dir)
-	opt.scratch, opt.partMem = dir, &scratch.Budget{Limit: scratch.DefaultMemory}
+	defer folder.Remove()
+	opt.scratch, opt.partMem = folder.Path, &scratch.Budget{Limit: scratch.DefaultMemory}
 	if opt.DryRun && needsPrediction(opt.Outputs) {
-		p, err := newPrediction(opt.Store)
+		p, err := newPrediction(opt.Store, opt.ScratchDir, opt.Logger)
 		if err != nil {
 			return rep, fmt.Errorf("a dry run's scratch folder: %w", err)
 		}

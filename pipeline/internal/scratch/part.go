@@ -2,7 +2,9 @@
 // for one destination) until they are spliced into their output: in memory
 // while a shared budget allows, then in a file of the scratch directory, or
 // streamed straight into the output once the part's row group is the next to
-// splice. It never imports the engine (pipeline), rules or transforms.
+// splice; and the jobs' scratch folders, each locked while its job runs so
+// that one a killed job left is removed by the next (folder.go). It never
+// imports the engine (pipeline), rules or transforms.
 package scratch
 
 import (

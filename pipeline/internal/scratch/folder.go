@@ -1,0 +1,103 @@
+package scratch
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// A job's scratch folder holds its parts past the memory budget, class
+// tallies' runs and, for deid retain, rows of the source it rewrites: raw
+// data. A job removes its folder when it ends; one that is killed cannot.
+// So each folder holds a lock file that its job keeps locked while it runs
+// (an advisory lock the system drops when the process dies, however it
+// dies), and the next job to make a folder in the same place removes every
+// folder of deid's whose lock it can take: their jobs are gone.
+
+// folderPrefix begins the name of every scratch folder a job makes.
+const folderPrefix = "deid-"
+
+// lockName is the lock file inside a scratch folder.
+const lockName = ".deid-scratch.lock"
+
+// Folder is a job's scratch folder, locked while the job runs.
+type Folder struct {
+	// Path is the folder.
+	Path string
+	lock *os.File
+}
+
+// NewFolder makes a scratch folder in parent (the system's temporary
+// folder when empty; named folderPrefix, then name, then a random suffix),
+// locks it for this process, and first
+// removes the folders of jobs that ended without removing theirs (their
+// locks free). Remove it with Folder.Remove.
+func NewFolder(parent, name string, log *slog.Logger) (*Folder, error) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	removeStale(parent, log)
+	dir, err := os.MkdirTemp(parent, folderPrefix+name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("scratch folder: %w", err)
+	}
+	// the lock file is locked under another name, then renamed: a job
+	// looking for stale folders never finds it unlocked
+	tmp := filepath.Join(dir, lockName+".new")
+	lf, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err == nil {
+		var ok bool
+		if ok, err = lock(lf); err == nil && !ok {
+			err = errors.New("locked by another process")
+		}
+		if err == nil {
+			err = os.Rename(tmp, filepath.Join(dir, lockName))
+		}
+		if err != nil {
+			lf.Close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("scratch folder %s: lock: %w", dir, err)
+	}
+	return &Folder{Path: dir, lock: lf}, nil
+}
+
+// Remove removes the folder and its lock.
+func (f *Folder) Remove() error {
+	err := os.RemoveAll(f.Path)
+	f.lock.Close() // after the removal: no other job takes the folder meanwhile
+	return err
+}
+
+// removeStale removes parent's scratch folders whose lock no process
+// holds. A folder without a lock file is left alone: it is not one of
+// these (or is being made), and a folder that cannot be removed is logged.
+func removeStale(parent string, log *slog.Logger) {
+	entries, err := os.ReadDir(parent)
+	if err != nil || !locks {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), folderPrefix) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		lf, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if ok, err := lock(lf); err == nil && ok {
+			if err := os.RemoveAll(dir); err != nil && log != nil {
+				log.Warn("a scratch folder left by a job that ended could not be removed", "folder", dir, "error", err)
+			} else if log != nil {
+				log.Info("removed the scratch folder of a job that ended without removing it", "folder", dir)
+			}
+		}
+		lf.Close()
+	}
+}
