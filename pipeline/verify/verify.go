@@ -19,6 +19,7 @@ import (
 	"github.com/deidproject/deid/pipeline/internal/arrowpool"
 	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/pipeline/internal/engine"
+	"github.com/deidproject/deid/pipeline/internal/scratch"
 	"github.com/deidproject/deid/pipeline/output"
 	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/report"
@@ -113,6 +114,14 @@ func Outputs(ctx context.Context, plan *rules.Plan, opt Options) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	// the risk check's spilled counts go into a folder of this verify's,
+	// removed on return, or by the next job if this one is killed
+	folder, err := scratch.NewFolder(opt.ScratchDir, "verify", opt.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer folder.Remove()
+	opt.ScratchDir = folder.Path
 	res := &Result{}
 	v := &verifier{opt: opt, ids: ids, erased: newErasedOutputs(plan, opt), candidates: candidates{}, short: candidates{}}
 	defer func() {
