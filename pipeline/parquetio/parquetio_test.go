@@ -405,3 +405,47 @@ func TestOpenOwnsTheSource(t *testing.T) {
 		t.Errorf("Close: %v, source closed %d times", err, src.closed)
 	}
 }
+
+// TestReadRowGroupCallerPanic: a panic in the caller's own code (the batch
+// callback, the row filter's Select), on the lean reader and arrow-go's,
+// leaves ReadRowGroup as a *CallerPanic with its value and stack, never as
+// an ErrCorrupt blaming the file.
+func TestReadRowGroupCallerPanic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ok.parquet")
+	writeSample(t, path, 3000, 1000)
+	f, err := openPath(path, memory.NewGoAllocator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	id := f.LeafIndex("id")
+	boom := func() { panic("boom") }
+	for _, arrowGo := range []bool{false, true} {
+		for _, where := range []string{"callback", "select"} {
+			t.Run(fmt.Sprint(where, " arrow-go ", arrowGo), func(t *testing.T) {
+				opt := ReadOptions{Columns: []int{id}, BatchSize: 100, ArrowGo: arrowGo}
+				fn := func(arrow.RecordBatch) error { boom(); return nil }
+				if where == "select" {
+					if arrowGo {
+						t.Skip("the row filter is the lean reader's")
+					}
+					fn = func(arrow.RecordBatch) error { return nil }
+					opt.Filter = &RowFilter{Columns: []int{0}, Select: func([]arrow.Array) ([]bool, int, []arrow.Array, error) {
+						boom()
+						return nil, 0, nil, nil
+					}}
+				}
+				var err error
+				var got any
+				func() {
+					defer func() { got = recover() }()
+					err = f.ReadRowGroup(context.Background(), 1, opt, fn)
+				}()
+				cp, ok := got.(*CallerPanic)
+				if !ok || cp.Value != "boom" || !strings.Contains(string(cp.Stack), "TestReadRowGroupCallerPanic") {
+					t.Fatalf("recovered %v, error %v; want a CallerPanic of boom with its stack", got, err)
+				}
+			})
+		}
+	}
+}

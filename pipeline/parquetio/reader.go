@@ -302,13 +302,54 @@ func (f *File) LeanReadable(rg int, cols []int) bool {
 func (f *File) ReadRowGroup(ctx context.Context, rg int, opt ReadOptions, fn func(arrow.RecordBatch) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if cp, ok := r.(*CallerPanic); ok {
+				panic(cp) // the caller's bug, not the file's
+			}
 			err = corruptf(f.location, "row group %d: the Parquet decoder failed: %v", rg, r)
 		}
 	}()
+	fn = callerGuard(fn)
+	if flt := opt.Filter; flt != nil {
+		sel := flt.Select
+		guarded := *flt
+		guarded.Select = func(cols []arrow.Array) (keep []bool, kept int, filtered []arrow.Array, err error) {
+			defer rethrow()
+			return sel(cols)
+		}
+		opt.Filter = &guarded
+	}
 	if cols, ok := f.leanPlan(rg, opt); ok && !opt.ArrowGo {
 		return f.readLean(ctx, rg, opt, cols, fn)
 	}
 	return f.readArrowGo(ctx, rg, opt, fn)
+}
+
+// CallerPanic is what ReadRowGroup panics with when its caller's own code
+// (fn, or the row filter's Select) panicked: a bug of the caller, which a
+// corrupt file must not be blamed for. Stack is where it panicked.
+type CallerPanic struct {
+	Value any
+	Stack []byte
+}
+
+// callerGuard wraps the caller's fn so that its panic leaves ReadRowGroup
+// as a CallerPanic.
+func callerGuard(fn func(arrow.RecordBatch) error) func(arrow.RecordBatch) error {
+	return func(b arrow.RecordBatch) error {
+		defer rethrow()
+		return fn(b)
+	}
+}
+
+// rethrow, deferred in the caller's code, turns its panic into a
+// CallerPanic.
+func rethrow() {
+	if r := recover(); r != nil {
+		if cp, ok := r.(*CallerPanic); ok {
+			panic(cp)
+		}
+		panic(&CallerPanic{Value: r, Stack: debug.Stack()})
+	}
 }
 
 // readArrowGo decodes row group rg through arrow-go's pqarrow, verifying

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/deidproject/deid/pipeline/internal/engine"
 	"github.com/deidproject/deid/pipeline/parquetio"
 	"github.com/deidproject/deid/pipeline/pqstore"
 	"github.com/deidproject/deid/pipeline/storage"
@@ -86,7 +87,10 @@ func eachRowGroup(ctx context.Context, opt *Options, n int, fn func(ctx context.
 		g.Go(func() (err error) {
 			defer func() {
 				if r := recover(); r != nil { // errgroup would let it kill the process
-					err = fmt.Errorf("row group %d: internal error (a bug in deid: please report it): %v", k, r)
+					if cp, ok := r.(*parquetio.CallerPanic); ok {
+						r = cp.Value
+					}
+					err = fmt.Errorf("row group %d: %w: %v", k, engine.ErrInternal, r)
 				}
 			}()
 			if slots := opt.hashSlots; slots != nil {

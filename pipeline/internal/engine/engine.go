@@ -322,7 +322,11 @@ var ErrInternal = errors.New("internal error (a bug in deid: please report it wi
 func (st *state) call(rg int, fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("internal error", "file", st.f.Name, "row_group", rg, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			stack := debug.Stack()
+			if cp, ok := r.(*parquetio.CallerPanic); ok { // raised in a reader's callback
+				r, stack = cp.Value, cp.Stack
+			}
+			slog.Error("internal error", "file", st.f.Name, "row_group", rg, "panic", fmt.Sprint(r), "stack", string(stack))
 			where := st.f.Name
 			if rg >= 0 {
 				where = fmt.Sprintf("%s: row group %d", where, rg)

@@ -284,7 +284,7 @@ func TestEngineFailure(t *testing.T) {
 func TestEnginePanic(t *testing.T) {
 	defer slog.SetDefault(slog.Default())
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil))) // the stacks logged
-	for _, where := range []string{"task", "in order", "finish"} {
+	for _, where := range []string{"task", "in order", "finish", "reader callback"} {
 		t.Run(where, func(t *testing.T) {
 			budget := &scratch.Budget{Limit: 1 << 30}
 			var outs []*memOutput
@@ -293,6 +293,9 @@ func TestEnginePanic(t *testing.T) {
 				Task: func(ctx context.Context, rg int, head Head) ([]Piece, error) {
 					if where == "task" && rg == 2 {
 						panic("boom")
+					}
+					if where == "reader callback" && rg == 2 { // as ReadRowGroup raises it
+						panic(&parquetio.CallerPanic{Value: "boom", Stack: []byte("the stack")})
 					}
 					return []Piece{{Part: part(t, budget, int64(rg))}}, nil
 				},
@@ -323,7 +326,7 @@ func TestEnginePanic(t *testing.T) {
 			if where == "finish" {
 				want = "a: internal error"
 			}
-			if !errors.Is(err, ErrInternal) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "boom") {
+			if !errors.Is(err, ErrInternal) || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), ": boom") {
 				t.Fatalf("error %v, want %q and the panic", err, want)
 			}
 			for _, o := range outs {
