@@ -48,28 +48,24 @@ type filterBuild struct {
 	ctx    context.Context
 	ids    *identifierSet
 	mu     sync.Mutex
-	set    map[xxh3.Uint128]struct{} // the distinct hashes, until direct
-	direct atomic.Bool               // the filter is sized by rows and filled as values come
-	err    error                     // counting the rows failed
+	set    *hashSet    // the distinct hashes, until direct
+	direct atomic.Bool // the filter is sized by rows and filled as values come
+	err    error       // counting the rows failed
 }
 
 // flush moves a task's distinct hashes into the set, or into the filter
 // once it is filled directly, and empties local.
-func (fb *filterBuild) flush(local map[xxh3.Uint128]struct{}) {
+func (fb *filterBuild) flush(local *hashSet) {
 	fb.mu.Lock()
 	defer fb.mu.Unlock()
 	if fb.direct.Load() {
-		for h := range local {
-			fb.ids.add(h.Lo)
-		}
-		clear(local)
+		local.each(func(h xxh3.Uint128) { fb.ids.add(h.Lo) })
+		local.reset()
 		return
 	}
-	for h := range local {
-		fb.set[h] = struct{}{}
-	}
-	clear(local)
-	if len(fb.set) > maxDistinctExact && fb.err == nil {
+	local.each(fb.set.add)
+	local.reset()
+	if fb.set.len() > maxDistinctExact && fb.err == nil {
 		// too many to gather: size the filter by every source file's
 		// rows of identifier columns (their footers, read once)
 		var rows int64
@@ -78,7 +74,7 @@ func (fb *filterBuild) flush(local map[xxh3.Uint128]struct{}) {
 			return nil
 		})
 		if fb.err == nil {
-			fb.fill(max(rows, int64(len(fb.set))))
+			fb.fill(max(rows, int64(fb.set.len())))
 			fb.direct.Store(true)
 		}
 	}
@@ -90,12 +86,10 @@ func (fb *filterBuild) finish() {
 	if fb.direct.Load() {
 		return
 	}
-	exact := make([]xxh3.Uint128, 0, len(fb.set))
-	for h := range fb.set {
-		exact = append(exact, h)
-	}
+	exact := make([]xxh3.Uint128, 0, fb.set.len())
+	fb.set.each(func(h xxh3.Uint128) { exact = append(exact, h) })
 	slices.SortFunc(exact, compareHashes)
-	fb.fill(int64(len(fb.set)))
+	fb.fill(int64(fb.set.len()))
 	fb.ids.exact = exact
 }
 
@@ -106,9 +100,7 @@ func compareHashes(a, b xxh3.Uint128) int {
 // fill sizes the filter for n values and adds the set's.
 func (fb *filterBuild) fill(n int64) {
 	fb.ids.blocks = make([][8]uint64, max((n*bitsPerValue+511)/512, 2))
-	for h := range fb.set {
-		fb.ids.add(h.Lo)
-	}
+	fb.set.each(func(h xxh3.Uint128) { fb.ids.add(h.Lo) })
 	fb.set = nil
 }
 
@@ -163,4 +155,82 @@ func (ids *identifierSet) has(v []byte) bool {
 // mayHaveLength reports whether some long source value is n bytes long.
 func (ids *identifierSet) mayHaveLength(n int) bool {
 	return ids.lengths[min(n, maxLengthTracked)]
+}
+
+// hashSet is a set of 128-bit hashes, open-addressed: the hashes are
+// uniform already, so a slot is found from a hash's low bits with no
+// hashing of its own, and a probe compares 16 bytes in place (a Go map
+// hashed each key again and cost a quarter of verify's time).
+type hashSet struct {
+	slots   []xxh3.Uint128 // a power of two of them; the zero hash marks a free one
+	n       int
+	hasZero bool // the zero hash itself is in the set
+}
+
+// add puts h into the set.
+func (s *hashSet) add(h xxh3.Uint128) {
+	if h == (xxh3.Uint128{}) {
+		if !s.hasZero {
+			s.hasZero = true
+			s.n++
+		}
+		return
+	}
+	if 2*(s.n+1) > len(s.slots) {
+		s.grow()
+	}
+	mask := len(s.slots) - 1
+	for i := int(h.Lo) & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return
+		case xxh3.Uint128{}:
+			s.slots[i] = h
+			s.n++
+			return
+		}
+	}
+}
+
+// grow doubles the slots (1,024 at first) and puts the hashes back.
+func (s *hashSet) grow() {
+	old := s.slots
+	s.slots = make([]xxh3.Uint128, max(2*len(old), 1024))
+	s.n = 0
+	if s.hasZero {
+		s.n = 1
+	}
+	mask := len(s.slots) - 1
+	for _, h := range old {
+		if h == (xxh3.Uint128{}) {
+			continue
+		}
+		i := int(h.Lo) & mask
+		for s.slots[i] != (xxh3.Uint128{}) {
+			i = (i + 1) & mask
+		}
+		s.slots[i] = h
+		s.n++
+	}
+}
+
+// len is the number of hashes in the set.
+func (s *hashSet) len() int { return s.n }
+
+// each calls fn with every hash of the set, in no order.
+func (s *hashSet) each(fn func(xxh3.Uint128)) {
+	if s.hasZero {
+		fn(xxh3.Uint128{})
+	}
+	for _, h := range s.slots {
+		if h != (xxh3.Uint128{}) {
+			fn(h)
+		}
+	}
+}
+
+// reset empties the set, keeping its slots.
+func (s *hashSet) reset() {
+	clear(s.slots)
+	s.n, s.hasZero = 0, false
 }

@@ -62,11 +62,11 @@ func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt Options) (*iden
 			ids.columns = append(ids.columns, src.ds.Name+"."+n)
 		}
 	}
-	fb := &filterBuild{ctx: ctx, ids: ids, set: map[xxh3.Uint128]struct{}{}}
+	fb := &filterBuild{ctx: ctx, ids: ids, set: &hashSet{}}
 	err := ids.scan(ctx, true, func() valueFunc {
 		var key []byte
 		var lengths [maxLengthTracked + 1]bool
-		local := map[xxh3.Uint128]struct{}{}
+		local := &hashSet{}
 		return valueFunc{
 			value: func(column string, v []byte) {
 				if len(v) == 0 {
@@ -86,8 +86,8 @@ func newIdentifierSet(ctx context.Context, plan *rules.Plan, opt Options) (*iden
 					ids.add(h.Lo)
 					return
 				}
-				local[h] = struct{}{}
-				if len(local) >= localDistinct {
+				local.add(h)
+				if local.len() >= localDistinct {
 					fb.flush(local)
 				}
 			},

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -139,16 +140,16 @@ func TestFilterBuildDirect(t *testing.T) {
 	defer func(n int) { maxDistinctExact = n }(maxDistinctExact)
 	maxDistinctExact = 1000
 	ids := &identifierSet{plan: &rules.Plan{}, seed: 42}
-	fb := &filterBuild{ctx: context.Background(), ids: ids, set: map[xxh3.Uint128]struct{}{}}
+	fb := &filterBuild{ctx: context.Background(), ids: ids, set: &hashSet{}}
 	value := func(i int) []byte { return fmt.Appendf(nil, "86901%010d", i) }
 	for batch := range 5 {
-		local := map[xxh3.Uint128]struct{}{}
+		local := &hashSet{}
 		for i := batch * 600; i < (batch+1)*600; i++ {
 			if fb.direct.Load() && i%2 == 0 {
 				ids.add(ids.hash(value(i)).Lo) // as a task does once direct
 				continue
 			}
-			local[ids.hash(value(i))] = struct{}{}
+			local.add(ids.hash(value(i)))
 		}
 		fb.flush(local)
 		if want := batch >= 1; fb.direct.Load() != want {
@@ -172,10 +173,10 @@ func TestFilterBuildDirect(t *testing.T) {
 // the sources are not read again).
 func TestFilterBuildExact(t *testing.T) {
 	ids := &identifierSet{plan: &rules.Plan{}, seed: 7}
-	fb := &filterBuild{ctx: context.Background(), ids: ids, set: map[xxh3.Uint128]struct{}{}}
-	local := map[xxh3.Uint128]struct{}{}
+	fb := &filterBuild{ctx: context.Background(), ids: ids, set: &hashSet{}}
+	local := &hashSet{}
 	for i := range 20_000 {
-		local[ids.hash(fmt.Appendf(nil, "86901%010d", i%5000))] = struct{}{} // repeated values
+		local.add(ids.hash(fmt.Appendf(nil, "86901%010d", i%5000))) // repeated values
 	}
 	fb.flush(local)
 	fb.finish()
@@ -246,4 +247,82 @@ func BenchmarkScanWords(b *testing.B) {
 			})
 		})
 	}
+}
+
+// TestHashSet: the open-addressed set holds exactly the hashes added, each
+// once, against a Go map: random ones with repeats, the zero hash (which
+// marks a free slot), hashes whose low bits collide, across growth and a
+// reset.
+func TestHashSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s hashSet
+	want := map[xxh3.Uint128]bool{}
+	add := func(h xxh3.Uint128) {
+		s.add(h)
+		want[h] = true
+	}
+	for round := range 2 {
+		for i := range 50_000 {
+			h := xxh3.Uint128{Hi: rng.Uint64(), Lo: rng.Uint64()}
+			switch i % 5 {
+			case 0:
+				h = xxh3.Uint128{Hi: uint64(i), Lo: 42} // the same slot, then the next
+			case 1:
+				h = xxh3.Uint128{Hi: uint64(i % 7), Lo: uint64(i % 11)} // repeats
+			}
+			add(h)
+		}
+		add(xxh3.Uint128{})
+		add(xxh3.Uint128{})
+		if s.len() != len(want) {
+			t.Fatalf("round %d: %d hashes, want %d", round, s.len(), len(want))
+		}
+		got := map[xxh3.Uint128]int{}
+		s.each(func(h xxh3.Uint128) { got[h]++ })
+		for h := range want {
+			if got[h] != 1 {
+				t.Fatalf("round %d: %v given %d times", round, h, got[h])
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("round %d: each gave %d hashes, want %d", round, len(got), len(want))
+		}
+		s.reset()
+		clear(want)
+		if s.len() != 0 {
+			t.Fatalf("after reset: %d", s.len())
+		}
+	}
+}
+
+// BenchmarkHashSetAdd adds a task's worth of source hashes (200k distinct,
+// each five times, in random order, as in the bench's 1M-row row groups)
+// to a warm set; a warm set allocates nothing.
+func BenchmarkHashSetAdd(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	distinct := make([]xxh3.Uint128, 200_000)
+	for i := range distinct {
+		distinct[i] = xxh3.Uint128{Hi: rng.Uint64(), Lo: rng.Uint64()}
+	}
+	hs := make([]xxh3.Uint128, 0, 5*len(distinct))
+	for range 5 {
+		hs = append(hs, distinct...)
+	}
+	rng.Shuffle(len(hs), func(i, j int) { hs[i], hs[j] = hs[j], hs[i] })
+	var s hashSet
+	fill := func() {
+		s.reset()
+		for _, h := range hs {
+			s.add(h)
+		}
+	}
+	fill()
+	if allocs := testing.AllocsPerRun(2, fill); allocs > 0 {
+		b.Fatalf("%v allocations per fill of a warm set", allocs)
+	}
+	b.ResetTimer()
+	for range b.N {
+		fill()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(hs)), "ns/add")
 }
