@@ -386,6 +386,9 @@ func Plan(ctx context.Context, plan *rules.Plan, opt Options) (*report.Run, erro
 func (r *runner) run(ctx context.Context) (err error) {
 	log := r.opt.Logger
 	log.Info("run starting", "run_id", r.opt.RunID, "policy", r.plan.Policy.File, "now", r.plan.Now, "workers", r.opt.Workers)
+	if !r.dryRun {
+		scratch.RemoveStale(r.opt.ScratchDir, log) // also when this run turns out to have nothing to do
+	}
 	if err := r.listInputs(ctx); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package scratch
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,26 +33,44 @@ type Folder struct {
 
 // NewFolder makes a scratch folder in parent (the system's temporary
 // folder when empty; named folderPrefix, then name, then a random suffix),
-// locks it for this process, and first
-// removes the folders of jobs that ended without removing theirs (their
-// locks free). Remove it with Folder.Remove.
+// locks it for this process, and first removes the folders of jobs that
+// ended without removing theirs (their locks free). Remove it with
+// Folder.Remove.
 func NewFolder(parent, name string, log *slog.Logger) (*Folder, error) {
 	if parent == "" {
 		parent = os.TempDir()
 	}
-	removeStale(parent, log)
+	RemoveStale(parent, log)
+	for attempt := 0; ; attempt++ {
+		f, err := makeFolder(parent, name)
+		if err == nil || attempt == 2 || !errors.Is(err, errRaced) {
+			return f, err
+		}
+	}
+}
+
+// errRaced is another job's stale-folder sweep taking the folder being
+// made for one that is not: the folder is made again.
+var errRaced = errors.New("another job took the new folder for a stale one")
+
+// makeFolder makes and locks one folder. The lock file is locked under
+// another name, then renamed: a sweep never finds the lock file unlocked.
+// Another job's sweep can still meet the folder empty (and remove it) or
+// its lock file before it is locked (and take it): errRaced.
+func makeFolder(parent, name string) (*Folder, error) {
 	dir, err := os.MkdirTemp(parent, folderPrefix+name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("scratch folder: %w", err)
 	}
-	// the lock file is locked under another name, then renamed: a job
-	// looking for stale folders never finds it unlocked
 	tmp := filepath.Join(dir, lockName+".new")
 	lf, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = errRaced
+	}
 	if err == nil {
 		var ok bool
 		if ok, err = lock(lf); err == nil && !ok {
-			err = errors.New("locked by another process")
+			err = errRaced
 		}
 		if err == nil {
 			err = os.Rename(tmp, filepath.Join(dir, lockName))
@@ -74,10 +93,18 @@ func (f *Folder) Remove() error {
 	return err
 }
 
-// removeStale removes parent's scratch folders whose lock no process
-// holds. A folder without a lock file is left alone: it is not one of
-// these (or is being made), and a folder that cannot be removed is logged.
-func removeStale(parent string, log *slog.Logger) {
+// RemoveStale removes parent's scratch folders (the system's temporary
+// folder when empty) whose lock no process holds; NewFolder calls it, and
+// a job that may end before it makes a folder (one killed after its
+// commit leaves its folder, and its rerun has nothing to do) calls it
+// first. It removes those whose lock no process holds: the lock file's, or that of one killed before it was renamed
+// into place. A folder without either is removed only when empty (killed
+// before its lock file was made; os.Remove removes no folder with
+// something in it); a folder that cannot be removed is logged.
+func RemoveStale(parent string, log *slog.Logger) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
 	entries, err := os.ReadDir(parent)
 	if err != nil || !locks {
 		return
@@ -88,6 +115,13 @@ func removeStale(parent string, log *slog.Logger) {
 		}
 		dir := filepath.Join(parent, e.Name())
 		lf, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			lf, err = os.OpenFile(filepath.Join(dir, lockName+".new"), os.O_RDWR, 0)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			os.Remove(dir) // only if empty
+			continue
+		}
 		if err != nil {
 			continue
 		}

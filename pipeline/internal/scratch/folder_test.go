@@ -11,9 +11,10 @@ import (
 
 // TestFolderStale: a job's scratch folder is removed by the next job to
 // make one in the same place once its job has ended without removing it
-// (its lock dropped), and never while its job runs, in this process or
-// another; folders of other programs, folders without a lock file and
-// links are left alone.
+// (its lock dropped, or its lock file not yet renamed into place, or the
+// folder still empty), and never while its job runs, in this process or
+// another; folders of other programs, a folder with data and no lock file,
+// and links are left alone.
 func TestFolderStale(t *testing.T) {
 	if !locks {
 		t.Skip("no advisory locks on this system")
@@ -32,12 +33,16 @@ func TestFolderStale(t *testing.T) {
 	dead.lock.Close() // as if its process had died
 	other := filepath.Join(parent, "other-tool")
 	noLock := filepath.Join(parent, "deid-nolock")
+	empty := filepath.Join(parent, "deid-empty")   // killed before its lock file was made
+	unrenamed := filepath.Join(parent, "deid-new") // killed before its lock file was renamed
 	target := t.TempDir()
 	os.WriteFile(filepath.Join(target, lockName), nil, 0o600)
-	for _, d := range []string{other, noLock} {
+	for _, d := range []string{other, noLock, empty, unrenamed} {
 		os.Mkdir(d, 0o700)
 	}
 	os.WriteFile(filepath.Join(other, lockName), nil, 0o600)
+	os.WriteFile(filepath.Join(noLock, "data"), nil, 0o600)
+	os.WriteFile(filepath.Join(unrenamed, lockName+".new"), nil, 0o600)
 	os.Symlink(target, filepath.Join(parent, "deid-link"))
 
 	next, err := NewFolder(parent, "next", nil)
@@ -45,8 +50,10 @@ func TestFolderStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Remove()
-	if _, err := os.Stat(dead.Path); !os.IsNotExist(err) {
-		t.Errorf("the ended job's folder is still there: %v", err)
+	for _, d := range []string{dead.Path, empty, unrenamed} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("the ended job's folder %s is still there: %v", d, err)
+		}
 	}
 	for _, d := range []string{live.Path, other, noLock, target, filepath.Join(parent, "deid-link"), next.Path} {
 		if _, err := os.Lstat(d); err != nil {
