@@ -94,7 +94,9 @@ func (j *outputJob) open(ctx context.Context) error {
 	if f.Schema().FieldIndices(j.subject) == nil {
 		return &dataerr.Error{Location: j.loc, Column: j.subject, Err: errors.New("the published output lacks the subject column the policy gives it")}
 	}
-	j.leaf = f.LeafIndex(j.subject)
+	if j.leaf = f.LeafIndex(j.subject); j.leaf < 0 {
+		return &dataerr.Error{Location: j.loc, Column: j.subject, Err: errors.New("the published output's subject column is not a flat column")}
+	}
 	n := f.NumRowGroups()
 	j.fates, j.groups, j.erased, j.older = make([][]transforms.Fate, n), make([]int, n), make([]int64, n), make([][]rowHash, n)
 	return nil
