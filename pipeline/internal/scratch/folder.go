@@ -86,11 +86,35 @@ func makeFolder(parent, name string) (*Folder, error) {
 	return &Folder{Path: dir, lock: lf}, nil
 }
 
-// Remove removes the folder and its lock.
+// Remove removes the folder and its lock: what it holds first, the lock
+// file last, so that a job killed while removing it leaves a folder still
+// locked by nobody, or empty, which the next sweep removes either way.
 func (f *Folder) Remove() error {
-	err := os.RemoveAll(f.Path)
+	err := removeContents(f.Path)
+	if err == nil {
+		err = os.Remove(filepath.Join(f.Path, lockName))
+	}
+	if err == nil {
+		err = os.Remove(f.Path)
+	}
 	f.lock.Close() // after the removal: no other job takes the folder meanwhile
 	return err
+}
+
+// removeContents removes everything in dir but its lock file.
+func removeContents(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != lockName {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // RemoveStale removes parent's scratch folders (the system's temporary
