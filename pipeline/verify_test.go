@@ -185,6 +185,20 @@ func readColumns(t *testing.T, path string) ([]string, map[string][]any) {
 	return names, cols
 }
 
+// plantedColumns returns the output's columns read by readColumns, to
+// write back with plants: text, but the time column "at" of type at.
+func plantedColumns(names []string, cols map[string][]any, at arrow.DataType) []column {
+	var planted []column
+	for _, n := range names {
+		typ := arrow.DataType(arrow.BinaryTypes.String)
+		if n == "at" {
+			typ = at
+		}
+		planted = append(planted, column{n, typ, cols[n]})
+	}
+	return planted
+}
+
 type findingKey struct {
 	check, column string
 	rg            int
@@ -296,13 +310,7 @@ func TestVerifyFindsPlanted(t *testing.T) {
 				names = slices.DeleteFunc(names, func(n string) bool { return n == "user_id" })
 				want[findingKey{"schema", "user_id", -1}] = true
 			}
-			for _, n := range names {
-				typ := arrow.DataType(arrow.BinaryTypes.String)
-				if n == "at" {
-					typ = utcMillis
-				}
-				planted = append(planted, column{n, typ, cols[n]})
-			}
+			planted = plantedColumns(names, cols, utcMillis)
 			extra := make([]any, n)
 			for i := range extra {
 				extra[i] = phones[i]
@@ -394,16 +402,8 @@ func TestVerifyNestedSource(t *testing.T) {
 	out := filepath.Join(dir, "out", "logs", "part-0.parquet")
 	names, cols := readColumns(t, out)
 	cols["imei"][150] = imeis[3]
-	var planted []column
-	for _, n := range names {
-		typ := arrow.DataType(arrow.BinaryTypes.String)
-		if n == "at" {
-			typ = utcMillis
-		}
-		planted = append(planted, column{n, typ, cols[n]})
-	}
 	os.Remove(out)
-	writeTable(t, out, 100, planted...)
+	writeTable(t, out, 100, plantedColumns(names, cols, utcMillis)...)
 	_, got := verifyFindings(t, plan, false)
 	want := map[findingKey]bool{{"identifier", "imei", 1}: true, {"pseudonym", "imei", 1}: true}
 	if !maps.Equal(got, want) {
@@ -417,16 +417,8 @@ func TestVerifyNestedSource(t *testing.T) {
 func TestVerifyUnreadableTime(t *testing.T) {
 	plan, out, _, _ := verifyJob(t)
 	names, cols := readColumns(t, out)
-	var planted []column
-	for _, n := range names {
-		typ := arrow.DataType(arrow.BinaryTypes.String)
-		if n == "at" {
-			typ = &arrow.TimestampType{Unit: arrow.Millisecond}
-		}
-		planted = append(planted, column{n, typ, cols[n]})
-	}
 	os.Remove(out)
-	writeTable(t, out, 100, planted...)
+	writeTable(t, out, 100, plantedColumns(names, cols, &arrow.TimestampType{Unit: arrow.Millisecond})...)
 	res, got := verifyFindings(t, plan, false)
 	if want := map[findingKey]bool{{"retention", "at", -1}: true}; !maps.Equal(got, want) {
 		t.Fatalf("findings %v, want %v", res.Destinations[0].Findings, want)

@@ -194,8 +194,7 @@ func (j *outputJob) stageFile(ctx context.Context) (*engine.File, error) {
 				}
 			}
 			if err := j.finish(ctx, o, staged); err != nil {
-				var de *dataerr.Error
-				if errors.As(err, &de) && errors.Is(err, ErrNewRows) {
+				if errors.Is(err, ErrNewRows) { // names the published file already
 					return nil, err
 				}
 				return nil, fmt.Errorf("%s: stage the erased output: %w", j.loc, err)

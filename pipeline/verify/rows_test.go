@@ -2,6 +2,7 @@ package verify
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/deidproject/deid/pipeline/internal/classes"
 	"github.com/deidproject/deid/rules"
 	"github.com/deidproject/deid/transforms"
 )
@@ -19,14 +21,7 @@ import (
 // and is no error, and the bound is the run's own cut-off in range.
 // Before, the cut-off was out of range for nanoseconds and verify failed.
 func TestVerifyRetentionBoundSaturates(t *testing.T) {
-	spec, err := transforms.Lookup("keep")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, _, err := spec.Bind(nil, transforms.Env{Now: retentionNow})
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec, tr := keepTransform(t)
 	cases := []struct {
 		keep string
 		unit arrow.TimeUnit
@@ -57,6 +52,20 @@ func TestVerifyRetentionBoundSaturates(t *testing.T) {
 	}
 }
 
+// keepTransform returns the keep transform, bound.
+func keepTransform(t *testing.T) (*transforms.Spec, transforms.Transform) {
+	t.Helper()
+	spec, err := transforms.Lookup("keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _, err := spec.Bind(nil, transforms.Env{Now: retentionNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec, tr
+}
+
 // retentionNow is the now retention is measured from in these tests.
 var retentionNow = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
@@ -66,14 +75,7 @@ var retentionNow = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 // verify reports as a finding: the retention check is never skipped in
 // silence.
 func TestVerifyRetentionUnreadableTime(t *testing.T) {
-	spec, err := transforms.Lookup("keep")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, _, err := spec.Bind(nil, transforms.Env{Now: retentionNow})
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec, tr := keepTransform(t)
 	keep, _ := rules.ParseDuration("30d")
 	ds := &rules.Dataset{DatasetDecl: &rules.DatasetDecl{Retention: &rules.RetentionDecl{TimeColumn: "at", Keep: keep}}}
 	b := &rules.Binding{Dataset: ds, Columns: map[string]*rules.BoundColumn{"at": {Name: "at", Spec: spec, Transform: tr}}}
@@ -88,5 +90,35 @@ func TestVerifyRetentionUnreadableTime(t *testing.T) {
 		if !errors.Is(err, errUnreadableTime) || ok || col != 1 || !strings.Contains(err.Error(), typ.String()) {
 			t.Errorf("%s: column %d, %v, %v; want errUnreadableTime naming the type", typ, col, ok, err)
 		}
+	}
+}
+
+// TestFlushClasses: a task's class counts go into the risk check's tally
+// once they are more than the limit (all of them with 0), and the task's
+// map is then empty, so memory is bounded by the limit per task; counts
+// added in pieces sum as if added at once.
+func TestFlushClasses(t *testing.T) {
+	tally := classes.NewTally(t.TempDir(), 0)
+	defer tally.Close()
+	fc := &fileCheck{vr: &verifier{}, loc: "f.parquet", rc: &riskClasses{tally: tally}}
+	sn := &scanner{fc: fc, sc: &rgScan{classes: map[classes.Key]uint32{}}}
+	for i := range 10 {
+		sn.sc.classes[classes.Key{Lo: uint64(i % 4)}]++
+		if err := sn.flushClasses(3); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(sn.sc.classes); n > 3 {
+			t.Fatalf("%d classes held past a limit of 3", n)
+		}
+	}
+	if err := sn.flushClasses(0); err != nil || len(sn.sc.classes) != 0 {
+		t.Fatalf("the last flush left %d classes: %v", len(sn.sc.classes), err)
+	}
+	got := map[uint64]uint32{}
+	if err := tally.Each(func(k classes.Key, n uint32) error { got[k.Lo] += n; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[uint64]uint32{0: 3, 1: 3, 2: 2, 3: 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("counts %v, want %v", got, want)
 	}
 }
